@@ -1,0 +1,35 @@
+"""Validation of public parameters, with one message shape (after scikit-learn's)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def check_option(function: str, name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise ValueError unless ``value`` is one of ``allowed``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(
+            f"The {name!r} parameter of {function} must be one of {choices}. Got {value!r} instead."
+        )
+
+
+def check_type(function: str, name: str, value: Any, expected: type | tuple[type, ...], what: str) -> None:
+    """Raise TypeError unless ``value`` is an instance of ``expected`` (described as ``what``)."""
+    if not isinstance(value, expected) or isinstance(value, bool) and bool not in _as_tuple(expected):
+        raise TypeError(
+            f"The {name!r} parameter of {function} must be {what}. Got {type(value).__name__} {value!r} instead."
+        )
+
+
+def check_positive_int(function: str, name: str, value: Any) -> None:
+    """Raise TypeError/ValueError unless ``value`` is an int >= 1."""
+    check_type(function, name, value, int, "an int >= 1")
+    if value < 1:
+        raise ValueError(f"The {name!r} parameter of {function} must be an int >= 1. Got {value!r} instead.")
+
+
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)

@@ -1,0 +1,158 @@
+"""Turning user evidence into validated state names and per-case likelihood vectors."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .exceptions import InvalidStateError, UnknownVariableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .model import Model
+
+__all__ = ["normalize_evidence"]
+
+_TRUE_NAMES = ("yes", "true", "present")
+_FALSE_NAMES = ("no", "false", "absent")
+
+
+def is_missing(value: Any) -> bool:
+    """True for the values that mean "not observed": None, NaN and the empty string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and value == "":
+        return True
+    try:
+        import pandas as pd
+
+        return bool(value is pd.NA or value is pd.NaT)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def unknown_variable(model: Model, name: object, where: str = "") -> UnknownVariableError:
+    close = difflib.get_close_matches(str(name), model.variables, n=3, cutoff=0.6)
+    return UnknownVariableError(str(name), close, where=where)
+
+
+def to_state(model: Model, variable: str, value: Any, where: str = "") -> str | None:
+    """The state name that ``value`` stands for, or None when it means "not observed"."""
+    if is_missing(value):
+        return None
+    states = model.states[variable]
+    if isinstance(value, (bool, np.bool_)):
+        names = _TRUE_NAMES if value else _FALSE_NAMES
+        for s in states:
+            if s.lower() in names:
+                return s
+        raise InvalidStateError(variable, value, states, where=where)
+    if isinstance(value, np.str_):
+        value = str(value)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"Evidence for {variable!r}{where} must be a state name (str), a bool, or None/NaN/'' for "
+            f"not observed. Got {type(value).__name__} {value!r}; valid states are "
+            + ", ".join(repr(s) for s in states) + "."
+        )
+    if value not in states:
+        raise InvalidStateError(variable, value, states, where=where)
+    return value
+
+
+def normalize_evidence(evidence: Mapping[str, Any] | None, model: Model, *, where: str = "") -> dict[str, str]:
+    """Validate ``evidence`` against ``model`` and return ``{variable: state}`` without unobserved entries.
+
+    Parameters
+    ----------
+    evidence : mapping of str to str, bool or None
+        State names; ``True``/``False`` map to ``yes``/``no``; ``None``, ``NaN`` and ``""`` mean not observed.
+    model : Model
+    where : str
+        Text appended to error messages to locate the case (for example ``" in case 3"``).
+
+    Raises
+    ------
+    TypeError
+        If ``evidence`` is not a mapping, or a value is neither a str, a bool nor missing.
+    UnknownVariableError, InvalidStateError
+    """
+    if evidence is None:
+        return {}
+    if not isinstance(evidence, Mapping):
+        raise TypeError(
+            f"Evidence{where} must be a mapping of variable to state, such as "
+            f"{{'painful_cramps': 'yes'}}. Got {type(evidence).__name__} instead."
+        )
+    result: dict[str, str] = {}
+    for variable, value in evidence.items():
+        if not isinstance(variable, str):
+            raise TypeError(f"Evidence{where} must be keyed by variable names (str). Got {type(variable).__name__} {variable!r}.")
+        if variable not in model.states:
+            raise unknown_variable(model, variable, where)
+        state = to_state(model, variable, value, where)
+        if state is not None:
+            result[variable] = state
+    return result
+
+
+def likelihoods_from_evidence(model: Model, cases: Sequence[Mapping[str, str]]) -> dict[str, np.ndarray]:
+    """Per-variable likelihood arrays (one-hot where observed, ones elsewhere) for normalized cases."""
+    n = len(cases)
+    arrays: dict[str, np.ndarray] = {}
+    for k, case in enumerate(cases):
+        for variable, state in case.items():
+            arr = arrays.get(variable)
+            if arr is None:
+                arr = arrays[variable] = np.ones((n, len(model.states[variable])))
+            arr[k] = 0.0
+            arr[k, model.states[variable].index(state)] = 1.0
+    return arrays
+
+
+def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str = "row") -> dict[str, np.ndarray]:
+    """Per-variable likelihood arrays for a DataFrame (one row a case, one column a variable).
+
+    Raises
+    ------
+    UnknownVariableError
+        For a column that is not a variable of the model.
+    InvalidStateError, TypeError
+        For a bad cell, naming the row label and the column.
+    """
+    n = len(frame)
+    arrays: dict[str, np.ndarray] = {}
+    for column in frame.columns:
+        if column not in model.states:
+            raise unknown_variable(model, column, " (a column of the cases)")
+        states = model.states[column]
+        values = frame[column].to_numpy(dtype=object)
+        codes = np.full(n, -1, dtype=np.int64)
+        lookup: dict[Any, int] = {}
+        for k, value in enumerate(values):
+            key = (type(value), value)
+            try:
+                code = lookup[key]
+            except (KeyError, TypeError):
+                label = frame.index[k]
+                state = to_state(model, column, value, f" in {row_label} {label!r}")
+                code = -1 if state is None else states.index(state)
+                try:
+                    lookup[key] = code
+                except TypeError:
+                    pass
+            codes[k] = code
+        observed = codes >= 0
+        if observed.any():
+            arr = np.ones((n, len(states)))
+            arr[observed] = 0.0
+            arr[np.flatnonzero(observed), codes[observed]] = 1.0
+            arrays[column] = arr
+    return arrays

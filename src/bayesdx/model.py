@@ -1,0 +1,369 @@
+"""The :class:`Model`: a pgmpy network with roles, hypotheses and costs, and :func:`load_model`."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import _resources
+from .inference import CompiledNetwork, InferenceEngine
+from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
+
+__all__ = ["Hypothesis", "Model", "load_model"]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One ranked hypothesis: a state of a cause node.
+
+    Attributes
+    ----------
+    id : str
+        ``node`` for a binary cause, ``"node=state"`` otherwise (``"Cirrhosis=decompensate"``).
+    node : str
+    state : str
+    """
+
+    id: str
+    node: str
+    state: str
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A diagnostic model: a discrete Bayesian network whose nodes have roles.
+
+    Create it with :func:`load_model`.
+
+    Attributes
+    ----------
+    network : pgmpy.models.DiscreteBayesianNetwork
+        The network every probability is computed on.
+    causes, findings, tests : tuple of str
+        Node ids by role. Every node that is neither a cause nor a test is a finding.
+    hypotheses : tuple of Hypothesis
+        The cause hypotheses that are ranked, in model order.
+    states : mapping of str to tuple of str
+        State names of every node.
+    normal_states : mapping of str to str or None
+        The normal (not-a-hypothesis, negative) state of each node, where it has one.
+    costs : mapping of str to float
+        Cost of observing each finding (asking) and test (doing), on the model's cost scale.
+    labels : mapping of str to str
+        Human-readable label of each node.
+    id, version : str
+        The model's identity, recorded in every result.
+    priors : str
+        Name of the prior setting in force (``"network"`` for a network that carries its own priors).
+    source : str
+        Where the model came from (a file path, or ``"<pgmpy model>"``).
+    spec : ModelSpec or None
+        The parsed model file, for models read from TOML.
+    prior_setting : PriorSetting or None
+        The parsed prior file, for models read from TOML.
+    """
+
+    network: Any = field(repr=False)
+    causes: tuple[str, ...]
+    findings: tuple[str, ...] = field(repr=False)
+    tests: tuple[str, ...] = field(repr=False)
+    hypotheses: tuple[Hypothesis, ...] = field(repr=False)
+    states: Mapping[str, tuple[str, ...]] = field(repr=False)
+    normal_states: Mapping[str, str | None] = field(repr=False)
+    costs: Mapping[str, float] = field(repr=False)
+    labels: Mapping[str, str] = field(repr=False)
+    id: str = ""
+    version: str = ""
+    priors: str = ""
+    source: str = ""
+    spec: ModelSpec | None = field(default=None, repr=False)
+    prior_setting: PriorSetting | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Model(id={self.id!r}, version={self.version!r}, priors={self.priors!r}, "
+            f"causes={len(self.causes)}, findings={len(self.findings)}, tests={len(self.tests)})"
+        )
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Every node id, causes first, then findings, then tests."""
+        return self.causes + self.findings + self.tests
+
+    def role(self, variable: str) -> str:
+        """``"cause"``, ``"finding"`` or ``"test"``."""
+        if variable in self.causes:
+            return "cause"
+        return "test" if variable in self.tests else "finding"
+
+    @cached_property
+    def compiled(self) -> CompiledNetwork:
+        """The network as arrays, for the inference engine."""
+        return CompiledNetwork.from_pgmpy(self.network)
+
+    @cached_property
+    def engine(self) -> InferenceEngine:
+        """The exact batched inference engine of this model."""
+        return InferenceEngine(self.compiled)
+
+    @cached_property
+    def prior_probabilities(self) -> Mapping[str, float]:
+        """Probability of every hypothesis before any evidence."""
+        post = self.engine.posterior({}, self.causes, 1)
+        return MappingProxyType({
+            h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses
+        })
+
+    def with_priors(self, priors: str | os.PathLike[str]) -> Model:
+        """The same model with another prior setting (models read from a model file only)."""
+        if self.spec is None:
+            raise ValueError(
+                f"Model {self.id!r} was not read from a model file, so its priors cannot be swapped; "
+                "its network carries its own prior tables."
+            )
+        return _from_spec(self.spec, priors)
+
+
+# ---------------------------------------------------------------------- loading
+def load_model(
+    source: str | os.PathLike[str] | Any | None = None,
+    *,
+    priors: str | os.PathLike[str] | None = None,
+    causes: Sequence[str] | None = None,
+    tests: Sequence[str] = (),
+    normal_states: Mapping[str, str | None] | None = None,
+) -> Model:
+    """Load a diagnostic model.
+
+    Parameters
+    ----------
+    source : str, path-like, pgmpy network or None, default None
+        ``None`` loads the bundled leg-twitch network. A name such as ``"leg_twitch"`` loads a bundled
+        model; a path to a ``.toml`` model file, a ``.bif`` or ``.xml``/``.xmlbif`` file, or a pgmpy
+        ``DiscreteBayesianNetwork`` loads that network.
+    priors : str or path-like, optional
+        For model files: the prior setting, by bundled name (``"article"``, ``"uniform"``, ...) or as a
+        path to a prior file. Defaults to the model's ``default_priors``. Not allowed for BIF, XMLBIF and
+        pgmpy networks, which carry their own priors.
+    causes : sequence of str, optional
+        For BIF, XMLBIF and pgmpy networks (required there): the nodes to rank. Not allowed for model files,
+        which declare roles themselves.
+    tests : sequence of str, default ()
+        For BIF, XMLBIF and pgmpy networks: the nodes that are tests. Every other node is a finding.
+    normal_states : mapping of str to str or None, optional
+        The normal state of a cause (not ranked) where it is not named absent/normal/no/false; map a cause
+        to ``None`` to rank every one of its states.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ModelFileError
+        If a model or prior file is malformed (naming the file, key and value).
+    FileNotFoundError
+        If a file does not exist.
+    ValueError
+        For an unknown bundled name or prior setting, or roles that do not fit the network.
+
+    Examples
+    --------
+    >>> import bayesdx
+    >>> model = bayesdx.load_model()
+    >>> model.id, model.priors
+    ('leg_twitch', 'article')
+    >>> "als" in model.causes
+    True
+    """
+    if source is None or (isinstance(source, str) and source in _resources.available("models")):
+        name = _resources.BUNDLED_MODEL if source is None else source
+        _roles_must_be_absent(causes, tests, normal_states, "a model file")
+        return _bundled(name, None if priors is None else os.fspath(priors))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix == ".toml":
+            _roles_must_be_absent(causes, tests, normal_states, "a model file")
+            return _from_spec(read_model_file(path), priors)
+        if suffix in (".bif", ".xml", ".xmlbif"):
+            if not path.is_file():
+                raise FileNotFoundError(f"No such network file: {str(path)!r}")
+            from pgmpy.readwrite import BIFReader, XMLBIFReader
+
+            reader = BIFReader(str(path)) if suffix == ".bif" else XMLBIFReader(str(path))
+            network = reader.get_model()
+            return from_network(network, causes=causes, tests=tests, normal_states=normal_states,
+                                priors=priors, source=str(path), model_id=path.stem)
+        if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:
+            bundled = ", ".join(repr(n) for n in _resources.available("models"))
+            raise ValueError(
+                f"The 'source' parameter of load_model must be a bundled model name ({bundled}), a path to a "
+                f".toml, .bif or .xmlbif file, or a pgmpy network. Got {source!r} instead."
+            )
+        raise ValueError(
+            f"Cannot load {str(source)!r}: the file type {suffix or '(none)'!r} is not supported. "
+            "Use a .toml model file, a .bif or an .xmlbif/.xml file."
+        )
+    if hasattr(source, "get_cpds") and hasattr(source, "nodes"):
+        return from_network(source, causes=causes, tests=tests, normal_states=normal_states,
+                            priors=priors, source="<pgmpy model>", model_id=getattr(source, "name", "") or "network")
+    raise TypeError(
+        "The 'source' parameter of load_model must be None, a str or path-like, or a pgmpy "
+        f"DiscreteBayesianNetwork. Got {type(source).__name__} instead."
+    )
+
+
+def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str) -> None:
+    if causes is not None or tuple(tests) or normal_states is not None:
+        raise ValueError(
+            f"causes=, tests= and normal_states= are for BIF, XMLBIF and pgmpy networks; {what} declares "
+            "the role and normal state of every node itself."
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _bundled(name: str, priors: str | None) -> Model:
+    return _from_spec(read_model_file(_resources.data_dir("models") / f"{name}.toml"), priors)
+
+
+def _resolve_priors(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Path:
+    name = spec.default_priors if priors is None else priors
+    if isinstance(name, str) and not name.lower().endswith(".toml"):
+        for folder in (spec.path.parent.parent / "priors", _resources.data_dir("priors")):
+            candidate = folder / f"{name}.toml"
+            if candidate.is_file():
+                return candidate
+        choices = ", ".join(repr(n) for n in _resources.available("priors"))
+        raise ValueError(
+            f"The 'priors' parameter of load_model must be one of {choices} or a path to a prior file (.toml). "
+            f"Got {name!r} instead."
+        )
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such prior file: {str(path)!r}")
+    return path
+
+
+def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
+    setting: PriorSetting | None = None
+    if any(cpd["kind"] == "cause_prior" for cpd in spec.cpds.values()):
+        setting = read_prior_file(_resolve_priors(spec, priors), spec)
+    elif priors is not None:
+        raise ValueError(f"Model file {str(spec.path)!r} has no 'cause_prior' causes, so it takes no priors.")
+    network = build_network(spec, setting)
+    nodes = spec.nodes.values()
+    causes = tuple(n.id for n in nodes if n.role == "cause")
+    costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role != "cause"}
+    return Model(
+        network=network,
+        causes=causes,
+        findings=tuple(n.id for n in nodes if n.role == "finding"),
+        tests=tuple(n.id for n in nodes if n.role == "test"),
+        hypotheses=_hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes}),
+        states=MappingProxyType({n.id: n.states for n in nodes}),
+        normal_states=MappingProxyType({n.id: n.normal for n in nodes}),
+        costs=MappingProxyType(costs),
+        labels=MappingProxyType({n.id: n.label for n in nodes}),
+        id=spec.id,
+        version=spec.version,
+        priors=setting.id if setting is not None else "network",
+        source=str(spec.path),
+        spec=spec,
+        prior_setting=setting,
+    )
+
+
+def _hypotheses(causes: Sequence[str], states: Mapping[str, Sequence[str]], normals: Mapping[str, str | None]) -> tuple[Hypothesis, ...]:
+    result = []
+    for c in causes:
+        normal = normals[c]
+        if normal is not None and len(states[c]) == 2:
+            result.append(Hypothesis(c, c, next(s for s in states[c] if s != normal)))
+        else:
+            result.extend(Hypothesis(f"{c}={s}", c, s) for s in states[c] if s != normal)
+    return tuple(result)
+
+
+def from_network(
+    network: Any,
+    *,
+    causes: Sequence[str] | None,
+    tests: Sequence[str] = (),
+    normal_states: Mapping[str, str | None] | None = None,
+    priors: Any = None,
+    source: str = "<pgmpy model>",
+    model_id: str = "network",
+) -> Model:
+    """Wrap a pgmpy ``DiscreteBayesianNetwork`` (see :func:`load_model`)."""
+    if priors is not None:
+        raise ValueError(f"The network {source!r} carries its own prior tables; priors= is only for model files.")
+    if causes is None or isinstance(causes, str) or not len(causes):
+        raise ValueError(
+            f"Loading {source!r} needs causes=[...]: the nodes to rank (for example causes=['Cirrhosis']). "
+            "Tests go in tests=[...]; every other node is a finding."
+        )
+    nodes = [str(n) for n in network.nodes()]
+    for role, names in (("causes", causes), ("tests", tests)):
+        for name in names:
+            if name not in nodes:
+                import difflib
+
+                close = difflib.get_close_matches(str(name), nodes, n=3)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"The {role} of load_model name {name!r}, which is not a node of {source!r}.{hint}")
+    overlap = set(causes) & set(tests)
+    if overlap:
+        raise ValueError(f"{sorted(overlap)!r} cannot be both a cause and a test.")
+    if len(network.get_cpds()) != len(nodes):
+        missing = sorted(set(nodes) - {c.variable for c in network.get_cpds()})
+        raise ValueError(f"The network {source!r} has nodes without a CPD: {missing!r}.")
+    compiled = CompiledNetwork.from_pgmpy(network)
+    states = {v: s for v, s in zip(compiled.variables, compiled.states, strict=True)}
+    normals: dict[str, str | None] = {v: default_normal(states[v]) for v in nodes}
+    for node, normal in (normal_states or {}).items():
+        if node not in causes:
+            raise ValueError(f"normal_states names {node!r}, which is not among the causes {list(causes)!r}.")
+        if normal is not None and normal not in states[node]:
+            raise ValueError(f"normal_states gives {normal!r} for {node!r}; its states are {list(states[node])!r}.")
+        normals[node] = normal
+    findings = tuple(n for n in nodes if n not in causes and n not in tests)
+    model = Model(
+        network=network,
+        causes=tuple(causes),
+        findings=findings,
+        tests=tuple(tests),
+        hypotheses=_hypotheses(causes, states, normals),
+        states=MappingProxyType({n: states[n] for n in nodes}),
+        normal_states=MappingProxyType(normals),
+        costs=MappingProxyType({n: 1.0 for n in findings + tuple(tests)}),
+        labels=MappingProxyType({n: n for n in nodes}),
+        id=model_id,
+        version="",
+        priors="network",
+        source=source,
+    )
+    model.__dict__["compiled"] = compiled  # already built; cached_property reads it from here
+    return model
+
+
+def check_model_file(path: str | os.PathLike[str], priors: str | os.PathLike[str] | None = None) -> Model:
+    """Read, validate and build a model file; raise :class:`ModelFileError` on the first problem."""
+    return _from_spec(read_model_file(path), priors)
+
+
+def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None, function: str) -> Model:
+    if model is None:
+        return load_model(priors=priors)
+    if not isinstance(model, Model):
+        raise TypeError(f"The 'model' parameter of {function} must be a bayesdx Model (from load_model). Got {type(model).__name__} instead.")
+    if priors is not None and (model.spec is None or os.fspath(priors) != model.priors):
+        return model.with_priors(priors)
+    return model
+

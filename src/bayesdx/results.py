@@ -1,0 +1,145 @@
+"""Frozen result objects returned by :func:`bayesdx.rank_causes`."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CAVEAT", "Diagnosis", "RankedCause"]
+
+#: Printed with every result: bayesdx supports decisions; it does not diagnose.
+CAVEAT = (
+    "Decision support only, not a diagnosis: these probabilities come from a model whose priors were "
+    "hand-set from one article and partly guessed; a clinician must judge the case."
+)
+
+#: Column order of :meth:`Diagnosis.to_frame`.
+FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "prior_probability")
+
+
+@dataclass(frozen=True)
+class RankedCause:
+    """One cause hypothesis with its posterior probability.
+
+    Attributes
+    ----------
+    id : str
+        The hypothesis id (the node id for a binary cause, ``"node=state"`` otherwise).
+    node : str
+        The cause node.
+    state : str
+        The node's state this hypothesis stands for.
+    probability : float
+        ``P(node = state | evidence)``, exact and unrounded.
+    """
+
+    id: str
+    node: str
+    state: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Ranked causes for one case, with what produced them.
+
+    Attributes
+    ----------
+    causes : tuple of RankedCause
+        Every cause hypothesis, most probable first (ties keep the model's order).
+    evidence : mapping of str to str
+        The evidence as used: validated state names, unobserved entries removed.
+    model_id, model_version, priors : str
+        The model and prior setting that produced the result.
+    log_evidence : float
+        Natural log of the probability of the evidence under the model.
+    prior_probabilities : mapping of str to float
+        Each hypothesis's probability before any evidence.
+    labels : mapping of str to str
+        Human-readable labels of the cause nodes.
+    caveat : str
+        Decision support, not a diagnosis.
+    """
+
+    causes: tuple[RankedCause, ...]
+    evidence: Mapping[str, str]
+    model_id: str
+    model_version: str
+    priors: str
+    log_evidence: float
+    prior_probabilities: Mapping[str, float] = field(repr=False)
+    labels: Mapping[str, str] = field(repr=False)
+    caveat: str = field(default=CAVEAT, repr=False)
+
+    def probability(self, cause: str) -> float:
+        """Posterior probability of the hypothesis ``cause``.
+
+        Raises
+        ------
+        KeyError
+            If ``cause`` is not a hypothesis id of the model.
+        """
+        for c in self.causes:
+            if c.id == cause:
+                return c.probability
+        valid = ", ".join(repr(c.id) for c in self.causes)
+        raise KeyError(f"{cause!r} is not a cause hypothesis of this result. Valid ids are {valid}.")
+
+    def rank(self, cause: str) -> int:
+        """1-based rank of the hypothesis ``cause``."""
+        for k, c in enumerate(self.causes, start=1):
+            if c.id == cause:
+                return k
+        self.probability(cause)  # raises the KeyError with the valid ids
+        raise AssertionError  # pragma: no cover
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cause hypothesis, most probable first.
+
+        Columns, in this order: ``rank``, ``id``, ``node``, ``state``, ``label``, ``probability``
+        (posterior, unrounded), ``prior_probability`` (before any evidence).
+        """
+        import pandas as pd
+
+        rows = [
+            (k, c.id, c.node, c.state, self.labels.get(c.node, c.node), c.probability,
+             self.prior_probabilities.get(c.id, float("nan")))
+            for k, c in enumerate(self.causes, start=1)
+        ]
+        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{c.id}={c.probability:.3f}" for c in self.causes[:3])
+        ev = len(self.evidence)
+        return (
+            f"<Diagnosis {top}{', ...' if len(self.causes) > 3 else ''} | {ev} observed | "
+            f"model={self.model_id} {self.model_version} priors={self.priors}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{k}</td><td>{html.escape(c.id)}</td><td>{c.probability:.4f}</td></tr>"
+            for k, c in enumerate(self.causes[:10], start=1)
+        )
+        return (
+            f"<div><table><thead><tr><th>rank</th><th>cause</th><th>probability</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><p><small>{html.escape(self.caveat)} Model "
+            f"{html.escape(self.model_id)} {html.escape(self.model_version)}, priors "
+            f"{html.escape(self.priors)}.</small></p></div>"
+        )
+
+    def _summary(self) -> dict[str, Any]:  # used by the command line's --json
+        return {
+            "causes": [{"id": c.id, "node": c.node, "state": c.state, "probability": c.probability} for c in self.causes],
+            "evidence": dict(self.evidence),
+            "model": self.model_id,
+            "model_version": self.model_version,
+            "priors": self.priors,
+            "log_evidence": self.log_evidence,
+            "caveat": self.caveat,
+        }
