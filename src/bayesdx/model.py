@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _resources
 from .inference import CompiledNetwork, InferenceEngine
+from .triage import ReferralPolicy, TriagePolicy
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 
 __all__ = ["Hypothesis", "Model", "load_model"]
@@ -65,6 +66,8 @@ class Model:
         Where the model came from (a file path, or ``"<pgmpy model>"``).
     spec : ModelSpec or None
         The parsed model file, for models read from TOML.
+    triage_policy, referral_policy : TriagePolicy or ReferralPolicy or None
+        The model file's triage and referral rules, if it declares them.
     prior_setting : PriorSetting or None
         The parsed prior file, for models read from TOML.
     """
@@ -84,6 +87,8 @@ class Model:
     source: str = ""
     spec: ModelSpec | None = field(default=None, repr=False)
     prior_setting: PriorSetting | None = field(default=None, repr=False)
+    triage_policy: TriagePolicy | None = field(default=None, repr=False)
+    referral_policy: ReferralPolicy | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -260,14 +265,19 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     network = build_network(spec, setting)
     nodes = spec.nodes.values()
     causes = tuple(n.id for n in nodes if n.role == "cause")
+    hypotheses = _hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
+    hyp_ids = [h.id for h in hypotheses]
+    states = {n.id: n.states for n in nodes}
+    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, states, hyp_ids)
+    referral = None if spec.referral is None else ReferralPolicy.parse(spec.path, spec.referral, hyp_ids)
     costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role != "cause"}
     return Model(
         network=network,
         causes=causes,
         findings=tuple(n.id for n in nodes if n.role == "finding"),
         tests=tuple(n.id for n in nodes if n.role == "test"),
-        hypotheses=_hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes}),
-        states=MappingProxyType({n.id: n.states for n in nodes}),
+        hypotheses=hypotheses,
+        states=MappingProxyType(states),
         normal_states=MappingProxyType({n.id: n.normal for n in nodes}),
         costs=MappingProxyType(costs),
         labels=MappingProxyType({n.id: n.label for n in nodes}),
@@ -277,6 +287,8 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         source=str(spec.path),
         spec=spec,
         prior_setting=setting,
+        triage_policy=triage,
+        referral_policy=referral,
     )
 
 

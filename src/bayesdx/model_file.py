@@ -65,6 +65,8 @@ class ModelSpec:
     cost_scale: str
     nodes: dict[str, NodeSpec]
     cpds: dict[str, dict[str, Any]] = field(repr=False)
+    triage: dict[str, Any] | None = field(default=None, repr=False)
+    referral: dict[str, Any] | None = field(default=None, repr=False)
 
     def parents(self, node: str) -> tuple[str, ...]:
         """Parents of ``node`` as declared by its CPD."""
@@ -205,6 +207,7 @@ def read_model_file(path: str | Path) -> ModelSpec:
         title=str(meta.get("title", "")), description=str(meta.get("description", "")),
         default_priors=str(meta.get("default_priors", "")), question_cost=float(question_cost),
         cost_scale=str(meta.get("cost_scale", "")), nodes=nodes, cpds=dict(cpds_raw),
+        triage=data.get("triage"), referral=data.get("referral"),
     )
     for node_id in nodes:
         _check_cpd(spec, node_id)

@@ -9,13 +9,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import difflib
+
 from ._validation import check_positive_int
+from .next_steps import analyse_steps, default_pursued
+from .options import resolve
 from .evidence import likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
 from .results import Diagnosis, RankedCause
 
-__all__ = ["posterior_matrix", "rank_causes", "score"]
+__all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
+
+
+def hypothesis_matrix(model: Model, marginals: Mapping[str, np.ndarray], n_cases: int) -> np.ndarray:
+    """``(n_cases, n_hypotheses)`` posteriors from the engine's per-node marginals."""
+    columns = [marginals[h.node][:, model.states[h.node].index(h.state)] for h in model.hypotheses]
+    return np.column_stack(columns) if columns else np.empty((n_cases, 0))
 
 
 def posterior_matrix(model: Model, likelihoods: Mapping[str, np.ndarray], n_cases: int,
@@ -29,8 +39,63 @@ def posterior_matrix(model: Model, likelihoods: Mapping[str, np.ndarray], n_case
     if post.impossible.any():
         where = np.flatnonzero(post.impossible)
         raise ImpossibleEvidenceError([labels[k] if labels is not None else int(k) for k in where])
-    columns = [post.marginals[h.node][:, model.states[h.node].index(h.state)] for h in model.hypotheses]
-    return np.column_stack(columns) if columns else np.empty((n_cases, 0)), post.log_evidence
+    return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence
+
+
+def _pursued_indices(model: Model, matrix: np.ndarray, pursue: Sequence[str] | None,
+                     n_pursued: int, min_probability: float) -> list[np.ndarray]:
+    if pursue is None:
+        return [default_pursued(row, n_pursued, min_probability) for row in matrix]
+    ids = [h.id for h in model.hypotheses]
+    if isinstance(pursue, str) or not isinstance(pursue, Sequence) or not pursue:
+        raise TypeError(f"The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got {pursue!r} instead.")
+    for p in pursue:
+        if p not in ids:
+            close = difflib.get_close_matches(str(p), ids, n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else f" Valid ids are {', '.join(map(repr, ids))}."
+            raise ValueError(f"The 'pursue' parameter names {p!r}, which is not a cause hypothesis of model {model.id!r}.{hint}")
+    chosen = np.array(sorted({ids.index(p) for p in pursue}), dtype=int)
+    return [chosen] * len(matrix)
+
+
+def analyse_cases(
+    model: Model,
+    observed: Sequence[Mapping[str, str]],
+    likelihoods: Mapping[str, np.ndarray],
+    labels: Sequence[Any],
+    *,
+    pursue: Sequence[str] | None = None,
+    alpha: float | None = None,
+    next_steps: bool = True,
+    function: str = "rank_causes",
+) -> list[Diagnosis]:
+    """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls."""
+    alpha = resolve(function, "alpha", alpha)
+    n_pursued = resolve(function, "n_pursued", None)
+    min_prob = resolve(function, "min_pursued_probability", None)
+    n = len(observed)
+    matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
+    pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
+    steps = analyse_steps(model, observed, likelihoods, matrix, log_z, pursued, alpha) if next_steps else None
+    ids = [h.id for h in model.hypotheses]
+    results = []
+    for k in range(n):
+        row = matrix[k]
+        by_id = dict(zip(ids, row.tolist(), strict=True))
+        pursued_ids = tuple(ids[j] for j in pursued[k])
+        triage = reasons = None
+        if model.triage_policy is not None:
+            triage, fired = model.triage_policy.assess(observed[k], by_id)
+            reasons = tuple(r.basis for r in fired)
+        referral = model.referral_policy.refer(by_id, pursued_ids) if model.referral_policy is not None else None
+        analysis = steps[k] if steps is not None else None
+        results.append(_diagnosis(
+            model, observed[k], row, float(log_z[k]), pursued=pursued_ids, alpha=alpha,
+            next_steps=analysis.steps if analysis else (),
+            should_stop=analysis.should_stop if analysis else None,
+            triage=triage, triage_reasons=reasons or (), referral=referral,
+        ))
+    return results
 
 
 def rank_causes(
@@ -38,8 +103,11 @@ def rank_causes(
     *,
     model: Model | None = None,
     priors: str | os.PathLike[str] | None = None,
+    pursue: Sequence[str] | None = None,
+    alpha: float | None = None,
+    next_steps: bool = True,
 ) -> Diagnosis:
-    """Rank the cause hypotheses of one case by their exact posterior probability.
+    """Rank the cause hypotheses of one case and recommend the next diagnostic step.
 
     Parameters
     ----------
@@ -50,6 +118,14 @@ def rank_causes(
         Defaults to the bundled leg-twitch model.
     priors : str or path-like, optional
         A prior setting to use instead of the model's (model files only).
+    pursue : sequence of str, optional
+        The cause hypotheses whose uncertainty the next step should reduce. Default: the five leading
+        hypotheses plus any with posterior >= 0.2 (see ``bayesdx.options.DEFAULTS``).
+    alpha : float, optional
+        Entropy-to-cost ratio: bits one unit of cost is worth (default 0.02). A step's value is
+        ``EIG - alpha * cost``.
+    next_steps : bool, default True
+        Compute the next steps and the stop rule (one extra batched pass per candidate).
 
     Returns
     -------
@@ -66,18 +142,20 @@ def rank_causes(
     --------
     >>> import bayesdx
     >>> dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"})
-    >>> round(sum(c.probability for c in dx.causes[:1]), 6) <= 1.0
+    >>> 0.0 <= dx.causes[0].probability <= 1.0
     True
-    >>> dx.causes[0].id in dx.to_frame()["id"].tolist()
+    >>> dx.triage in ("self_care", "routine_appointment", "prompt_specialist", "emergency")
     True
     """
     model = _model_or_default(model, priors, "rank_causes")
+    if not isinstance(next_steps, bool):
+        raise TypeError(f"The 'next_steps' parameter of rank_causes must be a bool. Got {next_steps!r} instead.")
     observed = normalize_evidence(evidence, model)
-    matrix, log_z = posterior_matrix(model, likelihoods_from_evidence(model, [observed]), 1, ["evidence"])
-    return _diagnosis(model, observed, matrix[0], float(log_z[0]))
+    return analyse_cases(model, [observed], likelihoods_from_evidence(model, [observed]), ["evidence"],
+                         pursue=pursue, alpha=alpha, next_steps=next_steps)[0]
 
 
-def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float) -> Diagnosis:
+def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float, **extra: Any) -> Diagnosis:
     order = np.argsort(-row, kind="stable")
     hyps = model.hypotheses
     causes = tuple(RankedCause(hyps[k].id, hyps[k].node, hyps[k].state, float(row[k])) for k in order)
@@ -90,6 +168,8 @@ def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z
         log_evidence=log_z,
         prior_probabilities=model.prior_probabilities,
         labels={c: model.labels.get(c, c) for c in model.causes},
+        model=model,
+        **extra,
     )
 
 
@@ -99,6 +179,8 @@ def score(
     model: Model | None = None,
     priors: str | os.PathLike[str] | None = None,
     top_k: int = 3,
+    next_step: bool = False,
+    alpha: float | None = None,
 ) -> pd.DataFrame:
     """Rank causes for many cases at once.
 
@@ -113,12 +195,18 @@ def score(
         A prior setting to use instead of the model's (model files only).
     top_k : int, default 3
         How many causes to report per case.
+    next_step : bool, default False
+        Also report the recommended next step, triage and the stop rule (batched over all cases).
+    alpha : float, optional
+        Entropy-to-cost ratio for the next step (see :func:`rank_causes`).
 
     Returns
     -------
     pandas.DataFrame
         One row per case in input order (a DataFrame's index is kept), with columns ``cause_1``,
-        ``probability_1``, ..., ``cause_k``, ``probability_k``; probabilities are exact and unrounded.
+        ``probability_1``, ..., ``cause_k``, ``probability_k``; probabilities are exact and unrounded. With
+        ``next_step=True`` also ``next_step``, ``next_step_kind``, ``next_step_value`` (None/NaN when the
+        stop rule holds), ``triage``, ``referral`` and ``should_stop``.
 
     Raises
     ------
@@ -135,11 +223,14 @@ def score(
     ['cause_1', 'probability_1', 'cause_2', 'probability_2']
     """
     check_positive_int("score", "top_k", top_k)
+    if not isinstance(next_step, bool):
+        raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
     model = _model_or_default(model, priors, "score")
     if isinstance(cases, pd.DataFrame):
         index = cases.index
         likelihoods = likelihoods_from_frame(model, cases, row_label="case")
         n = len(cases)
+        observed = observed_from_likelihoods(model, likelihoods, n) if next_step else None
     elif isinstance(cases, Sequence) and not isinstance(cases, (str, bytes)):
         observed = [normalize_evidence(c, model, where=f" in case {k}") for k, c in enumerate(cases)]
         index = pd.RangeIndex(len(observed))
@@ -152,13 +243,44 @@ def score(
         )
     k = min(top_k, len(model.hypotheses))
     columns = [name for j in range(1, k + 1) for name in (f"cause_{j}", f"probability_{j}")]
+    if next_step:
+        columns += list(STEP_COLUMNS)
     if n == 0:
-        return pd.DataFrame({c: pd.Series(dtype=object if c.startswith("cause") else float) for c in columns}, index=index)
-    matrix, _ = posterior_matrix(model, likelihoods, n, list(index))
-    order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
-    ids = np.array([h.id for h in model.hypotheses], dtype=object)
+        return pd.DataFrame({c: pd.Series(dtype=float if c.startswith(("probability", "next_step_value")) else object)
+                             for c in columns}, index=index)
     data: dict[str, Any] = {}
+    if not next_step:
+        matrix, _ = posterior_matrix(model, likelihoods, n, list(index))
+        order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
+        ids = np.array([h.id for h in model.hypotheses], dtype=object)
+        for j in range(k):
+            data[f"cause_{j + 1}"] = ids[order[:, j]]
+            data[f"probability_{j + 1}"] = matrix[np.arange(n), order[:, j]]
+        return pd.DataFrame(data, index=index, columns=columns)
+    assert observed is not None
+    results = analyse_cases(model, observed, likelihoods, list(index), alpha=alpha, function="score")
     for j in range(k):
-        data[f"cause_{j + 1}"] = ids[order[:, j]]
-        data[f"probability_{j + 1}"] = matrix[np.arange(n), order[:, j]]
+        data[f"cause_{j + 1}"] = [r.causes[j].id for r in results]
+        data[f"probability_{j + 1}"] = [r.causes[j].probability for r in results]
+    data["next_step"] = [r.next_step.id if r.next_step else None for r in results]
+    data["next_step_kind"] = [r.next_step.kind if r.next_step else None for r in results]
+    data["next_step_value"] = [r.next_step.value if r.next_step else float("nan") for r in results]
+    data["triage"] = [r.triage for r in results]
+    data["referral"] = [r.referral for r in results]
+    data["should_stop"] = [bool(r.should_stop) for r in results]
     return pd.DataFrame(data, index=index, columns=columns)
+
+
+#: Columns that ``score(..., next_step=True)`` adds after the causes.
+STEP_COLUMNS = ("next_step", "next_step_kind", "next_step_value", "triage", "referral", "should_stop")
+
+
+def observed_from_likelihoods(model: Model, likelihoods: Mapping[str, np.ndarray], n: int) -> list[dict[str, str]]:
+    """The ``{variable: state}`` evidence of each case from one-hot likelihood arrays."""
+    observed: list[dict[str, str]] = [{} for _ in range(n)]
+    for var, arr in likelihoods.items():
+        hit = np.flatnonzero(arr.sum(axis=1) == 1.0)
+        states = model.states[var]
+        for row, code in zip(hit.tolist(), arr[hit].argmax(axis=1).tolist(), strict=True):
+            observed[row][var] = states[code]
+    return observed

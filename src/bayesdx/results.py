@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .explain import Explanation
+    from .model import Model
+    from .next_steps import NextStep
+
 __all__ = ["CAVEAT", "Diagnosis", "RankedCause"]
 
 #: Printed with every result: bayesdx supports decisions; it does not diagnose.
@@ -62,6 +66,21 @@ class Diagnosis:
         Each hypothesis's probability before any evidence.
     labels : mapping of str to str
         Human-readable labels of the cause nodes.
+    next_steps : tuple of NextStep
+        Every candidate question and test, best value first (empty when not computed).
+    should_stop : bool or None
+        The stop rule (see :mod:`bayesdx.next_steps`): no candidate has positive value, or no single step
+        could change the leading cause or the set of the three leading causes. None when not computed.
+    pursued : tuple of str
+        The hypotheses whose uncertainty the next steps reduce.
+    alpha : float or None
+        The entropy-to-cost ratio used.
+    triage : str or None
+        The triage level from the model's rules (None when the model declares none).
+    triage_reasons : tuple of str
+        The sources of the rules that set the level (empty when the model's default applied).
+    referral : str or None
+        The medical contact the leading causes point to.
     caveat : str
         Decision support, not a diagnosis.
     """
@@ -74,7 +93,40 @@ class Diagnosis:
     log_evidence: float
     prior_probabilities: Mapping[str, float] = field(repr=False)
     labels: Mapping[str, str] = field(repr=False)
+    next_steps: tuple[NextStep, ...] = field(default=(), repr=False)
+    should_stop: bool | None = None
+    pursued: tuple[str, ...] = field(default=(), repr=False)
+    alpha: float | None = field(default=None, repr=False)
+    triage: str | None = None
+    triage_reasons: tuple[str, ...] = field(default=(), repr=False)
+    referral: str | None = None
+    model: Model | None = field(default=None, repr=False, compare=False)
     caveat: str = field(default=CAVEAT, repr=False)
+
+    @property
+    def next_step(self) -> NextStep | None:
+        """The best next step, or None when the stop rule holds (or next steps were not computed)."""
+        if self.should_stop or not self.next_steps:
+            return None
+        return self.next_steps[0]
+
+    def explain(self, cause: str) -> Explanation:
+        """Supporting and conflicting evidence for the hypothesis ``cause``.
+
+        Each observed item's contribution is the log-likelihood ratio (natural log) it adds given the items
+        before it; the contributions sum exactly to the change from prior to posterior log odds. See
+        :mod:`bayesdx.explain`.
+
+        Raises
+        ------
+        KeyError
+            If ``cause`` is not a hypothesis id.
+        """
+        from .explain import explain_cause
+
+        if self.model is None:
+            raise ValueError("This Diagnosis does not carry its model, so it cannot be explained.")
+        return explain_cause(self.model, self.evidence, cause)
 
     def probability(self, cause: str) -> float:
         """Posterior probability of the hypothesis ``cause``.
@@ -116,8 +168,10 @@ class Diagnosis:
     def __repr__(self) -> str:
         top = ", ".join(f"{c.id}={c.probability:.3f}" for c in self.causes[:3])
         ev = len(self.evidence)
+        step = f" | next: {self.next_step.id}" if self.next_step else (" | stop" if self.should_stop else "")
+        triage = f" | triage: {self.triage}" if self.triage else ""
         return (
-            f"<Diagnosis {top}{', ...' if len(self.causes) > 3 else ''} | {ev} observed | "
+            f"<Diagnosis {top}{', ...' if len(self.causes) > 3 else ''} | {ev} observed{step}{triage} | "
             f"model={self.model_id} {self.model_version} priors={self.priors}>"
         )
 
@@ -128,7 +182,10 @@ class Diagnosis:
         )
         return (
             f"<div><table><thead><tr><th>rank</th><th>cause</th><th>probability</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p><small>{html.escape(self.caveat)} Model "
+            f"<tbody>{rows}</tbody></table>"
+            + (f"<p>Next step: {html.escape(self.next_step.id)} ({self.next_step.kind})</p>" if self.next_step else "")
+            + (f"<p>Triage: {html.escape(self.triage)}</p>" if self.triage else "")
+            + f"<p><small>{html.escape(self.caveat)} Model "
             f"{html.escape(self.model_id)} {html.escape(self.model_version)}, priors "
             f"{html.escape(self.priors)}.</small></p></div>"
         )
@@ -141,5 +198,15 @@ class Diagnosis:
             "model_version": self.model_version,
             "priors": self.priors,
             "log_evidence": self.log_evidence,
+            "next_steps": [
+                {"id": s.id, "kind": s.kind, "expected_information_gain": s.expected_information_gain,
+                 "cost": s.cost, "value": s.value} for s in self.next_steps
+            ],
+            "next_step": self.next_step.id if self.next_step else None,
+            "should_stop": self.should_stop,
+            "pursued": list(self.pursued),
+            "triage": self.triage,
+            "triage_reasons": list(self.triage_reasons),
+            "referral": self.referral,
             "caveat": self.caveat,
         }
