@@ -190,7 +190,10 @@ def load_model(
     if source is None or (isinstance(source, str) and source in _resources.available("models")):
         name = _resources.BUNDLED_MODEL if source is None else source
         _roles_must_be_absent(causes, tests, normal_states, "a model file")
-        return _bundled(name, None if priors is None else os.fspath(priors))
+        model_path = _resources.data_dir("models") / f"{name}.toml"
+        if priors is not None and not (isinstance(priors, str) and priors in _resources.available("priors")):
+            return _from_spec(read_model_file(model_path), priors)  # a prior file by path: never cached
+        return _bundled(name, priors, _mtime(model_path), _mtime(_resources.data_dir("priors")))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         suffix = path.suffix.lower()
@@ -233,8 +236,13 @@ def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str
         )
 
 
+def _mtime(path: Path) -> float:
+    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.glob("*.toml")]) if path.exists() else 0.0
+
+
 @functools.lru_cache(maxsize=16)
-def _bundled(name: str, priors: str | None) -> Model:
+def _bundled(name: str, priors: str | None, _model_mtime: float, _priors_mtime: float) -> Model:
+    """A bundled model with a bundled prior setting; cached, and re-read when a file changes."""
     return _from_spec(read_model_file(_resources.data_dir("models") / f"{name}.toml"), priors)
 
 
