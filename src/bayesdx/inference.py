@@ -37,7 +37,7 @@ MAX_ENTRIES_PER_CASE = 2**27
 #: Memory budget, in float64 entries, for the tables of one chunk of cases (about 256 MiB).
 CHUNK_BUDGET_ENTRIES = 2**25
 #: Batch size assumed when searching for a contraction order.
-_NOMINAL_BATCH = 64
+_NOMINAL_BATCH = 1  # a larger value makes the optimizer multiply evidence-free CPDs into huge tables
 _BATCH = -1  # index id of the batch axis
 
 
@@ -140,7 +140,7 @@ class InferenceEngine:
     Parameters
     ----------
     network : CompiledNetwork
-    optimize : str, default "auto"
+    optimize : str, default "greedy"
         The ``opt_einsum`` path optimizer used to find the contraction order (once per set of
         evidence variables; the result is cached).
     max_entries : int, default 2**27
@@ -148,7 +148,7 @@ class InferenceEngine:
         contractions raise :class:`~bayesdx.exceptions.ModelTooLargeError` before anything is allocated.
     """
 
-    def __init__(self, network: CompiledNetwork, *, optimize: str = "auto", max_entries: int = MAX_ENTRIES_PER_CASE):
+    def __init__(self, network: CompiledNetwork, *, optimize: str = "greedy", max_entries: int = MAX_ENTRIES_PER_CASE):
         self.network = network
         self.optimize = optimize
         self.max_entries = max_entries
@@ -317,7 +317,7 @@ def _contract(a: np.ndarray, ia: tuple[int, ...], b: np.ndarray | None, ib: tupl
         letters = _letters(ia)
         return np.einsum(_spec(letters, ia, out), a)
     letters = _letters(ia, ib)
-    return np.einsum(_spec(letters, ia, ib, out), a, b, optimize=True)
+    return np.einsum(_spec(letters, ia, ib, out), a, b, optimize=False)
 
 
 def _grad(g: np.ndarray, ig: tuple[int, ...], other: np.ndarray | None, io: tuple[int, ...],
@@ -330,7 +330,7 @@ def _grad(g: np.ndarray, ig: tuple[int, ...], other: np.ndarray | None, io: tupl
         res = np.einsum(_spec(letters, ig, kept), g)
     else:
         letters = _letters(ig, io, kept)
-        res = np.einsum(_spec(letters, ig, io, kept), g, other, optimize=True)
+        res = np.einsum(_spec(letters, ig, io, kept), g, other, optimize=False)
     if len(kept) != len(target):
         res = res.reshape([shape[k] if i in available else 1 for k, i in enumerate(target)])
         res = np.broadcast_to(res, shape)
