@@ -1,0 +1,138 @@
+"""score on N cases equals N calls of rank_causes; its output shape and its argument checks."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+import bayesdx
+from bayesdx import UnknownVariableError
+
+EXACT = 1e-12
+
+
+def _assert_score_equals_rank_causes(model, cases, frame, top_k):
+    assert len(frame) == len(cases)
+    for k, case in enumerate(cases):
+        dx = bayesdx.rank_causes(case, model=model)
+        row = frame.iloc[k]
+        k_shown = min(top_k, len(model.hypotheses))
+        assert [row[f"cause_{j}"] for j in range(1, k_shown + 1)] == [c.id for c in dx.causes[:k_shown]], f"case {k}"
+        assert_allclose([row[f"probability_{j}"] for j in range(1, k_shown + 1)],
+                        [c.probability for c in dx.causes[:k_shown]], atol=EXACT, rtol=0, err_msg=f"case {k}: {case!r}")
+
+
+def _random_cases(model, n, rng, *, observe=0.5):
+    cases = []
+    for _ in range(n):
+        case = {v: str(rng.choice(model.states[v])) for v in model.variables if rng.random() < observe}
+        cases.append(case)
+    return cases
+
+
+def test_score_of_a_list_equals_rank_causes_case_by_case_on_tiny(tiny_model, rng):
+    cases = _random_cases(tiny_model, 30, rng)
+    frame = bayesdx.score(cases, model=tiny_model, top_k=2)
+    assert list(frame.index) == list(range(30))
+    _assert_score_equals_rank_causes(tiny_model, cases, frame, 2)
+
+
+def test_score_of_a_dataframe_equals_rank_causes_case_by_case_on_child(child_model, child_network, evidence_sampler, rng):
+    cases = evidence_sampler(child_network, 20, rng, observe=0.3, exclude=["Disease"])
+    labels = [f"case-{k:02d}" for k in reversed(range(len(cases)))]  # an index that is not sorted
+    frame = pd.DataFrame(cases, index=labels)
+    scored = bayesdx.score(frame, model=child_model, top_k=4)
+    assert list(scored.index) == labels  # index kept, input order kept
+    assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2",
+                                    "cause_3", "probability_3", "cause_4", "probability_4"]
+    _assert_score_equals_rank_causes(child_model, cases, scored, 4)
+
+
+def test_score_of_a_list_equals_rank_causes_on_graded(graded_model, rng):
+    cases = [c for c in _random_cases(graded_model, 60, rng) if not ("severity" in c and c["severity"] == "none"
+                                                                     and c.get("infection") == "present")]
+    frame = bayesdx.score(cases, model=graded_model, top_k=2)
+    _assert_score_equals_rank_causes(graded_model, cases, frame, 2)
+
+
+def test_score_of_one_case_does_not_depend_on_the_other_cases_in_the_batch_on_hepar2(
+        hepar2_raw_network, evidence_sampler, rng):
+    """pgmpy's hepar2 as shipped: some CPD columns sum to 1 +- 1e-7 (``ggtp``, ``alt``, ...).
+
+    score must still give each case the same answer as rank_causes: a case's posterior cannot depend on
+    which variables the *other* cases of the batch observe.
+    """
+    model = bayesdx.load_model(hepar2_raw_network, causes=["Cirrhosis", "PBC", "ChHepatitis", "Steatosis"])
+    cases = evidence_sampler(hepar2_raw_network, 12, rng, observe=0.25)
+    n_hyp = len(model.hypotheses)
+    together = bayesdx.score(cases, model=model, top_k=n_hyp)
+    for k, case in enumerate(cases):
+        alone = bayesdx.score([case], model=model, top_k=n_hyp)
+        got = {together.iloc[k][f"cause_{j}"]: together.iloc[k][f"probability_{j}"] for j in range(1, n_hyp + 1)}
+        ref = {alone.iloc[0][f"cause_{j}"]: alone.iloc[0][f"probability_{j}"] for j in range(1, n_hyp + 1)}
+        assert_allclose([got[i] for i in ref], list(ref.values()), atol=EXACT, rtol=0, err_msg=f"case {k}: {case!r}")
+
+
+def test_score_keeps_a_non_default_index_with_missing_cells(tiny_model):
+    frame = pd.DataFrame({"fever": ["yes", np.nan, "no"], "thermometer": [None, "abnormal", ""]},
+                         index=pd.Index([30, 10, 20], name="patient"))
+    scored = bayesdx.score(frame, model=tiny_model, top_k=1)
+    assert list(scored.index) == [30, 10, 20]
+    assert scored.index.name == "patient"
+    assert list(scored.columns) == ["cause_1", "probability_1"]
+    expected = [bayesdx.rank_causes(e, model=tiny_model).causes[0]
+                for e in ({"fever": "yes"}, {"thermometer": "abnormal"}, {"fever": "no"})]
+    assert scored["cause_1"].tolist() == [c.id for c in expected]
+    assert_allclose(scored["probability_1"].to_numpy(float), [c.probability for c in expected], atol=EXACT, rtol=0)
+
+
+def test_score_top_k_above_the_number_of_hypotheses_shows_them_all(tiny_model):
+    scored = bayesdx.score([{"fever": "yes"}], model=tiny_model, top_k=10)
+    assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2"]
+
+
+def test_score_of_no_cases_is_an_empty_frame_with_the_columns(tiny_model):
+    scored = bayesdx.score([], model=tiny_model, top_k=2)
+    assert len(scored) == 0
+    assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2"]
+
+
+def test_score_probabilities_are_unrounded(tiny_model):
+    scored = bayesdx.score([{"fever": "yes"}], model=tiny_model, top_k=2)
+    # hand: P(cold | fever=yes) = 0.1758 / 0.2962 (see test_hand_computed.py), not rounded for display
+    assert scored.loc[0, "cause_1"] == "cold"
+    assert_allclose(scored.loc[0, "probability_1"], 0.1758 / 0.2962, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("top_k", "error", "message"),
+    [
+        (0, ValueError, "The 'top_k' parameter of score must be an int >= 1. Got 0 instead."),
+        (-2, ValueError, "The 'top_k' parameter of score must be an int >= 1. Got -2 instead."),
+        ("3", TypeError, "The 'top_k' parameter of score must be an int >= 1. Got str '3' instead."),
+        (True, TypeError, "The 'top_k' parameter of score must be an int >= 1. Got bool True instead."),
+        (2.0, TypeError, "The 'top_k' parameter of score must be an int >= 1. Got float 2.0 instead."),
+        (None, TypeError, "The 'top_k' parameter of score must be an int >= 1. Got NoneType None instead."),
+    ],
+)
+def test_score_rejects_a_bad_top_k(tiny_model, top_k, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        bayesdx.score([{"fever": "yes"}], model=tiny_model, top_k=top_k)
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("fevr", "Unknown variable 'fevr' (a column of the cases). Did you mean 'fever'?"),
+        ("age", "Unknown variable 'age' (a column of the cases). See model.variables for the valid names."),
+    ],
+)
+def test_score_rejects_an_unknown_column(tiny_model, column, message):
+    frame = pd.DataFrame({"fever": ["yes"], column: ["no"]})
+    with pytest.raises(UnknownVariableError, match=re.escape(message)) as info:
+        bayesdx.score(frame, model=tiny_model)
+    assert info.value.variable == column
