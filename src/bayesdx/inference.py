@@ -162,6 +162,8 @@ class InferenceEngine:
         likelihoods: Mapping[str, np.ndarray],
         targets: Sequence[str],
         n_cases: int,
+        *,
+        tables: Sequence[np.ndarray] | None = None,
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -173,8 +175,15 @@ class InferenceEngine:
         targets : sequence of str
             The variables whose marginals are wanted.
         n_cases : int
+        tables : sequence of numpy.ndarray, optional
+            Replacement CPD tables with the same shapes as ``network.tables`` (for example other priors);
+            the contraction order is reused.
         """
         net = self.network
+        if tables is None:
+            tables = net.tables
+        elif len(tables) != len(net.tables) or any(a.shape != b.shape for a, b in zip(tables, net.tables, strict=True)):
+            raise ValueError("Replacement tables must match the network's tables in number and shape.")
         lam = {self._index[v]: np.asarray(a, dtype=float) for v, a in likelihoods.items()}
         for v, a in lam.items():
             if a.shape != (n_cases, len(net.states[v])):
@@ -196,7 +205,7 @@ class InferenceEngine:
                 lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
                 for v in program.lambda_vars
             ]
-            grads, log_z[start:stop] = _run(program, net.tables, lambdas, size)
+            grads, log_z[start:stop] = _run(program, tables, lambdas, size)
             for v, lam_v, g in zip(program.lambda_vars, lambdas, grads, strict=True):
                 if v in marg:
                     marg[v][start:stop] = lam_v * g

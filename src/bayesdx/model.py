@@ -14,6 +14,7 @@ from typing import Any
 from . import _resources
 from .inference import CompiledNetwork, InferenceEngine
 from .triage import ReferralPolicy, TriagePolicy
+from .calibration import calibrate_base_rates
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 
 __all__ = ["Hypothesis", "Model", "load_model"]
@@ -47,7 +48,15 @@ class Model:
     network : pgmpy.models.DiscreteBayesianNetwork
         The network every probability is computed on.
     causes, findings, tests : tuple of str
-        Node ids by role. Every node that is neither a cause nor a test is a finding.
+        Node ids by role. Every node that is neither a cause nor a test is a finding (model files may also
+        declare ``hidden`` nodes: modelling devices that are never asked about).
+    hidden : tuple of str
+        Hidden nodes (model files only).
+    presenting : mapping of str to str
+        Evidence every case carries unless it says otherwise: the presenting complaint.
+    base_rates : mapping of str to float
+        The causes' base rates in the network, calibrated so that each cause's probability at the model's
+        reference evidence equals its prior (see :mod:`bayesdx.calibration`).
     hypotheses : tuple of Hypothesis
         The cause hypotheses that are ranked, in model order.
     states : mapping of str to tuple of str
@@ -89,6 +98,9 @@ class Model:
     prior_setting: PriorSetting | None = field(default=None, repr=False)
     triage_policy: TriagePolicy | None = field(default=None, repr=False)
     referral_policy: ReferralPolicy | None = field(default=None, repr=False)
+    hidden: tuple[str, ...] = field(default=(), repr=False)
+    presenting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    base_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -98,13 +110,15 @@ class Model:
 
     @property
     def variables(self) -> tuple[str, ...]:
-        """Every node id, causes first, then findings, then tests."""
-        return self.causes + self.findings + self.tests
+        """Every node id, causes first, then findings, then tests, then hidden nodes."""
+        return self.causes + self.findings + self.tests + self.hidden
 
     def role(self, variable: str) -> str:
-        """``"cause"``, ``"finding"`` or ``"test"``."""
+        """``"cause"``, ``"finding"``, ``"test"`` or ``"hidden"``."""
         if variable in self.causes:
             return "cause"
+        if variable in self.hidden:
+            return "hidden"
         return "test" if variable in self.tests else "finding"
 
     @cached_property
@@ -119,8 +133,10 @@ class Model:
 
     @cached_property
     def prior_probabilities(self) -> Mapping[str, float]:
-        """Probability of every hypothesis before any evidence."""
-        post = self.engine.posterior({}, self.causes, 1)
+        """Probability of every hypothesis before any evidence but the presenting complaint."""
+        from .evidence import likelihoods_from_evidence
+
+        post = self.engine.posterior(likelihoods_from_evidence(self, [dict(self.presenting)]), self.causes, 1)
         return MappingProxyType({
             h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses
         })
@@ -270,7 +286,13 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         setting = read_prior_file(_resolve_priors(spec, priors), spec)
     elif priors is not None:
         raise ValueError(f"Model file {str(spec.path)!r} has no 'cause_prior' causes, so it takes no priors.")
-    network = build_network(spec, setting)
+    base_rates: dict[str, float] | None = None
+    if setting is not None:
+        base_rates = dict(setting.probabilities)
+        if spec.prior_reference is not None:
+            reference = {**spec.presenting, **spec.prior_reference}
+            base_rates = calibrate_base_rates(spec, setting.probabilities, reference)
+    network = build_network(spec, base_rates)
     nodes = spec.nodes.values()
     causes = tuple(n.id for n in nodes if n.role == "cause")
     hypotheses = _hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
@@ -278,12 +300,15 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     states = {n.id: n.states for n in nodes}
     triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, states, hyp_ids)
     referral = None if spec.referral is None else ReferralPolicy.parse(spec.path, spec.referral, hyp_ids)
-    costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role != "cause"}
+    costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role in ("finding", "test")}
     return Model(
         network=network,
         causes=causes,
         findings=tuple(n.id for n in nodes if n.role == "finding"),
         tests=tuple(n.id for n in nodes if n.role == "test"),
+        hidden=tuple(n.id for n in nodes if n.role == "hidden"),
+        presenting=MappingProxyType(dict(spec.presenting)),
+        base_rates=MappingProxyType(dict(base_rates or {})),
         hypotheses=hypotheses,
         states=MappingProxyType(states),
         normal_states=MappingProxyType({n.id: n.normal for n in nodes}),

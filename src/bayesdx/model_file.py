@@ -20,7 +20,7 @@ from .exceptions import ModelFileError
 
 __all__ = ["ModelSpec", "NodeSpec", "PriorSetting", "read_model_file", "read_prior_file"]
 
-ROLES = ("cause", "finding", "test")
+ROLES = ("cause", "finding", "test", "hidden")
 CPD_KINDS = ("table", "noisy_or", "noisy_max", "cause_prior")
 NORMAL_NAMES = ("absent", "normal", "no", "false")
 TOLERANCE = 1e-9
@@ -67,6 +67,8 @@ class ModelSpec:
     cpds: dict[str, dict[str, Any]] = field(repr=False)
     triage: dict[str, Any] | None = field(default=None, repr=False)
     referral: dict[str, Any] | None = field(default=None, repr=False)
+    presenting: dict[str, str] = field(default_factory=dict)
+    prior_reference: dict[str, str] | None = None
 
     def parents(self, node: str) -> tuple[str, ...]:
         """Parents of ``node`` as declared by its CPD."""
@@ -208,11 +210,25 @@ def read_model_file(path: str | Path) -> ModelSpec:
         default_priors=str(meta.get("default_priors", "")), question_cost=float(question_cost),
         cost_scale=str(meta.get("cost_scale", "")), nodes=nodes, cpds=dict(cpds_raw),
         triage=data.get("triage"), referral=data.get("referral"),
+        presenting=_evidence_table(path, "model.presenting", meta.get("presenting", {}), nodes),
+        prior_reference=(None if "prior_reference" not in meta
+                         else _evidence_table(path, "model.prior_reference", meta["prior_reference"], nodes)),
     )
     for node_id in nodes:
         _check_cpd(spec, node_id)
     _check_acyclic(spec)
     return spec
+
+
+def _evidence_table(path: Path, key: str, raw: Any, nodes: Mapping[str, NodeSpec]) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ModelFileError(path, key, f"must be a table of node = state, got {raw!r}", raw)
+    for node, state in raw.items():
+        if node not in nodes:
+            raise ModelFileError(path, f"{key}.{node}", _unknown(node, nodes), node)
+        if state not in nodes[node].states:
+            raise ModelFileError(path, f"{key}.{node}", f"{state!r} is not a state of {node!r}; valid states are {list(nodes[node].states)!r}", state)
+    return dict(raw)
 
 
 def _unknown(name: str, known: Mapping[str, Any]) -> str:
@@ -465,6 +481,16 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         if "quote" in entry and article is not None and entry["quote"] not in article:
             raise ModelFileError(path, f"{key}.quote", "does not appear verbatim in the article", entry["quote"])
         provenance[cause] = {k: str(v) for k, v in entry.items() if k != "probability"}
+    expected = setting.get("expected_causes")
+    if expected is not None:
+        if isinstance(expected, bool) or not isinstance(expected, (int, float)) or expected <= 0:
+            raise ModelFileError(path, "setting.expected_causes", f"must be a number > 0, got {expected!r}", expected)
+        factor = expected / sum(probabilities.values())
+        for cause, p in probabilities.items():
+            if not 0 < p * factor < 1:
+                raise ModelFileError(path, f"causes.{cause}", f"scaled to expected_causes = {expected} it becomes {p * factor!r}, outside (0, 1)", p)
+            provenance[cause]["scaled"] = f"{p!r} x {factor:.6g} (expected_causes = {expected})"
+            probabilities[cause] = p * factor
     return PriorSetting(
         path=path, id=str(setting.get("id", path.stem)), title=str(setting.get("title", "")),
         description=str(setting.get("description", "")), scale=str(setting.get("scale", "")),
@@ -472,8 +498,8 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
     )
 
 
-def build_network(spec: ModelSpec, priors: PriorSetting | None) -> Any:
-    """Build the pgmpy ``DiscreteBayesianNetwork`` of a model with a prior setting."""
+def build_network(spec: ModelSpec, base_rates: Mapping[str, float] | None) -> Any:
+    """Build the pgmpy ``DiscreteBayesianNetwork`` of a model, with ``base_rates`` for its causes."""
     from pgmpy.factors.discrete import TabularCPD
     from pgmpy.models import DiscreteBayesianNetwork
 
@@ -484,9 +510,9 @@ def build_network(spec: ModelSpec, priors: PriorSetting | None) -> Any:
     for node_id, node in spec.nodes.items():
         prior = None
         if spec.cpds[node_id]["kind"] == "cause_prior":
-            if priors is None:
+            if base_rates is None:
                 raise ModelFileError(spec.path, f"cpds.{node_id}", "is a 'cause_prior' but no prior setting was given")
-            prior = priors.probabilities[node_id]
+            prior = base_rates[node_id]
         table = table_for(spec, node_id, prior=prior)
         parents = spec.parents(node_id)
         cpds.append(TabularCPD(

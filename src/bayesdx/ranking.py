@@ -22,6 +22,26 @@ from .results import Diagnosis, RankedCause
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
 
 
+def with_presenting(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
+    """The case's evidence plus the model's presenting complaint, unless the case states it otherwise."""
+    return {**model.presenting, **observed}
+
+
+def add_presenting(model: Model, likelihoods: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Likelihood arrays with the presenting complaint set in every case that leaves it unobserved."""
+    result = dict(likelihoods)
+    for var, state in model.presenting.items():
+        onehot = np.zeros(len(model.states[var]))
+        onehot[model.states[var].index(state)] = 1.0
+        if var not in result:
+            result[var] = np.tile(onehot, (n, 1))
+        else:
+            arr = result[var].copy()
+            arr[(arr == 1.0).all(axis=1)] = onehot
+            result[var] = arr
+    return result
+
+
 def hypothesis_matrix(model: Model, marginals: Mapping[str, np.ndarray], n_cases: int) -> np.ndarray:
     """``(n_cases, n_hypotheses)`` posteriors from the engine's per-node marginals."""
     columns = [marginals[h.node][:, model.states[h.node].index(h.state)] for h in model.hypotheses]
@@ -150,7 +170,7 @@ def rank_causes(
     model = _model_or_default(model, priors, "rank_causes")
     if not isinstance(next_steps, bool):
         raise TypeError(f"The 'next_steps' parameter of rank_causes must be a bool. Got {next_steps!r} instead.")
-    observed = normalize_evidence(evidence, model)
+    observed = with_presenting(model, normalize_evidence(evidence, model))
     return analyse_cases(model, [observed], likelihoods_from_evidence(model, [observed]), ["evidence"],
                          pursue=pursue, alpha=alpha, next_steps=next_steps)[0]
 
@@ -228,11 +248,11 @@ def score(
     model = _model_or_default(model, priors, "score")
     if isinstance(cases, pd.DataFrame):
         index = cases.index
-        likelihoods = likelihoods_from_frame(model, cases, row_label="case")
         n = len(cases)
+        likelihoods = add_presenting(model, likelihoods_from_frame(model, cases, row_label="case"), n)
         observed = observed_from_likelihoods(model, likelihoods, n) if next_step else None
     elif isinstance(cases, Sequence) and not isinstance(cases, (str, bytes)):
-        observed = [normalize_evidence(c, model, where=f" in case {k}") for k, c in enumerate(cases)]
+        observed = [with_presenting(model, normalize_evidence(c, model, where=f" in case {k}")) for k, c in enumerate(cases)]
         index = pd.RangeIndex(len(observed))
         likelihoods = likelihoods_from_evidence(model, observed)
         n = len(observed)
