@@ -213,7 +213,10 @@ def ve_hypothesis_probabilities(network: Any, model: bayesdx.Model, evidence: Ma
     """P(hypothesis | evidence) for every hypothesis of ``model``, by pgmpy's VariableElimination.
 
     A cause that is itself observed has a one-hot posterior (pgmpy refuses to query an observed variable).
+    The model's presenting complaint (``model.presenting``, evidence every case carries unless it states
+    that variable otherwise) is added to the evidence, as the model's definition says.
     """
+    evidence = {**dict(getattr(model, "presenting", {}) or {}), **evidence}
     unobserved = [c for c in model.causes if c not in evidence]
     factors = {}
     if unobserved:

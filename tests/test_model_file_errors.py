@@ -93,7 +93,7 @@ MODEL_CASES = {
     ),
     "bad role": (
         ('role = "finding"', 'role = "symptom"'),
-        "nodes.fever.role", "symptom", r"must be one of 'cause', 'finding', 'test', got 'symptom'",
+        "nodes.fever.role", "symptom", r"must be one of 'cause', 'finding', 'test', 'hidden', got 'symptom'",
     ),
     "row missing a configuration without default": (
         (TINY_THERMOMETER_ROWS, TINY_THERMOMETER_ROWS.split("[[cpds.thermometer.rows]]\ngiven = { fever = \"no\" }")[0]),
