@@ -125,12 +125,20 @@ def test_hepar2_posterior_matches_pgmpy_variable_elimination(
     _assert_matches(hepar2_model, hepar2_network, cases[:10], ve_reference, probabilities_by_id)
 
 
-def test_hepar2_as_shipped_rank_causes_matches_pgmpy_variable_elimination(
-        hepar2_raw_network, ve_reference, probabilities_by_id, evidence_sampler, rng):
-    # the unnormalized tables (columns off by up to 1e-7): one case at a time, as VariableElimination does
-    model = bayesdx.load_model(hepar2_raw_network, causes=["Cirrhosis", "PBC", "Steatosis"])
+def test_hepar2_as_shipped_is_renormalised_and_matches_the_renormalised_network(
+        hepar2_raw_network, hepar2_network, evidence_sampler, rng):
+    # pgmpy ships hepar2 with CPD columns that sum to 1 only within 1e-7 (ggtp). bayesdx renormalises
+    # every column on load (documented in CompiledNetwork.from_pgmpy), so the shipped network gives the
+    # answers of the renormalised copy, which the tests above check against VariableElimination.
+    causes = ["Cirrhosis", "PBC", "Steatosis"]
+    raw = bayesdx.load_model(hepar2_raw_network, causes=causes)
+    clean = bayesdx.load_model(hepar2_network, causes=causes)
+    for table in raw.compiled.tables:
+        assert_allclose(table.sum(axis=0), 1.0, atol=1e-15, rtol=0)
     cases = evidence_sampler(hepar2_raw_network, 8, rng, observe=0.25)
-    _assert_matches(model, hepar2_raw_network, cases, ve_reference, probabilities_by_id)
+    assert_allclose(bayesdx.score(cases, model=raw, top_k=len(raw.hypotheses)).filter(like="probability").to_numpy(),
+                    bayesdx.score(cases, model=clean, top_k=len(clean.hypotheses)).filter(like="probability").to_numpy(),
+                    atol=1e-12, rtol=0)
 
 
 def test_hepar2_posterior_and_evidence_probability_match_pyagrum_lazy_propagation(

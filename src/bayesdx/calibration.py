@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .exceptions import ModelFileError
-from .inference import CompiledNetwork, InferenceEngine
-from .model_file import ModelSpec, table_for
+from .inference import CompiledNetwork, Decomposition, InferenceEngine
+from .model_file import ModelSpec, noisy_parameters, table_for
 
 __all__ = ["calibrate_base_rates", "compile_spec"]
 
@@ -43,14 +43,26 @@ def _topological(spec: ModelSpec) -> list[str]:
 
 
 def compile_spec(spec: ModelSpec, base_rates: Mapping[str, float]) -> CompiledNetwork:
-    """The network of a model file as arrays, with ``base_rates`` for its ``cause_prior`` causes."""
+    """The network of a model file as arrays, with ``base_rates`` for its ``cause_prior`` causes.
+
+    Noisy-OR and noisy-MAX CPDs also carry their decomposition (see
+    :class:`bayesdx.inference.Decomposition`), which the engine contracts instead of the full table.
+    """
     order = _topological(spec)
     position = {v: i for i, v in enumerate(order)}
+    decompositions = []
+    for v in order:
+        if spec.cpds[v]["kind"] in ("noisy_or", "noisy_max"):
+            noisy = noisy_parameters(spec, v)
+            decompositions.append(Decomposition.from_cdfs(noisy.order, noisy.leak_cdf, noisy.parent_cdfs))
+        else:
+            decompositions.append(None)
     return CompiledNetwork(
         variables=tuple(order),
         states=tuple(spec.nodes[v].states for v in order),
         parents=tuple(tuple(position[p] for p in spec.parents(v)) for v in order),
         tables=tuple(np.ascontiguousarray(table_for(spec, v, prior=base_rates.get(v))) for v in order),
+        decompositions=tuple(decompositions),
     )
 
 
@@ -84,9 +96,13 @@ def calibrate_base_rates(
         arr[0, net.states[index[var]].index(state)] = 1.0
         lik[var] = arr
     present = {c: net.states[index[c]].index(next(s for s in spec.nodes[c].states if s != spec.nodes[c].normal)) for c in causes}
+    tables = list(net.tables)
+    slots = {c: index[c] for c in causes}  # only the causes' tables change between iterations
     worst = math.inf
     for _ in range(max_iterations):
-        post = engine.posterior(lik, causes, 1, tables=compile_spec(spec, rates).tables)
+        for c, slot in slots.items():
+            tables[slot] = table_for(spec, c, prior=rates[c])
+        post = engine.posterior(lik, causes, 1, tables=tables)
         if post.impossible[0]:
             raise ModelFileError(spec.path, "model.prior_reference", "has probability zero under the model", dict(reference))
         marginal = {c: float(post.marginals[c][0, present[c]]) for c in causes}

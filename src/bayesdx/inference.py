@@ -36,6 +36,8 @@ __all__ = ["BatchPosterior", "CompiledNetwork", "InferenceEngine"]
 MAX_ENTRIES_PER_CASE = 2**27
 #: Memory budget, in float64 entries, for the tables of one chunk of cases (about 256 MiB).
 CHUNK_BUDGET_ENTRIES = 2**25
+#: Above this many entries per case, a batch is split by each case's pattern of observed variables.
+SPLIT_ENTRIES = 2**13
 #: Batch size assumed when searching for a contraction order.
 _NOMINAL_BATCH = 1  # a larger value makes the optimizer multiply evidence-free CPDs into huge tables
 _BATCH = -1  # index id of the batch axis
@@ -55,12 +57,16 @@ class CompiledNetwork:
         Parent positions of each variable.
     tables : tuple of numpy.ndarray
         ``tables[i]`` has axes ``(variable i, *parents[i])`` and holds ``P(variable | parents)``.
+    decompositions : tuple of Decomposition or None, optional
+        For noisy-OR / noisy-MAX variables, the same CPD as a sum of products over a hidden level index
+        (see :class:`Decomposition`); the engine contracts these small factors instead of the table.
     """
 
     variables: tuple[str, ...]
     states: tuple[tuple[str, ...], ...]
     parents: tuple[tuple[int, ...], ...]
     tables: tuple[np.ndarray, ...]
+    decompositions: tuple[Decomposition | None, ...] | None = None
 
     @property
     def cards(self) -> tuple[int, ...]:
@@ -82,7 +88,12 @@ class CompiledNetwork:
 
     @classmethod
     def from_pgmpy(cls, network: object) -> CompiledNetwork:
-        """Build from a pgmpy ``DiscreteBayesianNetwork`` whose CPDs are ``TabularCPD`` objects."""
+        """Build from a pgmpy ``DiscreteBayesianNetwork`` whose CPDs are ``TabularCPD`` objects.
+
+        pgmpy accepts CPD columns that sum to 1 only within its own tolerance (hepar2's ``ggtp`` is off by
+        1e-7). Each column is renormalised to sum to 1 exactly, so that an unobserved variable drops out
+        of every computation whatever else is in the batch; a column off by more than 1e-6 is an error.
+        """
         import networkx as nx
 
         order = list(nx.topological_sort(network))  # type: ignore[call-overload]
@@ -98,9 +109,53 @@ class CompiledNetwork:
                 given = tuple(str(s) for s in cpd.state_names[a])
                 if given != states[a]:
                     values = np.take(values, [given.index(s) for s in states[a]], axis=k)
+            sums = values.sum(axis=0, keepdims=True)
+            if np.abs(sums - 1.0).max() > 1e-6:
+                raise ValueError(
+                    f"The CPD of {v!r} has a column that sums to {float(sums.flat[np.abs(sums - 1).argmax()])!r}, "
+                    "not 1; fix the network."
+                )
             parents.append(tuple(position[a] for a in axes[1:]))
-            tables.append(np.ascontiguousarray(values))
+            tables.append(np.ascontiguousarray(values / sums))
         return cls(tuple(order), tuple(states[v] for v in order), tuple(parents), tuple(tables))
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """A noisy-OR / noisy-MAX CPD as a sum over a hidden level index ``t`` (Diez and Galan 2003).
+
+    With levels ordered from least to most, ``F(t) = L(t) * prod_i C_i(t, pa_i)`` is the probability
+    that the child is at most at level ``t``, and ``P(child = level y | pa) = F(y) - F(y - 1)``. So
+
+        P(child | pa) = sum_t W[t, child] * prod_i G_i[t, pa_i],
+        W[t, state(t)] = L(t),  W[t, state(t + 1)] = -L(t),  G_i[t, s] = C_i(t, s).
+
+    Each factor involves one parent, so the contraction stays small however many parents the child has,
+    and it is exact (some entries of ``W`` are negative; the sum is the probability).
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        ``W``, shape ``(levels, child states)``.
+    factors : tuple of numpy.ndarray
+        ``G_i``, shape ``(levels, parent i states)``, in the order of the variable's parents.
+    """
+
+    weights: np.ndarray
+    factors: tuple[np.ndarray, ...]
+    order: tuple[int, ...] = ()
+    leak_cdf: np.ndarray | None = None
+
+    @classmethod
+    def from_cdfs(cls, order: Sequence[int], leak_cdf: np.ndarray, parent_cdfs: Sequence[np.ndarray]) -> Decomposition:
+        levels = len(order)
+        weights = np.zeros((levels, levels))
+        for t in range(levels):
+            weights[t, order[t]] += leak_cdf[t]
+            if t + 1 < levels:
+                weights[t, order[t + 1]] -= leak_cdf[t]
+        factors = tuple(np.ascontiguousarray(np.asarray(c, dtype=float).T) for c in parent_cdfs)
+        return cls(weights, factors, tuple(order), np.asarray(leak_cdf, dtype=float))
 
 
 @dataclass(frozen=True)
@@ -126,8 +181,9 @@ class BatchPosterior:
 class _Program:
     """A compiled contraction for one set of evidence-carrying variables."""
 
-    operands: tuple[tuple[int, ...], ...]  # index ids per operand; CPDs first, then lambdas
-    table_ids: tuple[int, ...]  # variable whose CPD each of the first operands is
+    operands: tuple[tuple[int, ...], ...]  # index ids per operand; CPD factors first, then lambdas
+    sources: tuple[tuple[int, int], ...]  # per CPD operand: (variable, -1 table | 0 weights | k factor k-1 |
+    #                                        -2 lowest-level weights | -(k+3) lowest-level factor k)
     lambda_vars: tuple[int, ...]  # variable of each lambda operand, in operand order after the CPDs
     steps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (input slots, output indices)
     entries_per_case: int  # total batched intermediate entries per case (memory)
@@ -140,21 +196,26 @@ class InferenceEngine:
     Parameters
     ----------
     network : CompiledNetwork
-    optimize : str, default "greedy"
-        The ``opt_einsum`` path optimizer used to find the contraction order (once per set of
-        evidence variables; the result is cached).
+    optimize : str, default "elimination"
+        How the contraction order is found (once per set of evidence variables; cached).
+        ``"elimination"`` eliminates one variable at a time, always the one whose merged table is
+        smallest (the min-weight heuristic of variable elimination), and contracts the tables holding it
+        smallest first; any ``opt_einsum`` optimizer name (``"greedy"``, ``"random-greedy"``, ...) is
+        also accepted.
     max_entries : int, default 2**27
         The largest intermediate table, in entries per case, that the engine may build. Larger
         contractions raise :class:`~bayesdx.exceptions.ModelTooLargeError` before anything is allocated.
     """
 
-    def __init__(self, network: CompiledNetwork, *, optimize: str = "greedy", max_entries: int = MAX_ENTRIES_PER_CASE):
+    def __init__(self, network: CompiledNetwork, *, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE):
         self.network = network
         self.optimize = optimize
         self.max_entries = max_entries
         self._index = network.index()
-        self._programs: OrderedDict[frozenset[int], _Program] = OrderedDict()
+        self._programs: OrderedDict[tuple[frozenset[int], ...], _Program] = OrderedDict()
         self._lock = Lock()
+        decs = network.decompositions or (None,) * len(network.variables)
+        self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -164,6 +225,7 @@ class InferenceEngine:
         n_cases: int,
         *,
         tables: Sequence[np.ndarray] | None = None,
+        split: bool = True,
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -178,6 +240,9 @@ class InferenceEngine:
         tables : sequence of numpy.ndarray, optional
             Replacement CPD tables with the same shapes as ``network.tables`` (for example other priors);
             the contraction order is reused.
+        split : bool, default True
+            Split the batch by each case's pattern of observed variables when one contraction over all of
+            them would build tables larger than ``SPLIT_ENTRIES`` per case.
         """
         net = self.network
         if tables is None:
@@ -192,10 +257,43 @@ class InferenceEngine:
                     f"expected {(n_cases, len(net.states[v]))}."
                 )
         target_ids = [self._index[t] for t in targets]
-        carried = frozenset(lam) | frozenset(target_ids)
-        program = self._program(carried)
         marg = {t: np.empty((n_cases, len(net.states[t]))) for t in target_ids}
         log_z = np.empty(n_cases)
+        carried = frozenset(lam) | frozenset(target_ids)
+        decomposed = self._decomposable if tables is net.tables else frozenset(
+            v for v in self._decomposable if tables[v] is net.tables[v]
+        )
+        lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
+        carried_key = (carried, decomposed, lowest)
+        program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
+        if program is None and n_cases > 1:
+            # the variables observed somewhere in the batch make too large a contraction: split the batch
+            # by each case's own pattern of observed variables, one (cached) contraction per pattern
+            # (observed at the lowest level of a noisy CPD needs no level index: a pattern of its own)
+            # targets are carried by every program, whatever their likelihood: they do not split the batch
+            always = {v for v in lam if v in set(target_ids)}
+            observed = {v: ~(a == 1.0).all(axis=1) for v, a in lam.items() if v not in always}
+            names = list(observed)
+            keys = np.zeros((n_cases, 2 * len(names)), dtype=bool)
+            for k, v in enumerate(names):
+                keys[:, 2 * k] = observed[v]
+                keys[:, 2 * k + 1] = lowest_rows[v] if v in lowest_rows else False
+            patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
+            for p, pattern in enumerate(patterns):
+                rows = np.flatnonzero(inverse.ravel() == p)
+                sub = {net.variables[names[k]]: lam[names[k]][rows] for k in np.flatnonzero(pattern[0::2])}
+                sub.update({net.variables[v]: lam[v][rows] for v in always})
+                part = self.posterior(sub, targets, rows.size, tables=tables, split=False)
+                log_z[rows] = part.log_evidence
+                for t in target_ids:
+                    marg[t][rows] = part.marginals[net.variables[t]]
+            impossible = ~np.isfinite(log_z)
+            return BatchPosterior(
+                marginals={net.variables[t]: marg[t] for t in target_ids}, log_evidence=log_z, impossible=impossible
+            )
+        if program is None:
+            program = self._program(carried_key)
         chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
         for start in range(0, n_cases, chunk):
@@ -205,10 +303,13 @@ class InferenceEngine:
                 lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
                 for v in program.lambda_vars
             ]
-            grads, log_z[start:stop] = _run(program, tables, lambdas, size)
+            grads, log_z[start:stop] = _run(program, tables, net.decompositions, lambdas, size)
             for v, lam_v, g in zip(program.lambda_vars, lambdas, grads, strict=True):
                 if v in marg:
-                    marg[v][start:stop] = lam_v * g
+                    m = lam_v * g
+                    hard = (lam_v != 0).sum(axis=1) == 1  # observed: the marginal is the state itself, exactly
+                    m[hard] = (lam_v[hard] != 0).astype(float)
+                    marg[v][start:stop] = m
         impossible = ~np.isfinite(log_z)
         for m in marg.values():
             m[impossible] = np.nan
@@ -218,12 +319,27 @@ class InferenceEngine:
             impossible=impossible,
         )
 
+    def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
+        """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
+        dec = self.network.decompositions[v]  # type: ignore[index]
+        lowest = int(np.argmax(dec.weights[0] > 0))  # the state of level 0 carries +L(0)
+        onehot = np.zeros(lam.shape[1])
+        onehot[lowest] = 1.0
+        return (lam == onehot).all(axis=1)
+
+    def _affordable(self, carried: tuple[frozenset[int], ...]) -> bool:
+        """Whether one contraction carrying ``carried`` keeps its tables at or under SPLIT_ENTRIES per case."""
+        try:
+            return self._program(carried).largest_per_case <= SPLIT_ENTRIES
+        except ModelTooLargeError:
+            return False
+
     def largest_intermediate(self, carried: Sequence[str]) -> int:
         """Entries per case of the largest table built when ``carried`` variables hold evidence or are targets."""
-        return self._program(frozenset(self._index[v] for v in carried)).largest_per_case
+        return self._program((frozenset(self._index[v] for v in carried), self._decomposable, frozenset())).largest_per_case
 
     # ------------------------------------------------------------------ compile
-    def _program(self, carried: frozenset[int]) -> _Program:
+    def _program(self, carried: tuple[frozenset[int], ...]) -> _Program:
         with self._lock:
             program = self._programs.get(carried)
             if program is not None:
@@ -232,24 +348,48 @@ class InferenceEngine:
         program = self._compile(carried)
         with self._lock:
             self._programs[carried] = program
-            if len(self._programs) > 256:
+            if len(self._programs) > 4096:
                 self._programs.popitem(last=False)
         return program
 
-    def _compile(self, carried: frozenset[int]) -> _Program:
+    def _compile(self, key: tuple[frozenset[int], ...]) -> _Program:
+        carried, decomposed, lowest = key
         net = self.network
+        n_vars = len(net.variables)
         keep = sorted(net.ancestors(sorted(carried)))  # barren variables sum to one: drop them
-        table_ids = tuple(keep)
         lambda_vars = tuple(sorted(carried))
-        operands: list[tuple[int, ...]] = [(v, *net.parents[v]) for v in table_ids]
-        operands += [(_BATCH, v) for v in lambda_vars]
         cards = dict(enumerate(net.cards))
         cards[_BATCH] = _NOMINAL_BATCH
+        operands: list[tuple[int, ...]] = []
+        sources: list[tuple[int, int]] = []
+        for v in keep:
+            dec = net.decompositions[v] if v in decomposed and net.decompositions else None
+            if dec is None:
+                operands.append((v, *net.parents[v]))
+                sources.append((v, -1))
+                continue
+            if v in lowest:  # observed at the lowest level in every case: L(0) * prod_i G_i[0, pa_i], no sum
+                operands.append((v,))
+                sources.append((v, -2))
+                for k, p in enumerate(net.parents[v]):
+                    operands.append((p,))
+                    sources.append((v, -(k + 3)))
+                continue
+            level = n_vars + v  # the hidden level index of this CPD
+            cards[level] = dec.weights.shape[0]
+            operands.append((level, v))
+            sources.append((v, 0))
+            for k, p in enumerate(net.parents[v]):
+                operands.append((level, p))
+                sources.append((v, k + 1))
+        operands += [(_BATCH, v) for v in lambda_vars]
         symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
         equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
         shapes = [tuple(cards[i] for i in op) for op in operands]
         if len(operands) == 1:
             path: list[tuple[int, ...]] = [(0,)]
+        elif self.optimize == "elimination":
+            path = _elimination_path(operands, cards)
         else:
             path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=self.optimize)
         steps = []
@@ -274,16 +414,62 @@ class InferenceEngine:
             steps.append((tuple(contracted), out))
             slots.append(out)
         if largest > self.max_entries:
-            names = ", ".join(net.variables[i] for i in carried)[:200]
+            names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
             raise ModelTooLargeError(largest, self.max_entries, f"(variables carrying evidence: {names}) ")
         return _Program(
             operands=tuple(operands),
-            table_ids=table_ids,
+            sources=tuple(sources),
             lambda_vars=lambda_vars,
             steps=tuple(steps),
             entries_per_case=entries + sum(net.cards[v] for v in lambda_vars),
             largest_per_case=largest,
         )
+
+
+def _elimination_path(operands: Sequence[tuple[int, ...]], cards: Mapping[int, int]) -> list[tuple[int, ...]]:
+    """A pairwise contraction path from a min-weight variable elimination order.
+
+    Repeatedly picks the index (never the batch axis) whose operands, merged, make the smallest table,
+    and contracts those operands pairwise, smallest first. As in ``_compile``, an index is summed out in
+    the step after which no other operand holds it. Positions follow opt_einsum's convention.
+    """
+    slots: list[tuple[int, ...]] = list(operands)
+    path: list[tuple[int, ...]] = []
+
+    def size(indices: Sequence[int]) -> int:
+        return math.prod(cards[i] for i in indices if i != _BATCH)
+
+    def contract(positions: tuple[int, ...]) -> None:
+        path.append(positions)
+        inputs = [slots[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            del slots[p]
+        others = {i for op in slots for i in op} | {_BATCH}
+        merged = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i in others)
+        slots.append(merged)
+
+    while True:
+        remaining = {i for op in slots for i in op if i != _BATCH}
+        if not remaining:
+            break
+        best, best_cost = -2, (math.inf, math.inf)
+        for v in remaining:
+            union = {i for op in slots if v in op for i in op}
+            cost = (size(tuple(union)), len(union))
+            if cost < best_cost:
+                best, best_cost = v, cost
+        holders = [p for p, op in enumerate(slots) if best in op]
+        if len(holders) == 1:
+            contract((holders[0],))  # the index lives in one table only: sum it out there
+            continue
+        while len(holders) > 1:
+            holders.sort(key=lambda p: size(slots[p]))
+            contract((holders[0], holders[1]))
+            holders = [p for p, op in enumerate(slots) if best in op]
+    while len(slots) > 1:
+        order = sorted(range(len(slots)), key=lambda p: size(slots[p]))
+        contract((order[0], order[1]))
+    return path
 
 
 def _pairwise(path: Sequence[tuple[int, ...]], n_operands: int) -> list[tuple[int, ...]]:
@@ -346,13 +532,25 @@ def _grad(g: np.ndarray, ig: tuple[int, ...], other: np.ndarray | None, io: tupl
     return res
 
 
-def _run(program: _Program, tables: Sequence[np.ndarray], lambdas: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
+         lambdas: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
 
     Returns the gradient of ``log Z`` with respect to each lambda operand, in scaled form
     (``dZ/dlambda / Z``), and ``log Z`` per case.
     """
-    values: list[np.ndarray] = [tables[v] for v in program.table_ids] + lambdas
+    values: list[np.ndarray] = []
+    for v, k in program.sources:
+        if k == -1:
+            values.append(tables[v])
+        elif k == -2:
+            values.append(decompositions[v].weights[0])  # type: ignore[index]
+        elif k < -2:
+            values.append(decompositions[v].factors[-k - 3][0])  # type: ignore[index]
+        else:
+            dec = decompositions[v]  # type: ignore[index]
+            values.append(dec.weights if k == 0 else dec.factors[k - 1])
+    values += lambdas
     indices: list[tuple[int, ...]] = list(program.operands)
     # node ids: 0..k-1 are the inputs, then one per step
     slot_nodes = list(range(len(values)))
@@ -368,7 +566,7 @@ def _run(program: _Program, tables: Sequence[np.ndarray], lambdas: list[np.ndarr
         else:
             raw = _contract(values[ins[0]], indices[ins[0]], values[ins[1]], indices[ins[1]], out)
         if out and out[0] == _BATCH:
-            scale = raw.reshape(n, -1).max(axis=1) if raw.ndim > 1 else raw.copy()
+            scale = np.abs(raw).reshape(n, -1).max(axis=1) if raw.ndim > 1 else np.abs(raw)
             zero = scale <= 0
             if zero.any():
                 dead |= zero
@@ -381,6 +579,7 @@ def _run(program: _Program, tables: Sequence[np.ndarray], lambdas: list[np.ndarr
         indices.append(out)
         children.append((tuple(ins), scale))
         slot_nodes.append(len(values) - 1)
+    dead |= values[-1] <= 0  # a sum with negative terms (decomposed CPDs) that came out at or below zero
     # backward: gradient of log Z, scaled like the forward values
     n_inputs = len(program.operands)
     grads: dict[int, np.ndarray] = {len(values) - 1: np.ones(n)}
@@ -400,7 +599,7 @@ def _run(program: _Program, tables: Sequence[np.ndarray], lambdas: list[np.ndarr
                        indices[other] if other is not None else (), indices[child], values[child].shape)
             grads[child] = grads[child] + dg if child in grads else dg
     out_grads = []
-    first_lambda = len(program.table_ids)
+    first_lambda = len(program.sources)
     for k, lam in enumerate(lambdas):
         g = grads.get(first_lambda + k)
         out_grads.append(np.zeros_like(lam) if g is None else g)

@@ -14,7 +14,7 @@ from typing import Any
 from . import _resources
 from .inference import CompiledNetwork, InferenceEngine
 from .triage import ReferralPolicy, TriagePolicy
-from .calibration import calibrate_base_rates
+from .calibration import calibrate_base_rates, compile_spec
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 
 __all__ = ["Hypothesis", "Model", "load_model"]
@@ -123,7 +123,9 @@ class Model:
 
     @cached_property
     def compiled(self) -> CompiledNetwork:
-        """The network as arrays, for the inference engine."""
+        """The network as arrays, for the inference engine (with noisy CPDs decomposed for model files)."""
+        if self.spec is not None:
+            return compile_spec(self.spec, self.base_rates)
         return CompiledNetwork.from_pgmpy(self.network)
 
     @cached_property

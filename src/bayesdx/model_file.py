@@ -142,7 +142,7 @@ def _distribution(path: Path, key: str, value: Any, n_states: int) -> np.ndarray
         raise ModelFileError(path, key, f"must be a list of {n_states} probabilities, got {value!r}", value)
     probs = np.array([_probability(path, f"{key}[{k}]", v) for k, v in enumerate(value)])
     if abs(probs.sum() - 1.0) > TOLERANCE:
-        raise ModelFileError(path, key, f"must sum to 1 within {TOLERANCE:g}, sums to {probs.sum()!r}", value)
+        raise ModelFileError(path, key, f"must sum to 1 within {TOLERANCE:g}, sums to {float(probs.sum())!r}", value)
     return probs
 
 
@@ -391,6 +391,43 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
         out[1 - present] = 1.0 - p_present
         return out
     # noisy_or / noisy_max: P(child <= y | parents) = L(y) * prod_active C_i(y)
+    noisy = noisy_parameters(spec, node_id)
+    cdf = np.broadcast_to(noisy.leak_cdf, shape[1:] + (len(noisy.order),)).copy()
+    for axis, factor in enumerate(noisy.parent_cdfs):
+        cdf = cdf * factor.reshape([-1 if a == axis else 1 for a in range(len(parents))] + [len(noisy.order)])
+    pmf = np.diff(cdf, axis=-1, prepend=0.0)
+    pmf = np.clip(pmf, 0.0, 1.0)
+    for level, state_index in enumerate(noisy.order):
+        out[state_index] = pmf[..., level]
+    return out
+
+
+@dataclass(frozen=True)
+class NoisyParameters:
+    """The parameters of a noisy-OR / noisy-MAX CPD.
+
+    Attributes
+    ----------
+    order : tuple of int
+        The child's state index at each level, from least to most.
+    leak_cdf : numpy.ndarray
+        ``L(level)``, the cumulative leak distribution over levels.
+    parent_cdfs : tuple of numpy.ndarray
+        Per parent, ``C_i[parent state, level]``: the cumulative distribution of the level the parent
+        produces in that state (all ones for an inactive state).
+    """
+
+    order: tuple[int, ...]
+    leak_cdf: np.ndarray
+    parent_cdfs: tuple[np.ndarray, ...]
+
+
+def noisy_parameters(spec: ModelSpec, node_id: str) -> NoisyParameters:
+    """Validated parameters of the ``noisy_or`` or ``noisy_max`` CPD of ``node_id``."""
+    cpd = spec.cpds[node_id]
+    node = spec.nodes[node_id]
+    kind = cpd["kind"]
+    where = f"cpds.{node_id}"
     links = cpd["links"]
     if kind == "noisy_or":
         positive = _noisy_or_positive(spec, node_id)
@@ -401,8 +438,8 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
     else:
         order = list(range(len(node.states)))
         leak_dist = _distribution(spec.path, f"{where}.leak", cpd.get("leak"), len(node.states))
-    cdf = np.broadcast_to(np.cumsum(leak_dist), shape[1:] + (len(order),)).copy()
-    for axis, p in enumerate(parents):
+    factors = []
+    for p in spec.parents(node_id):
         link = links[p]
         lkey = f"{where}.links.{p}"
         if not isinstance(link, dict):
@@ -422,12 +459,12 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
             for s, v in _active_states(spec, node_id, p, value, f"{lkey}.probabilities").items():
                 skey = f"{lkey}.probabilities" + ("" if not isinstance(value, dict) else f".{s}")
                 factor[spec.nodes[p].states.index(s)] = np.cumsum(_distribution(spec.path, skey, v, len(order)))
-        cdf = cdf * factor.reshape([-1 if a == axis else 1 for a in range(len(parents))] + [len(order)])
-    pmf = np.diff(cdf, axis=-1, prepend=0.0)
-    pmf = np.clip(pmf, 0.0, 1.0)
-    for level, state_index in enumerate(order):
-        out[state_index] = pmf[..., level]
-    return out
+        factors.append(factor)
+    cdf = np.cumsum(leak_dist)
+    cdf[-1] = 1.0
+    for f in factors:
+        f[:, -1] = 1.0  # exact ones at the top level, whatever the rounding of the cumulative sums
+    return NoisyParameters(tuple(order), cdf, tuple(factors))
 
 
 # ---------------------------------------------------------------------- priors
@@ -498,29 +535,92 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
     )
 
 
+#: A noisy CPD with more parents than this is divorced into hidden parts for pgmpy.
+MAX_TABLE_PARENTS = 6
+#: Parents per hidden part when divorcing.
+DIVORCE_SIZE = 5
+
+
+def _noisy_pmf_table(order: Sequence[int], cdf: np.ndarray) -> np.ndarray:
+    """A CPD table (child axis first) from cumulative level distributions ``cdf[..., level]``."""
+    pmf = np.clip(np.diff(cdf, axis=-1, prepend=0.0), 0.0, 1.0)
+    out = np.empty((len(order), *cdf.shape[:-1]))
+    for level, state_index in enumerate(order):
+        out[state_index] = pmf[..., level]
+    return out
+
+
+def divorced_tables(spec: ModelSpec, node_id: str) -> list[tuple[str, tuple[str, ...], np.ndarray]]:
+    """A noisy CPD with many parents as hidden parts of at most ``DIVORCE_SIZE`` parents and a final MAX.
+
+    Returns ``(node, parents, table)`` triples: one per part ``<node>__part<k>`` (the noisy-MAX of its
+    parents, no leak) and one for the node itself (the MAX of its parts and its leak). Because
+    ``P(child <= y) = L(y) * prod_i C_i(y)`` factorises over the parents, this is the same distribution
+    exactly (parent divorcing, Olesen et al. 1989).
+    """
+    noisy = noisy_parameters(spec, node_id)
+    parents = spec.parents(node_id)
+    levels = len(noisy.order)
+    chunks = [parents[i:i + DIVORCE_SIZE] for i in range(0, len(parents), DIVORCE_SIZE)]
+    result = []
+    parts = []
+    for k, chunk in enumerate(chunks, start=1):
+        shape = [len(spec.nodes[p].states) for p in chunk]
+        cdf = np.ones((*shape, levels))
+        for axis, p in enumerate(chunk):
+            factor = noisy.parent_cdfs[parents.index(p)]
+            cdf = cdf * factor.reshape([-1 if a == axis else 1 for a in range(len(chunk))] + [levels])
+        name = f"{node_id}__part{k}"
+        parts.append(name)
+        result.append((name, tuple(chunk), _noisy_pmf_table(noisy.order, cdf)))
+    # final: the MAX of the parts' levels and the leak
+    level_of_state = {state: level for level, state in enumerate(noisy.order)}
+    n_states = len(noisy.order)
+    cdf = np.empty((n_states,) * len(parts) + (levels,))
+    for combo in itertools.product(range(n_states), repeat=len(parts)):
+        top = max(level_of_state[s] for s in combo)
+        cdf[combo] = [noisy.leak_cdf[y] if y >= top else 0.0 for y in range(levels)]
+    result.append((node_id, tuple(parts), _noisy_pmf_table(noisy.order, cdf)))
+    return result
+
+
 def build_network(spec: ModelSpec, base_rates: Mapping[str, float] | None) -> Any:
-    """Build the pgmpy ``DiscreteBayesianNetwork`` of a model, with ``base_rates`` for its causes."""
+    """Build the pgmpy ``DiscreteBayesianNetwork`` of a model, with ``base_rates`` for its causes.
+
+    Noisy CPDs with more than ``MAX_TABLE_PARENTS`` parents enter pgmpy divorced into hidden parts
+    (:func:`divorced_tables`), so that no pgmpy table is larger than ``3 * 3**6`` entries; the
+    distribution of every declared node is unchanged.
+    """
     from pgmpy.factors.discrete import TabularCPD
     from pgmpy.models import DiscreteBayesianNetwork
 
-    network = DiscreteBayesianNetwork()
-    network.add_nodes_from(spec.nodes)
-    network.add_edges_from((p, n) for n in spec.nodes for p in spec.parents(n))
-    cpds = []
-    for node_id, node in spec.nodes.items():
+    entries: list[tuple[str, tuple[str, ...], np.ndarray]] = []
+    states = {n: spec.nodes[n].states for n in spec.nodes}
+    for node_id in spec.nodes:
+        kind = spec.cpds[node_id]["kind"]
+        parents = spec.parents(node_id)
+        if kind in ("noisy_or", "noisy_max") and len(parents) > MAX_TABLE_PARENTS:
+            for name, pa, table in divorced_tables(spec, node_id):
+                states.setdefault(name, spec.nodes[node_id].states)
+                entries.append((name, pa, table))
+            continue
         prior = None
-        if spec.cpds[node_id]["kind"] == "cause_prior":
+        if kind == "cause_prior":
             if base_rates is None:
                 raise ModelFileError(spec.path, f"cpds.{node_id}", "is a 'cause_prior' but no prior setting was given")
             prior = base_rates[node_id]
-        table = table_for(spec, node_id, prior=prior)
-        parents = spec.parents(node_id)
+        entries.append((node_id, parents, table_for(spec, node_id, prior=prior)))
+    network = DiscreteBayesianNetwork()
+    network.add_nodes_from(name for name, _, _ in entries)
+    network.add_edges_from((p, name) for name, pa, _ in entries for p in pa)
+    cpds = []
+    for name, parents, table in entries:
         cpds.append(TabularCPD(
-            variable=node_id, variable_card=len(node.states),
-            values=table.reshape(len(node.states), -1),
+            variable=name, variable_card=len(states[name]),
+            values=table.reshape(len(states[name]), -1),
             evidence=list(parents) or None,
-            evidence_card=[len(spec.nodes[p].states) for p in parents] or None,
-            state_names={node_id: list(node.states), **{p: list(spec.nodes[p].states) for p in parents}},
+            evidence_card=[len(states[p]) for p in parents] or None,
+            state_names={name: list(states[name]), **{p: list(states[p]) for p in parents}},
         ))
     network.add_cpds(*cpds)
     network.check_model()

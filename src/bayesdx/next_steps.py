@@ -83,6 +83,22 @@ def _top3(matrix: np.ndarray) -> np.ndarray:
     return np.argsort(-matrix, axis=1, kind="stable")[:, :3]
 
 
+def _candidate_plan(model: Model, var: str) -> tuple[str, object]:
+    """How to compute a candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
+
+    A noisy candidate whose parents are all causes needs no extra variable: ``X <= level y`` multiplies the
+    joint by ``L(y) * prod_i C_i(y, cause_i)``, a likelihood on causes every program already carries.
+    """
+    net = model.compiled
+    i = net.index()[var]
+    dec = net.decompositions[i] if net.decompositions else None
+    if dec is not None and dec.leak_cdf is not None:
+        causes = {net.index()[c] for c in model.causes}
+        if all(p in causes for p in net.parents[i]):
+            return "decomposed", dec
+    return "rows", None
+
+
 def analyse_steps(
     model: Model,
     cases: Sequence[Mapping[str, str]],
@@ -92,7 +108,13 @@ def analyse_steps(
     pursued: Sequence[np.ndarray],
     alpha: float,
 ) -> list[StepAnalysis]:
-    """Next-step analysis for many cases in one batched pass per candidate variable.
+    """Next-step analysis for many cases in one batched engine call.
+
+    Every (case, candidate, outcome) is a row of one batch. For a noisy candidate ``X`` whose parents are
+    causes, the rows are ``e + {X <= level y}`` for every level but the top, entered as likelihoods on the
+    causes (see :func:`_candidate_plan`); ``P(X = y | e)`` and ``P(h, X = y | e)`` follow by differences of
+    consecutive levels. Other candidates get one row per state, ``e + {X = x}``. Outcomes with probability
+    below 1e-12 are treated as impossible.
 
     Parameters
     ----------
@@ -113,54 +135,109 @@ def analyse_steps(
     from .ranking import hypothesis_matrix
 
     n = len(cases)
-    candidates = model.findings + model.tests
+    net = model.compiled
+    index = net.index()
     hyp_nodes = {h.node for h in model.hypotheses}
+    candidates = [v for v in model.findings + model.tests if v not in hyp_nodes]
+    # ---- plan the rows
+    blocks = []  # (var, plan, dec, todo cases, n_levels_in_rows)
+    row_case_parts = []
+    for var in candidates:
+        todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
+        if todo.size == 0:
+            continue
+        plan, dec = _candidate_plan(model, var)
+        per_case = (len(dec.order) - 1) if plan == "decomposed" else len(model.states[var])  # type: ignore[attr-defined]
+        blocks.append((var, plan, dec, todo, per_case))
+        row_case_parts.append(np.repeat(todo, per_case))
+    if not blocks:
+        return [StepAnalysis((), True, {}) for _ in range(n)]
+    row_case = np.concatenate(row_case_parts)
+    n_rows = row_case.size
+    lik = {v: a[row_case] for v, a in likelihoods.items()}
+    log_scale = np.zeros(n_rows)  # log L(y) of decomposed rows
+    start = 0
+    for var, plan, dec, todo, per_case in blocks:
+        rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
+        start += rows.size
+        if plan == "decomposed":
+            for level in range(per_case):
+                r = rows[:, level]
+                with np.errstate(divide="ignore"):
+                    log_scale[r] = np.log(dec.leak_cdf[level])
+                for p, factor in zip(net.parents[index[var]], dec.factors, strict=True):
+                    name = net.variables[p]
+                    if name not in lik:
+                        lik[name] = np.ones((n_rows, len(net.states[p])))
+                    lik[name][r] = lik[name][r] * factor[level]
+        else:
+            if var not in lik:
+                lik[var] = np.ones((n_rows, len(model.states[var])))
+            onehot = np.eye(len(model.states[var]))
+            for state in range(per_case):
+                lik[var][rows[:, state]] = onehot[state]
+    post = model.engine.posterior(lik, model.causes, n_rows)
+    matrix = hypothesis_matrix(model, post.marginals, n_rows)
+    matrix[post.impossible] = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        p_rows = np.exp(post.log_evidence + log_scale - base_log_z[row_case])
+    p_rows[post.impossible | ~np.isfinite(p_rows)] = 0.0
+    # ---- entropies, EIG, stop rule
     mask = np.zeros(base.shape, dtype=bool)  # pursued hypotheses of each case
     for k in range(n):
         mask[k, pursued[k]] = True
     s_now = (binary_entropy_bits(base) * mask).sum(axis=1)
+    top_now = _top3(base)
+    top_now_set = np.sort(top_now, axis=1)
     eig: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
     unsettled = np.zeros(n, dtype=bool)
-    top_now = _top3(base)
-    top_now_set = np.sort(top_now, axis=1)
-    for var in candidates:
-        if var in hyp_nodes:
-            continue
-        todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
-        if todo.size == 0:
-            continue
+    start = 0
+    for var, plan, dec, todo, per_case in blocks:
+        rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
+        start += rows.size
         n_states = len(model.states[var])
-        rows = np.repeat(todo, n_states)  # case of each row
-        outcome = np.tile(np.arange(n_states), todo.size)
-        lik = {v: a[rows] for v, a in likelihoods.items() if v != var}
-        onehot = np.zeros((rows.size, n_states))
-        onehot[np.arange(rows.size), outcome] = 1.0
-        lik[var] = onehot
-        post = model.engine.posterior(lik, model.causes, rows.size)
-        matrix = hypothesis_matrix(model, post.marginals, rows.size)
-        with np.errstate(invalid="ignore"):
-            p_x = np.exp(post.log_evidence - base_log_z[rows])
-        p_x[post.impossible] = 0.0
-        matrix[post.impossible] = 0.0
-        s_after = (binary_entropy_bits(matrix) * mask[rows]).sum(axis=1)
-        expected = (p_x * s_after).reshape(todo.size, n_states).sum(axis=1)
+        p_x = np.zeros((todo.size, n_states))
+        post_x = np.zeros((todo.size, n_states, base.shape[1]))
+        if plan == "decomposed":
+            # cumulative: F[level] = P(X <= level | e), J[level] = P(h, X <= level | e); the top level is e
+            levels = len(dec.order)
+            cum_p = np.concatenate([p_rows[rows], np.ones((todo.size, 1))], axis=1)
+            cum_j = np.concatenate([matrix[rows] * p_rows[rows][..., None], base[todo][:, None, :]], axis=1)
+            prev_p = np.zeros(todo.size)
+            prev_j = np.zeros((todo.size, base.shape[1]))
+            for level in range(levels):
+                state = dec.order[level]
+                p_x[:, state] = np.maximum(cum_p[:, level] - prev_p, 0.0)
+                post_x[:, state] = cum_j[:, level] - prev_j
+                prev_p, prev_j = cum_p[:, level], cum_j[:, level]
+            ok = p_x > 1e-12
+            post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
+            post_x = np.clip(post_x, 0.0, 1.0)
+        else:
+            p_x = p_rows[rows]
+            post_x = matrix[rows]
+        p_x[p_x <= 1e-12] = 0.0
+        flat_post = post_x.reshape(-1, base.shape[1])
+        flat_case = np.repeat(todo, n_states)
+        s_after = (binary_entropy_bits(flat_post) * mask[flat_case]).sum(axis=1).reshape(todo.size, n_states)
+        expected = (p_x * s_after).sum(axis=1)
         gain = np.full(n, np.nan)
         gain[todo] = np.maximum(s_now[todo] - expected, 0.0)  # EIG >= 0; clip rounding only
         eig[var] = gain
         p_full = np.full((n, n_states), np.nan)
-        p_full[todo] = p_x.reshape(todo.size, n_states)
+        p_full[todo] = p_x
         probs[var] = p_full
         # stop rule: does any possible outcome change the leader or the top-three set?
-        top_after = _top3(matrix)
-        changed = (top_after[:, 0] != top_now[rows, 0]) | (np.sort(top_after, axis=1) != top_now_set[rows]).any(axis=1)
-        changed &= p_x > 0
-        np.logical_or.at(unsettled, rows, changed)
+        top_after = _top3(flat_post)
+        changed = (top_after[:, 0] != top_now[flat_case, 0]) | (np.sort(top_after, axis=1) != top_now_set[flat_case]).any(axis=1)
+        changed &= p_x.ravel() > 0
+        np.logical_or.at(unsettled, flat_case, changed)
     results = []
     for k in range(n):
         steps = []
-        for var in candidates:
-            if var not in eig or np.isnan(eig[var][k]):
+        for var, *_ in blocks:
+            if np.isnan(eig[var][k]):
                 continue
             cost = float(model.costs.get(var, 1.0))
             gain = float(eig[var][k])

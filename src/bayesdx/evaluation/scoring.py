@@ -1,0 +1,101 @@
+"""Scoring vignettes under one prior setting: the posterior matrix, ranks and triage of every case.
+
+The posteriors come from :func:`bayesdx.score` with ``top_k`` equal to the number of hypotheses, which
+orders the causes exactly as :func:`bayesdx.rank_causes` does (stable sort, ties in model order); the
+triage level applies the model's triage rules to the same posteriors and evidence, as ``rank_causes`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import Model
+from ..ranking import score
+from .metrics import true_cause_ranks
+from .vignettes import Vignettes
+
+__all__ = ["SettingScores", "score_setting", "with_presenting"]
+
+
+def with_presenting(model: Model, evidence: Mapping[str, str]) -> dict[str, str]:
+    """A case's evidence plus the model's presenting complaint (if it declares one), as the engine sees it."""
+    return {**dict(getattr(model, "presenting", None) or {}), **evidence}
+
+
+@dataclass(frozen=True)
+class SettingScores:
+    """The vignettes scored under one prior setting.
+
+    Attributes
+    ----------
+    setting : str
+        The prior setting's id.
+    model : Model
+    probabilities : numpy.ndarray
+        ``(n_cases, n_hypotheses)`` posteriors in the model's hypothesis order.
+    truth : numpy.ndarray
+        Column index of each case's true cause.
+    ranks : numpy.ndarray
+        1-based rank of the true cause.
+    top1 : tuple of str
+        The leading hypothesis of each case.
+    triage : tuple of str or None
+        The advised triage level (None when the model has no triage rules).
+    """
+
+    setting: str
+    model: Model
+    probabilities: np.ndarray
+    truth: np.ndarray
+    ranks: np.ndarray
+    top1: tuple[str, ...]
+    triage: tuple[str | None, ...]
+
+    @property
+    def p_true(self) -> np.ndarray:
+        """Posterior of each case's true cause."""
+        return self.probabilities[np.arange(len(self.truth)), self.truth]
+
+
+def posterior_frame_to_matrix(model: Model, frame: object, n: int) -> np.ndarray:
+    """Rebuild the ``(n, H)`` posterior matrix from the ``cause_j``/``probability_j`` columns of :func:`score`."""
+    ids = [h.id for h in model.hypotheses]
+    col = {h: j for j, h in enumerate(ids)}
+    matrix = np.full((n, len(ids)), np.nan)
+    rows = np.arange(n)
+    for j in range(1, len(ids) + 1):
+        causes = frame[f"cause_{j}"].to_numpy()  # type: ignore[index]
+        matrix[rows, [col[c] for c in causes]] = frame[f"probability_{j}"].to_numpy(dtype=float)  # type: ignore[index]
+    return matrix
+
+
+def score_setting(model: Model, vignettes: Vignettes) -> SettingScores:
+    """Score every vignette under ``model`` in one batched call.
+
+    Raises
+    ------
+    ImpossibleEvidenceError
+        Naming the cases whose evidence has probability zero under the model.
+    """
+    n = len(vignettes)
+    frame = score(vignettes.frame, model=model, top_k=len(model.hypotheses))
+    matrix = posterior_frame_to_matrix(model, frame, n)
+    ids = [h.id for h in model.hypotheses]
+    truth = np.array([ids.index(t) for t in vignettes.true_cause], dtype=int)
+    top1 = tuple(str(c) for c in frame["cause_1"].tolist())
+    triage = advised_triage(model, vignettes.evidence, matrix)
+    return SettingScores(model.priors, model, matrix, truth, true_cause_ranks(matrix, truth), top1, triage)
+
+
+def advised_triage(model: Model, evidence: Sequence[Mapping[str, str]], matrix: np.ndarray) -> tuple[str | None, ...]:
+    """The triage level of each case from the model's rules (as in ``rank_causes(...).triage``)."""
+    if model.triage_policy is None:
+        return tuple(None for _ in evidence)
+    ids = [h.id for h in model.hypotheses]
+    return tuple(
+        model.triage_policy.assess(with_presenting(model, ev), dict(zip(ids, row.tolist(), strict=True)))[0]
+        for ev, row in zip(evidence, matrix, strict=True)
+    )
