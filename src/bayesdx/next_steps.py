@@ -99,6 +99,50 @@ def _candidate_plan(model: Model, var: str) -> tuple[str, object]:
     return "rows", None
 
 
+def _clamped_outcomes(
+    model: Model,
+    variables: Sequence[str],
+    likelihoods: Mapping[str, np.ndarray],
+    base: np.ndarray,
+    n: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Outcome probabilities and posteriors of candidates without a decomposition, by clamping hypotheses.
+
+    One batch holds, per case, the current evidence and the evidence with each hypothesis clamped
+    (its cause node set to its state). The backward pass gives ``P(X = x | e)`` and ``P(X = x | e, h)`` for
+    every candidate ``X`` at once, and Bayes' rule gives ``P(h | e, x) = P(x | e, h) P(h | e) / P(x | e)``:
+    two engine passes instead of one per candidate outcome.
+
+    Returns, per variable, ``p[case, state]`` and ``posterior[case, state, hypothesis]``.
+    """
+    if not variables:
+        return {}
+    hyps = model.hypotheses
+    n_h = len(hyps)
+    per_case = 1 + n_h
+    row_case = np.repeat(np.arange(n), per_case)
+    lik = {v: a[row_case] for v, a in likelihoods.items()}
+    for j, h in enumerate(hyps):
+        states = model.states[h.node]
+        if h.node not in lik:
+            lik[h.node] = np.ones((row_case.size, len(states)))
+        onehot = np.zeros(len(states))
+        onehot[states.index(h.state)] = 1.0
+        lik[h.node][np.arange(n) * per_case + 1 + j] = lik[h.node][np.arange(n) * per_case + 1 + j] * onehot
+    targets = list(dict.fromkeys([*model.causes, *variables]))
+    post = model.engine.posterior(lik, targets, row_case.size)
+    result = {}
+    for var in variables:
+        marg = np.nan_to_num(post.marginals[var], nan=0.0).reshape(n, per_case, -1)
+        p_x = marg[:, 0, :]  # P(x | e)
+        p_x_given_h = marg[:, 1:, :]  # P(x | e, h), shape (n, n_h, states)
+        joint = p_x_given_h * base[:, :, None]  # P(x, h | e)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            posterior = np.where(p_x[:, None, :] > 1e-12, joint / p_x[:, None, :], 0.0)
+        result[var] = (p_x.copy(), np.clip(np.transpose(posterior, (0, 2, 1)), 0.0, 1.0))
+    return result
+
+
 def analyse_steps(
     model: Model,
     cases: Sequence[Mapping[str, str]],
@@ -140,18 +184,19 @@ def analyse_steps(
     hyp_nodes = {h.node for h in model.hypotheses}
     candidates = [v for v in model.findings + model.tests if v not in hyp_nodes]
     # ---- plan the rows
-    blocks = []  # (var, plan, dec, todo cases, n_levels_in_rows)
-    row_case_parts = []
+    blocks = []  # (var, plan, dec, todo cases, rows per case in the decomposed batch)
+    row_case_parts = [np.zeros(0, dtype=int)]
     for var in candidates:
         todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
         if todo.size == 0:
             continue
         plan, dec = _candidate_plan(model, var)
-        per_case = (len(dec.order) - 1) if plan == "decomposed" else len(model.states[var])  # type: ignore[attr-defined]
+        per_case = (len(dec.order) - 1) if plan == "decomposed" else 0  # type: ignore[attr-defined]
         blocks.append((var, plan, dec, todo, per_case))
         row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]
+    clamped = _clamped_outcomes(model, [b[0] for b in blocks if b[1] == "rows"], likelihoods, base, n)
     row_case = np.concatenate(row_case_parts)
     n_rows = row_case.size
     lik = {v: a[row_case] for v, a in likelihoods.items()}
@@ -170,12 +215,6 @@ def analyse_steps(
                     if name not in lik:
                         lik[name] = np.ones((n_rows, len(net.states[p])))
                     lik[name][r] = lik[name][r] * factor[level]
-        else:
-            if var not in lik:
-                lik[var] = np.ones((n_rows, len(model.states[var])))
-            onehot = np.eye(len(model.states[var]))
-            for state in range(per_case):
-                lik[var][rows[:, state]] = onehot[state]
     post = model.engine.posterior(lik, model.causes, n_rows)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
@@ -215,8 +254,8 @@ def analyse_steps(
             post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
             post_x = np.clip(post_x, 0.0, 1.0)
         else:
-            p_x = p_rows[rows]
-            post_x = matrix[rows]
+            p_x, post_x = clamped[var]
+            p_x, post_x = p_x[todo], post_x[todo]
         p_x[p_x <= 1e-12] = 0.0
         flat_post = post_x.reshape(-1, base.shape[1])
         flat_case = np.repeat(todo, n_states)
