@@ -188,6 +188,49 @@ class _Program:
     steps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (input slots, output indices)
     entries_per_case: int  # total batched intermediate entries per case (memory)
     largest_per_case: int
+    forward: tuple[tuple[tuple[int, ...], str, bool], ...] = ()  # per step: (input nodes, einsum spec, batched)
+    backward: tuple[tuple[int, int, tuple[tuple[int, int, str, tuple[bool, ...] | None], ...]], ...] = ()
+    # per step, last first: (step index, output node, ((child, other node or -1, spec, broadcast mask), ...))
+
+
+def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> tuple[tuple, tuple]:
+    """Einsum specs of the forward and backward passes, built once per program."""
+    indices = list(operands)
+    slot_nodes = list(range(len(operands)))
+    forward = []
+    step_inputs = []
+    for contracted, out in steps:
+        ins = tuple(slot_nodes[k] for k in contracted)
+        for k in sorted(contracted, reverse=True):
+            del slot_nodes[k]
+        letters = _letters(*(indices[i] for i in ins), out)
+        spec = _spec(letters, *(indices[i] for i in ins), out)
+        forward.append((ins, spec, bool(out) and out[0] == _BATCH))
+        step_inputs.append(ins)
+        indices.append(out)
+        slot_nodes.append(len(indices) - 1)
+    backward = []
+    n_inputs = len(operands)
+    for step in range(len(steps) - 1, -1, -1):
+        node = n_inputs + step
+        if not (indices[node] and indices[node][0] == _BATCH):
+            continue
+        ins = step_inputs[step]
+        plans = []
+        for pos, child in enumerate(ins):
+            target = indices[child]
+            if not target or target[0] != _BATCH:
+                continue  # no lambda below an unbatched table
+            other = ins[1 - pos] if len(ins) == 2 else -1
+            io = indices[other] if other >= 0 else ()
+            available = set(indices[node]) | set(io)
+            kept = tuple(i for i in target if i in available)
+            letters = _letters(indices[node], io, kept)
+            spec = _spec(letters, indices[node], io, kept) if other >= 0 else _spec(letters, indices[node], kept)
+            mask = None if len(kept) == len(target) else tuple(i in available for i in target)
+            plans.append((child, other, spec, mask))
+        backward.append((step, node, tuple(plans)))
+    return tuple(forward), tuple(backward)
 
 
 class InferenceEngine:
@@ -416,6 +459,7 @@ class InferenceEngine:
         if largest > self.max_entries:
             names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
             raise ModelTooLargeError(largest, self.max_entries, f"(variables carrying evidence: {names}) ")
+        forward, backward = _tape(operands, steps)
         return _Program(
             operands=tuple(operands),
             sources=tuple(sources),
@@ -423,6 +467,8 @@ class InferenceEngine:
             steps=tuple(steps),
             entries_per_case=entries + sum(net.cards[v] for v in lambda_vars),
             largest_per_case=largest,
+            forward=forward,
+            backward=backward,
         )
 
 
@@ -507,31 +553,6 @@ def _spec(letters: dict[int, str], *index_lists: tuple[int, ...]) -> str:
     return ",".join("".join(letters[i] for i in lst) for lst in inputs) + "->" + "".join(letters[i] for i in out)
 
 
-def _contract(a: np.ndarray, ia: tuple[int, ...], b: np.ndarray | None, ib: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
-    if b is None:
-        letters = _letters(ia)
-        return np.einsum(_spec(letters, ia, out), a)
-    letters = _letters(ia, ib)
-    return np.einsum(_spec(letters, ia, ib, out), a, b, optimize=False)
-
-
-def _grad(g: np.ndarray, ig: tuple[int, ...], other: np.ndarray | None, io: tuple[int, ...],
-          target: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """d(contraction)/d(target operand) given the gradient ``g`` of its output, broadcast to ``shape``."""
-    available = set(ig) | (set(io) if other is not None else set())
-    kept = tuple(i for i in target if i in available)
-    if other is None:
-        letters = _letters(ig, kept)
-        res = np.einsum(_spec(letters, ig, kept), g)
-    else:
-        letters = _letters(ig, io, kept)
-        res = np.einsum(_spec(letters, ig, io, kept), g, other, optimize=False)
-    if len(kept) != len(target):
-        res = res.reshape([shape[k] if i in available else 1 for k, i in enumerate(target)])
-        res = np.broadcast_to(res, shape)
-    return res
-
-
 def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
          lambdas: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
@@ -551,21 +572,15 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
             dec = decompositions[v]  # type: ignore[index]
             values.append(dec.weights if k == 0 else dec.factors[k - 1])
     values += lambdas
-    indices: list[tuple[int, ...]] = list(program.operands)
-    # node ids: 0..k-1 are the inputs, then one per step
-    slot_nodes = list(range(len(values)))
-    children: list[tuple[tuple[int, ...], float | np.ndarray]] = []  # per step: (input node ids, scale)
+    scales: list[np.ndarray | None] = []
     log_z = np.zeros(n)
     dead = np.zeros(n, dtype=bool)
-    for contracted, out in program.steps:
-        ins = [slot_nodes[k] for k in contracted]
-        for k in sorted(contracted, reverse=True):
-            del slot_nodes[k]
+    for ins, spec, batched in program.forward:
         if len(ins) == 1:
-            raw = _contract(values[ins[0]], indices[ins[0]], None, (), out).copy()
+            raw = np.einsum(spec, values[ins[0]]).copy()
         else:
-            raw = _contract(values[ins[0]], indices[ins[0]], values[ins[1]], indices[ins[1]], out)
-        if out and out[0] == _BATCH:
+            raw = np.einsum(spec, values[ins[0]], values[ins[1]], optimize=False)
+        if batched:
             scale = np.abs(raw).reshape(n, -1).max(axis=1) if raw.ndim > 1 else np.abs(raw)
             zero = scale <= 0
             if zero.any():
@@ -573,30 +588,28 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
                 scale[zero] = 1.0
             raw /= scale.reshape((n,) + (1,) * (raw.ndim - 1))
             log_z += np.log(scale)
+            scales.append(scale)
         else:
-            scale = 1.0
+            scales.append(None)
         values.append(raw)
-        indices.append(out)
-        children.append((tuple(ins), scale))
-        slot_nodes.append(len(values) - 1)
     dead |= values[-1] <= 0  # a sum with negative terms (decomposed CPDs) that came out at or below zero
     # backward: gradient of log Z, scaled like the forward values
-    n_inputs = len(program.operands)
     grads: dict[int, np.ndarray] = {len(values) - 1: np.ones(n)}
-    for step in range(len(children) - 1, -1, -1):
-        node = n_inputs + step
+    for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
             continue
-        ins, scale = children[step]
-        if isinstance(scale, np.ndarray):
+        scale = scales[step]
+        if scale is not None:
             g = g / scale.reshape((n,) + (1,) * (g.ndim - 1))
-        for pos, child in enumerate(ins):
-            if not indices[child] or indices[child][0] != _BATCH:
-                continue  # no lambda below an unbatched table
-            other = ins[1 - pos] if len(ins) == 2 else None
-            dg = _grad(g, indices[node], values[other] if other is not None else None,
-                       indices[other] if other is not None else (), indices[child], values[child].shape)
+        for child, other, spec, mask in plans:
+            if other >= 0:
+                dg = np.einsum(spec, g, values[other], optimize=False)
+            else:
+                dg = np.einsum(spec, g)
+            if mask is not None:
+                shape = values[child].shape
+                dg = np.broadcast_to(dg.reshape([d if keep else 1 for d, keep in zip(shape, mask, strict=True)]), shape)
             grads[child] = grads[child] + dg if child in grads else dg
     out_grads = []
     first_lambda = len(program.sources)
