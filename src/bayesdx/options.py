@@ -32,10 +32,12 @@ def _probability(function: str, name: str, value: Any) -> float:
 #: option -> (default, validator, meaning)
 DEFAULTS: MappingProxyType[str, tuple[Any, Callable[[str, str, Any], Any], str]] = MappingProxyType({
     "alpha": (
-        0.02, _non_negative_float,
+        0.01, _non_negative_float,
         "Entropy-to-cost ratio: bits of expected information gain that one unit of the model's cost scale is "
-        "worth. A step's value is EIG - alpha * cost. At 0.02 a question (cost 1) must gain 0.02 bits to be "
-        "worth asking, an invasive test (cost ~20) 0.4 bits.",
+        "worth. A step's value is EIG - alpha * cost. Anchored on the scale's most invasive test: a muscle "
+        "biopsy (cost 100) is worth doing when it is expected to settle one bit, a coin-flip hypothesis; so "
+        "alpha = 1/100. A question (cost 1) must then gain 0.01 bits, a blood test (5) 0.05, an EEG (20) 0.2, "
+        "an MRI (50) 0.5.",
     ),
     "n_pursued": (
         5, _positive_int,

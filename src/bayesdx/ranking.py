@@ -142,7 +142,7 @@ def rank_causes(
         The cause hypotheses whose uncertainty the next step should reduce. Default: the five leading
         hypotheses plus any with posterior >= 0.2 (see ``bayesdx.options.DEFAULTS``).
     alpha : float, optional
-        Entropy-to-cost ratio: bits one unit of cost is worth (default 0.02). A step's value is
+        Entropy-to-cost ratio: bits one unit of cost is worth (default 0.01). A step's value is
         ``EIG - alpha * cost``.
     next_steps : bool, default True
         Compute the next steps and the stop rule (one extra batched pass per candidate).
