@@ -18,7 +18,7 @@ def check_option(function: str, name: str, value: Any, allowed: Iterable[Any]) -
 
 def check_type(function: str, name: str, value: Any, expected: type | tuple[type, ...], what: str) -> None:
     """Raise TypeError unless ``value`` is an instance of ``expected`` (described as ``what``)."""
-    if not isinstance(value, expected) or isinstance(value, bool) and bool not in _as_tuple(expected):
+    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
         raise TypeError(
             f"The {name!r} parameter of {function} must be {what}. Got {type(value).__name__} {value!r} instead."
         )

@@ -120,9 +120,9 @@ class InputFileError(BayesdxError, ValueError):
 
 
 def _rebuild_input_file_error(source: str, reason: str, attrs: dict[str, Any]) -> InputFileError:
-    err = InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
-                         column=attrs.get("column"), value=attrs.get("value"), valid_states=attrs.get("valid_states", ()))
-    return err
+    return InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
+                          column=attrs.get("column"), value=attrs.get("value"),
+                          valid_states=attrs.get("valid_states", ()))
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,8 @@ def _records(stream: IO[str], source: str) -> Iterator[tuple[int, str, int]]:
         yield start, text, consumed
         consumed = 0
     if parts:
-        raise InputFileError(source, "a quoted field opened on this line is never closed (unbalanced '\"').", line=start)
+        raise InputFileError(source, "a quoted field opened on this line is never closed (unbalanced '\"').",
+                             line=start)
 
 
 def _chunks(records: Iterator[tuple[int, str, int]], chunksize: int) -> Iterator[_Chunk]:
@@ -270,17 +271,26 @@ class _Parsed:
     ids: list[str]                   # case id of every row of the chunk (may be "" for malformed rows)
 
 
+def _field_count(text: str) -> int:
+    if '"' not in text:
+        return text.count(",") + 1
+    try:
+        return len(_split(text))
+    except csv.Error:
+        return -1
+
+
 def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -> _Parsed:
     n = len(chunk.texts)
     ncols = len(layout.columns)
     frame: pd.DataFrame | None = None
-    try:
-        frame = pd.read_csv(io.StringIO("".join(chunk.texts)), header=None, dtype=str, keep_default_na=False,
-                            skip_blank_lines=False, engine="c")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError):
-        frame = None
-    if frame is not None and (frame.shape != (n, ncols) or frame.isna().to_numpy().any()):
-        frame = None
+    # pandas pads short rows silently, so count the fields of every record first (cheap: quotes are rare)
+    if all(_field_count(text) == ncols for text in chunk.texts):
+        with contextlib.suppress(pd.errors.ParserError, pd.errors.EmptyDataError):
+            frame = pd.read_csv(io.StringIO("".join(chunk.texts)), header=None, dtype=str, keep_default_na=False,
+                                skip_blank_lines=False, engine="c")
+        if frame is not None and (frame.shape != (n, ncols) or frame.isna().to_numpy().any()):
+            frame = None
     if frame is not None:
         frame.columns = list(layout.columns)
         ids = frame[layout.id_column].tolist()
@@ -467,7 +477,7 @@ def score_csv(
     priors: str | os.PathLike[str] | None = None,
     top_k: int | None = None,
     next_step: bool = False,
-    format: str = "wide",  # noqa: A002 - the command line's name
+    format: str = "wide",
     ignore_columns: Sequence[str] = (),
     annotation_columns: Sequence[str] = (),
     id_column: str | None = None,
@@ -536,7 +546,8 @@ def score_csv(
             raise TypeError(f"The {name!r} parameter of score_csv must be a bool. Got {value!r} instead.")
     for name, value in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise TypeError(f"The {name!r} parameter of score_csv must be a list of column names. Got {value!r} instead.")
+            raise TypeError(
+                f"The {name!r} parameter of score_csv must be a list of column names. Got {value!r} instead.")
     model = _model_or_default(model, priors, "score_csv")
     n_hyp = len(model.hypotheses)
     k = min(top_k if top_k is not None else (3 if format == "wide" else n_hyp), n_hyp)
@@ -551,7 +562,7 @@ def score_csv(
         if isinstance(source, (str, os.PathLike)):
             if not Path(source).is_file():
                 raise FileNotFoundError(f"No such cases file: {os.fspath(source)!r}")
-            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline=""))  # noqa: SIM115
+            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline=""))
         else:
             stream = source
         records = _records(stream, name)

@@ -206,7 +206,7 @@ def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None,
     with _user_errors():
         if scheduler is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
-                                                       dashboard_address=None))
+                                                       dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
         else:
             client = stack.enter_context(Client(scheduler, timeout="10s"))
@@ -218,7 +218,7 @@ def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None,
         try:
             parts = dd.from_pandas(evidence, npartitions=min(n_parts, len(evidence)), sort=False)
             return score_dask(parts, model=model, top_k=top_k, next_step=next_step).compute()
-        except Exception:  # noqa: BLE001 - exceptions do not always survive the trip back; redo it here
+        except Exception:
             return score(evidence, model=model, top_k=top_k, next_step=next_step)
 
     return scorer
@@ -300,10 +300,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
         else:
             source = input_path
             total = Path(input_path).stat().st_size
-        if output == "-":
-            destination = _text_stream(sys.stdout, "utf-8", stack)
-        else:
-            destination = output
+        destination = _text_stream(sys.stdout, "utf-8", stack) if output == "-" else output
         if _show_progress(quiet):
             progress = _Progress(total)
             stack.callback(progress.close)

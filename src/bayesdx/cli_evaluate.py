@@ -30,7 +30,8 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
 @click.option("--model", "model_source", default=None, metavar="MODEL",
               help="Model name or model file (.toml) whose priors are swapped. Default: the bundled leg-twitch model.")
 @click.option("-o", "--output", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write the report (metrics.csv, cases.csv, report.md, PNG plots) to this folder. Default: no report.")
+              help="Write the report (metrics.csv, cases.csv, report.md, PNG plots) to this folder. "
+                   "Default: no report.")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=1), default=1000, show_default=False,
               help="Bootstrap resamples for the 95% intervals. Default: 1000.")
 @click.option("--prior-draws", "n_prior_draws", type=click.IntRange(min=0), default=1000,

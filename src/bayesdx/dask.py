@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import _resources
 from ._validation import check_positive_int
 from .model import Model, _model_or_default, load_model
 from .ranking import score
@@ -54,7 +55,8 @@ class ModelRecipe:
         """The recipe of ``model``."""
         if model.spec is not None:
             prior = model.prior_setting.path if model.prior_setting is not None else None
-            return cls(source=os.fspath(model.spec.path), priors=os.fspath(prior) if prior is not None else None)
+            return cls(source=_bundled_name(model.spec.path, "models"),
+                       priors=_bundled_name(prior, "priors") if prior is not None else None)
         return cls(source=None, network=model.network, causes=tuple(model.causes), tests=tuple(model.tests),
                    normal_states=tuple((c, model.normal_states[c]) for c in model.causes))
 
@@ -66,8 +68,20 @@ class ModelRecipe:
                           normal_states=dict(self.normal_states))
 
 
+def _bundled_name(path: Path, kind: str) -> str:
+    """The bundled name of a bundled model or prior file (loaded from the worker's own copy, and cached
+    there by ``load_model``), else the file's path."""
+    path = Path(path)
+    if path.resolve() == (_resources.data_dir(kind) / path.name).resolve() and path.suffix == ".toml":
+        return path.stem
+    return os.fspath(path)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_file_model(source: str, priors: str | None) -> Model:
+    if source in _resources.available("models"):
+        return load_model(source, priors=priors if priors in _resources.available("priors") else
+                          (Path(priors) if priors is not None else None))
     return load_model(Path(source), priors=Path(priors) if priors is not None else None)
 
 

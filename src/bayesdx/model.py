@@ -12,10 +12,10 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _resources
-from .inference import CompiledNetwork, InferenceEngine
-from .triage import ReferralPolicy, TriagePolicy
 from .calibration import calibrate_base_rates, compile_spec
+from .inference import CompiledNetwork, InferenceEngine
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
+from .triage import ReferralPolicy, TriagePolicy
 
 __all__ = ["Hypothesis", "Model", "load_model"]
 
@@ -389,7 +389,7 @@ def from_network(
         hypotheses=_hypotheses(causes, states, normals),
         states=MappingProxyType({n: states[n] for n in nodes}),
         normal_states=MappingProxyType(normals),
-        costs=MappingProxyType({n: 1.0 for n in findings + tuple(tests)}),
+        costs=MappingProxyType(dict.fromkeys(findings + tuple(tests), 1.0)),
         labels=MappingProxyType({n: n for n in nodes}),
         id=model_id,
         version="",

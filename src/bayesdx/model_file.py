@@ -491,7 +491,7 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
     needed = [n for n in spec.nodes if spec.cpds[n]["kind"] == "cause_prior"]
     for cause in causes:
         if cause not in spec.nodes or spec.nodes[cause].role != "cause":
-            raise ModelFileError(path, f"causes.{cause}", _unknown(cause, {n: 1 for n in needed}), cause)
+            raise ModelFileError(path, f"causes.{cause}", _unknown(cause, dict.fromkeys(needed, 1)), cause)
     probabilities: dict[str, float] = {}
     provenance: dict[str, dict[str, str]] = {}
     for cause in needed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,14 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import difflib
-
 from ._validation import check_positive_int
-from .next_steps import analyse_steps, default_pursued
-from .options import resolve
 from .evidence import likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
+from .next_steps import analyse_steps, default_pursued
+from .options import resolve
 from .results import Diagnosis, RankedCause
 
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]

@@ -192,9 +192,11 @@ def evaluate(
         step_cases = _check_int("step_cases", step_cases, 1)
     if isinstance(prior_spread, bool) or not isinstance(prior_spread, (int, float)) or not (
             math.isfinite(prior_spread) and prior_spread >= 0):
-        raise ValueError(f"The 'prior_spread' parameter of evaluate must be a finite number >= 0. Got {prior_spread!r} instead.")
+        raise ValueError(
+            f"The 'prior_spread' parameter of evaluate must be a finite number >= 0. Got {prior_spread!r} instead.")
     if model is not None and not isinstance(model, Model):
-        raise TypeError(f"The 'model' parameter of evaluate must be a bayesdx Model (from load_model). Got {type(model).__name__} instead.")
+        raise TypeError("The 'model' parameter of evaluate must be a bayesdx Model (from load_model). "
+                        f"Got {type(model).__name__} instead.")
     say = progress or (lambda message: None)
 
     models = _settings(priors, model)
@@ -236,7 +238,8 @@ def evaluate(
             else:
                 values = per_case[metric]
                 value = float(values.mean()) if values.size else float("nan")
-                lo, hi = bootstrap_interval(values, n_resamples=n_bootstrap, rng=boot) if values.size else (np.nan, np.nan)
+                lo, hi = (bootstrap_interval(values, n_resamples=n_bootstrap, rng=boot) if values.size
+                          else (np.nan, np.nan))
             row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = value, lo, hi
         metric_rows.append(row)
         hits[name] = s.ranks == 1
@@ -283,10 +286,7 @@ def evaluate(
     ], columns=["a", "b", "both", "a_only", "b_only", "neither", "p_value"])
 
     def frame(rows: list[Any], columns: Sequence[str]) -> pd.DataFrame:
-        if rows and isinstance(rows[0], pd.DataFrame):
-            out = pd.concat(rows, ignore_index=True)
-        else:
-            out = pd.DataFrame(rows)
+        out = pd.concat(rows, ignore_index=True) if rows and isinstance(rows[0], pd.DataFrame) else pd.DataFrame(rows)
         return out.reindex(columns=list(columns))
 
     result = EvaluationResult(

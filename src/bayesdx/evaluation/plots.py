@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_reliability", "plot_tornado", "plot_top_k"]
+__all__ = ["plot_reliability", "plot_top_k", "plot_tornado"]
 
 
 def _pyplot() -> Any:
@@ -96,7 +96,7 @@ def plot_top_k(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 def plot_tornado(summary: pd.DataFrame, path: str | os.PathLike[str], *, top: int = 20) -> Path:
     """Tornado chart: top-1 accuracy with each cause's prior odds divided and multiplied by 10.
 
-    One panel per setting; causes sorted by the width of their bar (the most influential prior on top).
+    One panel per setting; causes sorted by the span of the three accuracies (the most influential prior on top).
 
     Parameters
     ----------
@@ -115,7 +115,8 @@ def plot_tornado(summary: pd.DataFrame, path: str | os.PathLike[str], *, top: in
     lo, hi = max(0.0, float(np.nanmin(values)) - 0.05), min(1.0, float(np.nanmax(values)) + 0.05)
     for ax, name in zip(axes[0], settings, strict=True):
         s = summary[summary["priors"] == name].copy()
-        s["width"] = (s["top1_at_10"] - s["top1_at_0.1"]).abs()
+        cols = s[["top1_at_0.1", "top1", "top1_at_10"]]
+        s["width"] = cols.max(axis=1) - cols.min(axis=1)
         s = s.sort_values("width", ascending=True, kind="stable").tail(top)
         base = float(s["top1"].iloc[0])
         y = np.arange(len(s))

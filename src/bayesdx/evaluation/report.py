@@ -150,7 +150,7 @@ class EvaluationResult:
             + ", ".join(f"`{s}`" for s in self.settings) + f"; {len(self.cases)} vignettes.",
             f"Options: bootstrap resamples {o.get('n_bootstrap')}, prior draws {o.get('n_prior_draws')} "
             f"(log-odds spread {o.get('prior_spread')}), sampled cases {o.get('n_self_consistency')}, "
-            f"step protocol {'on ' + (str(o['step_cases']) + ' cases' if o.get('step_cases') else 'all cases') if o.get('next_steps') else 'off'}, "
+            f"step protocol {_steps_option(o)}, "
             f"seed {o.get('seed')}.",
             "",
             f"> {CAVEAT}",
@@ -238,6 +238,12 @@ class EvaluationResult:
         return folder
 
 
+def _steps_option(options: Mapping[str, Any]) -> str:
+    if not options.get("next_steps"):
+        return "off"
+    return f"on the first {options['step_cases']} cases" if options.get("step_cases") else "on all cases"
+
+
 def _display_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in metrics.to_dict("records"):
@@ -262,7 +268,9 @@ def _cell(value: Any, digits: int) -> str:
             return ""
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3) else f"{value:.{digits}f}"
+        if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3):
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}"
     return "" if value is None else str(value).replace("|", "\\|")
 
 

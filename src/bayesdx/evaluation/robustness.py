@@ -96,7 +96,8 @@ class FlipAnalysis:
         return tilted_posteriors(self.probabilities, self.clamped[:, cause, :], cause, factor)
 
 
-def tilted_posteriors(probabilities: np.ndarray, clamped: np.ndarray, cause: int, factor: float | np.ndarray) -> np.ndarray:
+def tilted_posteriors(probabilities: np.ndarray, clamped: np.ndarray, cause: int,
+                      factor: float | np.ndarray) -> np.ndarray:
     """Posteriors after multiplying the prior odds of hypothesis ``cause`` by ``factor`` (closed form).
 
     Parameters

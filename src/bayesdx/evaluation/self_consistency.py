@@ -1,9 +1,11 @@
 """Self-consistency: cases sampled from the network itself must come out calibrated.
 
 Cases are drawn from the model's own joint distribution (pgmpy's ``BayesianModelSampling.forward_sample``,
-seeded). The causes and hidden nodes are hidden; each finding and test is observed independently with
-probability ``observe`` (so which variables are observed carries no information); the presenting complaint
-is always observed with its sampled value. Every (case, hypothesis) posterior is then compared with whether
+seeded). The causes and hidden nodes are hidden. Which findings and tests a case observes is drawn independently
+of its values (so it carries no information): ``n_patterns`` random subsets are drawn once, each variable in
+each with probability ``observe``, and every case gets one of them at random (a few patterns keep the
+batched engine to a few contraction orders). The presenting complaint is always observed with its
+sampled value. Every (case, hypothesis) posterior is then compared with whether
 the hypothesis held in the sample: binned as in :func:`~bayesdx.evaluation.metrics.reliability_table`, and
 summarised by the expected calibration error. Exact inference must give a reliability curve on the diagonal
 up to sampling noise, whatever the priors: this checks the engine and the evidence handling, not medicine.
@@ -47,7 +49,12 @@ class SelfConsistency:
     outcomes: np.ndarray
 
 
-def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
+#: How many random subsets of observed findings and tests the sampled cases share.
+N_PATTERNS = 16
+
+
+def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe: float = 0.5,
+                 n_patterns: int = N_PATTERNS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``n_samples`` forward samples of the network and the evidence frame built from them."""
     from pgmpy.sampling import BayesianModelSampling
 
@@ -58,7 +65,8 @@ def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe
     samples = samples.reset_index(drop=True).astype(str)
     presenting = dict(getattr(model, "presenting", None) or {})
     observable = [v for v in model.findings + model.tests if v not in presenting]
-    mask = rng.random((n_samples, len(observable))) < observe
+    patterns = rng.random((n_patterns, len(observable))) < observe
+    mask = patterns[rng.integers(n_patterns, size=n_samples)]
     frame = samples[observable].where(mask)
     for var in presenting:
         frame[var] = samples[var]
