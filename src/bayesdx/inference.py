@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from threading import Lock
 
@@ -479,42 +479,57 @@ def _elimination_path(operands: Sequence[tuple[int, ...]], cards: Mapping[int, i
     and contracts those operands pairwise, smallest first. As in ``_compile``, an index is summed out in
     the step after which no other operand holds it. Positions follow opt_einsum's convention.
     """
-    slots: list[tuple[int, ...]] = list(operands)
+    ops: dict[int, tuple[int, ...]] = dict(enumerate(operands))  # table id -> its indices
+    alive = list(range(len(operands)))  # table ids in opt_einsum's list order
+    holders: dict[int, set[int]] = {}
+    for k, op in ops.items():
+        for i in op:
+            holders.setdefault(i, set()).add(k)
+    next_id = len(operands)
     path: list[tuple[int, ...]] = []
+    cost: dict[int, tuple[int, int]] = {}
 
-    def size(indices: Sequence[int]) -> int:
+    def size(indices: Iterable[int]) -> int:
         return math.prod(cards[i] for i in indices if i != _BATCH)
 
-    def contract(positions: tuple[int, ...]) -> None:
-        path.append(positions)
-        inputs = [slots[p] for p in positions]
-        for p in sorted(positions, reverse=True):
-            del slots[p]
-        others = {i for op in slots for i in op} | {_BATCH}
-        merged = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i in others)
-        slots.append(merged)
+    def contract(ids: Sequence[int]) -> None:
+        nonlocal next_id
+        path.append(tuple(alive.index(k) for k in ids))
+        inputs = [ops.pop(k) for k in ids]
+        for k, op in zip(ids, inputs, strict=True):
+            alive.remove(k)
+            for i in op:
+                holders[i].discard(k)
+        merged = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i == _BATCH or holders[i])
+        ops[next_id] = merged
+        alive.append(next_id)
+        for i in merged:
+            holders[i].add(next_id)
+        for op in inputs:  # the merged size of every index these tables held may have changed
+            for i in op:
+                cost.pop(i, None)
+        next_id += 1
+
+    def index_cost(v: int) -> tuple[int, int]:
+        c = cost.get(v)
+        if c is None:
+            union = {i for k in holders[v] for i in ops[k]}
+            c = cost[v] = (size(union), len(union))
+        return c
 
     while True:
-        remaining = {i for op in slots for i in op if i != _BATCH}
+        remaining = [i for i, h in holders.items() if h and i != _BATCH]
         if not remaining:
             break
-        best, best_cost = -2, (math.inf, math.inf)
-        for v in remaining:
-            union = {i for op in slots if v in op for i in op}
-            cost = (size(tuple(union)), len(union))
-            if cost < best_cost:
-                best, best_cost = v, cost
-        holders = [p for p, op in enumerate(slots) if best in op]
-        if len(holders) == 1:
-            contract((holders[0],))  # the index lives in one table only: sum it out there
-            continue
-        while len(holders) > 1:
-            holders.sort(key=lambda p: size(slots[p]))
-            contract((holders[0], holders[1]))
-            holders = [p for p, op in enumerate(slots) if best in op]
-    while len(slots) > 1:
-        order = sorted(range(len(slots)), key=lambda p: size(slots[p]))
-        contract((order[0], order[1]))
+        best = min(remaining, key=lambda v: (*index_cost(v), v))
+        while len(holders[best]) > 1:
+            pair = sorted(holders[best], key=lambda k: (size(ops[k]), k))[:2]
+            contract(pair)
+        if holders[best]:
+            contract([next(iter(holders[best]))])  # the index lives in one table only: sum it out there
+    while len(alive) > 1:
+        pair = sorted(alive, key=lambda k: (size(ops[k]), k))[:2]
+        contract(pair)
     return path
 
 
