@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -177,8 +178,9 @@ class _Progress:
     def __init__(self, total_chars: int | None) -> None:
         from tqdm import tqdm
 
+        width = shutil.get_terminal_size(fallback=(100, 24)).columns or 100  # a fresh pty may report 0
         self.bar = tqdm(total=total_chars, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                        desc="scoring", dynamic_ncols=True, leave=True)
+                        desc="scoring", ncols=width, leave=True)
         self.rows = 0
 
     def __call__(self, rows: int, chars: int) -> None:

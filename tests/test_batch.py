@@ -1,0 +1,214 @@
+"""bayesdx.batch.score_csv: chunking, line and row numbers, validation, atomic output, both layouts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import bayesdx
+from bayesdx.batch import InputFileError, atomic_output, score_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "evaluation" / "vignettes" / "dev.csv"
+CLI_DATA = Path(__file__).parent / "data" / "cli"
+
+
+def _read(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+
+
+def _score_text(text: str, **kwargs) -> tuple[str, object]:
+    out = io.StringIO()
+    summary = score_csv(io.StringIO(text), out, **kwargs)
+    return out.getvalue(), summary
+
+
+@pytest.fixture(scope="module")
+def impossible_model() -> bayesdx.Model:
+    """flu=present forces fever=yes, so flu=present with fever=no has probability zero."""
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    net = DiscreteBayesianNetwork([("flu", "fever")])
+    net.add_cpds(
+        TabularCPD("flu", 2, [[0.1], [0.9]], state_names={"flu": ["present", "absent"]}),
+        TabularCPD("fever", 2, [[1.0, 0.2], [0.0, 0.8]], evidence=["flu"], evidence_card=[2],
+                   state_names={"fever": ["yes", "no"], "flu": ["present", "absent"]}),
+    )
+    return bayesdx.load_model(net, causes=["flu"])
+
+
+def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 1e-12) -> None:
+    """Equal frames, probabilities to ``atol``: the engine's sums may round differently in another batch size."""
+    assert list(got.columns) == list(expected.columns)
+    probability = [c for c in got.columns if c.startswith(("probability", "next_step_value"))]
+    assert got.drop(columns=probability).equals(expected.drop(columns=probability))
+    for column in probability:
+        assert_allclose(pd.to_numeric(got[column]), pd.to_numeric(expected[column]), rtol=0, atol=atol,
+                        err_msg=column)
+
+
+@pytest.mark.parametrize("chunksize", [1, 2, 5, 10_000])
+def test_output_does_not_depend_on_the_chunk_size(chunksize):
+    text = DEV.read_text(encoding="utf-8")[:20_000]  # the first rows: multi-line rationales cross chunk borders
+    text = text[: text.rfind("\ndev") + 1]
+    expected, _ = _score_text(text, chunksize=10_000)
+    got, summary = _score_text(text, chunksize=chunksize)
+    assert_same_scores(_read(got), _read(expected))
+    assert summary.rows == summary.scored == len(_read(text)) > 30
+
+
+def test_line_numbers_count_physical_lines_of_multi_line_records():
+    text = ('case_id,fever,rationale\r\n'
+            'a,yes,"one\r\ntwo ""quoted""\r\nthree"\r\n'
+            '\r\n'
+            'b,maybe,\r\n')
+    with pytest.raises(InputFileError) as info:
+        _score_text(text)
+    err = info.value
+    assert (err.line, err.row, err.case_id, err.column, err.value) == (6, 2, "b", "fever", "maybe")
+    assert err.valid_states == ("yes", "no")
+    assert str(err) == ("<input>, line 6 (row 2, case 'b'): invalid state 'maybe' for column 'fever'. "
+                        "Valid states are 'yes', 'no' (or an empty cell for not observed).")
+
+
+def test_crlf_bom_and_quoted_newlines_round_trip(tmp_path):
+    path = tmp_path / "cases.csv"
+    path.write_bytes('\ufeffcase_id,fever,rationale\r\nx1,yes,"a\r\nb"\r\nx2,,plain\r\n'.encode())
+    out = tmp_path / "scores.csv"
+    summary = score_csv(path, out, top_k=1)
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert summary.rows == 2
+    assert list(frame.columns) == ["case_id", "cause_1", "probability_1", "rationale"]
+    assert frame["rationale"].tolist() == ["a\r\nb", "plain"]
+
+
+def test_probabilities_are_written_unrounded():
+    text = "case_id,fever,age_group\nc1,yes,child\nc2,no,older_adult\n"
+    got, _ = _score_text(text, top_k=20)
+    frame = _read(got)
+    expected = bayesdx.score(_read(text).drop(columns="case_id"), top_k=20)
+    for j in range(1, 21):
+        assert_array_equal(frame[f"probability_{j}"].astype(float), expected[f"probability_{j}"])
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("", "the file is empty"),
+    ("\n\n", "the file is empty"),
+    ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
+    ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
+    ('case_id,fever\nc1,"yes\n', r"line 2: a quoted field opened on this line is never closed"),
+    ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
+])
+def test_bad_files_raise_input_file_error(text, match):
+    with pytest.raises(InputFileError, match=match):
+        _score_text(text)
+
+
+def test_header_only_writes_the_header():
+    got, summary = _score_text("case_id,fever,true_cause\n", next_step=True)
+    assert got.splitlines() == [
+        "case_id,cause_1,probability_1,cause_2,probability_2,cause_3,probability_3,next_step,next_step_kind,"
+        "next_step_value,triage,referral,should_stop,true_cause"]
+    assert (summary.rows, summary.scored, summary.invalid) == (0, 0, 0)
+
+
+def test_short_row_is_malformed_not_silently_padded():
+    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'c2'\): the line has 2 fields; the header has 3"):
+        _score_text("case_id,fever,age_group\nc1,yes,adult\nc2,no\n")
+
+
+def test_impossible_evidence_names_the_row(impossible_model):
+    text = "case_id,flu,fever\nok,,no\nbad,present,no\nok2,absent,yes\n"
+    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'bad'\): the evidence of this case has "
+                                             r"probability zero"):
+        _score_text(text, model=impossible_model)
+    got, summary = _score_text(text, model=impossible_model, skip_invalid=True, top_k=1)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["ok", "bad", "ok2"]
+    impossible = frame["error"].str.startswith("the evidence of this case has probability zero")
+    assert impossible.tolist() == [False, True, False]
+    assert frame["cause_1"].tolist() == ["flu", "", "flu"]
+    assert (summary.scored, summary.invalid) == (2, 1)
+
+
+def test_long_format_with_skip_invalid_keeps_order(impossible_model):
+    text = "case_id,flu,fever,notes\nok,,no,n1\nbad,present,no,n2\nok2,absent,yes,n3\n"
+    got, _ = _score_text(text, model=impossible_model, skip_invalid=True, format="long")
+    frame = _read(got)
+    assert list(frame.columns) == ["case_id", "rank", "cause", "probability", "notes", "error"]
+    assert frame["case_id"].tolist() == ["ok", "bad", "ok2"]  # one hypothesis: one row per case
+    assert frame["rank"].tolist() == ["1", "", "1"]
+    assert frame["notes"].tolist() == ["n1", "n2", "n3"]
+
+
+def test_every_column_option_is_checked():
+    text = "case_id,fever,extra\nc1,yes,x\n"
+    with pytest.raises(InputFileError, match="annotation_columns names 'other', which is not a column"):
+        _score_text(text, annotation_columns=["other"])
+    got, _ = _score_text(text, annotation_columns=["extra"], top_k=1)
+    assert _read(got)["extra"].tolist() == ["x"]
+    got, _ = _score_text(text, ignore_columns=["extra", "fever"], id_column="case_id", top_k=1)
+    assert list(_read(got).columns) == ["case_id", "cause_1", "probability_1"]
+    with pytest.raises(InputFileError, match="the id column 'id' is not a column"):
+        _score_text(text, id_column="id")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"format": "tall"}, ValueError, "The 'format' parameter of score_csv must be one of 'wide', 'long'"),
+    ({"top_k": 0}, ValueError, "The 'top_k' parameter of score_csv must be an int >= 1"),
+    ({"chunksize": 0}, ValueError, "The 'chunksize' parameter of score_csv must be an int >= 1"),
+    ({"next_step": "yes"}, TypeError, "The 'next_step' parameter of score_csv must be a bool"),
+    ({"ignore_columns": "fever"}, TypeError, "The 'ignore_columns' parameter of score_csv must be a list"),
+])
+def test_parameters_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _score_text("case_id,fever\nc1,yes\n", **kwargs)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such cases file"):
+        score_csv(tmp_path / "nope.csv", io.StringIO())
+
+
+def test_progress_reports_every_row_and_every_character():
+    text = DEV.read_text(encoding="utf-8")
+    calls = []
+    score_csv(io.StringIO(text), io.StringIO(), chunksize=10,
+              on_progress=lambda rows, chars: calls.append((rows, chars)))
+    rows, chars = np.array(calls).sum(axis=0)
+    assert rows == 87
+    assert chars == len(text)
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    def fail() -> None:
+        with atomic_output(target) as handle:
+            handle.write("partial")
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        fail()
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+    with atomic_output(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_input_file_error_pickles_with_its_attributes():
+    import pickle
+
+    err = InputFileError("f.csv", "bad.", line=3, row=2, case_id="c", column="fever", value="x", valid_states=("yes",))
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err)
+    assert (back.line, back.row, back.case_id, back.column, back.value, back.valid_states) == \
+        (3, 2, "c", "fever", "x", ("yes",))
