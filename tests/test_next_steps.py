@@ -1,0 +1,410 @@
+"""Next steps (issue 4): cost-aware expected information gain, the stop rule, and clinical scenarios.
+
+Golden numbers come from pgmpy's ``VariableElimination`` (brute force, one query per candidate outcome),
+never from bayesdx. The definition checked is the one in ``src/bayesdx/next_steps.py``:
+
+    S(e) = sum over the pursued hypotheses h of h2(P(h | e))           (binary entropy, bits)
+    EIG(X) = S(e) - sum_x P(X = x | e) * S(e, X = x)
+    value(X) = EIG(X) - alpha * cost(X)
+
+For the bundled model the presenting complaint (``model.presenting``: leg_twitching = yes) is part of
+every case's evidence, so it is part of the pgmpy evidence too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+import bayesdx
+from bayesdx.options import DEFAULTS
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_FILE = REPO / "models" / "leg_twitch.toml"
+DEV = REPO / "evaluation" / "vignettes" / "dev.csv"
+
+#: Seizure with loss of consciousness: visible jerks (myoclonia) and blackout.
+SEIZURE = {"loss_of_consciousness": "yes", "twitch_appearance": "visible_jerk"}
+#: Symmetric sensory symptoms with thirst and polyuria: diabetic polyneuropathy until proven otherwise.
+DIABETIC_NEUROPATHY = {"numbness_tingling": "yes", "both_legs": "yes", "thirst_frequent_urination": "yes"}
+#: Painful cramps alone.
+CRAMPS = {"painful_cramps": "yes"}
+#: A proximal myopathy picture with raised CK in an adult woman.
+WEAK_WITH_RAISED_CK = {"muscle_weakness": "yes", "creatine_kinase": "abnormal", "age_group": "adult", "sex": "female"}
+
+
+# ---------------------------------------------------------------------- the brute-force reference
+def _h2(p: float) -> float:
+    """Binary entropy in bits, written out (0 log 0 = 0)."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log2(p) + (1.0 - p) * math.log2(1.0 - p))
+
+
+def _hypothesis_probability(factors: Mapping[str, Any], evidence: Mapping[str, str], node: str, state: str) -> float:
+    if node in evidence:
+        return 1.0 if evidence[node] == state else 0.0
+    factor = factors[node]
+    return float(factor.values[list(factor.state_names[node]).index(state)])
+
+
+def brute_force_eig(model: bayesdx.Model, ve: Any, evidence: Mapping[str, str],
+                    pursued: Sequence[str], only: Sequence[str] | None = None) -> dict[str, float]:
+    """EIG of every unobserved finding and test (or of those in ``only``), by VariableElimination queries.
+
+    ``evidence`` already contains the presenting complaint where the model has one.
+    """
+    hyps = {h.id: h for h in model.hypotheses}
+
+    def entropy_sum(e: Mapping[str, str]) -> float:
+        nodes = sorted({hyps[p].node for p in pursued if hyps[p].node not in e})
+        factors = ve.query(variables=nodes, evidence=dict(e), joint=False, show_progress=False) if nodes else {}
+        return sum(_h2(_hypothesis_probability(factors, e, hyps[p].node, hyps[p].state)) for p in pursued)
+
+    now = entropy_sum(evidence)
+    gains = {}
+    for x in [v for v in (*model.findings, *model.tests) if v not in evidence and v not in model.causes]:
+        if only is not None and x not in only:
+            continue
+        marginal = ve.query(variables=[x], evidence=dict(evidence), joint=False, show_progress=False)[x]
+        expected = 0.0
+        for state, p_x in zip(marginal.state_names[x], np.asarray(marginal.values, dtype=float), strict=True):
+            if p_x > 1e-12:
+                expected += p_x * entropy_sum({**evidence, x: state})
+        gains[x] = now - expected
+    return gains
+
+
+@pytest.fixture(scope="module")
+def model(bundled_model: bayesdx.Model) -> bayesdx.Model:
+    return bundled_model
+
+
+@pytest.fixture(scope="module")
+def bundled_ve(model: bayesdx.Model) -> Any:
+    from pgmpy.inference import VariableElimination
+
+    return VariableElimination(model.network)
+
+
+@pytest.fixture(scope="module")
+def hepar2_ve(hepar2_network: Any) -> Any:
+    from pgmpy.inference import VariableElimination
+
+    return VariableElimination(hepar2_network)
+
+
+@pytest.fixture(scope="module")
+def model_file() -> dict:
+    with MODEL_FILE.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def _with_presenting(model: bayesdx.Model, evidence: Mapping[str, str]) -> dict[str, str]:
+    return {**dict(model.presenting), **evidence}
+
+
+def _steps(dx: bayesdx.Diagnosis) -> dict[str, Any]:
+    return {s.id: s for s in dx.next_steps}
+
+
+# ---------------------------------------------------------------------- EIG against VariableElimination
+@pytest.mark.parametrize("evidence", [SEIZURE, WEAK_WITH_RAISED_CK], ids=["seizure", "weak_with_raised_ck"])
+def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_the_bundled_model(model, bundled_ve, evidence):
+    dx = bayesdx.rank_causes(evidence, model=model)
+    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, evidence), dx.pursued)
+    steps = _steps(dx)
+    assert set(steps) == set(reference)  # every unobserved finding and test is a candidate, nothing else
+    ids = sorted(reference)
+    assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9)
+
+
+def test_eig_with_a_chosen_pursued_set_equals_variable_elimination_brute_force_on_the_bundled_model(model, bundled_ve):
+    pursue = ["als", "multiple_sclerosis"]
+    dx = bayesdx.rank_causes(WEAK_WITH_RAISED_CK, model=model, pursue=pursue)
+    assert set(dx.pursued) == set(pursue)
+    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, WEAK_WITH_RAISED_CK), pursue)
+    steps = _steps(dx)
+    ids = sorted(reference)
+    assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9)
+
+
+def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_hepar2(
+        hepar2_model, hepar2_network, hepar2_ve, evidence_sampler, rng):
+    cases = [{"fatigue": "present", "jaundice": "present"}]
+    cases += evidence_sampler(hepar2_network, 1, rng, observe=0.15, exclude=hepar2_model.causes)
+    for evidence in cases:
+        dx = bayesdx.rank_causes(evidence, model=hepar2_model)
+        reference = brute_force_eig(hepar2_model, hepar2_ve, evidence, dx.pursued)
+        steps = _steps(dx)
+        assert set(steps) == set(reference)
+        ids = sorted(reference)
+        assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids],
+                        rtol=0, atol=1e-9, err_msg=f"evidence {evidence}")
+
+
+def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_brute_force_on_hepar2(
+        hepar2_model, hepar2_ve):
+    pursue = ["Cirrhosis=decompensate", "ChHepatitis=active", "PBC"]
+    evidence = {"fatigue": "present", "jaundice": "present"}
+    dx = bayesdx.rank_causes(evidence, model=hepar2_model, pursue=pursue)
+    assert set(dx.pursued) == set(pursue)
+    reference = brute_force_eig(hepar2_model, hepar2_ve, evidence, pursue)
+    steps = _steps(dx)
+    ids = sorted(reference)
+    assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- value, order, next_step, pursued
+def test_value_is_eig_minus_alpha_times_cost_and_steps_are_sorted_by_value(model):
+    for alpha in (None, 0.0, 0.1):
+        dx = bayesdx.rank_causes(SEIZURE, model=model, alpha=alpha)
+        used = DEFAULTS["alpha"][0] if alpha is None else alpha  # the declared default
+        assert dx.alpha == used
+        for s in dx.next_steps:
+            assert s.value == pytest.approx(s.expected_information_gain - used * s.cost, abs=1e-12)
+        values = [s.value for s in dx.next_steps]
+        assert values == sorted(values, reverse=True)
+
+
+def test_alpha_changes_values_but_not_information_gains(model):
+    default = _steps(bayesdx.rank_causes(SEIZURE, model=model))
+    free = _steps(bayesdx.rank_causes(SEIZURE, model=model, alpha=0))
+    assert set(default) == set(free)
+    for i in default:
+        assert free[i].expected_information_gain == pytest.approx(default[i].expected_information_gain, abs=1e-12)
+        assert free[i].value == pytest.approx(free[i].expected_information_gain, abs=1e-12)
+
+
+def test_costs_and_kinds_follow_the_model_file(model, model_file):
+    """Cost ladder of the model file: questions cost question_cost unless the node sets its own cost."""
+    question_cost = model_file["model"]["question_cost"]
+    dx = bayesdx.rank_causes(SEIZURE, model=model)
+    for s in dx.next_steps:
+        node = model_file["nodes"][s.id]
+        assert s.kind == {"finding": "question", "test": "test"}[node["role"]]
+        assert s.cost == node.get("cost", question_cost)
+    costs = {s.id: s.cost for s in dx.next_steps}
+    assert costs["fever"] == 1.0
+    assert costs["age_group"] == 0.5
+    assert costs["eeg"] == 20.0
+    assert costs["csf_puncture"] == 80.0
+    assert costs["muscle_biopsy"] == 100.0
+
+
+def test_next_step_is_the_first_step_unless_the_stop_rule_holds(model):
+    for evidence in (SEIZURE, DIABETIC_NEUROPATHY, CRAMPS, WEAK_WITH_RAISED_CK):
+        dx = bayesdx.rank_causes(evidence, model=model)
+        assert dx.should_stop is False
+        assert dx.next_step == dx.next_steps[0]
+        assert dx.next_step.value > 0
+
+
+def test_next_steps_are_not_computed_when_switched_off(model):
+    dx = bayesdx.rank_causes(SEIZURE, model=model, next_steps=False)
+    assert dx.next_steps == ()
+    assert dx.should_stop is None
+    assert dx.next_step is None
+
+
+def test_default_pursued_set_is_the_five_leading_causes_plus_any_at_least_0_2(model):
+    """options.py: n_pursued = 5 and min_pursued_probability = 0.2."""
+    assert DEFAULTS["n_pursued"][0] == 5
+    assert DEFAULTS["min_pursued_probability"][0] == 0.2
+    for evidence in (SEIZURE, DIABETIC_NEUROPATHY, {}):
+        dx = bayesdx.rank_causes(evidence, model=model)
+        expected = {c.id for c in dx.causes[:5]} | {c.id for c in dx.causes if c.probability >= 0.2}
+        assert set(dx.pursued) == expected
+
+
+def test_pursue_changes_the_pursued_set_and_the_information_gains(model):
+    default = bayesdx.rank_causes(SEIZURE, model=model)
+    chosen = bayesdx.rank_causes(SEIZURE, model=model, pursue=["als"])
+    assert chosen.pursued == ("als",)
+    assert "als" not in default.pursued
+    a, b = _steps(default), _steps(chosen)
+    # muscle wasting says a lot about ALS and little about the seizure differential
+    assert b["muscle_wasting"].expected_information_gain > a["muscle_wasting"].expected_information_gain
+    assert b["fever"].expected_information_gain < a["fever"].expected_information_gain
+
+
+PURSUE_ERRORS = [
+    ("als", TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got 'als' instead."),
+    ([], TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got [] instead."),
+    ({"als": 1}, TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got {'als': 1}"),
+    (["alz"], ValueError, "The 'pursue' parameter names 'alz', which is not a cause hypothesis of model 'leg_twitch'. "
+                          "Did you mean 'als'?"),
+    (["headache"], ValueError, "names 'headache', which is not a cause hypothesis of model 'leg_twitch'. "
+                               "Valid ids are 'overexertion', 'stress_anxiety'"),
+    (["fever"], ValueError, "names 'fever', which is not a cause hypothesis"),
+]
+
+
+@pytest.mark.parametrize(("pursue", "error", "message"), PURSUE_ERRORS)
+def test_invalid_pursue_is_rejected_with_its_message(model, pursue, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        bayesdx.rank_causes(SEIZURE, model=model, pursue=pursue)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, math.nan, math.inf, True, "0.02"])
+def test_invalid_alpha_is_rejected_with_its_message(model, alpha):
+    message = f"The 'alpha' parameter of rank_causes must be a finite number >= 0. Got {alpha!r} instead."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bayesdx.rank_causes(SEIZURE, model=model, alpha=alpha)
+
+
+def test_invalid_alpha_of_score_names_score(model):
+    with pytest.raises(ValueError, match=re.escape("The 'alpha' parameter of score must be a finite number >= 0. Got -1 instead.")):
+        bayesdx.score([SEIZURE], model=model, next_step=True, alpha=-1)
+
+
+def test_invalid_next_steps_flag_is_rejected(model):
+    with pytest.raises(TypeError, match=re.escape("The 'next_steps' parameter of rank_causes must be a bool. Got 'yes' instead.")):
+        bayesdx.rank_causes(SEIZURE, model=model, next_steps="yes")
+
+
+# ---------------------------------------------------------------------- clinical scenarios
+def _first_test(dx: bayesdx.Diagnosis) -> Any:
+    return next(s for s in dx.next_steps if s.kind == "test")
+
+
+@pytest.mark.parametrize("evidence", [SEIZURE, {**SEIZURE, "age_group": "adult", "fever": "no"}],
+                         ids=["seizure", "afebrile_adult_seizure"])
+def test_after_a_seizure_with_loss_of_consciousness_the_best_test_is_the_eeg(model, evidence):
+    """Article: "if the muscle twitching is clearly visible, the physician refers to it as myoclonia, such as
+    can occur during an epileptic seizure" and "Physical and neurological examinations with
+    electroencephalography, electroneurography and, if necessary, electromyography follow."
+    Clinical: after a suspected epileptic seizure the EEG is the test that supports the diagnosis
+    (NICE NG217). The second case removes the febrile competitor (an afebrile adult)."""
+    dx = bayesdx.rank_causes(evidence, model=model)
+    tests = [(s.id, round(s.value, 3), round(s.expected_information_gain, 3)) for s in dx.next_steps if s.kind == "test"]
+    assert _first_test(dx).id == "eeg", f"tests by value (id, value, EIG): {tests[:6]}"
+
+
+def test_with_numbness_in_both_legs_and_thirst_glucose_outranks_imaging(model):
+    """Clinical: symmetric distal numbness with thirst and polyuria points to diabetic polyneuropathy;
+    the first test is fasting glucose / HbA1c (ADA position statement, Pop-Busui 2017), not MRI or CT.
+    Article cost ladder: blood tests before "magnetic resonance or CT examinations"."""
+    dx = bayesdx.rank_causes(DIABETIC_NEUROPATHY, model=model)
+    steps = _steps(dx)
+    assert steps["blood_glucose_hba1c"].value > steps["mri"].value
+    assert steps["blood_glucose_hba1c"].value > steps["ct_scan"].value
+    assert steps["blood_glucose_hba1c"].value > 0
+
+
+def test_with_painful_cramps_alone_magnesium_outranks_a_csf_puncture(model):
+    """Article: "If painful cramps also occur, emphasis should be placed on a balanced diet with a high
+    magnesium content." A serum magnesium is the proportionate test; a CSF puncture is not."""
+    steps = _steps(bayesdx.rank_causes(CRAMPS, model=model))
+    assert steps["blood_magnesium"].value > steps["csf_puncture"].value
+    assert steps["blood_magnesium"].value > 0 > steps["csf_puncture"].value
+
+
+#: A boy who falls often, struggles to rise from the floor, with twitching and a raised CK (as dev053).
+BOY_WITH_RAISED_CK = {
+    "twitch_appearance": "fine_flicker", "frequency": "occasional", "duration": "over_3_months",
+    "both_legs": "yes", "muscle_weakness": "yes", "age_group": "child", "sex": "male", "creatine_kinase": "abnormal",
+}
+
+
+def test_a_question_beats_an_equally_informative_muscle_biopsy_at_the_default_alpha(model, bundled_ve):
+    """Article: "Because with a targeted questioning about localization, intensity or triggering factors,
+    the doctor comes in most cases already very quickly to the underlying cause." Clinical: a raised CK
+    after unaccustomed exertion is benign, so one asks about exertion before a muscle biopsy.
+
+    What is asserted: in this case the biopsy and the question "recent overexertion?" are about equally
+    informative (brute-force EIGs within 5% of each other, the biopsy slightly ahead); with alpha = 0
+    (cost ignored) the biopsy ranks above the question, with the default alpha (bayesdx.options.DEFAULTS) the question
+    ranks above the biopsy.
+    """
+    dx0 = bayesdx.rank_causes(BOY_WITH_RAISED_CK, model=model, alpha=0)
+    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, BOY_WITH_RAISED_CK), dx0.pursued,
+                                only=["muscle_biopsy", "recent_overexertion"])
+    biopsy, question = reference["muscle_biopsy"], reference["recent_overexertion"]
+    assert question > 0.1
+    assert question < biopsy < 1.05 * question
+    order0 = [s.id for s in dx0.next_steps]
+    assert order0.index("muscle_biopsy") < order0.index("recent_overexertion")
+    dx = bayesdx.rank_causes(BOY_WITH_RAISED_CK, model=model)
+    order = [s.id for s in dx.next_steps]
+    assert order.index("recent_overexertion") < order.index("muscle_biopsy")
+    assert _steps(dx)["recent_overexertion"].value > 0 > _steps(dx)["muscle_biopsy"].value
+
+
+def _full_case(model: bayesdx.Model) -> dict[str, str]:
+    """Every finding and test observed: an adult with one bout after exertion and normal tests."""
+    case = {v: ("no" if "no" in model.states[v] else "normal" if "normal" in model.states[v] else None)
+            for v in (*model.findings, *model.tests)}
+    case.update({
+        "age_group": "adult", "sex": "male", "twitch_appearance": "fine_flicker", "rhythm": "arrhythmic",
+        "frequency": "once", "duration": "hours", "recent_overexertion": "yes", "leg_twitching": "yes",
+    })
+    assert all(case.values()), [k for k, v in case.items() if not v]
+    return case
+
+
+def test_a_case_with_every_finding_and_test_observed_stops(model):
+    """Nothing is left to ask or to test: the stop rule holds and there is no next step."""
+    dx = bayesdx.rank_causes(_full_case(model), model=model)
+    assert dx.should_stop is True
+    assert dx.next_step is None
+    assert dx.next_steps == ()
+    assert dx.causes[0].id == "overexertion"
+
+
+def test_a_single_bout_after_exertion_stops(model):
+    """Article: "Thus, the following applies: If twitching in the leg occurs once, a doctor is definitely not
+    necessary." The stop rule, checked outcome by outcome: the case stops because no remaining step has a
+    positive value or because no answer to any remaining question or test changes the leading cause or
+    the set of the three leading causes (next_steps.py)."""
+    evidence = {  # as dev001: a first long run in years, no stress, no weakness, no fever
+        "twitch_appearance": "fine_flicker", "rhythm": "arrhythmic", "frequency": "once", "duration": "hours",
+        "both_legs": "yes", "recent_overexertion": "yes", "emotional_stress": "no", "muscle_weakness": "no",
+        "fever": "no", "age_group": "adult", "sex": "male",
+    }
+    dx = bayesdx.rank_causes(evidence, model=model)
+    assert dx.causes[0].id == "overexertion"
+    assert dx.should_stop is True
+    assert dx.next_step is None
+    assert dx.next_steps  # candidates remain; they are just not worth it
+    top3 = {c.id for c in dx.causes[:3]}
+    outcomes = [{**evidence, step.id: state} for step in dx.next_steps for state in model.states[step.id]]
+    after = bayesdx.score(outcomes, model=model, top_k=3)  # every outcome here has positive probability
+    settled = bool((after["cause_1"] == dx.causes[0].id).all()) and all(
+        {r.cause_1, r.cause_2, r.cause_3} == top3 for r in after.itertuples())
+    nothing_worth_it = all(s.value <= 0 for s in dx.next_steps)
+    assert settled or nothing_worth_it
+
+
+# ---------------------------------------------------------------------- score(next_step=True) vs rank_causes
+def test_score_with_next_step_equals_rank_causes_case_by_case_on_dev_vignettes(model):
+    frame = pd.read_csv(DEV, dtype=str, keep_default_na=False)
+    rows = frame.iloc[:: max(1, len(frame) // 10)].head(10)
+    columns = [c for c in rows.columns if c in model.states]
+    cases = rows[columns].replace("", np.nan)
+    scored = bayesdx.score(cases, model=model, next_step=True)
+    for label, row in cases.iterrows():
+        evidence = {c: v for c, v in row.items() if isinstance(v, str)}
+        dx = bayesdx.rank_causes(evidence, model=model)
+        got = scored.loc[label]
+        assert got["should_stop"] == dx.should_stop, label
+        if dx.next_step:
+            assert got["next_step"] == dx.next_step.id, label
+            assert got["next_step_kind"] == dx.next_step.kind, label
+            assert got["next_step_value"] == pytest.approx(dx.next_step.value, abs=1e-12)
+        else:
+            assert pd.isna(got["next_step"]), label
+            assert pd.isna(got["next_step_kind"]), label
+            assert math.isnan(got["next_step_value"])
+        assert got["triage"] == dx.triage, label
+        assert got["referral"] == dx.referral, label
+        assert got["cause_1"] == dx.causes[0].id, label
