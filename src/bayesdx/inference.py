@@ -259,6 +259,7 @@ class InferenceEngine:
         self._lock = Lock()
         decs = network.decompositions or (None,) * len(network.variables)
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
+        self._has_children = frozenset(p for ps in network.parents for p in ps)
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -307,6 +308,12 @@ class InferenceEngine:
             v for v in self._decomposable if tables[v] is net.tables[v]
         )
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        offset = None
+        if split and n_cases > 1:
+            lam, offset = self._fold_negatives(lam, lowest_rows, set(target_ids), n_cases)
+            if offset is not None:
+                lowest_rows = {v: r for v, r in lowest_rows.items() if v in lam}
+                carried = frozenset(lam) | frozenset(target_ids)
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         carried_key = (carried, decomposed, lowest)
         program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
@@ -331,7 +338,11 @@ class InferenceEngine:
                 log_z[rows] = part.log_evidence
                 for t in target_ids:
                     marg[t][rows] = part.marginals[net.variables[t]]
+            if offset is not None:
+                log_z = log_z + offset
             impossible = ~np.isfinite(log_z)
+            for m in marg.values():
+                m[impossible] = np.nan
             return BatchPosterior(
                 marginals={net.variables[t]: marg[t] for t in target_ids}, log_evidence=log_z, impossible=impossible
             )
@@ -353,6 +364,8 @@ class InferenceEngine:
                     hard = (lam_v != 0).sum(axis=1) == 1  # observed: the marginal is the state itself, exactly
                     m[hard] = (lam_v[hard] != 0).astype(float)
                     marg[v][start:stop] = m
+        if offset is not None:
+            log_z = log_z + offset
         impossible = ~np.isfinite(log_z)
         for m in marg.values():
             m[impossible] = np.nan
@@ -361,6 +374,44 @@ class InferenceEngine:
             log_evidence=log_z,
             impossible=impossible,
         )
+
+    def _fold_negatives(
+        self, lam: dict[int, np.ndarray], lowest_rows: Mapping[int, np.ndarray], targets: set[int], n: int,
+    ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+        """Fold leaf noisy variables observed at their lowest level into their parents' likelihoods.
+
+        ``P(v = lowest | pa) = L(0) * prod_i G_i[0, pa_i]`` is a product of one factor per parent, so in
+        every case that observes ``v`` at its lowest level it becomes a likelihood on each parent (a target
+        that every program carries) and ``log L(0)`` is added to the case's ``log P(e)``. Negative findings
+        then no longer split a batch into evidence patterns (Heckerman's Quickscore handles negative
+        findings the same way). Returns the new likelihoods and the per-case offset, or the input and
+        None when nothing folds.
+        """
+        net = self.network
+        folded = None
+        offset = np.zeros(n)
+        for v, rows in lowest_rows.items():
+            parents = net.parents[v]
+            # only a leaf: a variable with children must stay in the contraction with its evidence
+            if v in self._has_children or not rows.any() or not all(p in targets for p in parents):
+                continue
+            if folded is None:
+                folded = dict(lam)
+            dec = net.decompositions[v]  # type: ignore[index]
+            for i, p in enumerate(parents):
+                base = folded.get(p)
+                arr = np.ones((n, len(net.states[p]))) if base is None else base.copy()
+                arr[rows] *= dec.factors[i][0]
+                folded[p] = arr
+            with np.errstate(divide="ignore"):
+                offset[rows] += np.log(dec.leak_cdf[0])
+            remaining = folded[v].copy()
+            remaining[rows] = 1.0
+            if (remaining == 1.0).all():
+                del folded[v]
+            else:
+                folded[v] = remaining
+        return (lam, None) if folded is None else (folded, offset)
 
     def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
