@@ -131,7 +131,8 @@ class ReferralPolicy:
             mass[contact] = mass.get(contact, 0.0) + posterior.get(h, 0.0)
         if not mass:
             return self.default
-        return max(mass, key=lambda c: mass[c])  # dict order breaks ties: first listed wins
+        listed = list(dict.fromkeys([*self.contacts.values(), self.default]))
+        return max(mass, key=lambda c: (mass[c], -listed.index(c)))  # ties: the contact listed first wins
 
     @classmethod
     def parse(cls, path: Path, raw: Any, hypotheses: Sequence[str]) -> ReferralPolicy:
