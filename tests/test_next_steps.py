@@ -277,8 +277,19 @@ def _first_test(dx: bayesdx.Diagnosis) -> Any:
     return next(s for s in dx.next_steps if s.kind == "test")
 
 
-@pytest.mark.parametrize("evidence", [SEIZURE, {**SEIZURE, "age_group": "adult", "fever": "no"}],
-                         ids=["seizure", "afebrile_adult_seizure"])
+def test_after_a_seizure_of_unknown_age_and_fever_the_first_step_is_to_ask_about_fever(model):
+    """Article: "Febrile convulsions in infections" and "such as can occur during an epileptic seizure".
+    Clinical: a seizure with fever (a febrile convulsion in a child, a CNS infection in an adult) and an
+    epileptic seizure are managed differently, so the first thing to establish is whether there is fever
+    (NICE NG143 fever in under 5s; NICE NG217 epilepsies) -- a question, before any test."""
+    dx = bayesdx.rank_causes(SEIZURE, model=model)
+    assert dx.next_step is not None
+    assert dx.next_step.id == "fever", [(s.id, round(s.value, 3)) for s in dx.next_steps[:5]]
+
+
+@pytest.mark.parametrize("evidence", [{**SEIZURE, "age_group": "adult", "fever": "no"},
+                                      {**SEIZURE, "fever": "no"}],
+                         ids=["afebrile_adult_seizure", "afebrile_seizure"])
 def test_after_a_seizure_with_loss_of_consciousness_the_best_test_is_the_eeg(model, evidence):
     """Article: "if the muscle twitching is clearly visible, the physician refers to it as myoclonia, such as
     can occur during an epileptic seizure" and "Physical and neurological examinations with
