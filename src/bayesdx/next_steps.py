@@ -101,10 +101,10 @@ def _candidate_plan(model: Model, var: str) -> tuple[str, object]:
 
 def _clamped_outcomes(
     model: Model,
-    variables: Sequence[str],
+    blocks: Sequence[tuple],
     likelihoods: Mapping[str, np.ndarray],
-    base: np.ndarray,
-    n: int,
+    base_all: np.ndarray,
+    n_all: int,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Outcome probabilities and posteriors of candidates without a decomposition, by clamping hypotheses.
 
@@ -113,10 +113,16 @@ def _clamped_outcomes(
     every candidate ``X`` at once, and Bayes' rule gives ``P(h | e, x) = P(x | e, h) P(h | e) / P(x | e)``:
     two engine passes instead of one per candidate outcome.
 
-    Returns, per variable, ``p[case, state]`` and ``posterior[case, state, hypothesis]``.
+    Only the cases that leave at least one of these candidates unobserved are computed. Returns, per
+    variable, ``p[case, state]`` and ``posterior[case, state, hypothesis]`` for all cases (zeros elsewhere).
     """
-    if not variables:
+    if not blocks:
         return {}
+    variables = [b[0] for b in blocks]
+    need = np.unique(np.concatenate([b[3] for b in blocks]))
+    likelihoods = {v: a[need] for v, a in likelihoods.items()}
+    base = base_all[need]
+    n = need.size
     hyps = model.hypotheses
     n_h = len(hyps)
     per_case = 1 + n_h
@@ -139,7 +145,11 @@ def _clamped_outcomes(
         joint = p_x_given_h * base[:, :, None]  # P(x, h | e)
         with np.errstate(invalid="ignore", divide="ignore"):
             posterior = np.where(p_x[:, None, :] > 1e-12, joint / p_x[:, None, :], 0.0)
-        result[var] = (p_x.copy(), np.clip(np.transpose(posterior, (0, 2, 1)), 0.0, 1.0))
+        full_p = np.zeros((n_all, p_x.shape[1]))
+        full_post = np.zeros((n_all, p_x.shape[1], base_all.shape[1]))
+        full_p[need] = p_x
+        full_post[need] = np.clip(np.transpose(posterior, (0, 2, 1)), 0.0, 1.0)
+        result[var] = (full_p, full_post)
     return result
 
 
@@ -196,7 +206,7 @@ def analyse_steps(
         row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]
-    clamped = _clamped_outcomes(model, [b[0] for b in blocks if b[1] == "rows"], likelihoods, base, n)
+    clamped = _clamped_outcomes(model, [b for b in blocks if b[1] == "rows"], likelihoods, base, n)
     row_case = np.concatenate(row_case_parts)
     n_rows = row_case.size
     lik = {v: a[row_case] for v, a in likelihoods.items()}
