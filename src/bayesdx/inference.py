@@ -338,14 +338,7 @@ class InferenceEngine:
                 log_z[rows] = part.log_evidence
                 for t in target_ids:
                     marg[t][rows] = part.marginals[net.variables[t]]
-            if offset is not None:
-                log_z = log_z + offset
-            impossible = ~np.isfinite(log_z)
-            for m in marg.values():
-                m[impossible] = np.nan
-            return BatchPosterior(
-                marginals={net.variables[t]: marg[t] for t in target_ids}, log_evidence=log_z, impossible=impossible
-            )
+            return _finish(net, marg, log_z, offset)
         if program is None:
             program = self._program(carried_key)
         chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
@@ -364,16 +357,7 @@ class InferenceEngine:
                     hard = (lam_v != 0).sum(axis=1) == 1  # observed: the marginal is the state itself, exactly
                     m[hard] = (lam_v[hard] != 0).astype(float)
                     marg[v][start:stop] = m
-        if offset is not None:
-            log_z = log_z + offset
-        impossible = ~np.isfinite(log_z)
-        for m in marg.values():
-            m[impossible] = np.nan
-        return BatchPosterior(
-            marginals={net.variables[t]: marg[t] for t in target_ids},
-            log_evidence=log_z,
-            impossible=impossible,
-        )
+        return _finish(net, marg, log_z, offset)
 
     def _fold_negatives(
         self, lam: dict[int, np.ndarray], lowest_rows: Mapping[int, np.ndarray], targets: set[int], n: int,
@@ -607,6 +591,16 @@ def _pairwise(path: Sequence[tuple[int, ...]], n_operands: int) -> list[tuple[in
 
 
 # ---------------------------------------------------------------------- execution
+def _finish(net: CompiledNetwork, marg: dict[int, np.ndarray], log_z: np.ndarray, offset: np.ndarray | None) -> BatchPosterior:
+    """The result of a batch: log-evidence offsets applied, impossible cases flagged and their marginals NaN."""
+    if offset is not None:
+        log_z = log_z + offset
+    impossible = ~np.isfinite(log_z)
+    for m in marg.values():
+        m[impossible] = np.nan
+    return BatchPosterior({net.variables[t]: m for t, m in marg.items()}, log_z, impossible)
+
+
 def _letters(*index_lists: tuple[int, ...]) -> dict[int, str]:
     ids: list[int] = []
     for lst in index_lists:
