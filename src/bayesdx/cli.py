@@ -406,11 +406,6 @@ def model_export(model: str | None, priors: str | None, fmt: str, output: str) -
         handle.write(text)
 
 
-def _register_optional_commands() -> None:
-    try:
-        from .cli_evaluate import evaluate
-    except ImportError:  # the evaluation command lands separately
-        return
-    main.add_command(evaluate)
+from .cli_evaluate import evaluate  # noqa: E402  (the evaluation command lives in its own module)
 
-_register_optional_commands()
+main.add_command(evaluate)

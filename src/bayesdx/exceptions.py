@@ -51,7 +51,11 @@ class ModelFileError(BayesdxError, ValueError):
         self.key = key
         self.value = value
         where = f"{self.path}, key {key!r}" if key else self.path
+        self._message = message
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple:  # survive pickling (Dask workers, multiprocessing)
+        return (type(self), (self.path, self.key, self._message, self.value))
 
 
 class UnknownVariableError(BayesdxError, KeyError, ValueError):
@@ -68,6 +72,7 @@ class UnknownVariableError(BayesdxError, KeyError, ValueError):
     def __init__(self, variable: str, suggestions: Sequence[str] = (), *, where: str = "") -> None:
         self.variable = variable
         self.suggestions = tuple(suggestions)
+        self._where = where
         message = f"Unknown variable {variable!r}{where}."
         if self.suggestions:
             message += " Did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
@@ -77,6 +82,9 @@ class UnknownVariableError(BayesdxError, KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.variable, self.suggestions), {"where": self._where}))
 
 
 class InvalidStateError(BayesdxError, ValueError):
@@ -94,10 +102,14 @@ class InvalidStateError(BayesdxError, ValueError):
         self.variable = variable
         self.state = state
         self.valid_states = tuple(valid_states)
+        self._where = where
         valid = ", ".join(repr(s) for s in self.valid_states)
         super().__init__(
             f"Invalid state {state!r} for variable {variable!r}{where}. Valid states are {valid}."
         )
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.variable, self.state, self.valid_states), {"where": self._where}))
 
 
 class ImpossibleEvidenceError(BayesdxError, ValueError):
@@ -119,6 +131,9 @@ class ImpossibleEvidenceError(BayesdxError, ValueError):
             "Check the observed values for a contradiction."
         )
 
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.cases,))
+
 
 class ModelTooLargeError(BayesdxError, MemoryError):
     """Exact inference would need a table larger than allowed.
@@ -134,6 +149,7 @@ class ModelTooLargeError(BayesdxError, MemoryError):
     def __init__(self, largest_intermediate: int, limit: int, detail: str = "") -> None:
         self.largest_intermediate = int(largest_intermediate)
         self.limit = int(limit)
+        self._detail = detail
         gib = self.largest_intermediate * 8 / 2**30
         super().__init__(
             "Exact inference on this network is too large: its largest intermediate table would hold "
@@ -141,3 +157,11 @@ class ModelTooLargeError(BayesdxError, MemoryError):
             f"{self.limit:.3g} entries. {detail}"
             "Observe fewer variables at once, rank fewer causes, or use an approximate method."
         )
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.largest_intermediate, self.limit, self._detail))
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict) -> BayesdxError:
+    """Unpickle an exception whose constructor takes keyword arguments."""
+    return cls(*args, **kwargs)

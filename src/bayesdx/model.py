@@ -143,6 +143,14 @@ class Model:
             h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses
         })
 
+    def __reduce__(self) -> tuple:
+        """Pickle as a recipe (for Dask workers and multiprocessing): re-read from files, or rewrap the network."""
+        if self.spec is not None:
+            priors = None if self.prior_setting is None else str(self.prior_setting.path)
+            return (_unpickle_spec_model, (str(self.spec.path), priors))
+        normals = {c: self.normal_states.get(c) for c in self.causes}
+        return (_unpickle_network_model, (self.network, self.causes, self.tests, normals, self.source, self.id))
+
     def with_priors(self, priors: str | os.PathLike[str]) -> Model:
         """The same model with another prior setting (models read from a model file only)."""
         if self.spec is None:
@@ -414,3 +422,12 @@ def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None
         return model.with_priors(priors)
     return model
 
+
+
+def _unpickle_spec_model(path: str, priors: str | None) -> Model:
+    return _from_spec(read_model_file(path), priors)
+
+
+def _unpickle_network_model(network: Any, causes: tuple[str, ...], tests: tuple[str, ...],
+                            normals: dict[str, str | None], source: str, model_id: str) -> Model:
+    return from_network(network, causes=causes, tests=tests, normal_states=normals, source=source, model_id=model_id)

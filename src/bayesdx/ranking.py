@@ -205,9 +205,10 @@ def score(
 
     Parameters
     ----------
-    cases : pandas.DataFrame or sequence of mappings
+    cases : pandas.DataFrame, dask.dataframe.DataFrame or sequence of mappings
         One row (or mapping) per case, one column (or key) per variable; missing values mean not
-        observed. Every column must be a variable of the model.
+        observed. Every column must be a variable of the model. A Dask DataFrame is scored partition by
+        partition (``map_partitions``, see :func:`bayesdx.dask.score_dask`) and a Dask DataFrame returned.
     model : Model, optional
         Defaults to the bundled leg-twitch model.
     priors : str or path-like, optional
@@ -242,6 +243,10 @@ def score(
     ['cause_1', 'probability_1', 'cause_2', 'probability_2']
     """
     check_positive_int("score", "top_k", top_k)
+    if type(cases).__module__.startswith("dask.") and hasattr(cases, "map_partitions"):
+        from .dask import score_dask  # partition by partition; returns a dask DataFrame
+
+        return score_dask(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha)
     if not isinstance(next_step, bool):
         raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
     model = _model_or_default(model, priors, "score")
