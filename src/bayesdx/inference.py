@@ -34,8 +34,8 @@ __all__ = ["BatchPosterior", "CompiledNetwork", "InferenceEngine"]
 
 #: Largest intermediate table (entries per case) the engine will build.
 MAX_ENTRIES_PER_CASE = 2**27
-#: Memory budget, in float64 entries, for the tables of one chunk of cases (about 256 MiB).
-CHUNK_BUDGET_ENTRIES = 2**25
+#: Memory budget, in float64 entries, for the tables of one chunk of cases (64 MiB).
+CHUNK_BUDGET_ENTRIES = 2**23
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
 #: Batch size assumed when searching for a contraction order.
