@@ -21,6 +21,10 @@ from .results import Diagnosis, RankedCause
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
 
 
+#: Cases whose next steps are analysed together (bounds the memory of the outcome rows).
+STEP_BLOCK = 500
+
+
 def with_presenting(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
     """The case's evidence plus the model's presenting complaint, unless the case states it otherwise."""
     return {**model.presenting, **observed}
@@ -95,7 +99,14 @@ def analyse_cases(
     n = len(observed)
     matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
     pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
-    steps = analyse_steps(model, observed, likelihoods, matrix, log_z, pursued, alpha) if next_steps else None
+    steps = None
+    if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
+        steps = []
+        for start in range(0, n, STEP_BLOCK):
+            stop = min(n, start + STEP_BLOCK)
+            block = {v: a[start:stop] for v, a in likelihoods.items()}
+            steps += analyse_steps(model, observed[start:stop], block, matrix[start:stop], log_z[start:stop],
+                                   pursued[start:stop], alpha)
     ids = [h.id for h in model.hypotheses]
     results = []
     for k in range(n):
