@@ -327,3 +327,19 @@ def by_id(diagnosis: bayesdx.Diagnosis) -> dict[str, float]:
 def probabilities_by_id() -> Callable[[bayesdx.Diagnosis], dict[str, float]]:
     """``probabilities_by_id(diagnosis)``: ``{hypothesis id: probability}``."""
     return by_id
+
+
+@pytest.fixture(scope="session")
+def bundled_ve(bundled_model: bayesdx.Model) -> Any:
+    """pgmpy's VariableElimination on the bundled network: the independent reference."""
+    from pgmpy.inference import VariableElimination
+
+    return VariableElimination(bundled_model.network)
+
+
+@pytest.fixture(scope="session")
+def hepar2_ve(hepar2_network: Any) -> Any:
+    """pgmpy's VariableElimination on the renormalised hepar2."""
+    from pgmpy.inference import VariableElimination
+
+    return VariableElimination(hepar2_network)

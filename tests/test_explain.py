@@ -36,20 +36,6 @@ def model(bundled_model: bayesdx.Model) -> bayesdx.Model:
     return bundled_model
 
 
-@pytest.fixture(scope="module")
-def bundled_ve(model: bayesdx.Model) -> Any:
-    from pgmpy.inference import VariableElimination
-
-    return VariableElimination(model.network)
-
-
-@pytest.fixture(scope="module")
-def hepar2_ve(hepar2_network: Any) -> Any:
-    from pgmpy.inference import VariableElimination
-
-    return VariableElimination(hepar2_network)
-
-
 def _ve_probability(ve: Any, node: str, state: str, evidence: Mapping[str, str]) -> float:
     if node in evidence:
         return 1.0 if evidence[node] == state else 0.0

@@ -90,20 +90,6 @@ def model(bundled_model: bayesdx.Model) -> bayesdx.Model:
 
 
 @pytest.fixture(scope="module")
-def bundled_ve(model: bayesdx.Model) -> Any:
-    from pgmpy.inference import VariableElimination
-
-    return VariableElimination(model.network)
-
-
-@pytest.fixture(scope="module")
-def hepar2_ve(hepar2_network: Any) -> Any:
-    from pgmpy.inference import VariableElimination
-
-    return VariableElimination(hepar2_network)
-
-
-@pytest.fixture(scope="module")
 def model_file() -> dict:
     with MODEL_FILE.open("rb") as handle:
         return tomllib.load(handle)
