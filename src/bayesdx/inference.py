@@ -38,6 +38,13 @@ MAX_ENTRIES_PER_CASE = 2**27
 CHUNK_BUDGET_ENTRIES = 2**23
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
+#: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
+MAX_TERMS = 2**12
+#: Largest relative rounding error allowed for a case computed as a signed sum of terms: machine epsilon times
+#: sum|terms| / |sum| (on the bundled model the observed error stays below a third of that bound).
+ERROR_BUDGET = 1e-11
+#: Rows of expanded terms contracted together (bounds the memory of one block).
+ROWS_PER_BLOCK = 2**16
 #: Batch size assumed when searching for a contraction order.
 _NOMINAL_BATCH = 1  # a larger value makes the optimizer multiply evidence-free CPDs into huge tables
 _BATCH = -1  # index id of the batch axis
@@ -205,7 +212,7 @@ def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, 
             del slot_nodes[k]
         letters = _letters(*(indices[i] for i in ins), out)
         spec = _spec(letters, *(indices[i] for i in ins), out)
-        forward.append((ins, spec, bool(out) and out[0] == _BATCH))
+        forward.append((ins, spec, bool(out) and out[-1] == _BATCH))
         step_inputs.append(ins)
         indices.append(out)
         slot_nodes.append(len(indices) - 1)
@@ -213,13 +220,13 @@ def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, 
     n_inputs = len(operands)
     for step in range(len(steps) - 1, -1, -1):
         node = n_inputs + step
-        if not (indices[node] and indices[node][0] == _BATCH):
+        if not (indices[node] and indices[node][-1] == _BATCH):
             continue
         ins = step_inputs[step]
         plans = []
         for pos, child in enumerate(ins):
             target = indices[child]
-            if not target or target[0] != _BATCH:
+            if not target or target[-1] != _BATCH:
                 continue  # no lambda below an unbatched table
             other = ins[1 - pos] if len(ins) == 2 else -1
             io = indices[other] if other >= 0 else ()
@@ -270,6 +277,8 @@ class InferenceEngine:
         *,
         tables: Sequence[np.ndarray] | None = None,
         split: bool = True,
+        expand: bool = True,
+        dtype: type = np.float64,
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -287,13 +296,19 @@ class InferenceEngine:
         split : bool, default True
             Split the batch by each case's pattern of observed variables when one contraction over all of
             them would build tables larger than ``SPLIT_ENTRIES`` per case.
+        expand : bool, default True
+            Enter evidence on noisy-OR / noisy-MAX leaves by expanding each case into signed terms
+            (Quickscore, see :meth:`_expanded`), so that every case shares one contraction over the rest of
+            the network whatever its findings.
+        dtype : numpy floating type, default numpy.float64
+            The precision of the arithmetic (``numpy.longdouble`` for extended precision).
         """
         net = self.network
         if tables is None:
             tables = net.tables
         elif len(tables) != len(net.tables) or any(a.shape != b.shape for a, b in zip(tables, net.tables, strict=True)):
             raise ValueError("Replacement tables must match the network's tables in number and shape.")
-        lam = {self._index[v]: np.asarray(a, dtype=float) for v, a in likelihoods.items()}
+        lam = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in likelihoods.items()}
         for v, a in lam.items():
             if a.shape != (n_cases, len(net.states[v])):
                 raise ValueError(
@@ -301,12 +316,16 @@ class InferenceEngine:
                     f"expected {(n_cases, len(net.states[v]))}."
                 )
         target_ids = [self._index[t] for t in targets]
-        marg = {t: np.empty((n_cases, len(net.states[t]))) for t in target_ids}
-        log_z = np.empty(n_cases)
+        marg = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
+        log_z = np.empty(n_cases, dtype=dtype)
         carried = frozenset(lam) | frozenset(target_ids)
         decomposed = self._decomposable if tables is net.tables else frozenset(
             v for v in self._decomposable if tables[v] is net.tables[v]
         )
+        if expand and split:
+            leaves = [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in set(target_ids)]
+            if leaves:
+                return self._expanded(lam, target_ids, tables, leaves, n_cases)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
         if split and n_cases > 1:
@@ -334,7 +353,7 @@ class InferenceEngine:
                 rows = np.flatnonzero(inverse.ravel() == p)
                 sub = {net.variables[names[k]]: lam[names[k]][rows] for k in np.flatnonzero(pattern[0::2])}
                 sub.update({net.variables[v]: lam[v][rows] for v in always})
-                part = self.posterior(sub, targets, rows.size, tables=tables, split=False)
+                part = self.posterior(sub, targets, rows.size, tables=tables, split=False, dtype=dtype)
                 log_z[rows] = part.log_evidence
                 for t in target_ids:
                     marg[t][rows] = part.marginals[net.variables[t]]
@@ -350,7 +369,9 @@ class InferenceEngine:
                 lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
                 for v in program.lambda_vars
             ]
-            grads, log_z[start:stop] = _run(program, tables, net.decompositions, lambdas, size)
+            columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
+            grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size)
+            grads = [g.T for g in grads]
             for v, lam_v, g in zip(program.lambda_vars, lambdas, grads, strict=True):
                 if v in marg:
                     m = lam_v * g
@@ -358,6 +379,125 @@ class InferenceEngine:
                     m[hard] = (lam_v[hard] != 0).astype(float)
                     marg[v][start:stop] = m
         return _finish(net, marg, log_z, offset)
+
+    def _expanded(
+        self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int], n: int,
+    ) -> BatchPosterior:
+        """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
+
+        For a noisy leaf ``v`` with likelihood ``lambda``, ``sum_y lambda(y) P(v = y | pa)`` equals
+        ``sum_t a_t * prod_i G_i[t, pa_i]`` with ``a = W @ lambda`` (see :class:`Decomposition`): a few
+        terms, each a product of one likelihood per parent. A negative finding has one term (``L(0)``), a
+        positive binary finding two (``1`` and ``-L(0)``), an unobserved one a single term of ones.
+        Single terms fold into the parents' likelihoods of the case. A case with several multi-term leaves
+        becomes one row per combination of their terms, with a signed coefficient; every row is the same
+        contraction over the rest of the network, so a whole batch shares one compiled program however its
+        findings differ. The case's ``P(e)`` and joint marginals are the signed sums over its rows.
+
+        The terms can cancel: a row's relative rounding error ``eps`` grows to ``eps * sum|terms| / |sum|``.
+        A case whose bound exceeds ``ERROR_BUDGET`` is recomputed in extended precision (``np.longdouble``,
+        where the platform has it), and failing that, or with more than ``MAX_TERMS`` rows, through the
+        pattern-splitting path, which keeps its findings inside the contraction.
+        """
+        net = self.network
+        decs = net.decompositions
+        assert decs is not None
+        leaf_set = set(leaves)
+        case_lam = {v: a for v, a in lam.items() if v not in leaf_set}
+        copied: set[int] = set()
+        case_coef = np.ones(n)  # product of the single terms; common to all rows of a case, so an input
+        counts = np.ones(n)
+        multi = []  # leaves with several terms in some case: (v, coefficients, term order, count per case)
+        for v in leaves:
+            dec = decs[v]
+            a = lam[v] @ dec.weights.T  # (n, levels)
+            nonzero = a != 0
+            count = nonzero.sum(axis=1)
+            order = np.argsort(~nonzero, axis=1, kind="stable")  # the nonzero terms first, in level order
+            counts = np.minimum(counts * count, MAX_TERMS + 1)
+            single = np.flatnonzero(count == 1)
+            if single.size:
+                term = order[single, 0]
+                case_coef[single] *= a[single, term]
+                for i, p in enumerate(net.parents[v]):
+                    factor = dec.factors[i][term]
+                    if (factor == 1.0).all():
+                        continue  # an unobserved leaf: its term is all ones
+                    if p not in copied:
+                        base = case_lam.get(p)
+                        case_lam[p] = np.ones((n, len(net.states[p]))) if base is None else base.copy()
+                        copied.add(p)
+                    case_lam[p][single] *= factor
+            if (count > 1).any():
+                multi.append((v, a, order, count))
+        counts = counts.astype(np.int64)
+        target_names = [net.variables[t] for t in target_ids]
+        marg = {t: np.full((n, len(net.states[t])), np.nan) for t in target_ids}
+        log_z = np.full(n, -np.inf)
+
+        def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
+            """Fill in the cases ``todo``; returns those whose rounding bound exceeds the budget."""
+            limit = ERROR_BUDGET / np.finfo(dtype).eps
+            ends = np.cumsum(counts[todo])
+            unstable = []
+            first = 0
+            while first < todo.size:
+                done = ends[first - 1] if first else 0
+                last = max(first + 1, int(np.searchsorted(ends, done + ROWS_PER_BLOCK, side="right")))
+                block = todo[first:last]
+                first = last
+                m = counts[block]
+                starts = np.concatenate([[0], np.cumsum(m)[:-1]])
+                rows = int(m.sum())
+                row_case = np.repeat(block, m)
+                coef = case_coef[row_case].astype(dtype)
+                core = {v: a[row_case].astype(dtype) for v, a in case_lam.items()}
+                if rows > block.size:
+                    within = np.arange(rows) - np.repeat(starts, m)
+                    stride = np.ones(rows, dtype=np.int64)
+                    for v, a, order, count in multi:
+                        c = count[row_case]
+                        sel = np.flatnonzero(c > 1)
+                        if not sel.size:
+                            continue
+                        cases, c = row_case[sel], c[sel]
+                        term = order[cases, (within[sel] // stride[sel]) % c]
+                        stride[sel] *= c
+                        coef[sel] *= a[cases, term]
+                        for i, p in enumerate(net.parents[v]):
+                            if p not in core:
+                                core[p] = np.ones((rows, len(net.states[p])), dtype=dtype)
+                            core[p][sel] *= decs[v].factors[i][term]
+                post = self.posterior({net.variables[v]: a for v, a in core.items()}, target_names, rows, tables=tables,
+                                      expand=False, dtype=dtype)
+                peak = np.maximum.reduceat(post.log_evidence, starts)
+                finite_peak = np.where(np.isfinite(peak), peak, 0.0)
+                with np.errstate(invalid="ignore"):
+                    weight = np.where(post.impossible, 0.0, coef * np.exp(post.log_evidence - np.repeat(finite_peak, m)))
+                z = np.add.reduceat(weight, starts)
+                spread = np.add.reduceat(np.abs(weight), starts)
+                ok = z > 0  # a signed sum at or below zero: the evidence is impossible
+                bad = (spread > 0) & (~ok | (spread > limit * z))
+                unstable.append(block[bad])
+                keep = ~bad
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
+                    for t, name in zip(target_ids, target_names, strict=True):
+                        joint = np.add.reduceat(weight[:, None] * np.nan_to_num(post.marginals[name]), starts, axis=0)
+                        marg[t][block[keep]] = (joint / z[:, None])[keep]
+            return np.concatenate(unstable) if unstable else np.zeros(0, dtype=np.int64)
+
+        unstable = signed_sums(np.flatnonzero((counts > 0) & (counts <= MAX_TERMS)), np.float64)  # no term: impossible
+        if unstable.size and np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+            unstable = signed_sums(unstable, np.longdouble)
+        retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
+        if retry.size:  # too many terms, or too much cancellation: one contraction per pattern instead
+            part = self.posterior({net.variables[v]: a[retry] for v, a in lam.items()}, target_names, retry.size,
+                                  tables=tables, expand=False)
+            log_z[retry] = part.log_evidence
+            for t, name in zip(target_ids, target_names, strict=True):
+                marg[t][retry] = part.marginals[name]
+        return _finish(net, marg, log_z, None)
 
     def _fold_negatives(
         self, lam: dict[int, np.ndarray], lowest_rows: Mapping[int, np.ndarray], targets: set[int], n: int,
@@ -460,7 +600,7 @@ class InferenceEngine:
             for k, p in enumerate(net.parents[v]):
                 operands.append((level, p))
                 sources.append((v, k + 1))
-        operands += [(_BATCH, v) for v in lambda_vars]
+        operands += [(v, _BATCH) for v in lambda_vars]
         symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
         equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
         shapes = [tuple(cards[i] for i in op) for op in operands]
@@ -483,8 +623,8 @@ class InferenceEngine:
             for op in inputs:
                 seen.extend(i for i in op if i not in seen)
             out = tuple(i for i in seen if i in remaining)
-            if _BATCH in out:  # the batch axis always first
-                out = (_BATCH, *[i for i in out if i != _BATCH])
+            if _BATCH in out:  # the batch axis always last: contiguous inner loops over cases
+                out = (*[i for i in out if i != _BATCH], _BATCH)
             size = math.prod(cards[i] for i in out if i != _BATCH)
             largest = max(largest, size)
             if _BATCH in out:
@@ -633,7 +773,8 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
             values.append(dec.weights if k == 0 else dec.factors[k - 1])
     values += lambdas
     scales: list[np.ndarray | None] = []
-    log_z = np.zeros(n)
+    dtype = np.result_type(*lambdas, np.float64)
+    log_z = np.zeros(n, dtype=dtype)
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
         if len(ins) == 1:
@@ -641,12 +782,12 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         else:
             raw = np.einsum(spec, values[ins[0]], values[ins[1]], optimize=False)
         if batched:
-            scale = np.abs(raw).reshape(n, -1).max(axis=1) if raw.ndim > 1 else np.abs(raw)
+            scale = np.abs(raw).reshape(-1, n).max(axis=0) if raw.ndim > 1 else np.abs(raw)
             zero = scale <= 0
             if zero.any():
                 dead |= zero
                 scale[zero] = 1.0
-            raw /= scale.reshape((n,) + (1,) * (raw.ndim - 1))
+            raw /= scale
             log_z += np.log(scale)
             scales.append(scale)
         else:
@@ -654,14 +795,14 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         values.append(raw)
     dead |= values[-1] <= 0  # a sum with negative terms (decomposed CPDs) that came out at or below zero
     # backward: gradient of log Z, scaled like the forward values
-    grads: dict[int, np.ndarray] = {len(values) - 1: np.ones(n)}
+    grads: dict[int, np.ndarray] = {len(values) - 1: np.ones(n, dtype=dtype)}
     for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
             continue
         scale = scales[step]
         if scale is not None:
-            g = g / scale.reshape((n,) + (1,) * (g.ndim - 1))
+            g = g / scale
         for child, other, spec, mask in plans:
             if other >= 0:
                 dg = np.einsum(spec, g, values[other], optimize=False)

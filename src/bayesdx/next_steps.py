@@ -86,16 +86,14 @@ def _top3(matrix: np.ndarray) -> np.ndarray:
 def _candidate_plan(model: Model, var: str) -> tuple[str, object]:
     """How to compute a candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
 
-    A noisy candidate whose parents are all causes needs no extra variable: ``X <= level y`` multiplies the
-    joint by ``L(y) * prod_i C_i(y, cause_i)``, a likelihood on causes every program already carries.
+    A noisy candidate without children needs no extra variable: ``X <= level y`` multiplies the joint by
+    ``L(y) * prod_i C_i(y, pa_i)``, one likelihood on each parent.
     """
     net = model.compiled
     i = net.index()[var]
     dec = net.decompositions[i] if net.decompositions else None
-    if dec is not None and dec.leak_cdf is not None:
-        causes = {net.index()[c] for c in model.causes}
-        if all(p in causes for p in net.parents[i]):
-            return "decomposed", dec
+    if dec is not None and dec.leak_cdf is not None and not any(i in ps for ps in net.parents):
+        return "decomposed", dec
     return "rows", None
 
 
@@ -164,11 +162,12 @@ def analyse_steps(
 ) -> list[StepAnalysis]:
     """Next-step analysis for many cases in one batched engine call.
 
-    Every (case, candidate, outcome) is a row of one batch. For a noisy candidate ``X`` whose parents are
-    causes, the rows are ``e + {X <= level y}`` for every level but the top, entered as likelihoods on the
-    causes (see :func:`_candidate_plan`); ``P(X = y | e)`` and ``P(h, X = y | e)`` follow by differences of
-    consecutive levels. Other candidates get one row per state, ``e + {X = x}``. Outcomes with probability
-    below 1e-12 are treated as impossible.
+    Every (case, candidate, outcome) is a row of one batch. For a noisy candidate ``X`` without children,
+    the rows are ``e + {X <= level y}`` for every level but the top, entered as likelihoods on its parents
+    (see :func:`_candidate_plan`); ``P(X = y | e)`` and ``P(h, X = y | e)`` follow by differences of
+    consecutive levels. Other candidates get one row per state, ``e + {X = x}``, or, when they have more
+    states in all than there are hypotheses, share rows with each hypothesis clamped (see
+    :func:`_clamped_outcomes`). Outcomes with probability below 1e-12 are treated as impossible.
 
     Parameters
     ----------
@@ -194,14 +193,21 @@ def analyse_steps(
     hyp_nodes = {h.node for h in model.hypotheses}
     candidates = [v for v in model.findings + model.tests if v not in hyp_nodes]
     # ---- plan the rows
-    blocks = []  # (var, plan, dec, todo cases, rows per case in the decomposed batch)
+    plans = {var: _candidate_plan(model, var) for var in candidates}
+    # candidates without a decomposition: one row per state (e + {X = x}) when they have fewer states in all
+    # than there are hypotheses to clamp, else clamped hypotheses (see _clamped_outcomes)
+    by_state = sum(len(model.states[v]) for v, (plan, _) in plans.items() if plan == "rows") <= len(model.hypotheses) + 1
+    blocks = []  # (var, plan, dec, todo cases, rows per case in the main batch)
     row_case_parts = [np.zeros(0, dtype=int)]
     for var in candidates:
         todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
         if todo.size == 0:
             continue
-        plan, dec = _candidate_plan(model, var)
-        per_case = (len(dec.order) - 1) if plan == "decomposed" else 0  # type: ignore[attr-defined]
+        plan, dec = plans[var]
+        if plan == "rows" and by_state:
+            plan = "states"
+        per_case = {"decomposed": len(dec.order) - 1 if dec is not None else 0,  # type: ignore[attr-defined]
+                    "states": len(model.states[var]), "rows": 0}[plan]
         blocks.append((var, plan, dec, todo, per_case))
         row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
@@ -225,6 +231,13 @@ def analyse_steps(
                     if name not in lik:
                         lik[name] = np.ones((n_rows, len(net.states[p])))
                     lik[name][r] = lik[name][r] * factor[level]
+        elif plan == "states":
+            states = model.states[var]
+            if var not in lik:
+                lik[var] = np.ones((n_rows, len(states)))
+            for j in range(per_case):
+                r = rows[:, j]
+                lik[var][r] = lik[var][r] * np.eye(len(states))[j]
     post = model.engine.posterior(lik, model.causes, n_rows)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
@@ -263,6 +276,9 @@ def analyse_steps(
             ok = p_x > 1e-12
             post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
             post_x = np.clip(post_x, 0.0, 1.0)
+        elif plan == "states":
+            p_x = p_rows[rows]
+            post_x = matrix[rows]
         else:
             p_x, post_x = clamped[var]
             p_x, post_x = p_x[todo], post_x[todo]

@@ -1,0 +1,195 @@
+"""Evidence on noisy leaves entered as signed terms (Quickscore), and its guards against cancellation.
+
+The engine answers a batch with one contraction over the network without its noisy leaves: a positive
+finding ``P(f | pa) = 1 - L * prod_i q_i(pa_i)`` becomes two rows with coefficients ``+1`` and ``-L``. The
+terms can cancel, so each case is checked: a case whose rounding bound exceeds the budget is recomputed in
+extended precision, then by one contraction per evidence pattern. Every tier is checked here against
+pgmpy's VariableElimination to 1e-9, and the ill-conditioned network shows that the guards are needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import bayesdx
+from bayesdx import inference
+from bayesdx.inference import CompiledNetwork, Decomposition, InferenceEngine
+
+ATOL = 1e-9
+EXTENDED = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+
+
+class Spy:
+    """Records the precision and path of every engine call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, bool]] = []  # (dtype, findings kept inside the contraction)
+        original = InferenceEngine.posterior
+        spy = self
+
+        def posterior(self: InferenceEngine, likelihoods: Any, *args: Any, **kwargs: Any) -> Any:
+            if not kwargs.get("expand", True):
+                net = self.network
+                leaves = {net.variables[v] for v in self._decomposable - self._has_children}
+                spy.calls.append((np.dtype(kwargs.get("dtype", np.float64)).name, bool(leaves & set(likelihoods))))
+            return original(self, likelihoods, *args, **kwargs)
+
+        monkeypatch.setattr(InferenceEngine, "posterior", posterior)
+
+    def used(self, dtype: str | None = None, *, patterns: bool = False) -> bool:
+        """Whether expanded rows were contracted at ``dtype``, or, with ``patterns``, findings kept inside."""
+        if patterns:
+            return any(inside for _, inside in self.calls)
+        return any(d == dtype and not inside for d, inside in self.calls)
+
+
+def _tier(monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
+    if tier == "extended":
+        if not EXTENDED:
+            pytest.skip("numpy.longdouble is float64 on this platform")
+        # no double-precision case can meet this budget (its bound is at least eps); extended ones can
+        monkeypatch.setattr(inference, "ERROR_BUDGET", 1e-17)
+    elif tier == "patterns":
+        monkeypatch.setattr(inference, "MAX_TERMS", 1)  # any case with a positive finding is split
+
+
+@pytest.mark.parametrize("tier", ["double", "extended", "patterns"])
+def test_every_tier_matches_variable_elimination_on_the_bundled_model(
+        tier, monkeypatch, bundled_model, ve_reference, evidence_sampler, rng):
+    # many observed findings, so most cases have several positive findings and cancelling terms
+    hidden = [v for v in bundled_model.network.nodes() if v not in bundled_model.variables]  # divorced noisy parts
+    exclude = (*bundled_model.causes, *hidden, *bundled_model.presenting)
+    cases = evidence_sampler(bundled_model.network, 30, rng, observe=0.5, exclude=exclude)
+    cases = [{**c, **bundled_model.presenting} for c in cases]
+    model = bayesdx.load_model()  # a fresh engine, so no program is cached from other tests
+    _tier(monkeypatch, tier)
+    spy = Spy(monkeypatch)
+    frame = bayesdx.score(cases, model=model, top_k=len(model.hypotheses))
+    assert spy.used("float128" if tier == "extended" else "float64") if tier != "patterns" else spy.used(patterns=True)
+    for k, case in enumerate(cases):
+        expected = ve_reference(model.network, model, case)
+        row = frame.iloc[k]
+        got = {row[f"cause_{j}"]: row[f"probability_{j}"] for j in range(1, len(expected) + 1)}
+        assert_allclose([got[i] for i in expected], list(expected.values()), atol=ATOL, rtol=0, err_msg=f"case {k}: {case!r}")
+
+
+# ---------------------------------------------------------------------- an ill-conditioned network
+RARE = 1e-3  # prior of each cause
+LINK = 0.9
+LEAK = 1e-7
+N_CAUSES = 5
+
+
+def _rare_causes_network() -> tuple[CompiledNetwork, Any]:
+    """Five rare independent causes, each with one noisy-OR finding: positives cancel to 1e-3 each.
+
+    A positive finding's two terms are ``1`` and ``L * q`` with ``P(f = yes) ~ 1e-3``, so with ``k``
+    positives the terms cancel by a factor of about ``(2 / 1e-3) ** k``: 4e6 for two, 3e16 for five.
+    """
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    causes = [f"c{i}" for i in range(N_CAUSES)]
+    findings = [f"f{i}" for i in range(N_CAUSES)]
+    variables = tuple(causes + findings)
+    states = tuple([("present", "absent")] * N_CAUSES + [("yes", "no")] * N_CAUSES)
+    parents = tuple([()] * N_CAUSES + [(i,) for i in range(N_CAUSES)])
+    decs: list[Decomposition | None] = [None] * N_CAUSES
+    tables = [np.array([RARE, 1 - RARE])] * N_CAUSES
+    for _ in range(N_CAUSES):
+        # levels: 0 = "no" (state 1), 1 = "yes" (state 0); F(0 | present) = (1 - LEAK) * (1 - LINK)
+        dec = Decomposition.from_cdfs((1, 0), np.array([1 - LEAK, 1.0]), [np.array([[1 - LINK, 1.0], [1.0, 1.0]])])
+        decs.append(dec)
+        table = np.einsum("ty,tp->yp", dec.weights, dec.factors[0])
+        tables.append(table)
+    net = CompiledNetwork(variables, states, parents, tuple(tables), tuple(decs))
+    pg = DiscreteBayesianNetwork([(c, f) for c, f in zip(causes, findings, strict=True)])
+    for v, s, ps, t in zip(variables, states, parents, tables, strict=True):
+        names = {v: list(s), **{variables[p]: list(states[p]) for p in ps}}
+        pg.add_cpds(TabularCPD(v, 2, t.reshape(2, -1), evidence=[variables[p] for p in ps] or None,
+                               evidence_card=[2] * len(ps) or None, state_names=names))
+    pg.check_model()
+    return net, pg
+
+
+def _evidence_sets() -> list[dict[str, str]]:
+    """Every assignment of yes / no / unobserved to the five findings: 0 to 5 positives."""
+    sets = []
+    for combo in itertools.product(["yes", "no", None], repeat=N_CAUSES):
+        sets.append({f"f{i}": s for i, s in enumerate(combo) if s is not None})
+    return sets
+
+
+def _posteriors(engine: InferenceEngine, sets: list[dict[str, str]]) -> Any:
+    net = engine.network
+    lik = {}
+    for i in range(N_CAUSES):
+        arr = np.ones((len(sets), 2))
+        for k, e in enumerate(sets):
+            if f"f{i}" in e:
+                arr[k] = [1.0, 0.0] if e[f"f{i}"] == "yes" else [0.0, 1.0]
+        lik[f"f{i}"] = arr
+    return engine.posterior(lik, [net.variables[i] for i in range(N_CAUSES)], len(sets))
+
+
+def _reference(pg: Any, sets: list[dict[str, str]]) -> np.ndarray:
+    from pgmpy.inference import VariableElimination
+
+    ve = VariableElimination(pg)
+    out = np.empty((len(sets), N_CAUSES))
+    for k, e in enumerate(sets):
+        q = ve.query([f"c{i}" for i in range(N_CAUSES)], evidence=e, joint=False, show_progress=False)
+        out[k] = [q[f"c{i}"].get_value(**{f"c{i}": "present"}) for i in range(N_CAUSES)]
+    return out
+
+
+def _present(post: Any) -> np.ndarray:
+    return np.column_stack([post.marginals[f"c{i}"][:, 0] for i in range(N_CAUSES)])
+
+
+def test_cancelling_terms_are_recomputed_and_match_variable_elimination(monkeypatch):
+    net, pg = _rare_causes_network()
+    sets = _evidence_sets()
+    spy = Spy(monkeypatch)
+    post = _posteriors(InferenceEngine(net), sets)
+    assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+    # two positives cancel by ~4e6 (beyond double precision's budget, within extended precision's);
+    # five cancel by ~3e16 (beyond both): all three tiers ran
+    assert spy.used("float64")
+    assert spy.used("float128") or not EXTENDED
+    assert spy.used(patterns=True)
+
+
+def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch):
+    """The network above is ill-conditioned enough that the checks are needed (the test of the guards can fail)."""
+    net, pg = _rare_causes_network()
+    sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) == N_CAUSES]
+    monkeypatch.setattr(inference, "ERROR_BUDGET", np.inf)
+    post = _posteriors(InferenceEngine(net), sets)
+    assert np.abs(np.nan_to_num(_present(post), nan=10.0) - _reference(pg, sets)).max() > ATOL
+
+
+def test_cases_with_too_many_terms_use_one_contraction_per_pattern(monkeypatch):
+    net, pg = _rare_causes_network()
+    sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) >= 3]
+    monkeypatch.setattr(inference, "MAX_TERMS", 4)  # 2**3 terms and more: too many
+    spy = Spy(monkeypatch)
+    post = _posteriors(InferenceEngine(net), sets)
+    assert spy.used(patterns=True)
+    assert not spy.used("float64")
+    assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+
+
+def test_impossible_evidence_is_reported_through_the_expanded_path():
+    net, _ = _rare_causes_network()
+    engine = InferenceEngine(net)
+    lik = {"f0": np.array([[0.0, 0.0], [1.0, 0.0]])}  # first case: no state of f0 is possible
+    post = engine.posterior(lik, ["c0"], 2)
+    assert post.impossible.tolist() == [True, False]
+    assert np.isnan(post.marginals["c0"][0]).all()
+    assert np.isfinite(post.marginals["c0"][1]).all()
