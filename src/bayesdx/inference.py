@@ -34,8 +34,9 @@ __all__ = ["BatchPosterior", "CompiledNetwork", "InferenceEngine"]
 
 #: Largest intermediate table (entries per case) the engine will build.
 MAX_ENTRIES_PER_CASE = 2**27
-#: Memory budget, in float64 entries, for the tables of one chunk of cases (64 MiB).
-CHUNK_BUDGET_ENTRIES = 2**23
+#: Memory budget, in float64 entries, for the tables of one chunk of cases (8 MiB: faster than larger chunks,
+#: whose tables fall out of the cache).
+CHUNK_BUDGET_ENTRIES = 2**20
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
@@ -45,6 +46,9 @@ MAX_TERMS = 2**12
 ERROR_BUDGET = 1e-11
 #: Rows of expanded terms contracted together (bounds the memory of one block).
 ROWS_PER_BLOCK = 2**16
+#: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
+#: below this is recomputed with rescaling: underflow can only have lost terms smaller than about 1e-308.
+UNSCALED_FLOOR = 1e-200
 #: Batch size assumed when searching for a contraction order.
 _NOMINAL_BATCH = 1  # a larger value makes the optimizer multiply evidence-free CPDs into huge tables
 _BATCH = -1  # index id of the batch axis
@@ -279,6 +283,8 @@ class InferenceEngine:
         split: bool = True,
         expand: bool = True,
         dtype: type = np.float64,
+        row_case: np.ndarray | None = None,
+        row_likelihoods: Mapping[str, np.ndarray] | None = None,
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -302,6 +308,12 @@ class InferenceEngine:
             the network whatever its findings.
         dtype : numpy floating type, default numpy.float64
             The precision of the arithmetic (``numpy.longdouble`` for extended precision).
+        row_case : numpy.ndarray of int, optional
+            Answer rows instead of cases: row ``r`` has the evidence of case ``row_case[r]``, times its own
+            ``row_likelihoods``. The result then has one entry per row. Many rows of one case (the outcomes of
+            its candidate next steps, say) share the work on the case's own evidence.
+        row_likelihoods : mapping of str to numpy.ndarray, optional
+            Per variable, ``(len(row_case), n_states)`` likelihoods that multiply the case's.
         """
         net = self.network
         if tables is None:
@@ -316,6 +328,9 @@ class InferenceEngine:
                     f"expected {(n_cases, len(net.states[v]))}."
                 )
         target_ids = [self._index[t] for t in targets]
+        if row_case is not None:
+            return self._rows(lam, target_ids, tables, n_cases, np.asarray(row_case, dtype=np.intp),
+                              dict(row_likelihoods or {}), split=split, expand=expand, dtype=dtype)
         marg = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z = np.empty(n_cases, dtype=dtype)
         carried = frozenset(lam) | frozenset(target_ids)
@@ -323,7 +338,7 @@ class InferenceEngine:
             v for v in self._decomposable if tables[v] is net.tables[v]
         )
         if expand and split:
-            leaves = [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in set(target_ids)]
+            leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
                 return self._expanded(lam, target_ids, tables, leaves, n_cases)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
@@ -347,7 +362,7 @@ class InferenceEngine:
             keys = np.zeros((n_cases, 2 * len(names)), dtype=bool)
             for k, v in enumerate(names):
                 keys[:, 2 * k] = observed[v]
-                keys[:, 2 * k + 1] = lowest_rows[v] if v in lowest_rows else False
+                keys[:, 2 * k + 1] = lowest_rows.get(v, False)
             patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
             for p, pattern in enumerate(patterns):
                 rows = np.flatnonzero(inverse.ravel() == p)
@@ -371,17 +386,47 @@ class InferenceEngine:
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size)
-            grads = [g.T for g in grads]
-            for v, lam_v, g in zip(program.lambda_vars, lambdas, grads, strict=True):
+            for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
                 if v in marg:
-                    m = lam_v * g
-                    hard = (lam_v != 0).sum(axis=1) == 1  # observed: the marginal is the state itself, exactly
-                    m[hard] = (lam_v[hard] != 0).astype(float)
-                    marg[v][start:stop] = m
+                    m = column * g
+                    hard = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+                    if hard.any():
+                        m[:, hard] = column[:, hard] != 0
+                    marg[v][start:stop] = m.T
         return _finish(net, marg, log_z, offset)
+
+    def _expandable(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> list[int]:
+        """The noisy leaves with evidence that enter as signed terms (see :meth:`_expanded`)."""
+        targets = set(target_ids)
+        return [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in targets]
+
+    def _rows(
+        self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], n: int, row_case: np.ndarray,
+        row_likelihoods: Mapping[str, np.ndarray], *, split: bool, expand: bool, dtype: type,
+    ) -> BatchPosterior:
+        """:meth:`posterior` for rows that share their case's evidence (see its ``row_case``)."""
+        net = self.network
+        if row_case.ndim != 1 or (row_case.size and (row_case.min() < 0 or row_case.max() >= n)):
+            raise ValueError(f"row_case must be a 1-d array of case positions in [0, {n}).")
+        row_lam = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in row_likelihoods.items()}
+        for v, a in row_lam.items():
+            if a.shape != (row_case.size, len(net.states[v])):
+                raise ValueError(f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; "
+                                 f"expected {(row_case.size, len(net.states[v]))}.")
+        decomposed = self._decomposable if tables is net.tables else frozenset(
+            v for v in self._decomposable if tables[v] is net.tables[v])
+        leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
+        if leaves and not set(row_lam) & set(leaves):
+            return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam)
+        merged = {v: a[row_case] for v, a in lam.items()}
+        for v, a in row_lam.items():
+            merged[v] = merged[v] * a if v in merged else a
+        return self.posterior({net.variables[v]: a for v, a in merged.items()}, [net.variables[t] for t in target_ids],
+                              row_case.size, tables=tables, split=split, expand=expand, dtype=dtype)
 
     def _expanded(
         self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int], n: int,
+        row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
     ) -> BatchPosterior:
         """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
 
@@ -430,10 +475,14 @@ class InferenceEngine:
                     case_lam[p][single] *= factor
             if (count > 1).any():
                 multi.append((v, a, order, count))
-        counts = counts.astype(np.int64)
+        if row_case is None:  # one row per case
+            row_case = np.arange(n)
+        row_lam = row_lam or {}
+        units = row_case.size
+        counts = counts.astype(np.int64)[row_case]  # per row of the result
         target_names = [net.variables[t] for t in target_ids]
-        marg = {t: np.full((n, len(net.states[t])), np.nan) for t in target_ids}
-        log_z = np.full(n, -np.inf)
+        marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
+        log_z = np.full(units, -np.inf)
 
         def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
             """Fill in the cases ``todo``; returns those whose rounding bound exceeds the budget."""
@@ -449,26 +498,36 @@ class InferenceEngine:
                 m = counts[block]
                 starts = np.concatenate([[0], np.cumsum(m)[:-1]])
                 rows = int(m.sum())
-                row_case = np.repeat(block, m)
-                coef = case_coef[row_case].astype(dtype)
-                core = {v: a[row_case].astype(dtype) for v, a in case_lam.items()}
+                row_unit = np.repeat(block, m)
+                of_case = row_case[row_unit]
+                coef = case_coef[of_case].astype(dtype)
+                # likelihoods as (states, rows), the layout of the contraction: row selections are 1-d
+                core = {v: np.ascontiguousarray(a.T[:, of_case], dtype=dtype) for v, a in case_lam.items()}
+                for v, a in row_lam.items():
+                    own = a.T[:, row_unit]
+                    core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
                 if rows > block.size:
                     within = np.arange(rows) - np.repeat(starts, m)
                     stride = np.ones(rows, dtype=np.int64)
+                    block_case = row_case[block]
                     for v, a, order, count in multi:
-                        c = count[row_case]
-                        sel = np.flatnonzero(c > 1)
-                        if not sel.size:
+                        per_unit = count[block_case]
+                        chosen = np.flatnonzero(per_unit > 1)  # the units where this leaf has several terms
+                        if not chosen.size:
                             continue
-                        cases, c = row_case[sel], c[sel]
+                        mc = m[chosen]
+                        sel = np.repeat(starts[chosen] - np.cumsum(mc) + mc, mc) + np.arange(int(mc.sum()))  # their rows
+                        cases, c = np.repeat(block_case[chosen], mc), np.repeat(per_unit[chosen], mc)
                         term = order[cases, (within[sel] // stride[sel]) % c]
                         stride[sel] *= c
                         coef[sel] *= a[cases, term]
                         for i, p in enumerate(net.parents[v]):
                             if p not in core:
-                                core[p] = np.ones((rows, len(net.states[p])), dtype=dtype)
-                            core[p][sel] *= decs[v].factors[i][term]
-                post = self.posterior({net.variables[v]: a for v, a in core.items()}, target_names, rows, tables=tables,
+                                core[p] = np.ones((len(net.states[p]), rows), dtype=dtype)
+                            factor = decs[v].factors[i]
+                            for state in range(factor.shape[1]):
+                                core[p][state, sel] *= factor[term, state]
+                post = self.posterior({net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables,
                                       expand=False, dtype=dtype)
                 peak = np.maximum.reduceat(post.log_evidence, starts)
                 finite_peak = np.where(np.isfinite(peak), peak, 0.0)
@@ -492,7 +551,10 @@ class InferenceEngine:
             unstable = signed_sums(unstable, np.longdouble)
         retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
         if retry.size:  # too many terms, or too much cancellation: one contraction per pattern instead
-            part = self.posterior({net.variables[v]: a[retry] for v, a in lam.items()}, target_names, retry.size,
+            sub = {v: a[row_case[retry]] for v, a in lam.items()}
+            for v, a in row_lam.items():
+                sub[v] = sub[v] * a[retry] if v in sub else a[retry]
+            part = self.posterior({net.variables[v]: a for v, a in sub.items()}, target_names, retry.size,
                                   tables=tables, expand=False)
             log_z[retry] = part.log_evidence
             for t, name in zip(target_ids, target_names, strict=True):
@@ -757,31 +819,58 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
          lambdas: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
 
-    Returns the gradient of ``log Z`` with respect to each lambda operand, in scaled form
-    (``dZ/dlambda / Z``), and ``log Z`` per case.
+    ``lambdas`` are ``(states, n)`` arrays. Returns the gradient of ``log Z`` with respect to each lambda
+    operand, in scaled form (``dZ/dlambda / Z``), and ``log Z`` per case.
+
+    A program whose operands are all non-negative (no decomposed CPD weights) first runs without per-step
+    rescaling, its likelihoods divided by their largest entry so that every operand is at most 1; a case
+    whose ``Z`` then comes out below ``UNSCALED_FLOOR`` (where underflow could have lost terms) is rerun
+    with every intermediate table rescaled.
     """
-    values: list[np.ndarray] = []
+    inputs: list[np.ndarray] = []
     for v, k in program.sources:
         if k == -1:
-            values.append(tables[v])
+            inputs.append(tables[v])
         elif k == -2:
-            values.append(decompositions[v].weights[0])  # type: ignore[index]
+            inputs.append(decompositions[v].weights[0])  # type: ignore[index]
         elif k < -2:
-            values.append(decompositions[v].factors[-k - 3][0])  # type: ignore[index]
+            inputs.append(decompositions[v].factors[-k - 3][0])  # type: ignore[index]
         else:
             dec = decompositions[v]  # type: ignore[index]
-            values.append(dec.weights if k == 0 else dec.factors[k - 1])
-    values += lambdas
+            inputs.append(dec.weights if k == 0 else dec.factors[k - 1])
+    if any(k == 0 for _, k in program.sources):
+        return _passes(program, inputs, lambdas, n, scaled=True)
+    peaks = [lam.max(axis=0) for lam in lambdas]
+    peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
+    grads, log_z = _passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False)
+    redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
+    for peak in peaks:
+        log_z += np.log(peak)
+    grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
+    if redo.size:
+        again, log_again = _passes(program, inputs, [lam[:, redo] for lam in lambdas], redo.size, scaled=True)
+        log_z[redo] = log_again
+        for g, h in zip(grads, again, strict=True):
+            g[:, redo] = h
+    return grads, log_z
+
+
+def _passes(program: _Program, inputs: list[np.ndarray], lambdas: list[np.ndarray], n: int, *,
+            scaled: bool) -> tuple[list[np.ndarray], np.ndarray]:
+    """The forward and backward passes; with ``scaled``, every batched table is rescaled per case."""
+    values = inputs + lambdas
     scales: list[np.ndarray | None] = []
     dtype = np.result_type(*lambdas, np.float64)
     log_z = np.zeros(n, dtype=dtype)
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
         if len(ins) == 1:
-            raw = np.einsum(spec, values[ins[0]]).copy()
+            raw = np.einsum(spec, values[ins[0]])
+            if scaled:
+                raw = raw.copy()  # einsum may return a view, and it is divided in place
         else:
             raw = np.einsum(spec, values[ins[0]], values[ins[1]], optimize=False)
-        if batched:
+        if batched and scaled:
             scale = np.abs(raw).reshape(-1, n).max(axis=0) if raw.ndim > 1 else np.abs(raw)
             zero = scale <= 0
             if zero.any():
@@ -793,9 +882,12 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         else:
             scales.append(None)
         values.append(raw)
-    dead |= values[-1] <= 0  # a sum with negative terms (decomposed CPDs) that came out at or below zero
-    # backward: gradient of log Z, scaled like the forward values
-    grads: dict[int, np.ndarray] = {len(values) - 1: np.ones(n, dtype=dtype)}
+    root = np.broadcast_to(values[-1], (n,))
+    dead |= ~(root > 0)  # a sum with negative terms (decomposed CPDs) that came out at or below zero, or NaN
+    with np.errstate(divide="ignore"):
+        log_z += np.log(np.where(dead, 1.0, root))
+    # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values
+    grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / np.where(dead, 1.0, root).astype(dtype)}
     for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
@@ -804,10 +896,7 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         if scale is not None:
             g = g / scale
         for child, other, spec, mask in plans:
-            if other >= 0:
-                dg = np.einsum(spec, g, values[other], optimize=False)
-            else:
-                dg = np.einsum(spec, g)
+            dg = np.einsum(spec, g, values[other], optimize=False) if other >= 0 else np.einsum(spec, g)
             if mask is not None:
                 shape = values[child].shape
                 dg = np.broadcast_to(dg.reshape([d if keep else 1 for d, keep in zip(shape, mask, strict=True)]), shape)

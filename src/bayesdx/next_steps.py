@@ -125,7 +125,7 @@ def _clamped_outcomes(
     n_h = len(hyps)
     per_case = 1 + n_h
     row_case = np.repeat(np.arange(n), per_case)
-    lik = {v: a[row_case] for v, a in likelihoods.items()}
+    lik: dict[str, np.ndarray] = {}  # each row's clamp, on top of its case's evidence
     for j, h in enumerate(hyps):
         states = model.states[h.node]
         if h.node not in lik:
@@ -134,7 +134,7 @@ def _clamped_outcomes(
         onehot[states.index(h.state)] = 1.0
         lik[h.node][np.arange(n) * per_case + 1 + j] = lik[h.node][np.arange(n) * per_case + 1 + j] * onehot
     targets = list(dict.fromkeys([*model.causes, *variables]))
-    post = model.engine.posterior(lik, targets, row_case.size)
+    post = model.engine.posterior(likelihoods, targets, n, row_case=row_case, row_likelihoods=lik)
     result = {}
     for var in variables:
         marg = np.nan_to_num(post.marginals[var], nan=0.0).reshape(n, per_case, -1)
@@ -215,7 +215,7 @@ def analyse_steps(
     clamped = _clamped_outcomes(model, [b for b in blocks if b[1] == "rows"], likelihoods, base, n)
     row_case = np.concatenate(row_case_parts)
     n_rows = row_case.size
-    lik = {v: a[row_case] for v, a in likelihoods.items()}
+    lik: dict[str, np.ndarray] = {}  # each row's own likelihoods, on top of its case's evidence
     log_scale = np.zeros(n_rows)  # log L(y) of decomposed rows
     start = 0
     for var, plan, dec, todo, per_case in blocks:
@@ -238,7 +238,7 @@ def analyse_steps(
             for j in range(per_case):
                 r = rows[:, j]
                 lik[var][r] = lik[var][r] * np.eye(len(states))[j]
-    post = model.engine.posterior(lik, model.causes, n_rows)
+    post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
     with np.errstate(invalid="ignore", over="ignore"):
