@@ -479,14 +479,40 @@ class InferenceEngine:
             row_case = np.arange(n)
         row_lam = row_lam or {}
         units = row_case.size
-        counts = counts.astype(np.int64)[row_case]  # per row of the result
+        case_counts = counts.astype(np.int64)
+        counts = case_counts[row_case]  # per row of the result
         target_names = [net.variables[t] for t in target_ids]
         marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
         log_z = np.full(units, -np.inf)
 
         def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
-            """Fill in the cases ``todo``; returns those whose rounding bound exceeds the budget."""
+            """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
             limit = ERROR_BUDGET / np.finfo(dtype).eps
+            # the terms of each case, once: (states, terms) likelihoods and signed coefficients, in ``dtype``
+            # (the terms of a case differ, so their rounding errors are independent: they need the precision)
+            cases = np.unique(row_case[todo])
+            c_count = case_counts[cases]
+            term_start = np.zeros(n, dtype=np.int64)
+            term_start[cases] = np.cumsum(c_count) - c_count
+            term_case = np.repeat(cases, c_count)
+            within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
+            term_coef = case_coef[term_case].astype(dtype)
+            term_lam = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()}
+            stride = np.ones(term_case.size, dtype=np.int64)
+            for v, a, order, count in multi:
+                c = count[term_case]
+                sel = np.flatnonzero(c > 1)  # the terms of the cases where this leaf has several
+                if not sel.size:
+                    continue
+                term = order[term_case[sel], (within[sel] // stride[sel]) % c[sel]]
+                stride[sel] *= c[sel]
+                term_coef[sel] *= a[term_case[sel], term]
+                for i, p in enumerate(net.parents[v]):
+                    if p not in term_lam:
+                        term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
+                    factor = decs[v].factors[i]
+                    for state in range(factor.shape[1]):
+                        term_lam[p][state, sel] *= factor[term, state]
             ends = np.cumsum(counts[todo])
             unstable = []
             first = 0
@@ -499,34 +525,13 @@ class InferenceEngine:
                 starts = np.concatenate([[0], np.cumsum(m)[:-1]])
                 rows = int(m.sum())
                 row_unit = np.repeat(block, m)
-                of_case = row_case[row_unit]
-                coef = case_coef[of_case].astype(dtype)
-                # likelihoods as (states, rows), the layout of the contraction: row selections are 1-d
-                core = {v: np.ascontiguousarray(a.T[:, of_case], dtype=dtype) for v, a in case_lam.items()}
+                index = np.repeat(term_start[row_case[block]] - starts, m) + np.arange(rows)  # each row's term
+                coef = term_coef[index]
+                # likelihoods as (states, rows), the layout of the contraction
+                core = {v: a[:, index] for v, a in term_lam.items()}
                 for v, a in row_lam.items():
                     own = a.T[:, row_unit]
                     core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
-                if rows > block.size:
-                    within = np.arange(rows) - np.repeat(starts, m)
-                    stride = np.ones(rows, dtype=np.int64)
-                    block_case = row_case[block]
-                    for v, a, order, count in multi:
-                        per_unit = count[block_case]
-                        chosen = np.flatnonzero(per_unit > 1)  # the units where this leaf has several terms
-                        if not chosen.size:
-                            continue
-                        mc = m[chosen]
-                        sel = np.repeat(starts[chosen] - np.cumsum(mc) + mc, mc) + np.arange(int(mc.sum()))  # their rows
-                        cases, c = np.repeat(block_case[chosen], mc), np.repeat(per_unit[chosen], mc)
-                        term = order[cases, (within[sel] // stride[sel]) % c]
-                        stride[sel] *= c
-                        coef[sel] *= a[cases, term]
-                        for i, p in enumerate(net.parents[v]):
-                            if p not in core:
-                                core[p] = np.ones((len(net.states[p]), rows), dtype=dtype)
-                            factor = decs[v].factors[i]
-                            for state in range(factor.shape[1]):
-                                core[p][state, sel] *= factor[term, state]
                 post = self.posterior({net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables,
                                       expand=False, dtype=dtype)
                 peak = np.maximum.reduceat(post.log_evidence, starts)

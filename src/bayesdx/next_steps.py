@@ -298,19 +298,23 @@ def analyse_steps(
         changed = (top_after[:, 0] != top_now[flat_case, 0]) | (np.sort(top_after, axis=1) != top_now_set[flat_case]).any(axis=1)
         changed &= p_x.ravel() > 0
         np.logical_or.at(unsettled, flat_case, changed)
+    # per case, as Python objects (converted once per candidate, not once per case and candidate)
+    names = [b[0] for b in blocks]
+    kinds = ["test" if var in model.tests else "question" for var in names]
+    costs = [float(model.costs.get(var, 1.0)) for var in names]
+    gains = [eig[var].tolist() for var in names]
+    outcomes = [[tuple(row) for row in probs[var].tolist()] for var in names]
+    unsettled_list = unsettled.tolist()
     results = []
     for k in range(n):
         steps = []
-        for var, *_ in blocks:
-            if np.isnan(eig[var][k]):
+        outcome_probabilities = {}
+        for j, var in enumerate(names):
+            gain = gains[j][k]
+            if gain != gain:  # NaN: observed in this case, not a candidate
                 continue
-            cost = float(model.costs.get(var, 1.0))
-            gain = float(eig[var][k])
-            steps.append(NextStep(var, "test" if var in model.tests else "question", gain, cost, gain - alpha * cost))
+            steps.append(NextStep(var, kinds[j], gain, costs[j], gain - alpha * costs[j]))
+            outcome_probabilities[var] = outcomes[j][k]
         steps.sort(key=lambda s: (-s.value, s.cost, s.id))
-        results.append(StepAnalysis(
-            steps=tuple(steps),
-            settled=not bool(unsettled[k]),
-            outcome_probabilities={v: tuple(float(x) for x in probs[v][k]) for v in probs if not np.isnan(probs[v][k]).any()},
-        ))
+        results.append(StepAnalysis(steps=tuple(steps), settled=not unsettled_list[k], outcome_probabilities=outcome_probabilities))
     return results
