@@ -15,6 +15,13 @@ All marginals come from one forward and one backward pass: ``Z`` is linear in ea
 approach to inference in Bayesian networks"). Every intermediate table is rescaled per case by its largest
 entry to avoid underflow; the scales are kept, so ``log Z`` is exact, and the backward pass uses the same
 scales. A case whose evidence has probability zero is reported, never turned into NaN.
+
+Evidence on noisy-OR / noisy-MAX leaves does not enter the contraction at all: each case is expanded into a
+few signed product terms on the leaves' parents (Heckerman's Quickscore, generalised to noisy-MAX through
+the decomposition of Diez and Galan), so a batch shares one contraction over the rest of the network
+whatever findings its cases have. Cancellation between the terms is bounded per case and, where the bound
+exceeds ``ERROR_BUDGET``, the case is recomputed in extended precision or with its findings inside the
+contraction (see :meth:`InferenceEngine._expanded`).
 """
 
 from __future__ import annotations

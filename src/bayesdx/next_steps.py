@@ -83,18 +83,24 @@ def _top3(matrix: np.ndarray) -> np.ndarray:
     return np.argsort(-matrix, axis=1, kind="stable")[:, :3]
 
 
-def _candidate_plan(model: Model, var: str) -> tuple[str, object]:
-    """How to compute a candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
+def _candidate_plans(model: Model, candidates: Sequence[str]) -> dict[str, tuple[str, object]]:
+    """How to compute each candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
 
     A noisy candidate without children needs no extra variable: ``X <= level y`` multiplies the joint by
     ``L(y) * prod_i C_i(y, pa_i)``, one likelihood on each parent.
     """
     net = model.compiled
-    i = net.index()[var]
-    dec = net.decompositions[i] if net.decompositions else None
-    if dec is not None and dec.leak_cdf is not None and not any(i in ps for ps in net.parents):
-        return "decomposed", dec
-    return "rows", None
+    index = net.index()
+    with_children = {p for ps in net.parents for p in ps}
+    plans: dict[str, tuple[str, object]] = {}
+    for var in candidates:
+        i = index[var]
+        dec = net.decompositions[i] if net.decompositions else None
+        if dec is not None and dec.leak_cdf is not None and i not in with_children:
+            plans[var] = ("decomposed", dec)
+        else:
+            plans[var] = ("rows", None)
+    return plans
 
 
 def _clamped_outcomes(
@@ -164,7 +170,7 @@ def analyse_steps(
 
     Every (case, candidate, outcome) is a row of one batch. For a noisy candidate ``X`` without children,
     the rows are ``e + {X <= level y}`` for every level but the top, entered as likelihoods on its parents
-    (see :func:`_candidate_plan`); ``P(X = y | e)`` and ``P(h, X = y | e)`` follow by differences of
+    (see :func:`_candidate_plans`); ``P(X = y | e)`` and ``P(h, X = y | e)`` follow by differences of
     consecutive levels. Other candidates get one row per state, ``e + {X = x}``, or, when they have more
     states in all than there are hypotheses, share rows with each hypothesis clamped (see
     :func:`_clamped_outcomes`). Outcomes with probability below 1e-12 are treated as impossible.
@@ -193,7 +199,7 @@ def analyse_steps(
     hyp_nodes = {h.node for h in model.hypotheses}
     candidates = [v for v in model.findings + model.tests if v not in hyp_nodes]
     # ---- plan the rows
-    plans = {var: _candidate_plan(model, var) for var in candidates}
+    plans = _candidate_plans(model, candidates)
     # candidates without a decomposition: one row per state (e + {X = x}) when they have fewer states in all
     # than there are hypotheses to clamp, else clamped hypotheses (see _clamped_outcomes)
     by_state = sum(len(model.states[v]) for v, (plan, _) in plans.items() if plan == "rows") <= len(model.hypotheses) + 1
