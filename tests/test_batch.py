@@ -43,8 +43,13 @@ def impossible_model() -> bayesdx.Model:
     return bayesdx.load_model(net, causes=["flu"])
 
 
-def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 1e-12) -> None:
-    """Equal frames, probabilities to ``atol``: the engine's sums may round differently in another batch size."""
+def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 1e-10) -> None:
+    """Equal frames, probabilities to ``atol``: the engine's sums may round differently in another batch size.
+
+    In another batch a case may take another exact route (variables observed in every case of a batch are
+    sliced out of the contraction; cancelling terms may be redone in extended precision), each within the
+    engine's error budget (1e-11 relative) of the exact value.
+    """
     assert list(got.columns) == list(expected.columns)
     probability = [c for c in got.columns if c.startswith(("probability", "next_step_value"))]
     assert got.drop(columns=probability).equals(expected.drop(columns=probability))

@@ -200,8 +200,9 @@ class _Program:
     """A compiled contraction for one set of evidence-carrying variables."""
 
     operands: tuple[tuple[int, ...], ...]  # index ids per operand; CPD factors first, then lambdas
-    sources: tuple[tuple[int, int], ...]  # per CPD operand: (variable, -1 table | 0 weights | k factor k-1 |
-    #                                        -2 lowest-level weights | -(k+3) lowest-level factor k)
+    sources: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]  # per CPD operand: (variable,
+    #   -1 table | 0 weights | k factor k-1 | -2 lowest-level weights | -(k+3) lowest-level factor k,
+    #   ((axis, hard variable), ...) axes taken at each case's observed state: the operand is then per case)
     lambda_vars: tuple[int, ...]  # variable of each lambda operand, in operand order after the CPDs
     steps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (input slots, output indices)
     entries_per_case: int  # total batched intermediate entries per case (memory)
@@ -211,14 +212,21 @@ class _Program:
     # per step, last first: (step index, output node, ((child, other node or -1, spec, broadcast mask), ...))
 
 
-def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> tuple[tuple, tuple]:
-    """Einsum specs of the forward and backward passes, built once per program."""
+def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+          first_lambda: int) -> tuple[tuple, tuple]:
+    """Einsum specs of the forward and backward passes, built once per program.
+
+    Operands from ``first_lambda`` on are the likelihoods; the backward pass only follows nodes with a
+    likelihood below them.
+    """
     indices = list(operands)
+    has_lambda = [k >= first_lambda for k in range(len(operands))]
     slot_nodes = list(range(len(operands)))
     forward = []
     step_inputs = []
     for contracted, out in steps:
         ins = tuple(slot_nodes[k] for k in contracted)
+        has_lambda.append(any(has_lambda[i] for i in ins))
         for k in sorted(contracted, reverse=True):
             del slot_nodes[k]
         letters = _letters(*(indices[i] for i in ins), out)
@@ -237,8 +245,8 @@ def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, 
         plans = []
         for pos, child in enumerate(ins):
             target = indices[child]
-            if not target or target[-1] != _BATCH:
-                continue  # no lambda below an unbatched table
+            if not target or target[-1] != _BATCH or not has_lambda[child]:
+                continue  # no lambda below this table
             other = ins[1 - pos] if len(ins) == 2 else -1
             io = indices[other] if other >= 0 else ()
             available = set(indices[node]) | set(io)
@@ -356,7 +364,8 @@ class InferenceEngine:
                 lowest_rows = {v: r for v, r in lowest_rows.items() if v in lam}
                 carried = frozenset(lam) | frozenset(target_ids)
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
-        carried_key = (carried, decomposed, lowest)
+        hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
+        carried_key = (carried, decomposed, lowest, hard)
         program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
         if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
@@ -384,6 +393,13 @@ class InferenceEngine:
             program = self._program(carried_key)
         chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
+        observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
+        for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
+            with np.errstate(divide="ignore"):
+                offset = (0.0 if offset is None else offset) + np.log(lam[v][np.arange(n_cases), observed[v]])
+            if v in marg:
+                marg[v][:] = 0.0
+                marg[v][np.arange(n_cases), observed[v]] = 1.0
         for start in range(0, n_cases, chunk):
             stop = min(n_cases, start + chunk)
             size = stop - start
@@ -392,7 +408,8 @@ class InferenceEngine:
                 for v in program.lambda_vars
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
-            grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size)
+            states = {v: o[start:stop] for v, o in observed.items()}
+            grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size, states)
             for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
                 if v in marg:
                     m = column * g
@@ -628,7 +645,8 @@ class InferenceEngine:
 
     def largest_intermediate(self, carried: Sequence[str]) -> int:
         """Entries per case of the largest table built when ``carried`` variables hold evidence or are targets."""
-        return self._program((frozenset(self._index[v] for v in carried), self._decomposable, frozenset())).largest_per_case
+        key = (frozenset(self._index[v] for v in carried), self._decomposable, frozenset(), frozenset())
+        return self._program(key).largest_per_case
 
     # ------------------------------------------------------------------ compile
     def _program(self, carried: tuple[frozenset[int], ...]) -> _Program:
@@ -645,11 +663,11 @@ class InferenceEngine:
         return program
 
     def _compile(self, key: tuple[frozenset[int], ...]) -> _Program:
-        carried, decomposed, lowest = key
+        carried, decomposed, lowest, hard = key
         net = self.network
         n_vars = len(net.variables)
         keep = sorted(net.ancestors(sorted(carried)))  # barren variables sum to one: drop them
-        lambda_vars = tuple(sorted(carried))
+        lambda_vars = tuple(sorted(carried - hard))
         cards = dict(enumerate(net.cards))
         cards[_BATCH] = _NOMINAL_BATCH
         operands: list[tuple[int, ...]] = []
@@ -674,6 +692,13 @@ class InferenceEngine:
             for k, p in enumerate(net.parents[v]):
                 operands.append((level, p))
                 sources.append((v, k + 1))
+        # a variable observed in every case (one state, a single nonzero likelihood) is not summed over: each
+        # operand holding it is taken at the case's state, a per-case operand without that index
+        for k, (op, (v, kind)) in enumerate(zip(operands, sources, strict=True)):
+            axes = tuple((pos, i) for pos, i in enumerate(op) if i in hard)
+            if axes:
+                operands[k] = (*[i for i in op if i not in hard], _BATCH)
+            sources[k] = (v, kind, axes)  # type: ignore[call-overload]
         operands += [(v, _BATCH) for v in lambda_vars]
         symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
         equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
@@ -708,13 +733,14 @@ class InferenceEngine:
         if largest > self.max_entries:
             names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
             raise ModelTooLargeError(largest, self.max_entries, f"(variables carrying evidence: {names}) ")
-        forward, backward = _tape(operands, steps)
+        forward, backward = _tape(operands, steps, len(sources))
+        gathered = sum(math.prod(cards[i] for i in op if i != _BATCH) for op, src in zip(operands, sources, strict=False) if src[2])
         return _Program(
             operands=tuple(operands),
-            sources=tuple(sources),
+            sources=tuple(sources),  # type: ignore[arg-type]
             lambda_vars=lambda_vars,
             steps=tuple(steps),
-            entries_per_case=entries + sum(net.cards[v] for v in lambda_vars),
+            entries_per_case=entries + gathered + sum(net.cards[v] for v in lambda_vars),
             largest_per_case=largest,
             forward=forward,
             backward=backward,
@@ -828,10 +854,11 @@ def _spec(letters: dict[int, str], *index_lists: tuple[int, ...]) -> str:
 
 
 def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
-         lambdas: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
+         lambdas: list[np.ndarray], n: int, states: Mapping[int, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
 
-    ``lambdas`` are ``(states, n)`` arrays. Returns the gradient of ``log Z`` with respect to each lambda
+    ``lambdas`` are ``(states, n)`` arrays; ``states`` gives each case's state of the variables observed in
+    every case, at which their operands are taken. Returns the gradient of ``log Z`` with respect to each lambda
     operand, in scaled form (``dZ/dlambda / Z``), and ``log Z`` per case.
 
     A program whose operands are all non-negative (no decomposed CPD weights) first runs without per-step
@@ -840,17 +867,21 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
     with every intermediate table rescaled.
     """
     inputs: list[np.ndarray] = []
-    for v, k in program.sources:
+    for v, k, axes in program.sources:
         if k == -1:
-            inputs.append(tables[v])
+            base = tables[v]
         elif k == -2:
-            inputs.append(decompositions[v].weights[0])  # type: ignore[index]
+            base = decompositions[v].weights[0]  # type: ignore[index]
         elif k < -2:
-            inputs.append(decompositions[v].factors[-k - 3][0])  # type: ignore[index]
+            base = decompositions[v].factors[-k - 3][0]  # type: ignore[index]
         else:
             dec = decompositions[v]  # type: ignore[index]
-            inputs.append(dec.weights if k == 0 else dec.factors[k - 1])
-    if any(k == 0 for _, k in program.sources):
+            base = dec.weights if k == 0 else dec.factors[k - 1]
+        if axes:  # taken at each case's state of its hard variables: (remaining axes..., cases)
+            front = np.moveaxis(base, [pos for pos, _ in axes], list(range(len(axes))))
+            base = np.ascontiguousarray(np.moveaxis(front[tuple(states[h] for _, h in axes)], 0, -1))
+        inputs.append(base)
+    if any(k == 0 for _, k, _ in program.sources):
         return _passes(program, inputs, lambdas, n, scaled=True)
     peaks = [lam.max(axis=0) for lam in lambdas]
     peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
@@ -860,7 +891,8 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         log_z += np.log(peak)
     grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
     if redo.size:
-        again, log_again = _passes(program, inputs, [lam[:, redo] for lam in lambdas], redo.size, scaled=True)
+        per_case = [x[..., redo] if axes else x for x, (_, _, axes) in zip(inputs, program.sources, strict=True)]
+        again, log_again = _passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True)
         log_z[redo] = log_again
         for g, h in zip(grads, again, strict=True):
             g[:, redo] = h

@@ -112,10 +112,11 @@ def _clamped_outcomes(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Outcome probabilities and posteriors of candidates without a decomposition, by clamping hypotheses.
 
-    One batch holds, per case, the current evidence and the evidence with each hypothesis clamped
-    (its cause node set to its state). The backward pass gives ``P(X = x | e)`` and ``P(X = x | e, h)`` for
-    every candidate ``X`` at once, and Bayes' rule gives ``P(h | e, x) = P(x | e, h) P(h | e) / P(x | e)``:
-    two engine passes instead of one per candidate outcome.
+    One batch holds the current evidence of each case, and one batch per hypothesis node the evidence with
+    each of its hypotheses clamped (the node set to its state, so the engine slices it out). The backward
+    passes give ``P(X = x | e)`` and ``P(X = x | e, h)`` for every candidate ``X`` at once, and Bayes' rule
+    gives ``P(h | e, x) = P(x | e, h) P(h | e) / P(x | e)``: a few engine calls instead of one per candidate
+    outcome.
 
     Only the cases that leave at least one of these candidates unobserved are computed. Returns, per
     variable, ``p[case, state]`` and ``posterior[case, state, hypothesis]`` for all cases (zeros elsewhere).
@@ -129,29 +130,29 @@ def _clamped_outcomes(
     n = need.size
     hyps = model.hypotheses
     n_h = len(hyps)
-    per_case = 1 + n_h
-    row_case = np.repeat(np.arange(n), per_case)
-    lik: dict[str, np.ndarray] = {}  # each row's clamp, on top of its case's evidence
+    states_of = {v: len(model.states[v]) for v in variables}
+    p_x = {v: np.nan_to_num(a, nan=0.0) for v, a in model.engine.posterior(likelihoods, variables, n).marginals.items()}
+    p_x_given_h = {v: np.zeros((n, n_h, states_of[v])) for v in variables}
+    # one call per hypothesis node: its state is then fixed in every row, so the engine slices it out
+    by_node: dict[str, list[int]] = {}
     for j, h in enumerate(hyps):
-        states = model.states[h.node]
-        if h.node not in lik:
-            lik[h.node] = np.ones((row_case.size, len(states)))
-        onehot = np.zeros(len(states))
-        onehot[states.index(h.state)] = 1.0
-        lik[h.node][np.arange(n) * per_case + 1 + j] = lik[h.node][np.arange(n) * per_case + 1 + j] * onehot
-    targets = list(dict.fromkeys([*model.causes, *variables]))
-    post = model.engine.posterior(likelihoods, targets, n, row_case=row_case, row_likelihoods=lik)
+        by_node.setdefault(h.node, []).append(j)
+    for node, js in by_node.items():
+        row_case = np.repeat(np.arange(n), len(js))
+        clamp = np.zeros((row_case.size, len(model.states[node])))
+        for k, j in enumerate(js):
+            clamp[k::len(js), model.states[node].index(hyps[j].state)] = 1.0
+        post = model.engine.posterior(likelihoods, variables, n, row_case=row_case, row_likelihoods={node: clamp})
+        for v in variables:
+            p_x_given_h[v][:, js, :] = np.nan_to_num(post.marginals[v], nan=0.0).reshape(n, len(js), -1)
     result = {}
     for var in variables:
-        marg = np.nan_to_num(post.marginals[var], nan=0.0).reshape(n, per_case, -1)
-        p_x = marg[:, 0, :]  # P(x | e)
-        p_x_given_h = marg[:, 1:, :]  # P(x | e, h), shape (n, n_h, states)
-        joint = p_x_given_h * base[:, :, None]  # P(x, h | e)
+        joint = p_x_given_h[var] * base[:, :, None]  # P(x, h | e)
         with np.errstate(invalid="ignore", divide="ignore"):
-            posterior = np.where(p_x[:, None, :] > 1e-12, joint / p_x[:, None, :], 0.0)
-        full_p = np.zeros((n_all, p_x.shape[1]))
-        full_post = np.zeros((n_all, p_x.shape[1], base_all.shape[1]))
-        full_p[need] = p_x
+            posterior = np.where(p_x[var][:, None, :] > 1e-12, joint / p_x[var][:, None, :], 0.0)
+        full_p = np.zeros((n_all, states_of[var]))
+        full_post = np.zeros((n_all, states_of[var], base_all.shape[1]))
+        full_p[need] = p_x[var]
         full_post[need] = np.clip(np.transpose(posterior, (0, 2, 1)), 0.0, 1.0)
         result[var] = (full_p, full_post)
     return result
