@@ -68,8 +68,7 @@ def binary_entropy_bits(p: np.ndarray) -> np.ndarray:
     """Binary entropy in bits, elementwise, with ``0 log 0 = 0``."""
     p = np.clip(p, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(np.where(p > 0, p * np.log2(p), 0.0) + np.where(p < 1, (1 - p) * np.log2(1 - p), 0.0))
-    return h
+        return -(np.where(p > 0, p * np.log2(p), 0.0) + np.where(p < 1, (1 - p) * np.log2(1 - p), 0.0))
 
 
 def default_pursued(row: np.ndarray, n_pursued: int, min_probability: float) -> np.ndarray:
