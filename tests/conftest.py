@@ -132,6 +132,12 @@ def pathfinder_network() -> Any:
 
 
 @pytest.fixture(scope="session")
+def pathfinder_normalized(pathfinder_network: Any) -> Any:
+    """pathfinder with its CPD columns renormalized (see :func:`normalized`)."""
+    return normalized(pathfinder_network)
+
+
+@pytest.fixture(scope="session")
 def child_model(child_network: Any) -> bayesdx.Model:
     return bayesdx.load_model(child_network, causes=list(CHILD_CAUSES))
 

@@ -150,6 +150,37 @@ def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_bru
     assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9)
 
 
+def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_own_equals_brute_force(
+        pathfinder_normalized, evidence_sampler, rng):
+    """Pathfinder's Fault node has 63 hypotheses: their clamped outcomes run in a batch where Fault is sliced out."""
+    from bayesdx.next_steps import OWN_BATCH_HYPOTHESES
+    from pgmpy.inference import VariableElimination
+
+    model = bayesdx.load_model(pathfinder_normalized, causes=["Fault"])
+    assert len(model.hypotheses) >= OWN_BATCH_HYPOTHESES
+    evidence = evidence_sampler(pathfinder_normalized, 1, rng, observe=0.08, exclude=["Fault"])[0]
+    dx = bayesdx.rank_causes(evidence, model=model)
+    reference = brute_force_eig(model, VariableElimination(pathfinder_normalized), evidence, dx.pursued)
+    steps = _steps(dx)
+    assert set(steps) == set(reference)
+    ids = sorted(reference)
+    assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids],
+                    rtol=0, atol=1e-9, err_msg=f"evidence {evidence}")
+
+
+def test_next_steps_do_not_depend_on_how_cases_are_blocked(model, monkeypatch):
+    """Cases are analysed in blocks bounded by their outcome rows; the block size changes nothing."""
+    from bayesdx import ranking
+
+    frame = pd.read_csv(DEV, dtype=str, keep_default_na=False).head(12)
+    cases = frame[[c for c in frame.columns if c in model.states]].replace("", np.nan)
+    whole = bayesdx.score(cases, model=model, next_step=True)
+    monkeypatch.setattr(ranking, "STEP_BLOCK_ENTRIES", 1)  # one case per block
+    blocked = bayesdx.score(cases, model=model, next_step=True)
+    assert whole.drop(columns=["next_step_value"]).equals(blocked.drop(columns=["next_step_value"]))
+    assert_allclose(blocked["next_step_value"].astype(float), whole["next_step_value"].astype(float), rtol=0, atol=1e-10)
+
+
 # ---------------------------------------------------------------------- value, order, next_step, pursued
 def test_value_is_eig_minus_alpha_times_cost_and_steps_are_sorted_by_value(model):
     for alpha in (None, 0.0, 0.1):

@@ -30,6 +30,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from threading import Lock
 
 import numpy as np
@@ -86,7 +87,7 @@ class CompiledNetwork:
     tables: tuple[np.ndarray, ...]
     decompositions: tuple[Decomposition | None, ...] | None = None
 
-    @property
+    @cached_property
     def cards(self) -> tuple[int, ...]:
         return tuple(len(s) for s in self.states)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .inference import BatchPosterior
 from .model import Model
 
 __all__ = ["NextStep", "StepAnalysis", "analyse_steps", "binary_entropy_bits"]
@@ -62,6 +63,16 @@ class StepAnalysis:
     @property
     def should_stop(self) -> bool:
         return self.settled or not any(s.value > 0 for s in self.steps)
+
+
+#: A hypothesis node with at least this many hypotheses has its clamped outcomes computed in a batch of its own.
+OWN_BATCH_HYPOTHESES = 3
+
+
+def outcome_rows_per_case(model: Model) -> int:
+    """Entries of outcome rows one case needs at most (bounds the memory of a block of cases)."""
+    candidates = [v for v in model.findings + model.tests if v not in {h.node for h in model.hypotheses}]
+    return max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1)
 
 
 def binary_entropy_bits(p: np.ndarray) -> np.ndarray:
@@ -130,20 +141,34 @@ def _clamped_outcomes(
     hyps = model.hypotheses
     n_h = len(hyps)
     states_of = {v: len(model.states[v]) for v in variables}
-    p_x = {v: np.nan_to_num(a, nan=0.0) for v, a in model.engine.posterior(likelihoods, variables, n).marginals.items()}
     p_x_given_h = {v: np.zeros((n, n_h, states_of[v])) for v in variables}
-    # one call per hypothesis node: its state is then fixed in every row, so the engine slices it out
+    # a node with many hypotheses (pathfinder's 63 faults) gets a batch of its own: its state is then fixed
+    # in every row, so the engine slices it out; the other hypotheses share one batch (fewer engine calls)
     by_node: dict[str, list[int]] = {}
     for j, h in enumerate(hyps):
         by_node.setdefault(h.node, []).append(j)
-    for node, js in by_node.items():
-        row_case = np.repeat(np.arange(n), len(js))
-        clamp = np.zeros((row_case.size, len(model.states[node])))
-        for k, j in enumerate(js):
-            clamp[k::len(js), model.states[node].index(hyps[j].state)] = 1.0
-        post = model.engine.posterior(likelihoods, variables, n, row_case=row_case, row_likelihoods={node: clamp})
+    groups: list[list[int | None]] = [[*js] for js in by_node.values() if len(js) >= OWN_BATCH_HYPOTHESES]
+    # None: the unclamped row, P(x | e); it joins the shared batch
+    groups.append([None, *[j for js in by_node.values() if len(js) < OWN_BATCH_HYPOTHESES for j in js]])
+    p_x: dict[str, np.ndarray] = {}
+    for group in groups:
+        size = len(group)
+        row_case = np.repeat(np.arange(n), size)
+        clamps: dict[str, np.ndarray] = {}
+        for k, j in enumerate(group):
+            if j is None:
+                continue
+            node, states = hyps[j].node, model.states[hyps[j].node]
+            if node not in clamps:
+                clamps[node] = np.ones((row_case.size, len(states)))
+            clamps[node][k::size] = np.eye(len(states))[states.index(hyps[j].state)]
+        post = model.engine.posterior(likelihoods, variables, n, row_case=row_case, row_likelihoods=clamps)
+        clamped = [k for k, j in enumerate(group) if j is not None]
         for v in variables:
-            p_x_given_h[v][:, js, :] = np.nan_to_num(post.marginals[v], nan=0.0).reshape(n, len(js), -1)
+            marg = np.nan_to_num(post.marginals[v], nan=0.0).reshape(n, size, -1)
+            if group[0] is None:
+                p_x[v] = marg[:, 0, :]
+            p_x_given_h[v][:, [group[k] for k in clamped], :] = marg[:, clamped, :]
     result = {}
     for var in variables:
         joint = p_x_given_h[var] * base[:, :, None]  # P(x, h | e)
@@ -244,7 +269,10 @@ def analyse_steps(
             for j in range(per_case):
                 r = rows[:, j]
                 lik[var][r] = lik[var][r] * np.eye(len(states))[j]
-    post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
+    if n_rows:
+        post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
+    else:  # every candidate is computed by clamping
+        post = BatchPosterior({c: np.zeros((0, len(model.states[c]))) for c in model.causes}, np.zeros(0), np.zeros(0, dtype=bool))
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
     with np.errstate(invalid="ignore", over="ignore"):

@@ -14,15 +14,17 @@ from ._validation import check_positive_int
 from .evidence import likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
-from .next_steps import analyse_steps, default_pursued
+from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
 from .results import Diagnosis, RankedCause
 
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
 
 
-#: Cases whose next steps are analysed together (bounds the memory of the outcome rows).
+#: Cases whose next steps are analysed together (bounds the memory of the outcome rows) ...
 STEP_BLOCK = 500
+#: ... and fewer when a case needs many outcome rows: at most this many entries of outcome rows per block.
+STEP_BLOCK_ENTRIES = 2**22
 
 
 def with_presenting(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
@@ -102,8 +104,9 @@ def analyse_cases(
     steps = None
     if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
         steps = []
-        for start in range(0, n, STEP_BLOCK):
-            stop = min(n, start + STEP_BLOCK)
+        size = max(1, min(STEP_BLOCK, STEP_BLOCK_ENTRIES // outcome_rows_per_case(model)))
+        for start in range(0, n, size):
+            stop = min(n, start + size)
             block = {v: a[start:stop] for v, a in likelihoods.items()}
             steps += analyse_steps(model, observed[start:stop], block, matrix[start:stop], log_z[start:stop],
                                    pursued[start:stop], alpha)
