@@ -153,8 +153,9 @@ def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_bru
 def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_own_equals_brute_force(
         pathfinder_normalized, evidence_sampler, rng):
     """Pathfinder's Fault node has 63 hypotheses: their clamped outcomes run in a batch where Fault is sliced out."""
-    from bayesdx.next_steps import OWN_BATCH_HYPOTHESES
     from pgmpy.inference import VariableElimination
+
+    from bayesdx.next_steps import OWN_BATCH_HYPOTHESES
 
     model = bayesdx.load_model(pathfinder_normalized, causes=["Fault"])
     assert len(model.hypotheses) >= OWN_BATCH_HYPOTHESES
