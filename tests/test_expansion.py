@@ -52,8 +52,8 @@ def _tier(monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
     if tier == "extended":
         if not EXTENDED:
             pytest.skip("numpy.longdouble is float64 on this platform")
-        # no double-precision case can meet this budget (its bound is at least eps); extended ones can
-        monkeypatch.setattr(inference, "ERROR_BUDGET", 1e-17)
+        # no double-precision case can meet this budget (its bound is at least 50 eps); extended ones can
+        monkeypatch.setattr(inference, "ERROR_BUDGET", 5e-15)
     elif tier == "patterns":
         monkeypatch.setattr(inference, "MAX_TERMS", 1)  # any case with a positive finding is split
 
@@ -193,3 +193,46 @@ def test_impossible_evidence_is_reported_through_the_expanded_path():
     assert post.impossible.tolist() == [True, False]
     assert np.isnan(post.marginals["c0"][0]).all()
     assert np.isfinite(post.marginals["c0"][1]).all()
+
+
+# ---------------------------------------------------------------------- review findings (regressions)
+def test_likelihoods_far_from_one_neither_underflow_nor_overflow_the_coefficients():
+    """Soft likelihoods of 1e-170 or 1e200 on noisy leaves: same answer as with the findings in the contraction."""
+    net, _ = _rare_causes_network()
+    engine = InferenceEngine(net)
+    for value in (1e-170, 1e200):
+        lik = {f"f{i}": np.array([[0.0, value], [value, 0.0]]) for i in range(3)}
+        got = engine.posterior(lik, ["c0", "c1"], 2)
+        kept = engine.posterior(lik, ["c0", "c1"], 2, expand=False)
+        assert not got.impossible.any()
+        assert_allclose(got.log_evidence, kept.log_evidence, rtol=1e-12)
+        for c in ("c0", "c1"):
+            assert_allclose(got.marginals[c], kept.marginals[c], atol=1e-12, rtol=0)
+
+
+def test_an_observed_noisy_leaf_asked_as_a_target_keeps_its_observed_state():
+    net, _ = _rare_causes_network()
+    engine = InferenceEngine(net)
+    lik = {"f0": np.array([[1.0, 0.0]]), "f1": np.array([[0.0, 1.0]])}  # f0 = yes, f1 = no
+    for split in (True, False):
+        post = engine.posterior(lik, ["c1", "f1"], 1, split=split)
+        assert post.marginals["f1"].tolist() == [[0.0, 1.0]]
+
+
+def test_cancelling_terms_with_a_tiny_probability_of_evidence_stay_within_the_error_budget():
+    """log Z of about -400 adds its own rounding when each term comes back from its log: the bound counts it."""
+    from fractions import Fraction
+
+    rare, link, leak, m = 6e-5, 0.9, 1e-7, 60
+    gen = np.random.default_rng(1)
+    px = gen.uniform(0.5, 1.0, m + 1) * 10.0 ** gen.uniform(-170, -140, m + 1)
+    px[-1] = 1 - px[:-1].sum()
+    dec = Decomposition.from_cdfs((1, 0), np.array([1 - leak, 1.0]), [np.array([[1 - link, 1.0], [1.0, 1.0]])])
+    table = np.einsum("ty,tp->yp", dec.weights, dec.factors[0])
+    net = CompiledNetwork(("X", "c0", "f0"), (tuple(f"x{i}" for i in range(m + 1)), ("present", "absent"), ("yes", "no")),
+                          ((), (), (1,)), (px, np.array([rare, 1 - rare]), table), (None, None, dec))
+    lik = {"X": np.eye(m + 1)[:m], "f0": np.tile([1.0, 0.0], (m, 1))}  # X observed at a state of probability ~1e-150
+    post = InferenceEngine(net).posterior(lik, ["c0"], m)
+    yes_present, yes_absent = Fraction(table[0, 0]), Fraction(table[0, 1])
+    exact = float(Fraction(rare) * yes_present / (Fraction(rare) * yes_present + Fraction(1 - rare) * yes_absent))
+    assert_allclose(post.marginals["c0"][:, 0], exact, rtol=inference.ERROR_BUDGET, atol=0)

@@ -49,9 +49,9 @@ CHUNK_BUDGET_ENTRIES = 2**20
 SPLIT_ENTRIES = 2**13
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
-#: Largest relative rounding error allowed for a case computed as a signed sum of terms: machine epsilon times
-#: sum|terms| / |sum| (on the bundled model the observed error stays below a third of that bound).
-ERROR_BUDGET = 1e-11
+#: Largest relative rounding error allowed for a case computed as a signed sum of terms, bounded by machine
+#: epsilon times sum_r |term_r| * (50 + |log Z_r|) / |sum| (each term comes back from its log, log Z_r).
+ERROR_BUDGET = 1e-10
 #: Rows of expanded terms contracted together (bounds the memory of one block).
 ROWS_PER_BLOCK = 2**16
 #: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
@@ -345,8 +345,13 @@ class InferenceEngine:
                 )
         target_ids = [self._index[t] for t in targets]
         if row_case is not None:
-            return self._rows(lam, target_ids, tables, n_cases, np.asarray(row_case, dtype=np.intp),
+            row_case = np.asarray(row_case)
+            if row_case.dtype.kind not in "iu":
+                raise ValueError(f"row_case must hold integer case positions; got dtype {row_case.dtype}.")
+            return self._rows(lam, target_ids, tables, n_cases, row_case.astype(np.intp),
                               dict(row_likelihoods or {}), split=split, expand=expand, dtype=dtype)
+        if row_likelihoods:
+            raise ValueError("row_likelihoods need row_case (the case of each row).")
         marg = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z = np.empty(n_cases, dtype=dtype)
         carried = frozenset(lam) | frozenset(target_ids)
@@ -356,7 +361,7 @@ class InferenceEngine:
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
-                return self._expanded(lam, target_ids, tables, leaves, n_cases)
+                return self._expanded(lam, target_ids, tables, leaves, n_cases, dtype=dtype)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
         if split and n_cases > 1:
@@ -410,7 +415,7 @@ class InferenceEngine:
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
-            grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size, states)
+            grads, log_z[start:stop] = _run(program, tables, net.decompositions, columns, size, states, dtype)
             for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
                 if v in marg:
                     m = column * g
@@ -442,7 +447,7 @@ class InferenceEngine:
             v for v in self._decomposable if tables[v] is net.tables[v])
         leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
         if leaves and not set(row_lam) & set(leaves):
-            return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam)
+            return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
         merged = {v: a[row_case] for v, a in lam.items()}
         for v, a in row_lam.items():
             merged[v] = merged[v] * a if v in merged else a
@@ -452,6 +457,7 @@ class InferenceEngine:
     def _expanded(
         self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int], n: int,
         row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
+        dtype: type = np.float64,
     ) -> BatchPosterior:
         """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
 
@@ -464,7 +470,8 @@ class InferenceEngine:
         contraction over the rest of the network, so a whole batch shares one compiled program however its
         findings differ. The case's ``P(e)`` and joint marginals are the signed sums over its rows.
 
-        The terms can cancel: a row's relative rounding error ``eps`` grows to ``eps * sum|terms| / |sum|``.
+        The terms can cancel: the rows' relative rounding errors (about ``eps * (50 + |log Z_r|)``: the steps
+        of the contraction and the way back from ``log Z_r``) grow by ``sum|terms| / |sum|``.
         A case whose bound exceeds ``ERROR_BUDGET`` is recomputed in extended precision (``np.longdouble``,
         where the platform has it), and failing that, or with more than ``MAX_TERMS`` rows, through the
         pattern-splitting path, which keeps its findings inside the contraction.
@@ -476,11 +483,17 @@ class InferenceEngine:
         case_lam = {v: a for v, a in lam.items() if v not in leaf_set}
         copied: set[int] = set()
         case_coef = np.ones(n)  # product of the single terms; common to all rows of a case, so an input
+        case_log = np.zeros(n)  # log of the scale taken out of each leaf's coefficients (no under- or overflow)
         counts = np.ones(n)
         multi = []  # leaves with several terms in some case: (v, coefficients, term order, count per case)
         for v in leaves:
             dec = decs[v]
-            a = lam[v] @ dec.weights.T  # (n, levels)
+            # a = W @ lambda per case, as products then sums: equal likelihoods cancel to exactly zero (BLAS may not)
+            a = (lam[v][:, None, :] * dec.weights[None, :, :]).sum(axis=2)  # (n, levels)
+            scale = np.abs(a).max(axis=1)
+            scale = np.where(scale > 0, scale, 1.0)
+            a = a / scale[:, None]
+            case_log += np.log(scale)
             nonzero = a != 0
             count = nonzero.sum(axis=1)
             order = np.argsort(~nonzero, axis=1, kind="stable")  # the nonzero terms first, in level order
@@ -510,12 +523,12 @@ class InferenceEngine:
         marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
         log_z = np.full(units, -np.inf)
 
-        def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
-            """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
-            limit = ERROR_BUDGET / np.finfo(dtype).eps
-            # the terms of each case, once: (states, terms) likelihoods and signed coefficients, in ``dtype``
-            # (the terms of a case differ, so their rounding errors are independent: they need the precision)
-            cases = np.unique(row_case[todo])
+        def case_terms(cases: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+            """The terms of ``cases``: where each case's start, their coefficients and (states, terms) likelihoods.
+
+            Built in ``dtype``: the terms of a case differ, so their rounding errors are independent and
+            need the precision.
+            """
             c_count = case_counts[cases]
             term_start = np.zeros(n, dtype=np.int64)
             term_start[cases] = np.cumsum(c_count) - c_count
@@ -538,6 +551,12 @@ class InferenceEngine:
                     factor = decs[v].factors[i]
                     for state in range(factor.shape[1]):
                         term_lam[p][state, sel] *= factor[term, state]
+            return term_start, term_coef, term_lam
+
+        def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
+            """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
+            eps = float(np.finfo(dtype).eps)
+            todo = todo[np.argsort(row_case[todo], kind="stable")]  # a case's rows together: its terms once per block
             ends = np.cumsum(counts[todo])
             unstable = []
             first = 0
@@ -546,6 +565,7 @@ class InferenceEngine:
                 last = max(first + 1, int(np.searchsorted(ends, done + ROWS_PER_BLOCK, side="right")))
                 block = todo[first:last]
                 first = last
+                term_start, term_coef, term_lam = case_terms(np.unique(row_case[block]), dtype)
                 m = counts[block]
                 starts = np.concatenate([[0], np.cumsum(m)[:-1]])
                 rows = int(m.sum())
@@ -564,20 +584,24 @@ class InferenceEngine:
                 with np.errstate(invalid="ignore"):
                     weight = np.where(post.impossible, 0.0, coef * np.exp(post.log_evidence - np.repeat(finite_peak, m)))
                 z = np.add.reduceat(weight, starts)
-                spread = np.add.reduceat(np.abs(weight), starts)
+                # each weight is exp(log Z_r - peak): relative error about eps * (steps + |log Z_r|), independent
+                # between rows; the sum's relative error is at most their sum over |z| (with 50 for the steps)
+                error = np.abs(weight) * (50.0 + np.abs(np.where(post.impossible, 0.0, post.log_evidence)))
+                spread = np.add.reduceat(error, starts)
                 ok = z > 0  # a signed sum at or below zero: the evidence is impossible
-                bad = (spread > 0) & (~ok | (spread > limit * z))
+                bad = (spread > 0) & (~ok | (eps * spread > ERROR_BUDGET * z))
                 unstable.append(block[bad])
                 keep = ~bad
                 with np.errstate(divide="ignore", invalid="ignore"):
                     log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
+                    log_z[block[keep]] += case_log[row_case[block[keep]]]
                     for t, name in zip(target_ids, target_names, strict=True):
                         joint = np.add.reduceat(weight[:, None] * np.nan_to_num(post.marginals[name]), starts, axis=0)
                         marg[t][block[keep]] = (joint / z[:, None])[keep]
             return np.concatenate(unstable) if unstable else np.zeros(0, dtype=np.int64)
 
-        unstable = signed_sums(np.flatnonzero((counts > 0) & (counts <= MAX_TERMS)), np.float64)  # no term: impossible
-        if unstable.size and np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+        unstable = signed_sums(np.flatnonzero((counts > 0) & (counts <= MAX_TERMS)), dtype)  # no term: impossible
+        if unstable.size and np.finfo(np.longdouble).eps < np.finfo(dtype).eps:
             unstable = signed_sums(unstable, np.longdouble)
         retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
         if retry.size:  # too many terms, or too much cancellation: one contraction per pattern instead
@@ -585,7 +609,7 @@ class InferenceEngine:
             for v, a in row_lam.items():
                 sub[v] = sub[v] * a[retry] if v in sub else a[retry]
             part = self.posterior({net.variables[v]: a for v, a in sub.items()}, target_names, retry.size,
-                                  tables=tables, expand=False)
+                                  tables=tables, expand=False, dtype=dtype)
             log_z[retry] = part.log_evidence
             for t, name in zip(target_ids, target_names, strict=True):
                 marg[t][retry] = part.marginals[name]
@@ -609,7 +633,7 @@ class InferenceEngine:
         for v, rows in lowest_rows.items():
             parents = net.parents[v]
             # only a leaf: a variable with children must stay in the contraction with its evidence
-            if v in self._has_children or not rows.any() or not all(p in targets for p in parents):
+            if v in self._has_children or v in targets or not rows.any() or not all(p in targets for p in parents):
                 continue
             if folded is None:
                 folded = dict(lam)
@@ -855,7 +879,8 @@ def _spec(letters: dict[int, str], *index_lists: tuple[int, ...]) -> str:
 
 
 def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
-         lambdas: list[np.ndarray], n: int, states: Mapping[int, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+         lambdas: list[np.ndarray], n: int, states: Mapping[int, np.ndarray], dtype: type = np.float64,
+         ) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
 
     ``lambdas`` are ``(states, n)`` arrays; ``states`` gives each case's state of the variables observed in
@@ -883,17 +908,18 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
             base = np.ascontiguousarray(np.moveaxis(front[tuple(states[h] for _, h in axes)], 0, -1))
         inputs.append(base)
     if any(k == 0 for _, k, _ in program.sources):
-        return _passes(program, inputs, lambdas, n, scaled=True)
+        return _passes(program, inputs, lambdas, n, scaled=True, dtype=dtype)
     peaks = [lam.max(axis=0) for lam in lambdas]
     peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
-    grads, log_z = _passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False)
+    grads, log_z = _passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n,
+                           scaled=False, dtype=dtype)
     redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
     for peak in peaks:
         log_z += np.log(peak)
     grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
     if redo.size:
         per_case = [x[..., redo] if axes else x for x, (_, _, axes) in zip(inputs, program.sources, strict=True)]
-        again, log_again = _passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True)
+        again, log_again = _passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True, dtype=dtype)
         log_z[redo] = log_again
         for g, h in zip(grads, again, strict=True):
             g[:, redo] = h
@@ -901,11 +927,11 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
 
 
 def _passes(program: _Program, inputs: list[np.ndarray], lambdas: list[np.ndarray], n: int, *,
-            scaled: bool) -> tuple[list[np.ndarray], np.ndarray]:
+            scaled: bool, dtype: type = np.float64) -> tuple[list[np.ndarray], np.ndarray]:
     """The forward and backward passes; with ``scaled``, every batched table is rescaled per case."""
-    values = inputs + lambdas
+    values = [x.astype(dtype, copy=False) for x in inputs] + lambdas
     scales: list[np.ndarray | None] = []
-    dtype = np.result_type(*lambdas, np.float64)
+    dtype = np.result_type(*lambdas, dtype)
     log_z = np.zeros(n, dtype=dtype)
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
