@@ -25,6 +25,8 @@ __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_cause
 STEP_BLOCK = 500
 #: ... and fewer when a case needs many outcome rows: at most this many entries of outcome rows per block.
 STEP_BLOCK_ENTRIES = 2**22
+#: Cases whose result objects ``score(next_step=True)`` holds at once before turning them into columns.
+SCORE_BLOCK = 2_000
 
 
 def with_presenting(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
@@ -296,16 +298,21 @@ def score(
             data[f"probability_{j + 1}"] = matrix[np.arange(n), order[:, j]]
         return pd.DataFrame(data, index=index, columns=columns)
     assert observed is not None
-    results = analyse_cases(model, observed, likelihoods, list(index), alpha=alpha, function="score")
-    for j in range(k):
-        data[f"cause_{j + 1}"] = [r.causes[j].id for r in results]
-        data[f"probability_{j + 1}"] = [r.causes[j].probability for r in results]
-    data["next_step"] = [r.next_step.id if r.next_step else None for r in results]
-    data["next_step_kind"] = [r.next_step.kind if r.next_step else None for r in results]
-    data["next_step_value"] = [r.next_step.value if r.next_step else float("nan") for r in results]
-    data["triage"] = [r.triage for r in results]
-    data["referral"] = [r.referral for r in results]
-    data["should_stop"] = [bool(r.should_stop) for r in results]
+    data = {c: [] for c in columns}
+    labels = list(index)
+    for start in range(0, n, SCORE_BLOCK):  # the per-case result objects of one block at a time
+        stop = min(n, start + SCORE_BLOCK)
+        block = {v: a[start:stop] for v, a in likelihoods.items()}
+        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score")
+        for j in range(k):
+            data[f"cause_{j + 1}"] += [r.causes[j].id for r in results]
+            data[f"probability_{j + 1}"] += [r.causes[j].probability for r in results]
+        data["next_step"] += [r.next_step.id if r.next_step else None for r in results]
+        data["next_step_kind"] += [r.next_step.kind if r.next_step else None for r in results]
+        data["next_step_value"] += [r.next_step.value if r.next_step else float("nan") for r in results]
+        data["triage"] += [r.triage for r in results]
+        data["referral"] += [r.referral for r in results]
+        data["should_stop"] += [bool(r.should_stop) for r in results]
     return pd.DataFrame(data, index=index, columns=columns)
 
 
