@@ -12,6 +12,7 @@ import math
 import numpy as np
 from numpy.testing import assert_allclose
 
+from bayesdx import inference
 from bayesdx.inference import InferenceEngine
 
 
@@ -22,7 +23,8 @@ def _onehot(states: list[int], n_states: int, value: float = 1.0) -> np.ndarray:
 
 
 def test_a_variable_observed_in_every_case_leaves_the_contraction_and_answers_match_variable_elimination(
-        random_small_network, random_small_model, ve_marginal_reference):
+        random_small_network, random_small_model, ve_marginal_reference, monkeypatch):
+    monkeypatch.setattr(inference, "SMALL_BATCH", 0)  # no shared all-variable contraction for small batches
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network
     observed = [v for v in net.variables if v.startswith("f")][:2]
@@ -40,7 +42,8 @@ def test_a_variable_observed_in_every_case_leaves_the_contraction_and_answers_ma
             assert_allclose(post.marginals[cause][k], expected, atol=1e-12, rtol=0)
 
 
-def test_a_single_nonzero_likelihood_other_than_one_scales_the_evidence_probability(random_small_model):
+def test_a_single_nonzero_likelihood_other_than_one_scales_the_evidence_probability(random_small_model, monkeypatch):
+    monkeypatch.setattr(inference, "SMALL_BATCH", 0)
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network
     var = next(v for v in net.variables if v.startswith("f"))
@@ -51,3 +54,23 @@ def test_a_single_nonzero_likelihood_other_than_one_scales_the_evidence_probabil
     assert_allclose(sliced.log_evidence, kept.log_evidence[:2] + math.log(0.25), rtol=0, atol=1e-12)
     for cause in ("c0", "c1"):
         assert_allclose(sliced.marginals[cause], kept.marginals[cause][:2], rtol=0, atol=1e-12)
+
+
+def test_small_batches_share_one_contraction_carrying_every_variable(
+        random_small_network, random_small_model, ve_marginal_reference, evidence_sampler, rng):
+    """A few cases at a time (an interactive call) reuse one compiled program whatever their evidence."""
+    engine = InferenceEngine(random_small_model.compiled)
+    net = engine.network
+    cases = evidence_sampler(random_small_network, 12, rng, observe=0.5, exclude=("c0", "c1"))
+    for evidence in cases:
+        lik = {}
+        for v, state in evidence.items():
+            row = np.zeros((1, len(net.states[net.index()[v]])))
+            row[0, net.states[net.index()[v]].index(state)] = 1.0
+            lik[v] = row
+        post = engine.posterior(lik, ["c0", "c1"], 1)
+        for cause in ("c0", "c1"):
+            expected = ve_marginal_reference(random_small_network, cause, evidence, net.states[net.index()[cause]])
+            assert_allclose(post.marginals[cause][0], expected, atol=1e-12, rtol=0)
+    assert len({frozenset(e) for e in cases}) > 1  # different observed variables ...
+    assert len(engine._programs) == 1  # ... one program

@@ -54,6 +54,9 @@ MAX_TERMS = 2**12
 ERROR_BUDGET = 1e-10
 #: Rows of expanded terms contracted together (bounds the memory of one block).
 ROWS_PER_BLOCK = 2**16
+#: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
+#: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
+SMALL_BATCH = 64
 #: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
 #: below this is recomputed with rescaling: underflow can only have lost terms smaller than about 1e-308.
 UNSCALED_FLOOR = 1e-200
@@ -287,6 +290,9 @@ class InferenceEngine:
         decs = network.decompositions or (None,) * len(network.variables)
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)
+        self._too_large: set[tuple[frozenset[int], ...]] = set()
+        everything = frozenset(range(len(network.variables)))
+        self._universal_key = (everything, frozenset(), frozenset(), frozenset())
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -372,6 +378,10 @@ class InferenceEngine:
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
         carried_key = (carried, decomposed, lowest, hard)
+        if n_cases <= SMALL_BATCH and not decomposed and self._affordable(self._universal_key):
+            # a few cases: one cached contraction carrying every variable costs less than compiling one
+            # for these cases' own evidence
+            carried_key, hard = self._universal_key, frozenset()
         program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
         if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
@@ -663,9 +673,13 @@ class InferenceEngine:
 
     def _affordable(self, carried: tuple[frozenset[int], ...]) -> bool:
         """Whether one contraction carrying ``carried`` keeps its tables at or under SPLIT_ENTRIES per case."""
+        if carried in self._too_large:
+            return False
         try:
             return self._program(carried).largest_per_case <= SPLIT_ENTRIES
         except ModelTooLargeError:
+            with self._lock:
+                self._too_large.add(carried)  # not compiled again
             return False
 
     def largest_intermediate(self, carried: Sequence[str]) -> int:
