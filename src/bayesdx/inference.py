@@ -57,6 +57,8 @@ ROWS_PER_BLOCK = 2**16
 #: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
 #: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
 SMALL_BATCH = 64
+#: ... and has at most this many variables (compiling the all-variable program for munin's 1,041 took 0.4 s).
+SMALL_NETWORK = 300
 #: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
 #: below this is recomputed with rescaling: underflow can only have lost terms smaller than about 1e-308.
 UNSCALED_FLOOR = 1e-200
@@ -291,6 +293,7 @@ class InferenceEngine:
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)
         self._too_large: set[tuple[frozenset[int], ...]] = set()
+        self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
         self._universal_key = (everything, frozenset(), frozenset(), frozenset())
 
@@ -378,7 +381,7 @@ class InferenceEngine:
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
         carried_key = (carried, decomposed, lowest, hard)
-        if n_cases <= SMALL_BATCH and not decomposed and self._affordable(self._universal_key):
+        if n_cases <= SMALL_BATCH and not decomposed and self._small_network and self._affordable(self._universal_key):
             # a few cases: one cached contraction carrying every variable costs less than compiling one
             # for these cases' own evidence
             carried_key, hard = self._universal_key, frozenset()
