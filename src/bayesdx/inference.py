@@ -364,20 +364,14 @@ class InferenceEngine:
         marg = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z = np.empty(n_cases, dtype=dtype)
         carried = frozenset(lam) | frozenset(target_ids)
-        decomposed = self._decomposable if tables is net.tables else frozenset(
-            v for v in self._decomposable if tables[v] is net.tables[v]
-        )
+        decomposed = self._decomposed(tables)
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
                 return self._expanded(lam, target_ids, tables, leaves, n_cases, dtype=dtype)
+        # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
-        if split and n_cases > 1:
-            lam, offset = self._fold_negatives(lam, lowest_rows, set(target_ids), n_cases)
-            if offset is not None:
-                lowest_rows = {v: r for v, r in lowest_rows.items() if v in lam}
-                carried = frozenset(lam) | frozenset(target_ids)
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
         carried_key = (carried, decomposed, lowest, hard)
@@ -432,11 +426,17 @@ class InferenceEngine:
             for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
                 if v in marg:
                     m = column * g
-                    hard = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
-                    if hard.any():
-                        m[:, hard] = column[:, hard] != 0
+                    onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+                    if onehot.any():
+                        m[:, onehot] = column[:, onehot] != 0
                     marg[v][start:stop] = m.T
         return _finish(net, marg, log_z, offset)
+
+    def _decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
+        """The noisy variables whose decomposition still holds with ``tables`` (a replaced table has none)."""
+        if tables is self.network.tables:
+            return self._decomposable
+        return frozenset(v for v in self._decomposable if tables[v] is self.network.tables[v])
 
     def _expandable(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> list[int]:
         """The noisy leaves with evidence that enter as signed terms (see :meth:`_expanded`)."""
@@ -456,8 +456,7 @@ class InferenceEngine:
             if a.shape != (row_case.size, len(net.states[v])):
                 raise ValueError(f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; "
                                  f"expected {(row_case.size, len(net.states[v]))}.")
-        decomposed = self._decomposable if tables is net.tables else frozenset(
-            v for v in self._decomposable if tables[v] is net.tables[v])
+        decomposed = self._decomposed(tables)
         leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
         if leaves and not set(row_lam) & set(leaves):
             return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
@@ -627,44 +626,6 @@ class InferenceEngine:
             for t, name in zip(target_ids, target_names, strict=True):
                 marg[t][retry] = part.marginals[name]
         return _finish(net, marg, log_z, None)
-
-    def _fold_negatives(
-        self, lam: dict[int, np.ndarray], lowest_rows: Mapping[int, np.ndarray], targets: set[int], n: int,
-    ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
-        """Fold leaf noisy variables observed at their lowest level into their parents' likelihoods.
-
-        ``P(v = lowest | pa) = L(0) * prod_i G_i[0, pa_i]`` is a product of one factor per parent, so in
-        every case that observes ``v`` at its lowest level it becomes a likelihood on each parent (a target
-        that every program carries) and ``log L(0)`` is added to the case's ``log P(e)``. Negative findings
-        then no longer split a batch into evidence patterns (Heckerman's Quickscore handles negative
-        findings the same way). Returns the new likelihoods and the per-case offset, or the input and
-        None when nothing folds.
-        """
-        net = self.network
-        folded = None
-        offset = np.zeros(n)
-        for v, rows in lowest_rows.items():
-            parents = net.parents[v]
-            # only a leaf: a variable with children must stay in the contraction with its evidence
-            if v in self._has_children or v in targets or not rows.any() or not all(p in targets for p in parents):
-                continue
-            if folded is None:
-                folded = dict(lam)
-            dec = net.decompositions[v]  # type: ignore[index]
-            for i, p in enumerate(parents):
-                base = folded.get(p)
-                arr = np.ones((n, len(net.states[p]))) if base is None else base.copy()
-                arr[rows] *= dec.factors[i][0]
-                folded[p] = arr
-            with np.errstate(divide="ignore"):
-                offset[rows] += np.log(dec.leak_cdf[0])
-            remaining = folded[v].copy()
-            remaining[rows] = 1.0
-            if (remaining == 1.0).all():
-                del folded[v]
-            else:
-                folded[v] = remaining
-        return (lam, None) if folded is None else (folded, offset)
 
     def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
