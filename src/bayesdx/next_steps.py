@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inference import BatchPosterior
 from .model import Model
 
 __all__ = ["NextStep", "StepAnalysis", "analyse_steps", "binary_entropy_bits"]
@@ -69,9 +68,15 @@ class StepAnalysis:
 OWN_BATCH_HYPOTHESES = 3
 
 
+def step_candidates(model: Model) -> list[str]:
+    """The findings and tests that can be a next step (every one that is not a hypothesis node)."""
+    hyp_nodes = {h.node for h in model.hypotheses}
+    return [v for v in model.findings + model.tests if v not in hyp_nodes]
+
+
 def outcome_rows_per_case(model: Model) -> int:
     """Entries of outcome rows one case needs at most (bounds the memory of a block of cases)."""
-    candidates = [v for v in model.findings + model.tests if v not in {h.node for h in model.hypotheses}]
+    candidates = step_candidates(model)
     return max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1)
 
 
@@ -221,8 +226,7 @@ def analyse_steps(
     n = len(cases)
     net = model.compiled
     index = net.index()
-    hyp_nodes = {h.node for h in model.hypotheses}
-    candidates = [v for v in model.findings + model.tests if v not in hyp_nodes]
+    candidates = step_candidates(model)
     # ---- plan the rows
     plans = _candidate_plans(model, candidates)
     # candidates without a decomposition: one row per state (e + {X = x}) when they have fewer states in all
@@ -269,10 +273,7 @@ def analyse_steps(
             for j in range(per_case):
                 r = rows[:, j]
                 lik[var][r] = lik[var][r] * np.eye(len(states))[j]
-    if n_rows:
-        post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
-    else:  # every candidate is computed by clamping
-        post = BatchPosterior({c: np.zeros((0, len(model.states[c]))) for c in model.causes}, np.zeros(0), np.zeros(0, dtype=bool))
+    post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
     with np.errstate(invalid="ignore", over="ignore"):
