@@ -308,8 +308,11 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     hypotheses = _hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
     hyp_ids = [h.id for h in hypotheses]
     states = {n.id: n.states for n in nodes}
-    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, states, hyp_ids)
-    referral = None if spec.referral is None else ReferralPolicy.parse(spec.path, spec.referral, hyp_ids)
+    normals = {n.id: n.normal for n in nodes}
+    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, states, hyp_ids,
+                                                                 normals, tuple(spec.presenting))
+    referral = None if spec.referral is None else ReferralPolicy.parse(
+        spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
     costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role in ("finding", "test")}
     return Model(
         network=network,

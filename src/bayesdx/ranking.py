@@ -118,19 +118,38 @@ def analyse_cases(
         row = matrix[k]
         by_id = dict(zip(ids, row.tolist(), strict=True))
         pursued_ids = tuple(ids[j] for j in pursued[k])
-        triage = reasons = None
-        if model.triage_policy is not None:
-            triage, fired = model.triage_policy.assess(observed[k], by_id)
-            reasons = tuple(r.basis for r in fired)
-        referral = model.referral_policy.refer(by_id, pursued_ids) if model.referral_policy is not None else None
+        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, pursued_ids)
         analysis = steps[k] if steps is not None else None
         results.append(_diagnosis(
             model, observed[k], row, float(log_z[k]), pursued=pursued_ids, alpha=alpha,
             next_steps=analysis.steps if analysis else (),
             should_stop=analysis.should_stop if analysis else None,
-            triage=triage, triage_reasons=reasons or (), referral=referral,
+            triage=triage, triage_reasons=reasons, referral=referral, referral_reason=referral_reason,
         ))
     return results
+
+
+def triage_and_referral(model: Model, observed: Mapping[str, str], scores: Mapping[str, float],
+                        pursued: Sequence[str]) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
+    """Triage level, the bases of the rules that set it, the referral and its reason, for one case.
+
+    ``scores`` are the hypotheses' ranking scores: posterior-based triage rules and the referral weigh them.
+    """
+    triage: str | None = None
+    decided: tuple = ()
+    red_flag = False
+    policy = model.triage_policy
+    if policy is not None:
+        fired = policy.fired(observed, scores)
+        triage, decided = policy.assess(observed, scores)
+        referral_policy = model.referral_policy
+        if referral_policy is not None and referral_policy.red_flag_level is not None:
+            floor = policy.levels.index(referral_policy.red_flag_level)
+            red_flag = any(policy.levels.index(r.level) >= floor for r in fired)
+    if model.referral_policy is None:
+        return triage, tuple(r.basis for r in decided), None, None
+    referral, why = model.referral_policy.decide(scores, pursued, level=triage, decided=decided, red_flag=red_flag)
+    return triage, tuple(r.basis for r in decided), referral, why
 
 
 def rank_causes(

@@ -80,7 +80,10 @@ class Diagnosis:
     triage_reasons : tuple of str
         The sources of the rules that set the level (empty when the model's default applied).
     referral : str or None
-        The medical contact the leading causes point to.
+        The medical contact advised: from the triage level, the rule that set it, or the leading causes
+        (see :mod:`bayesdx.triage`).
+    referral_reason : str or None
+        Why that contact: the level, the rule's source, or the causes.
     caveat : str
         Decision support, not a diagnosis.
     """
@@ -100,6 +103,7 @@ class Diagnosis:
     triage: str | None = None
     triage_reasons: tuple[str, ...] = field(default=(), repr=False)
     referral: str | None = None
+    referral_reason: str | None = field(default=None, repr=False)
     model: Model | None = field(default=None, repr=False, compare=False)
     caveat: str = field(default=CAVEAT, repr=False)
 
@@ -208,5 +212,6 @@ class Diagnosis:
             "triage": self.triage,
             "triage_reasons": list(self.triage_reasons),
             "referral": self.referral,
+            "referral_reason": self.referral_reason,
             "caveat": self.caveat,
         }

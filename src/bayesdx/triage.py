@@ -18,20 +18,43 @@ A model file may carry a ``[triage]`` section::
 The triage level is the highest level of the rules that fire, or ``default`` when none fires. Because the
 highest level wins, a red-flag rule can never be overruled by a lower one.
 
+A rule may be guarded (typically a self-care rule)::
+
+    [[triage.rules]]
+    level = "self_care"
+    when = { frequency = "once" }
+    explains = ["recent_overexertion", "emotional_stress"]   # the positive findings it accounts for
+    basis = "..."
+
+A guarded rule fires only when every *positive* observation of the case (a finding or test away from its
+normal state, a cause known to be present; the presenting complaint aside) is one of its ``when`` variables
+or listed in ``explains``: self care never wins against a finding it does not explain. A rule may also name
+``refer = "neurologist"``: the contact advised when it decides the level.
+
 A ``[referral]`` section maps causes to contacts::
 
     [referral]
     default = "family doctor"
     contacts = { als = "neurologist", stress_anxiety = "psychiatrist" }
 
-The referral is the contact with the largest summed posterior over the pursued hypotheses (the default
-contact for hypotheses without one); ties go to the contact listed first.
+The referral follows the triage first, then the causes (the first step that applies decides):
+
+1. ``by_level``: a contact for a triage level (``emergency = "emergency department"``);
+2. the ``refer`` of a rule that decided the level (the first listed);
+3. ``[referral.serious]``: ``causes``, ``score_at_least`` and ``contact``: when the summed ranking score of
+   these causes reaches the threshold (serious neurological disease -> neurologist);
+4. the contact with the largest summed ranking score over the pursued hypotheses (the default contact for
+   hypotheses without one; ties go to the contact listed first), leaving out the contacts listed in
+   ``not_after_red_flag`` when a rule at or above ``red_flag_level`` fired (psychosomatic referral only when
+   no red flag fired).
+
+:meth:`ReferralPolicy.decide` returns the contact and the reason, which results carry as ``referral_reason``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +72,15 @@ class TriageRule:
     causes: tuple[str, ...]
     posterior_at_least: float | None
     basis: str
+    explains: tuple[str, ...] | None = None
+    refer: str | None = None
 
-    def fires(self, evidence: Mapping[str, str], posterior: Mapping[str, float]) -> bool:
+    def fires(self, evidence: Mapping[str, str], posterior: Mapping[str, float],
+              positive: frozenset[str] = frozenset()) -> bool:
+        """Whether the rule fires; ``positive`` holds the case's positive observations (for the guard)."""
         if any(evidence.get(var) not in states for var, states in self.when.items()):
+            return False
+        if self.explains is not None and not positive <= set(self.when) | set(self.explains):
             return False
         if self.posterior_at_least is not None:
             return sum(posterior.get(c, 0.0) for c in self.causes) >= self.posterior_at_least
@@ -65,17 +94,30 @@ class TriagePolicy:
     levels: tuple[str, ...]
     default: str
     rules: tuple[TriageRule, ...]
+    normals: Mapping[str, str | None] = field(default_factory=dict)
+    ignored: frozenset[str] = frozenset()
+
+    def positive(self, evidence: Mapping[str, str]) -> frozenset[str]:
+        """The case's positive observations: variables observed away from their normal state (``ignored`` aside)."""
+        return frozenset(v for v, s in evidence.items()
+                         if v not in self.ignored and self.normals.get(v) is not None and s != self.normals[v])
+
+    def fired(self, evidence: Mapping[str, str], posterior: Mapping[str, float]) -> tuple[TriageRule, ...]:
+        """Every rule that fires for the case, in model order."""
+        positive = self.positive(evidence)
+        return tuple(r for r in self.rules if r.fires(evidence, posterior, positive))
 
     def assess(self, evidence: Mapping[str, str], posterior: Mapping[str, float]) -> tuple[str, tuple[TriageRule, ...]]:
         """The triage level of a case and the rules that decided it (those of that level that fired)."""
-        fired = [r for r in self.rules if r.fires(evidence, posterior)]
+        fired = self.fired(evidence, posterior)
         if not fired:
             return self.default, ()
         level = max((r.level for r in fired), key=self.levels.index)
         return level, tuple(r for r in fired if r.level == level)
 
     @classmethod
-    def parse(cls, path: Path, raw: Any, states: Mapping[str, Sequence[str]], hypotheses: Sequence[str]) -> TriagePolicy:
+    def parse(cls, path: Path, raw: Any, states: Mapping[str, Sequence[str]], hypotheses: Sequence[str],
+              normals: Mapping[str, str | None] | None = None, ignored: Sequence[str] = ()) -> TriagePolicy:
         if not isinstance(raw, dict):
             raise ModelFileError(path, "triage", f"must be a table, got {raw!r}", raw)
         levels = raw.get("levels")
@@ -113,8 +155,19 @@ class TriagePolicy:
                 raise ModelFileError(path, f"{key}.posterior_at_least", f"must be a probability, got {threshold!r}", threshold)
             if not when and threshold is None:
                 raise ModelFileError(path, key, "needs a 'when' condition or 'causes' with 'posterior_at_least'", r)
-            rules.append(TriageRule(r["level"], when, causes, None if threshold is None else float(threshold), str(r["basis"])))
-        return cls(tuple(levels), default, tuple(rules))
+            explains = r.get("explains")
+            if explains is not None:
+                if not isinstance(explains, list) or not all(isinstance(x, str) for x in explains):
+                    raise ModelFileError(path, f"{key}.explains", f"must list node ids, got {explains!r}", explains)
+                for var in explains:
+                    if var not in states:
+                        raise ModelFileError(path, f"{key}.explains", f"refers to unknown node {var!r}", var)
+            refer = r.get("refer")
+            if refer is not None and not isinstance(refer, str):
+                raise ModelFileError(path, f"{key}.refer", f"must be a contact name, got {refer!r}", refer)
+            rules.append(TriageRule(r["level"], when, causes, None if threshold is None else float(threshold),
+                                    str(r["basis"]), None if explains is None else tuple(explains), refer))
+        return cls(tuple(levels), default, tuple(rules), dict(normals or {}), frozenset(ignored))
 
 
 @dataclass(frozen=True)
@@ -123,19 +176,57 @@ class ReferralPolicy:
 
     default: str
     contacts: Mapping[str, str]
+    by_level: Mapping[str, str] = field(default_factory=dict)
+    serious_causes: tuple[str, ...] = ()
+    serious_at_least: float = 1.0
+    serious_contact: str | None = None
+    red_flag_level: str | None = None
+    not_after_red_flag: tuple[str, ...] = ()
 
-    def refer(self, posterior: Mapping[str, float], pursued: Sequence[str]) -> str:
+    def refer(self, scores: Mapping[str, float], pursued: Sequence[str]) -> str:
+        """The contact with the largest summed score over ``pursued`` (step 4 of the module's list alone)."""
+        return self.decide(scores, pursued)[0]
+
+    def decide(self, scores: Mapping[str, float], pursued: Sequence[str], *, level: str | None = None,
+               decided: Sequence[TriageRule] = (), red_flag: bool = False) -> tuple[str, str]:
+        """The contact for a case and why.
+
+        Parameters
+        ----------
+        scores : mapping of str to float
+            Each hypothesis's ranking score (posterior or counterfactual score).
+        pursued : sequence of str
+            The hypotheses the referral weighs.
+        level : str, optional
+            The case's triage level.
+        decided : sequence of TriageRule
+            The rules that decided the level.
+        red_flag : bool, default False
+            Whether a rule at or above ``red_flag_level`` fired.
+        """
+        if level is not None and level in self.by_level:
+            return self.by_level[level], f"triage level {level}"
+        for rule in decided:
+            if rule.refer is not None:
+                return rule.refer, f"triage rule: {rule.basis}"
+        if self.serious_contact is not None and self.serious_causes:
+            total = sum(scores.get(c, 0.0) for c in self.serious_causes)
+            if total >= self.serious_at_least:
+                return self.serious_contact, f"serious causes reach {total:.2f} (at least {self.serious_at_least:g})"
+        excluded = set(self.not_after_red_flag) if red_flag else set()
         mass: dict[str, float] = {}
         for h in pursued:
             contact = self.contacts.get(h, self.default)
-            mass[contact] = mass.get(contact, 0.0) + posterior.get(h, 0.0)
+            if contact not in excluded:
+                mass[contact] = mass.get(contact, 0.0) + scores.get(h, 0.0)
         if not mass:
-            return self.default
+            return self.default, "default contact"
         listed = list(dict.fromkeys([*self.contacts.values(), self.default]))
-        return max(mass, key=lambda c: (mass[c], -listed.index(c)))  # ties: the contact listed first wins
+        best = max(mass, key=lambda c: (mass[c], -listed.index(c)))  # ties: the contact listed first wins
+        return best, f"leading causes point to {best}" + (" (red flag: no psychosomatic referral)" if excluded else "")
 
     @classmethod
-    def parse(cls, path: Path, raw: Any, hypotheses: Sequence[str]) -> ReferralPolicy:
+    def parse(cls, path: Path, raw: Any, hypotheses: Sequence[str], levels: Sequence[str] | None = None) -> ReferralPolicy:
         if not isinstance(raw, dict) or not isinstance(raw.get("default"), str):
             raise ModelFileError(path, "referral.default", "must name the default contact", raw)
         contacts = raw.get("contacts", {})
@@ -146,4 +237,31 @@ class ReferralPolicy:
                 raise ModelFileError(path, f"referral.contacts.{c}", f"{c!r} is not a cause hypothesis of the model", c)
             if not isinstance(contact, str):
                 raise ModelFileError(path, f"referral.contacts.{c}", f"must be a contact name, got {contact!r}", contact)
-        return cls(raw["default"], dict(contacts))
+        by_level = raw.get("by_level", {})
+        if not isinstance(by_level, dict) or not all(isinstance(v, str) for v in by_level.values()):
+            raise ModelFileError(path, "referral.by_level", f"must be a table of level = contact, got {by_level!r}", by_level)
+        if levels is not None:
+            for lv in by_level:
+                if lv not in levels:
+                    raise ModelFileError(path, f"referral.by_level.{lv}", f"{lv!r} is not a triage level; valid levels are {list(levels)!r}", lv)
+        serious = raw.get("serious", {})
+        if not isinstance(serious, dict):
+            raise ModelFileError(path, "referral.serious", f"must be a table, got {serious!r}", serious)
+        causes = tuple(serious.get("causes", ()))
+        for c in causes:
+            if c not in hypotheses:
+                raise ModelFileError(path, "referral.serious.causes", f"{c!r} is not a cause hypothesis of the model", c)
+        at_least = serious.get("score_at_least", 1.0)
+        if isinstance(at_least, bool) or not isinstance(at_least, (int, float)) or not 0 <= at_least <= 1:
+            raise ModelFileError(path, "referral.serious.score_at_least", f"must be a probability, got {at_least!r}", at_least)
+        contact = serious.get("contact")
+        if causes and not isinstance(contact, str):
+            raise ModelFileError(path, "referral.serious.contact", f"must name a contact, got {contact!r}", contact)
+        red = raw.get("red_flag_level")
+        if red is not None and (levels is None or red not in levels):
+            raise ModelFileError(path, "referral.red_flag_level", f"must be a triage level, got {red!r}", red)
+        not_after = raw.get("not_after_red_flag", [])
+        if not isinstance(not_after, list) or not all(isinstance(x, str) for x in not_after):
+            raise ModelFileError(path, "referral.not_after_red_flag", f"must list contact names, got {not_after!r}", not_after)
+        return cls(raw["default"], dict(contacts), dict(by_level), causes, float(at_least),
+                   contact if causes else None, red, tuple(not_after))
