@@ -100,6 +100,7 @@ def score_dask(
     top_k: int = 3,
     next_step: bool = False,
     alpha: float | None = None,
+    ranking: str | None = None,
 ) -> Any:
     """:func:`bayesdx.score` on every partition of a ``dask.dataframe.DataFrame``.
 
@@ -107,7 +108,7 @@ def score_dask(
     ----------
     cases : dask.dataframe.DataFrame
         One row per case, one column per variable (see :func:`bayesdx.score`).
-    model, priors, top_k, next_step, alpha
+    model, priors, top_k, next_step, alpha, ranking
         As for :func:`bayesdx.score`.
 
     Returns
@@ -129,7 +130,7 @@ def score_dask(
     >>> from bayesdx.dask import score_dask
     >>> cases = dd.from_pandas(pd.DataFrame({"fever": ["yes", "no", ""]}), npartitions=2)
     >>> list(score_dask(cases, top_k=1).compute().columns)
-    ['cause_1', 'probability_1']
+    ['cause_1', 'probability_1', 'score_1']
     """
     import dask.dataframe as dd
 
@@ -138,7 +139,7 @@ def score_dask(
                         f"Got {type(cases).__name__} instead.")
     check_positive_int("score_dask", "top_k", top_k)
     model = _model_or_default(model, priors, "score_dask")
-    options = {"top_k": top_k, "next_step": next_step, "alpha": alpha}
+    options = {"top_k": top_k, "next_step": next_step, "alpha": alpha, "ranking": ranking}
     # The explicit meta: score one case with nothing observed (always possible) through the same code path,
     # which also checks every column name and option before the graph runs.
     probe = pd.DataFrame({c: pd.Series([""], dtype=object) for c in cases.columns})

@@ -29,6 +29,14 @@ def _probability(function: str, name: str, value: Any) -> float:
     return float(value)
 
 
+def _ranking(function: str, name: str, value: Any) -> str:
+    from .counterfactual import RANKINGS
+
+    if value not in RANKINGS:
+        raise ValueError(f"The {name!r} parameter of {function} must be one of {sorted(RANKINGS)!r}. Got {value!r} instead.")
+    return str(value)
+
+
 #: option -> (default, validator, meaning)
 DEFAULTS: MappingProxyType[str, tuple[Any, Callable[[str, str, Any], Any], str]] = MappingProxyType({
     "alpha": (
@@ -43,6 +51,12 @@ DEFAULTS: MappingProxyType[str, tuple[Any, Callable[[str, str, Any], Any], str]]
         5, _positive_int,
         "How many leading hypotheses are pursued by default (GeNIe's pursued faults): the top five at the "
         "current evidence, plus any other hypothesis with posterior >= min_pursued_probability.",
+    ),
+    "ranking": (
+        "expected_disablement", _ranking,
+        "What the causes are ranked by: 'posterior' (is the cause present?), 'disablement' (would curing it "
+        "stop the twitching?) or 'expected_disablement' (how many of the positive findings would curing it "
+        "switch off; Richens, Lee and Johri 2020). Chosen by the development evaluation: see README.",
     ),
     "min_pursued_probability": (
         0.2, _probability,

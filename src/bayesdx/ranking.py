@@ -16,6 +16,7 @@ from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
 from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
+from .counterfactual import counterfactual_scores
 from .results import Diagnosis, RankedCause
 
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
@@ -95,13 +96,16 @@ def analyse_cases(
     alpha: float | None = None,
     next_steps: bool = True,
     function: str = "rank_causes",
+    ranking: str | None = None,
 ) -> list[Diagnosis]:
     """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls."""
     alpha = resolve(function, "alpha", alpha)
+    ranking = resolve_ranking(model, function, ranking)
     n_pursued = resolve(function, "n_pursued", None)
     min_prob = resolve(function, "min_pursued_probability", None)
     n = len(observed)
     matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
+    cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
     pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
     steps = None
     if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
@@ -118,10 +122,16 @@ def analyse_cases(
         row = matrix[k]
         by_id = dict(zip(ids, row.tolist(), strict=True))
         pursued_ids = tuple(ids[j] for j in pursued[k])
-        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, pursued_ids)
+        # referral weighs what explains the case: the disablement scores (a distribution over "the one cause
+        # of the complaint") under a counterfactual ranking, else the posteriors
+        weights = by_id if cf is None else dict(zip(ids, cf.disablement[k].tolist(), strict=True))
+        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, weights,
+                                                                           pursued_ids)
         analysis = steps[k] if steps is not None else None
         results.append(_diagnosis(
-            model, observed[k], row, float(log_z[k]), pursued=pursued_ids, alpha=alpha,
+            model, observed[k], row, float(log_z[k]), ranking,
+            None if cf is None else cf.disablement[k], None if cf is None else cf.expected_disablement[k],
+            pursued=pursued_ids, alpha=alpha,
             next_steps=analysis.steps if analysis else (),
             should_stop=analysis.should_stop if analysis else None,
             triage=triage, triage_reasons=reasons, referral=referral, referral_reason=referral_reason,
@@ -129,26 +139,34 @@ def analyse_cases(
     return results
 
 
-def triage_and_referral(model: Model, observed: Mapping[str, str], scores: Mapping[str, float],
-                        pursued: Sequence[str]) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
+def resolve_ranking(model: Model, function: str, ranking: str | None) -> str:
+    """The validated ranking; the default is counterfactual only for models with noisy-OR links (model files)."""
+    if ranking is None and model.spec is None:
+        return "posterior"
+    return str(resolve(function, "ranking", ranking))
+
+
+def triage_and_referral(model: Model, observed: Mapping[str, str], posterior: Mapping[str, float],
+                        weights: Mapping[str, float], pursued: Sequence[str],
+                        ) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
     """Triage level, the bases of the rules that set it, the referral and its reason, for one case.
 
-    ``scores`` are the hypotheses' ranking scores: posterior-based triage rules and the referral weigh them.
+    Posterior-based triage rules weigh ``posterior``; the referral weighs ``weights`` (see analyse_cases).
     """
     triage: str | None = None
     decided: tuple = ()
     red_flag = False
     policy = model.triage_policy
     if policy is not None:
-        fired = policy.fired(observed, scores)
-        triage, decided = policy.assess(observed, scores)
+        fired = policy.fired(observed, posterior)
+        triage, decided = policy.assess(observed, posterior)
         referral_policy = model.referral_policy
         if referral_policy is not None and referral_policy.red_flag_level is not None:
             floor = policy.levels.index(referral_policy.red_flag_level)
             red_flag = any(policy.levels.index(r.level) >= floor for r in fired)
     if model.referral_policy is None:
         return triage, tuple(r.basis for r in decided), None, None
-    referral, why = model.referral_policy.decide(scores, pursued, level=triage, decided=decided, red_flag=red_flag)
+    referral, why = model.referral_policy.decide(weights, pursued, level=triage, decided=decided, red_flag=red_flag)
     return triage, tuple(r.basis for r in decided), referral, why
 
 
@@ -160,6 +178,7 @@ def rank_causes(
     pursue: Sequence[str] | None = None,
     alpha: float | None = None,
     next_steps: bool = True,
+    ranking: str | None = None,
 ) -> Diagnosis:
     """Rank the cause hypotheses of one case and recommend the next diagnostic step.
 
@@ -180,6 +199,10 @@ def rank_causes(
         ``EIG - alpha * cost``.
     next_steps : bool, default True
         Compute the next steps and the stop rule (one extra batched pass per candidate).
+    ranking : {"expected_disablement", "disablement", "posterior"}, optional
+        What the causes are ranked by (default ``"expected_disablement"`` for model files, ``"posterior"``
+        for networks of full tables): see :mod:`bayesdx.counterfactual`. Every result keeps the posterior
+        and, under a counterfactual ranking, both counterfactual scores of every cause.
 
     Returns
     -------
@@ -206,14 +229,35 @@ def rank_causes(
         raise TypeError(f"The 'next_steps' parameter of rank_causes must be a bool. Got {next_steps!r} instead.")
     observed = with_presenting(model, normalize_evidence(evidence, model))
     return analyse_cases(model, [observed], likelihoods_from_evidence(model, [observed]), ["evidence"],
-                         pursue=pursue, alpha=alpha, next_steps=next_steps)[0]
+                         pursue=pursue, alpha=alpha, next_steps=next_steps, ranking=ranking)[0]
 
 
-def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float, **extra: Any) -> Diagnosis:
-    order = np.argsort(-row, kind="stable")
+def ranking_scores(ranking: str, posterior: np.ndarray, disablement: np.ndarray | None,
+                   expected: np.ndarray | None) -> np.ndarray:
+    """The scores the causes are sorted by (ties broken by the posterior, then model order)."""
+    if ranking == "disablement" and disablement is not None:
+        return disablement
+    if ranking == "expected_disablement" and expected is not None:
+        return expected
+    return posterior
+
+
+def rank_order(scores: np.ndarray, posterior: np.ndarray) -> np.ndarray:
+    """Indices sorting hypotheses by score, then posterior, then model order (works row-wise on 2-D arrays)."""
+    return np.lexsort((-posterior, -scores), axis=-1)
+
+
+def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float, ranking: str,
+               disablement: np.ndarray | None, expected: np.ndarray | None, **extra: Any) -> Diagnosis:
+    order = rank_order(ranking_scores(ranking, row, disablement, expected), row)
     hyps = model.hypotheses
-    causes = tuple(RankedCause(hyps[k].id, hyps[k].node, hyps[k].state, float(row[k])) for k in order)
+    causes = tuple(RankedCause(
+        hyps[k].id, hyps[k].node, hyps[k].state, float(row[k]),
+        None if disablement is None else float(disablement[k]),
+        None if expected is None else float(expected[k]),
+    ) for k in order)
     return Diagnosis(
+        ranking=ranking,
         causes=causes,
         evidence=dict(observed),
         model_id=model.id,
@@ -235,6 +279,7 @@ def score(
     top_k: int = 3,
     next_step: bool = False,
     alpha: float | None = None,
+    ranking: str | None = None,
 ) -> pd.DataFrame:
     """Rank causes for many cases at once.
 
@@ -254,12 +299,16 @@ def score(
         Also report the recommended next step, triage and the stop rule (batched over all cases).
     alpha : float, optional
         Entropy-to-cost ratio for the next step (see :func:`rank_causes`).
+    ranking : {"expected_disablement", "disablement", "posterior"}, optional
+        What the causes are ranked by (see :func:`rank_causes`).
 
     Returns
     -------
     pandas.DataFrame
         One row per case in input order (a DataFrame's index is kept), with columns ``cause_1``,
-        ``probability_1``, ..., ``cause_k``, ``probability_k``; probabilities are exact and unrounded. With
+        ``probability_1``, ..., ``cause_k``, ``probability_k`` (the posterior of each listed cause) and, under a
+        counterfactual ranking, ``score_1``, ..., ``score_k`` (the ranking's score); values are exact and
+        unrounded. With
         ``next_step=True`` also ``next_step``, ``next_step_kind``, ``next_step_value`` (None/NaN when the
         stop rule holds), ``triage``, ``referral`` and ``should_stop``.
 
@@ -281,10 +330,12 @@ def score(
     if type(cases).__module__.startswith("dask.") and hasattr(cases, "map_partitions"):
         from .dask import score_dask  # partition by partition; returns a dask DataFrame
 
-        return score_dask(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha)
+        return score_dask(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha,
+                          ranking=ranking)
     if not isinstance(next_step, bool):
         raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
     model = _model_or_default(model, priors, "score")
+    ranking = resolve_ranking(model, "score", ranking)
     if isinstance(cases, pd.DataFrame):
         index = cases.index
         n = len(cases)
@@ -301,7 +352,8 @@ def score(
             f"Got {type(cases).__name__} instead."
         )
     k = min(top_k, len(model.hypotheses))
-    columns = [name for j in range(1, k + 1) for name in (f"cause_{j}", f"probability_{j}")]
+    per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")
+    columns = [f"{name}_{j}" for j in range(1, k + 1) for name in per_cause]
     if next_step:
         columns += list(STEP_COLUMNS)
     if n == 0:
@@ -309,12 +361,17 @@ def score(
                              for c in columns}, index=index)
     data: dict[str, Any] = {}
     if not next_step:
-        matrix, _ = posterior_matrix(model, likelihoods, n, list(index))
-        order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
+        matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
+        cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
+        scores = ranking_scores(ranking, matrix, cf and cf.disablement, cf and cf.expected_disablement)
+        order = rank_order(scores, matrix)[:, :k]
         ids = np.array([h.id for h in model.hypotheses], dtype=object)
+        rows = np.arange(n)
         for j in range(k):
             data[f"cause_{j + 1}"] = ids[order[:, j]]
-            data[f"probability_{j + 1}"] = matrix[np.arange(n), order[:, j]]
+            data[f"probability_{j + 1}"] = matrix[rows, order[:, j]]
+            if cf is not None:
+                data[f"score_{j + 1}"] = scores[rows, order[:, j]]
         return pd.DataFrame(data, index=index, columns=columns)
     assert observed is not None
     data = {c: [] for c in columns}
@@ -322,10 +379,13 @@ def score(
     for start in range(0, n, SCORE_BLOCK):  # the per-case result objects of one block at a time
         stop = min(n, start + SCORE_BLOCK)
         block = {v: a[start:stop] for v, a in likelihoods.items()}
-        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score")
+        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score",
+                                ranking=ranking)
         for j in range(k):
             data[f"cause_{j + 1}"] += [r.causes[j].id for r in results]
             data[f"probability_{j + 1}"] += [r.causes[j].probability for r in results]
+            if ranking != "posterior":
+                data[f"score_{j + 1}"] += [r.causes[j].score(ranking) for r in results]
         data["next_step"] += [r.next_step.id if r.next_step else None for r in results]
         data["next_step_kind"] += [r.next_step.kind if r.next_step else None for r in results]
         data["next_step_value"] += [r.next_step.value if r.next_step else float("nan") for r in results]

@@ -23,7 +23,8 @@ CAVEAT = (
 )
 
 #: Column order of :meth:`Diagnosis.to_frame`.
-FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "prior_probability")
+FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "disablement", "expected_disablement",
+                 "prior_probability")
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,28 @@ class RankedCause:
         The node's state this hypothesis stands for.
     probability : float
         ``P(node = state | evidence)``, exact and unrounded.
+    disablement : float or None
+        Probability that curing this cause alone would stop the presenting complaint (twin network, exact;
+        see :mod:`bayesdx.counterfactual`). None under ``ranking="posterior"``.
+    expected_disablement : float or None
+        Expected number of the case's positive findings that curing this cause alone would switch off.
+        None under ``ranking="posterior"``.
     """
 
     id: str
     node: str
     state: str
     probability: float
+    disablement: float | None = None
+    expected_disablement: float | None = None
+
+    def score(self, ranking: str) -> float:
+        """The value this cause is ranked by under ``ranking``."""
+        value = {"posterior": self.probability, "disablement": self.disablement,
+                 "expected_disablement": self.expected_disablement}.get(ranking)
+        if value is None:
+            raise ValueError(f"This result holds no {ranking!r} score; rank with ranking={ranking!r}.")
+        return value
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,16 @@ class Diagnosis:
     Attributes
     ----------
     causes : tuple of RankedCause
-        Every cause hypothesis, most probable first (ties keep the model's order).
+        Every cause hypothesis, best first by ``ranking`` (ties by posterior, then the model's order).
     evidence : mapping of str to str
         The evidence as used: validated state names, unobserved entries removed.
     model_id, model_version, priors : str
         The model and prior setting that produced the result.
     log_evidence : float
         Natural log of the probability of the evidence under the model.
+    ranking : str
+        What ``causes`` are sorted by: ``"posterior"``, ``"disablement"`` or ``"expected_disablement"``
+        (see :mod:`bayesdx.counterfactual`).
     prior_probabilities : mapping of str to float
         Each hypothesis's probability before any evidence.
     labels : mapping of str to str
@@ -96,6 +116,7 @@ class Diagnosis:
     log_evidence: float
     prior_probabilities: Mapping[str, float] = field(repr=False)
     labels: Mapping[str, str] = field(repr=False)
+    ranking: str = "posterior"
     next_steps: tuple[NextStep, ...] = field(default=(), repr=False)
     should_stop: bool | None = None
     pursued: tuple[str, ...] = field(default=(), repr=False)
@@ -158,25 +179,28 @@ class Diagnosis:
         """One row per cause hypothesis, most probable first.
 
         Columns, in this order: ``rank``, ``id``, ``node``, ``state``, ``label``, ``probability``
-        (posterior, unrounded), ``prior_probability`` (before any evidence).
+        (posterior, unrounded), ``disablement`` and ``expected_disablement`` (counterfactual scores, NaN under
+        the posterior ranking), ``prior_probability`` (before any evidence).
         """
         import pandas as pd
 
         rows = [
             (k, c.id, c.node, c.state, self.labels.get(c.node, c.node), c.probability,
+             float("nan") if c.disablement is None else c.disablement,
+             float("nan") if c.expected_disablement is None else c.expected_disablement,
              self.prior_probabilities.get(c.id, float("nan")))
             for k, c in enumerate(self.causes, start=1)
         ]
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
     def __repr__(self) -> str:
-        top = ", ".join(f"{c.id}={c.probability:.3f}" for c in self.causes[:3])
+        top = ", ".join(f"{c.id}={c.score(self.ranking):.3f}" for c in self.causes[:3])
         ev = len(self.evidence)
         step = f" | next: {self.next_step.id}" if self.next_step else (" | stop" if self.should_stop else "")
         triage = f" | triage: {self.triage}" if self.triage else ""
         return (
             f"<Diagnosis {top}{', ...' if len(self.causes) > 3 else ''} | {ev} observed{step}{triage} | "
-            f"model={self.model_id} {self.model_version} priors={self.priors}>"
+            f"ranking={self.ranking} model={self.model_id} {self.model_version} priors={self.priors}>"
         )
 
     def _repr_html_(self) -> str:
@@ -196,7 +220,10 @@ class Diagnosis:
 
     def _summary(self) -> dict[str, Any]:  # used by the command line's --json
         return {
-            "causes": [{"id": c.id, "node": c.node, "state": c.state, "probability": c.probability} for c in self.causes],
+            "ranking": self.ranking,
+            "causes": [{"id": c.id, "node": c.node, "state": c.state, "probability": c.probability,
+                        "disablement": c.disablement, "expected_disablement": c.expected_disablement}
+                       for c in self.causes],
             "evidence": dict(self.evidence),
             "model": self.model_id,
             "model_version": self.model_version,
