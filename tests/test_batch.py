@@ -51,7 +51,7 @@ def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 
     engine's error budget (1e-11 relative) of the exact value.
     """
     assert list(got.columns) == list(expected.columns)
-    probability = [c for c in got.columns if c.startswith(("probability", "next_step_value"))]
+    probability = [c for c in got.columns if c.startswith(("probability", "score", "next_step_value"))]
     assert got.drop(columns=probability).equals(expected.drop(columns=probability))
     for column in probability:
         assert_allclose(pd.to_numeric(got[column]), pd.to_numeric(expected[column]), rtol=0, atol=atol,
