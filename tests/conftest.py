@@ -203,6 +203,8 @@ def random_small_model(random_small_network: Any) -> bayesdx.Model:
 
 
 # ---------------------------------------------------------------------- references
+from references import pgmpy_evidence  # noqa: E402  (tests/ is on pythonpath: pyproject.toml)
+
 _VE_CACHE: dict[int, Any] = {}
 
 
@@ -226,8 +228,9 @@ def ve_hypothesis_probabilities(network: Any, model: bayesdx.Model, evidence: Ma
     unobserved = [c for c in model.causes if c not in evidence]
     factors = {}
     if unobserved:
+        hard, virtual = pgmpy_evidence(network, evidence)
         factors = variable_elimination(network).query(
-            variables=unobserved, evidence=dict(evidence), joint=False, show_progress=False
+            variables=unobserved, evidence=hard, virtual_evidence=virtual, joint=False, show_progress=False
         )
     result = {}
     for h in model.hypotheses:
@@ -243,8 +246,9 @@ def ve_marginal(network: Any, variable: str, evidence: Mapping[str, str], states
     """P(variable | evidence) in the order ``states``, by VariableElimination."""
     if variable in evidence:
         return np.array([1.0 if s == evidence[variable] else 0.0 for s in states])
+    hard, virtual = pgmpy_evidence(network, evidence)
     factor = variable_elimination(network).query(
-        variables=[variable], evidence=dict(evidence), joint=False, show_progress=False
+        variables=[variable], evidence=hard, virtual_evidence=virtual, joint=False, show_progress=False
     )[variable]
     names = list(factor.state_names[variable])
     return np.array([factor.values[names.index(s)] for s in states], dtype=float)

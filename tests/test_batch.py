@@ -89,7 +89,7 @@ def test_crlf_bom_and_quoted_newlines_round_trip(tmp_path):
     summary = score_csv(path, out, top_k=1)
     frame = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert summary.rows == 2
-    assert list(frame.columns) == ["case_id", "cause_1", "probability_1", "rationale"]
+    assert list(frame.columns) == ["case_id", "cause_1", "probability_1", "score_1", "rationale"]
     assert frame["rationale"].tolist() == ["a\r\nb", "plain"]
 
 
@@ -118,7 +118,7 @@ def test_bad_files_raise_input_file_error(text, match):
 def test_header_only_writes_the_header():
     got, summary = _score_text("case_id,fever,true_cause\n", next_step=True)
     assert got.splitlines() == [
-        "case_id,cause_1,probability_1,cause_2,probability_2,cause_3,probability_3,next_step,next_step_kind,"
+        "case_id,cause_1,probability_1,score_1,cause_2,probability_2,score_2,cause_3,probability_3,score_3,next_step,next_step_kind,"
         "next_step_value,triage,referral,should_stop,true_cause"]
     assert (summary.rows, summary.scored, summary.invalid) == (0, 0, 0)
 
@@ -146,7 +146,7 @@ def test_long_format_with_skip_invalid_keeps_order(impossible_model):
     text = "case_id,flu,fever,notes\nok,,no,n1\nbad,present,no,n2\nok2,absent,yes,n3\n"
     got, _ = _score_text(text, model=impossible_model, skip_invalid=True, format="long")
     frame = _read(got)
-    assert list(frame.columns) == ["case_id", "rank", "cause", "probability", "notes", "error"]
+    assert list(frame.columns) == ["case_id", "rank", "cause", "probability", "notes", "error"]  # a pgmpy network: posterior
     assert frame["case_id"].tolist() == ["ok", "bad", "ok2"]  # one hypothesis: one row per case
     assert frame["rank"].tolist() == ["1", "", "1"]
     assert frame["notes"].tolist() == ["n1", "n2", "n3"]
@@ -159,7 +159,7 @@ def test_every_column_option_is_checked():
     got, _ = _score_text(text, annotation_columns=["extra"], top_k=1)
     assert _read(got)["extra"].tolist() == ["x"]
     got, _ = _score_text(text, ignore_columns=["extra", "fever"], id_column="case_id", top_k=1)
-    assert list(_read(got).columns) == ["case_id", "cause_1", "probability_1"]
+    assert list(_read(got).columns) == ["case_id", "cause_1", "probability_1", "score_1"]
     with pytest.raises(InputFileError, match="the id column 'id' is not a column"):
         _score_text(text, id_column="id")
 

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "evaluation" / "vignettes" / "dev.csv"
 CLI_DATA = Path(__file__).parent / "data" / "cli"
 ANNOTATIONS = ["true_cause", "true_triage", "rationale"]
-TOP3 = ["cause_1", "probability_1", "cause_2", "probability_2", "cause_3", "probability_3"]
+#: The wide columns under the default (counterfactual) ranking: the posterior and the ranking's score per cause.
+TOP3 = ["cause_1", "probability_1", "score_1", "cause_2", "probability_2", "score_2", "cause_3", "probability_3",
+        "score_3"]
 
 
 def _run(*args: str, input: str | bytes | None = None):
@@ -102,12 +104,13 @@ def test_score_long_format_writes_every_cause_of_every_case(dev, dev_reference):
     assert result.exit_code == 0, result.output
     frame = _read(result.stdout)
     n_causes = len(bayesdx.load_model().hypotheses)
-    assert list(frame.columns) == ["case_id", "rank", "cause", "probability", *ANNOTATIONS]
+    assert list(frame.columns) == ["case_id", "rank", "cause", "probability", "score", *ANNOTATIONS]
     assert len(frame) == len(dev) * n_causes
     assert frame["case_id"].tolist() == np.repeat(dev["case_id"].to_numpy(), n_causes).tolist()
     assert frame["rank"].astype(int).tolist() == list(range(1, n_causes + 1)) * len(dev)
     probs = frame["probability"].astype(float).to_numpy().reshape(len(dev), n_causes)
-    assert (np.diff(probs, axis=1) <= 0).all()
+    scores = frame["score"].astype(float).to_numpy().reshape(len(dev), n_causes)
+    assert (np.diff(scores, axis=1) <= 0).all()  # ranked by the counterfactual score
     assert_array_equal(probs[:, :3], _probabilities(dev_reference))
 
 
@@ -117,7 +120,7 @@ def test_score_top_k_and_keep_column(tmp_path):
                   "--ignore-column", "true_triage")
     assert result.exit_code == 0, result.output
     frame = _read(out)
-    assert list(frame.columns) == ["patient", "cause_1", "probability_1"]
+    assert list(frame.columns) == ["patient", "cause_1", "probability_1", "score_1"]
     assert frame["patient"].tolist() == ["p1", "p2"]
 
 

@@ -48,55 +48,79 @@ def _model_file() -> dict:
         return tomllib.load(handle)
 
 
-def _link(value: object, state: str, positive_state: str) -> float:
+def _levels(raw: dict, parent: str, state: str, normal: str | None) -> list[float]:
+    """The level distribution parent=state alone produces (all on the lowest level when inactive)."""
+    link = raw["links"][parent]
+    if raw["kind"] == "noisy_or":
+        value = link["probability"]
+        p = float(value.get(state, 0.0)) if isinstance(value, dict) else (0.0 if state == normal else float(value))
+        return [1 - p, p]
+    value = link["probabilities"]
     if isinstance(value, dict):
-        return float(value.get(state, 0.0))
-    return float(value) if state == positive_state else 0.0
+        return list(value[state]) if state in value else [1.0] + [0.0] * (len(raw["leak"]) - 1)
+    return [1.0] + [0.0] * (len(value) - 1) if state == normal else list(value)
 
 
 def twin_disablement(model: bayesdx.Model, evidence: dict[str, str], finding: str, cure: str) -> float:
-    """P(finding' = off | do(cure = normal), evidence) from an explicit twin network, by VariableElimination."""
+    """P(finding' = normal | do(cure = normal), evidence) from an explicit twin network, by VariableElimination.
+
+    The finding becomes MAX(L, Z_1, ..., Z_n) of a leak level L and one latent level Z_i per parent
+    (P(Z_i | X_i) read from the model file); its twin is the MAX without the cured cause's Z. A noisy-OR is the
+    two-level case. An answer that stands for several states (``abnormal``) enters as virtual evidence.
+    """
     raw = _model_file()["cpds"][finding]
-    node_states = model.states[finding]
-    positive = raw.get("positive", "yes")
-    negative = next(s for s in node_states if s != positive)
+    states = list(model.states[finding])  # lowest level first for the bundled model's noisy nodes
+    if raw["kind"] == "noisy_or":
+        positive = raw.get("positive", "yes")
+        states = [next(s for s in states if s != positive), positive]
+    leak = [1 - raw["leak"], raw["leak"]] if raw["kind"] == "noisy_or" else list(raw["leak"])
+    n = len(leak)
+    levels = [str(k) for k in range(n)]
     net = model.network.copy()
-    for node in [n for n in net.nodes() if n == finding or n.startswith(f"{finding}__")]:
+    for node in [v for v in net.nodes() if v == finding or v.startswith(f"{finding}__")]:
         net.remove_node(node)
     parents = list(raw["links"])
     net.add_node("L")
-    net.add_cpds(TabularCPD("L", 2, [[1 - raw["leak"]], [raw["leak"]]], state_names={"L": ["off", "on"]}))
+    net.add_cpds(TabularCPD("L", n, [[p] for p in leak], state_names={"L": levels}))
     for k, parent in enumerate(parents):
-        states = list(model.states[parent])
-        normal = model.normal_states.get(parent) or ("absent" if "absent" in states else None)
-        value = raw["links"][parent]["probability"]
-        on = [(_link(value, s, s) if isinstance(value, dict) else (0.0 if s == normal else float(value))) for s in states]
-        name = f"A{k}"
+        pstates = list(model.states[parent])
+        normal = model.normal_states.get(parent)
+        columns = [_levels(raw, parent, s, normal) for s in pstates]
+        name = f"Z{k}"
         net.add_edge(parent, name)
-        net.add_cpds(TabularCPD(name, 2, [[1 - p for p in on], on], evidence=[parent], evidence_card=[len(states)],
-                               state_names={name: ["off", "on"], parent: states}))
+        net.add_cpds(TabularCPD(name, n, np.array(columns).T.tolist(), evidence=[parent], evidence_card=[len(pstates)],
+                                state_names={name: levels, parent: pstates}))
     for world, skip in (("T", None), ("U", parents.index(cure))):
         prev = "L"
         for k in range(len(parents)):
             name = f"{world}{k}"
             net.add_edge(prev, name)
-            if k == skip:  # the cured cause's activation does not reach the counterfactual world
-                table = [[1, 0], [0, 1]]
-                net.add_cpds(TabularCPD(name, 2, table, evidence=[prev], evidence_card=[2],
-                                       state_names={name: ["off", "on"], prev: ["off", "on"]}))
+            if k == skip:  # the cured cause's level does not reach the counterfactual world
+                net.add_cpds(TabularCPD(name, n, np.eye(n).tolist(), evidence=[prev], evidence_card=[n],
+                                        state_names={name: levels, prev: levels}))
             else:
-                net.add_edge(f"A{k}", name)
-                cols = [[1 - (a or b), (a or b)] for a, b in itertools.product([0, 1], [0, 1])]
-                net.add_cpds(TabularCPD(name, 2, np.array(cols).T.tolist(), evidence=[prev, f"A{k}"], evidence_card=[2, 2],
-                                       state_names={name: ["off", "on"], prev: ["off", "on"], f"A{k}": ["off", "on"]}))
+                net.add_edge(f"Z{k}", name)
+                cols = [[1.0 if y == max(a, b) else 0.0 for y in range(n)] for a, b in itertools.product(range(n), range(n))]
+                net.add_cpds(TabularCPD(name, n, np.array(cols).T.tolist(), evidence=[prev, f"Z{k}"], evidence_card=[n, n],
+                                        state_names={name: levels, prev: levels, f"Z{k}": levels}))
             prev = name
     assert net.check_model()
     factual, counterfactual = f"T{len(parents) - 1}", f"U{len(parents) - 1}"
-    ev = {v: s for v, s in evidence.items() if v != finding}
-    ev[factual] = "on" if evidence[finding] == positive else "off"
-    assert evidence[finding] == positive and negative != positive
-    result = VariableElimination(net).query([counterfactual], evidence=ev, show_progress=False)
-    return float(result.get_value(**{counterfactual: "off"}))
+    hard, virtual = {}, []
+    for v, s in evidence.items():
+        target = factual if v == finding else v
+        names = levels if v == finding else list(model.states[v])
+        members = model.aliases.get(v, {}).get(s, (s,))
+        code = [states.index(m) for m in members] if v == finding else [names.index(m) for m in members]
+        if len(code) == 1:
+            hard[target] = names[code[0]]
+        else:
+            weights = [[1.0 if j in code else 0.0] for j in range(len(names))]
+            virtual.append(TabularCPD(target, len(names), weights, state_names={target: names}))
+    assert states.index(evidence[finding]) != 0 if evidence[finding] in states else True
+    result = VariableElimination(net).query([counterfactual], evidence=hard, virtual_evidence=virtual or None,
+                                            show_progress=False)
+    return float(result.get_value(**{counterfactual: "0"}))
 
 
 CASES = [
@@ -123,11 +147,27 @@ def test_expected_disablement_is_the_sum_over_positive_findings_of_twin_network_
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
     by_id = {c.id: c for c in dx.causes}
     kinds = _model_file()["cpds"]
-    positives = [v for v, s in evidence.items() if kinds.get(v, {}).get("kind") == "noisy_or"
-                 and s == kinds[v].get("positive", "yes")]
+    positives = [v for v, s in evidence.items() if kinds.get(v, {}).get("kind") in ("noisy_or", "noisy_max")
+                 and s != bundled_model.normal_states.get(v)]
     assert {"leg_twitching", "muscle_weakness", "electromyography"} <= set(positives)
-    for cause in ("als", "myopathy", "stress_anxiety"):
+    for cause in ("als", "myopathy", "polyneuropathy", "stress_anxiety"):
         expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives
+                       if cause in kinds[f]["links"])
+        assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("emg", ["neurogenic", "myopathic", "abnormal"])
+def test_graded_and_soft_test_results_match_the_twin_network(bundled_model, emg):
+    """A graded test (noisy-MAX, normal < myopathic < neurogenic) and the coarse answer 'abnormal' (soft
+    evidence on both raised levels), with a graded creatine kinase beside it."""
+    evidence = {**bundled_model.presenting, "age_group": "adult", "muscle_weakness": "yes", "electromyography": emg,
+                "creatine_kinase": "markedly_raised"}
+    dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
+    by_id = {c.id: c for c in dx.causes}
+    kinds = _model_file()["cpds"]
+    for cause in ("als", "myopathy", "nerve_root_irritation"):
+        expected = sum(twin_disablement(bundled_model, evidence, f, cause)
+                       for f in ("leg_twitching", "muscle_weakness", "electromyography", "creatine_kinase")
                        if cause in kinds[f]["links"])
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
 

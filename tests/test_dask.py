@@ -89,7 +89,7 @@ def test_cli_engine_dask_writes_the_same_file_as_the_local_engine(tmp_path):
     read = {"dtype": str, "keep_default_na": False}
     got, expected = pd.read_csv(remote, **read), pd.read_csv(local, **read)
     assert len(got) == 87
-    probability = [f"probability_{j}" for j in range(1, 5)]
+    probability = [f"{name}_{j}" for j in range(1, 5) for name in ("probability", "score")]
     assert got.drop(columns=probability).equals(expected.drop(columns=probability))
     assert_frame_equal(got[probability].astype(float), expected[probability].astype(float),
                        check_exact=False, rtol=0, atol=1e-10)

@@ -26,11 +26,13 @@ SETTINGS = ("article", "uniform")
 STEP_CASES = 3
 LEVELS = ("self_care", "routine_appointment", "prompt_specialist", "emergency")
 METRICS_CSV_COLUMNS = [
-    "priors", "n",
+    "priors", "ranking", "n",
     "top1", "top1_lo", "top1_hi", "top3", "top3_lo", "top3_hi", "mrr", "mrr_lo", "mrr_hi",
     "log_loss", "log_loss_lo", "log_loss_hi", "brier", "brier_lo", "brier_hi", "ece", "ece_lo", "ece_hi",
     "triage_accuracy", "triage_accuracy_lo", "triage_accuracy_hi", "under_triage", "under_triage_lo",
-    "under_triage_hi", "mean_steps", "mean_steps_lo", "mean_steps_hi",
+    "under_triage_hi", "over_triage", "over_triage_lo", "over_triage_hi", "safe_triage", "safe_triage_lo",
+    "safe_triage_hi", "emergency_recall", "emergency_recall_lo", "emergency_recall_hi",
+    "mean_steps", "mean_steps_lo", "mean_steps_hi",
 ]
 
 

@@ -42,7 +42,8 @@ def prior_file(folder: Path, probabilities: dict[str, float], name: str = "scale
 def top_with_prior_file(tmp_path: Path, model_path: Path, probabilities: dict[str, float],
                         evidence: dict[str, str]) -> str:
     model = bayesdx.load_model(model_path, priors=prior_file(tmp_path, probabilities))
-    return bayesdx.rank_causes(evidence, model=model, next_steps=False).causes[0].id
+    # flip factors are defined on the posterior (the leading cause by probability)
+    return bayesdx.rank_causes(evidence, model=model, next_steps=False, ranking="posterior").causes[0].id
 
 
 def matrix_of(model: bayesdx.Model, cases: list[dict[str, str]]) -> np.ndarray:

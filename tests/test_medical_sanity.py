@@ -116,16 +116,13 @@ def test_a_woman_with_fatigue_pallor_and_low_ferritin_ranks_iron_deficiency_firs
     assert dx.causes[0].id == "iron_deficiency"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known limitation, left in the open: causes co-occur, so a long course is explained by a co-present "
-    "stress cause and barely counts against overexertion, whose CK link (0.30) then wins. Fixing it needs "
-    "an interaction (overexertion's CK rise is transient) that noisy-OR/MAX links cannot express."))
 def test_a_boy_with_months_of_weakness_and_a_raised_ck_ranks_myopathy_above_overexertion(model):
     """Article: "If polio, degeneration of the cervical spine or serious muscular diseases are suspected,
     self-measures should be refrained from." Clinical: proximal weakness with a raised creatine kinase for
     more than three months in a boy is a myopathy (e.g. a dystrophy) until proven otherwise; an
     exercise-induced CK rise peaks within days and settles within about a week, and overexertion "should
-    disappear completely on its own after a few hours". (The dev053 vignette.)"""
+    disappear completely on its own after a few hours". (The dev053 vignette; a strict xfail until the
+    counterfactual ranking: co-present stress no longer lends overexertion the long course.)"""
     dx = _rank(model, {"twitch_appearance": "fine_flicker", "frequency": "occasional", "duration": "over_3_months",
                        "both_legs": "yes", "muscle_weakness": "yes", "age_group": "child", "sex": "male",
                        "creatine_kinase": "abnormal"})
@@ -149,7 +146,7 @@ def test_a_child_with_daily_visible_jerks_and_an_epileptiform_eeg_ranks_epilepsy
 
 
 # ---------------------------------------------------------------------- explaining away and age
-ALS_EVIDENCE = {"muscle_weakness": "yes", "muscle_wasting": "yes", "electromyography": "abnormal",
+ALS_EVIDENCE = {"muscle_weakness": "yes", "muscle_wasting": "yes", "electromyography": "neurogenic",
                 "neurological_exam": "abnormal"}
 
 
@@ -210,7 +207,12 @@ def test_the_bundled_model_holds_the_whole_vocabulary_exactly_as_spelled(model):
     roles = {"cause": model.causes, "finding": model.findings, "test": model.tests}
     for row in rows:
         assert row["id"] in model.states, row["id"]
-        assert tuple(model.states[row["id"]]) == tuple(row["states"].split("|")), row["id"]
+        # each spelling is accepted, as a state or as an alias for finer states (soft evidence)
+        assert set(row["states"].split("|")) <= set(model.answers(row["id"])), row["id"]
+        if tuple(model.states[row["id"]]) != tuple(row["states"].split("|")):
+            assert row["id"] in model.aliases, row["id"]
+        for state in row["states"].split("|"):
+            bayesdx.rank_causes({row["id"]: state}, model=model, next_steps=False)
         assert row["id"] in roles[row["kind"]], (row["id"], row["kind"])
     extra = set(model.causes + model.findings + model.tests) - {r["id"] for r in rows}
     assert extra == set(model.presenting)  # the only node beyond the vocabulary is the presenting complaint
@@ -222,7 +224,8 @@ def _expected_priors(name: str) -> dict[str, float]:
     with (PRIOR_DIR / f"{name}.toml").open("rb") as handle:
         data = tomllib.load(handle)
     terms = data.get("scale", {}).get("terms", {})
-    raw = {c: (e["probability"] if "probability" in e else terms[e["qualifier"]]) for c, e in data["causes"].items()}
+    raw = {c: (e["probability"] if "probability" in e else terms[e["qualifier"]] * e.get("share", 1.0))
+           for c, e in data["causes"].items()}
     expected = data.get("setting", {}).get("expected_causes")
     if expected is None:
         return raw

@@ -84,3 +84,25 @@ KNOWN_MISSES = {
 def test_textbook_presentation_reaches_its_rank(bundled_model, pid, evidence, cause, worst, fact):
     dx = bayesdx.rank_causes(evidence, model=bundled_model, next_steps=False)
     assert dx.rank(cause) <= worst, (pid, fact, [(c.id, round(c.score(dx.ranking), 3)) for c in dx.causes[:4]])
+
+
+def test_no_single_answer_makes_any_cause_impossible(bundled_model):
+    """People misreport and tests err: every state of every finding and test, alone with the presenting
+    complaint, leaves every cause with a positive posterior (no hard zeros in the time course or elsewhere)."""
+    cases = [{var: state} for var in (*bundled_model.findings, *bundled_model.tests)
+             if var not in bundled_model.presenting for state in bundled_model.states[var]]
+    frame = bayesdx.score(cases, model=bundled_model, top_k=len(bundled_model.hypotheses), ranking="posterior")
+    lowest = frame[[c for c in frame.columns if c.startswith("probability_")]].min(axis=1)
+    impossible = [cases[k] for k in range(len(cases)) if not lowest.iloc[k] > 0.0]
+    assert not impossible
+    assert len(cases) >= 2 * (len(bundled_model.findings) + len(bundled_model.tests) - 1)
+
+
+def test_a_first_seizure_leaves_als_and_parkinson_possible(bundled_model):
+    """The clinical review's example: once + hours used to give ALS, Parkinson's, RLS, polyneuropathy and
+    iron deficiency probability 0."""
+    dx = bayesdx.rank_causes({"frequency": "once", "duration": "hours", "muscle_wasting": "yes", "muscle_weakness": "yes",
+                              "electromyography": "abnormal"}, model=bundled_model, next_steps=False)
+    for cause in ("als", "parkinsons_disease", "restless_legs_syndrome", "polyneuropathy", "iron_deficiency"):
+        assert dx.probability(cause) > 0.0
+    assert dx.rank("als") <= 3

@@ -88,7 +88,7 @@ def test_score_keeps_a_non_default_index_with_missing_cells(tiny_model):
     scored = bayesdx.score(frame, model=tiny_model, top_k=1)
     assert list(scored.index) == [30, 10, 20]
     assert scored.index.name == "patient"
-    assert list(scored.columns) == ["cause_1", "probability_1"]
+    assert list(scored.columns) == ["cause_1", "probability_1", "score_1"]
     expected = [bayesdx.rank_causes(e, model=tiny_model).causes[0]
                 for e in ({"fever": "yes"}, {"thermometer": "abnormal"}, {"fever": "no"})]
     assert scored["cause_1"].tolist() == [c.id for c in expected]
@@ -97,13 +97,15 @@ def test_score_keeps_a_non_default_index_with_missing_cells(tiny_model):
 
 def test_score_top_k_above_the_number_of_hypotheses_shows_them_all(tiny_model):
     scored = bayesdx.score([{"fever": "yes"}], model=tiny_model, top_k=10)
+    assert list(scored.columns) == ["cause_1", "probability_1", "score_1", "cause_2", "probability_2", "score_2"]
+    scored = bayesdx.score([{"fever": "yes"}], model=tiny_model, top_k=10, ranking="posterior")
     assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2"]
 
 
 def test_score_of_no_cases_is_an_empty_frame_with_the_columns(tiny_model):
     scored = bayesdx.score([], model=tiny_model, top_k=2)
     assert len(scored) == 0
-    assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2"]
+    assert list(scored.columns) == ["cause_1", "probability_1", "score_1", "cause_2", "probability_2", "score_2"]
 
 
 def test_score_probabilities_are_unrounded(tiny_model):

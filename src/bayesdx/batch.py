@@ -43,7 +43,7 @@ from ._validation import check_option, check_positive_int
 from .evidence import to_state
 from .exceptions import BayesdxError, ImpossibleEvidenceError, InvalidStateError
 from .model import Model, _model_or_default
-from .ranking import STEP_COLUMNS, score
+from .ranking import STEP_COLUMNS, resolve_ranking, score
 
 __all__ = [
     "DEFAULT_CHUNKSIZE",
@@ -419,6 +419,8 @@ def _long(parsed: _Parsed, results: pd.DataFrame, layout: _Layout, n: int, k: in
         "cause": causes[take],
         "probability": probs[take],
     })
+    if "score_1" in aligned.columns:
+        out["score"] = aligned[[f"score_{j}" for j in range(1, k + 1)]].to_numpy(dtype=float)[take]
     for name in layout.annotations:
         out[name] = parsed.frame[name].to_numpy(dtype=object)[position]
     if skip_invalid:
@@ -485,6 +487,7 @@ def score_csv(
     chunksize: int | None = None,
     scorer: Scorer | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    ranking: str | None = None,
 ) -> BatchSummary:
     """Score a CSV file of cases chunk by chunk and write one output row per input row, in input order.
 
@@ -523,6 +526,9 @@ def score_csv(
     on_progress : callable, optional
         Called after every chunk as ``on_progress(rows, characters)`` with the rows written and the input
         characters consumed by that chunk.
+    ranking : {"expected_disablement", "disablement", "posterior"}, optional
+        What the causes are ranked by (see :func:`bayesdx.rank_causes`). Under a counterfactual ranking the
+        wide format adds ``score_j`` after each ``probability_j`` and the long format a ``score`` column.
 
     Returns
     -------
@@ -549,12 +555,14 @@ def score_csv(
             raise TypeError(
                 f"The {name!r} parameter of score_csv must be a list of column names. Got {value!r} instead.")
     model = _model_or_default(model, priors, "score_csv")
+    ranking = resolve_ranking(model, "score_csv", ranking)
+    per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")
     n_hyp = len(model.hypotheses)
     k = min(top_k if top_k is not None else (3 if format == "wide" else n_hyp), n_hyp)
     with_steps = next_step and format == "wide"
     if scorer is None:
         def scorer(evidence: pd.DataFrame) -> pd.DataFrame:
-            return score(evidence, model=model, top_k=k, next_step=with_steps)
+            return score(evidence, model=model, top_k=k, next_step=with_steps, ranking=ranking)
     chunksize = chunksize or (DEFAULT_CHUNKSIZE_NEXT_STEP if with_steps else DEFAULT_CHUNKSIZE)
     name = _source_name(source)
 
@@ -579,10 +587,10 @@ def score_csv(
                          annotation_columns=annotation_columns, id_column=id_column)
         columns = [layout.id_column]
         if format == "wide":
-            columns += [c for j in range(1, k + 1) for c in (f"cause_{j}", f"probability_{j}")]
+            columns += [f"{c}_{j}" for j in range(1, k + 1) for c in per_cause]
             columns += list(STEP_COLUMNS) if with_steps else []
         else:
-            columns += list(LONG_COLUMNS)
+            columns += list(LONG_COLUMNS) + (["score"] if ranking != "posterior" else [])
         columns += list(layout.annotations) + ([ERROR_COLUMN] if skip_invalid else [])
 
         if isinstance(destination, (str, os.PathLike)):
@@ -604,6 +612,9 @@ def score_csv(
                 results = _score_valid(parsed, chunk, layout, scorer, name, strict=strict)
                 frame = (_wide(parsed, results, layout, n, skip_invalid) if format == "wide"
                          else _long(parsed, results, layout, n, k, skip_invalid))
+                if list(frame.columns) != columns:  # never write a row that does not match the header
+                    raise RuntimeError(f"internal error: scored columns {list(frame.columns)} differ from the "
+                                       f"header {columns}; nothing more is written")
                 frame.to_csv(out, header=False, index=False, lineterminator="\n")
                 rows += n
                 invalid += len(parsed.errors)

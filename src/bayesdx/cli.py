@@ -104,6 +104,16 @@ def _parse_evidence(pairs: Sequence[str]) -> dict[str, str]:
     return evidence
 
 
+def _ranking_option(f: Any) -> Any:
+    from .counterfactual import RANKINGS
+
+    return click.option(
+        "--ranking", type=click.Choice(sorted(RANKINGS)), default=None,
+        show_default="expected_disablement (posterior for networks of full tables)",
+        help="What the causes are ranked by: " + "; ".join(f"{k}: {v}" for k, v in RANKINGS.items()) + ".",
+    )(f)
+
+
 @main.command()
 @click.argument("evidence", nargs=-1, metavar="[VARIABLE=STATE]...")
 @_model_options
@@ -115,8 +125,9 @@ def _parse_evidence(pairs: Sequence[str]) -> dict[str, str]:
               help="Compute the next steps and the stop rule.")
 @click.option("--json", "as_json", is_flag=True, default=False, show_default=True,
               help="Print the full result as JSON instead of a table.")
+@_ranking_option
 def rank(evidence: tuple[str, ...], model: str | None, priors: str | None, top_k: int | None, steps: int,
-         next_step: bool, as_json: bool) -> None:
+         next_step: bool, as_json: bool, ranking: str | None) -> None:
     """Rank the causes of one case given its evidence, e.g. `bayesdx rank painful_cramps=yes age_group=adult`.
 
     An empty state (fever=) means not observed.
@@ -126,7 +137,7 @@ def rank(evidence: tuple[str, ...], model: str | None, priors: str | None, top_k
     observed = _parse_evidence(evidence)
     m = _load(model, priors)
     with _user_errors():
-        dx = rank_causes(observed, model=m, next_steps=next_step)
+        dx = rank_causes(observed, model=m, next_steps=next_step, ranking=ranking)
     if as_json:
         click.echo(json.dumps(dx._summary(), indent=2))
         return
@@ -138,12 +149,22 @@ def _format_diagnosis(dx: Any, model: Any, top_k: int | None, steps: int) -> str
     prior = dx.prior_probabilities
     out = [f"Model {dx.model_id} {dx.model_version}, priors {dx.priors}; "
            f"evidence: {', '.join(f'{k}={v}' for k, v in dx.evidence.items()) or 'none'}", ""]
-    out.append(_table(
-        ["rank", "cause", "label", "probability", "prior"],
-        [(k, c.id, dx.labels.get(c.node, c.node), _fmt(c.probability), _fmt(prior.get(c.id, float("nan"))))
-         for k, c in enumerate(shown, start=1)],
-        right=(0, 3, 4),
-    ))
+    if dx.ranking == "posterior":
+        out.append(_table(
+            ["rank", "cause", "label", "probability", "prior"],
+            [(k, c.id, dx.labels.get(c.node, c.node), _fmt(c.probability), _fmt(prior.get(c.id, float("nan"))))
+             for k, c in enumerate(shown, start=1)],
+            right=(0, 3, 4),
+        ))
+    else:
+        out.append(f"Ranked by {dx.ranking.replace('_', ' ')}: what curing the cause alone would switch off "
+                   "(disablement: of the twitching; expected disablement: of all positive findings).")
+        out.append(_table(
+            ["rank", "cause", "label", "exp. disablement", "disablement", "probability", "prior"],
+            [(k, c.id, dx.labels.get(c.node, c.node), _fmt(c.expected_disablement), _fmt(c.disablement),
+              _fmt(c.probability), _fmt(prior.get(c.id, float("nan")))) for k, c in enumerate(shown, start=1)],
+            right=(0, 3, 4, 5, 6),
+        ))
     if len(shown) < len(dx.causes):
         out.append(f"({len(dx.causes) - len(shown)} more causes; --top-k to show them)")
     if dx.should_stop is not None:
@@ -166,7 +187,7 @@ def _format_diagnosis(dx: Any, model: Any, top_k: int | None, steps: int) -> str
     else:
         out.append("Triage: none (the model declares no triage rules)" if model.triage_policy is None
                    else "Triage: none")
-    out.append(f"Referral: {dx.referral}" if dx.referral is not None else "Referral: none")
+    out.append(f"Referral: {dx.referral} ({dx.referral_reason})" if dx.referral is not None else "Referral: none")
     out.extend(["", dx.caveat])
     return "\n".join(out)
 
@@ -195,7 +216,7 @@ class _Progress:
 
 
 def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None, workers: int,
-                 stack: contextlib.ExitStack) -> Callable[[Any], Any]:
+                 stack: contextlib.ExitStack, ranking: str | None = None) -> Callable[[Any], Any]:
     try:
         import dask.dataframe as dd
         from dask.distributed import Client, LocalCluster
@@ -216,12 +237,12 @@ def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None,
 
     def scorer(evidence: Any) -> Any:
         if len(evidence) == 0:
-            return score(evidence, model=model, top_k=top_k, next_step=next_step)
+            return score(evidence, model=model, top_k=top_k, next_step=next_step, ranking=ranking)
         try:
             parts = dd.from_pandas(evidence, npartitions=min(n_parts, len(evidence)), sort=False)
-            return score_dask(parts, model=model, top_k=top_k, next_step=next_step).compute()
+            return score_dask(parts, model=model, top_k=top_k, next_step=next_step, ranking=ranking).compute()
         except Exception:
-            return score(evidence, model=model, top_k=top_k, next_step=next_step)
+            return score(evidence, model=model, top_k=top_k, next_step=next_step, ranking=ranking)
 
     return scorer
 
@@ -272,10 +293,11 @@ def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack) -> IO[
               help="Workers of the local Dask cluster (with --engine dask and no --scheduler).")
 @click.option("-q", "--quiet", is_flag=True, default=False, show_default=True,
               help="No progress bar and no summary on stderr (errors are still printed).")
+@_ranking_option
 def score_command(input_path: str, output: str, model: str | None, priors: str | None, top_k: int | None,
                   next_step: bool, fmt: str, ignore_columns: tuple[str, ...], keep_columns: tuple[str, ...],
                   id_column: str | None, skip_invalid: bool, chunk_size: int | None, engine: str,
-                  scheduler: str | None, workers: int, quiet: bool) -> None:
+                  scheduler: str | None, workers: int, quiet: bool, ranking: str | None) -> None:
     """Score a CSV file of cases (INPUT, or - for standard input): one output row per input row, in order.
 
     The input has a case id column (case_id, or the first column), one column per variable of the model
@@ -293,7 +315,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
         if engine == "dask":
             n_hyp = len(m.hypotheses)
             k = min(top_k if top_k is not None else (3 if fmt == "wide" else n_hyp), n_hyp)
-            scorer = _dask_scorer(m, k, next_step and fmt == "wide", scheduler, workers, stack)
+            scorer = _dask_scorer(m, k, next_step and fmt == "wide", scheduler, workers, stack, ranking)
         source: IO[str] | str
         destination: IO[str] | str
         if input_path == "-":
@@ -312,6 +334,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
                     source, destination, model=m, top_k=top_k, next_step=next_step, format=fmt,
                     ignore_columns=ignore_columns, annotation_columns=keep_columns, id_column=id_column,
                     skip_invalid=skip_invalid, chunksize=chunk_size, scorer=scorer, on_progress=progress,
+                    ranking=ranking,
                 )
             except BrokenPipeError:  # the reader of standard output went away (| head): stop quietly
                 devnull = os.open(os.devnull, os.O_WRONLY)

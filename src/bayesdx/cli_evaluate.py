@@ -45,9 +45,12 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
               help="Skip the step protocol (mean_steps is then empty). Default: run it.")
 @click.option("--step-cases", type=click.IntRange(min=1), default=None,
               help="Run the step protocol on the first N cases only. Default: all cases.")
+@click.option("--ranking", type=click.Choice(["expected_disablement", "disablement", "posterior"]), default=None,
+              help="What the causes are ranked by for top-1, top-3 and MRR (see bayesdx rank --help). "
+                   "Default: expected_disablement.")
 def evaluate(vignettes: Path, priors: tuple[str, ...], model_source: str | None, report_dir: Path | None,
              n_bootstrap: int, n_prior_draws: int, prior_spread: float, n_self_consistency: int, seed: int,
-             no_steps: bool, step_cases: int | None) -> None:
+             no_steps: bool, step_cases: int | None, ranking: str | None) -> None:
     """Compare prior settings on VIGNETTES.csv: accuracy, calibration, triage, steps and robustness.
 
     Prints the metrics table (each value with its 95% bootstrap interval) and, with -o, writes the report.
@@ -61,7 +64,7 @@ def evaluate(vignettes: Path, priors: tuple[str, ...], model_source: str | None,
             vignettes, priors=priors or ("article",), model=model, next_steps=not no_steps, n_bootstrap=n_bootstrap,
             n_prior_draws=n_prior_draws, prior_spread=prior_spread, seed=seed, report_dir=report_dir,
             n_self_consistency=n_self_consistency, step_cases=step_cases,
-            progress=_stage_printer(sys.stderr.isatty()),
+            progress=_stage_printer(sys.stderr.isatty()), ranking=ranking,
         )
     except (bayesdx.BayesdxError, ValueError, TypeError, FileNotFoundError, ImportError) as err:
         raise click.ClickException(str(err)) from err

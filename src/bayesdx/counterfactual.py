@@ -21,6 +21,12 @@ because ``P(S = off | x) = (1 - l) prod_{i active} (1 - p_i)`` holds the factor 
 ``x_D = d``. So each term is one exact evidence probability of the engine (the case's evidence with ``S``
 observed off and ``D`` clamped to ``d``), divided by ``P(e)``. No sampling, no enumeration of configurations.
 
+The same holds for a graded (noisy-MAX) finding whose lowest level is its normal state, such as a creatine
+kinase that is normal, mildly or markedly raised: it is switched off when it would fall to the normal level.
+Observed at level ``y`` (or with a likelihood ``lambda`` over the raised levels, as for the answer
+``abnormal``), the odds ``p_D / (1 - p_D)`` become ``sum_y lambda(y) P(Z_D = y) / P(Z_D = 0)``, with
+``Z_D`` the level cause ``D`` alone produces.
+
 Scores
 ------
 ``disablement``
@@ -36,9 +42,10 @@ Scope
 -----
 Curing ``D`` acts on ``D`` only: other causes keep their factual states even where ``D`` is their parent in
 the network (curing diabetes does not undo an existing neuropathy), so the score is the cause's direct
-effect on the findings. Findings counted are noisy-OR nodes observed in their positive state (hard
-evidence); time-course (noisy-MAX) and table nodes count nothing. A link of probability exactly 1 leaves the
-ratio undefined and raises ``ValueError``.
+effect on the findings. Findings counted are noisy-OR and noisy-MAX findings and tests observed away from their normal state (hard
+or soft evidence that rules the normal level out); nodes without a normal lowest level (the time course)
+and table nodes count nothing. A link that never leaves the normal level leaves the ratio undefined and
+raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -67,12 +74,11 @@ ROW_BLOCK = 20_000
 @dataclass(frozen=True)
 class _Link:
     finding: str
-    negative: int  # state index of the finding's negative state
-    positive: int
+    negative: int  # state index of the finding's normal (lowest-level) state
     hypothesis: int  # index into model.hypotheses
     cause: str
     state: int  # the cause's state index for this hypothesis
-    odds: float  # p / (1 - p)
+    odds: np.ndarray  # per state of the finding: P(Z_D = that level) / P(Z_D = lowest); 0 at the normal state
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class CounterfactualScores:
 
 
 def _links(model: Model) -> list[_Link]:
-    """Every (noisy-OR finding or test, cause hypothesis) link of a model file, with its odds."""
+    """Every (noisy finding or test with a normal lowest level, cause hypothesis) link, with its odds."""
     spec = model.spec
     if spec is None:
         raise ValueError(
@@ -104,22 +110,28 @@ def _links(model: Model) -> list[_Link]:
         by_node.setdefault(h.node, []).append(k)
     links = []
     for node, cpd in spec.cpds.items():
-        if cpd.get("kind") != "noisy_or" or model.role(node) not in ("finding", "test"):
+        if cpd.get("kind") not in ("noisy_or", "noisy_max") or model.role(node) not in ("finding", "test"):
             continue
         params = noisy_parameters(spec, node)
-        negative, positive = params.order
+        lowest = params.order[0]
+        if model.states[node][lowest] != model.normal_states.get(node):
+            continue  # no normal lowest level (the time course): nothing to switch off
         for parent, cdf in zip(spec.parents(node), params.parent_cdfs, strict=True):
             for k in by_node.get(parent, ()):
                 state = model.states[parent].index(model.hypotheses[k].state)
-                p = 1.0 - float(cdf[state, 0])
-                if p <= 0.0:
-                    continue
-                if p >= 1.0:
+                pmf = np.diff(cdf[state], prepend=0.0)  # by level
+                if pmf[0] >= 1.0:
+                    continue  # this state produces nothing
+                if pmf[0] <= 0.0:
                     raise ValueError(
-                        f"The link {parent}={model.hypotheses[k].state} -> {node} has probability 1, so the "
-                        "counterfactual score is undefined for it; give the link a probability below 1."
+                        f"The link {parent}={model.hypotheses[k].state} -> {node} never leaves the normal level "
+                        f"{model.states[node][lowest]!r}, so the counterfactual score is undefined for it; give "
+                        "the normal level a probability above 0."
                     )
-                links.append(_Link(node, negative, positive, k, parent, state, p / (1.0 - p)))
+                odds = np.zeros(len(params.order))
+                for level, index in enumerate(params.order):
+                    odds[index] = pmf[level] / pmf[0] if level else 0.0
+                links.append(_Link(node, lowest, k, parent, state, odds))
     return links
 
 
@@ -154,7 +166,7 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
         lam = likelihoods.get(link.finding)
         if lam is None:
             continue
-        hit = np.flatnonzero((lam[:, link.positive] > 0) & (lam[:, link.negative] == 0))
+        hit = np.flatnonzero((lam[:, link.negative] == 0) & (lam.max(axis=1) > 0))
         if hit.size:
             row_case.append(hit)
             row_link.append(np.full(hit.size, j))
@@ -180,7 +192,8 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
                 rows[link.cause] = np.ones((rc.size, len(clamp)))
                 rows[link.cause][at] = clamp
         post = model.engine.posterior(rows, model.causes[:1], rc.size)
-        odds = np.array([links[j].odds for j in rl])
+        # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0): the case's own likelihood of the finding, before replacement
+        odds = np.array([likelihoods[links[j].finding][c] @ links[j].odds for c, j in zip(rc.tolist(), rl.tolist(), strict=True)])
         value = np.where(post.impossible, 0.0, odds * np.exp(post.log_evidence - log_evidence[rc]))
         hyp = np.array([links[j].hypothesis for j in rl])
         np.add.at(expected, (rc, hyp), value)

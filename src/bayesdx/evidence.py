@@ -47,7 +47,7 @@ def to_state(model: Model, variable: str, value: Any, where: str = "") -> str | 
     """The state name that ``value`` stands for, or None when it means "not observed"."""
     if is_missing(value):
         return None
-    states = model.states[variable]
+    states = model.answers(variable)
     if isinstance(value, (bool, np.bool_)):
         names = _TRUE_NAMES if value else _FALSE_NAMES
         for s in states:
@@ -112,8 +112,7 @@ def likelihoods_from_evidence(model: Model, cases: Sequence[Mapping[str, str]]) 
             arr = arrays.get(variable)
             if arr is None:
                 arr = arrays[variable] = np.ones((n, len(model.states[variable])))
-            arr[k] = 0.0
-            arr[k, model.states[variable].index(state)] = 1.0
+            arr[k] = model.answer_vector(variable, state)
     return arrays
 
 
@@ -132,7 +131,7 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
     for column in frame.columns:
         if column not in model.states:
             raise unknown_variable(model, column, " (a column of the cases)")
-        states = model.states[column]
+        states = model.answers(column)
         values = frame[column].to_numpy(dtype=object)
         codes = np.full(n, -1, dtype=np.int64)
         lookup: dict[Any, int] = {}
@@ -151,8 +150,8 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
             codes[k] = code
         observed = codes >= 0
         if observed.any():
-            arr = np.ones((n, len(states)))
-            arr[observed] = 0.0
-            arr[np.flatnonzero(observed), codes[observed]] = 1.0
+            vectors = np.array([model.answer_vector(column, a) for a in states])  # one row per accepted answer
+            arr = np.ones((n, len(model.states[column])))
+            arr[observed] = vectors[codes[observed]]
             arrays[column] = arr
     return arrays

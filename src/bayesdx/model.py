@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -63,6 +65,9 @@ class Model:
         State names of every node.
     normal_states : mapping of str to str or None
         The normal (not-a-hypothesis, negative) state of each node, where it has one.
+    aliases : mapping of str to mapping of str to tuple of str
+        Per node, coarser answers that stand for several states (``electromyography = "abnormal"`` means
+        neurogenic or myopathic): entered as soft evidence, a likelihood of one on each listed state.
     costs : mapping of str to float
         Cost of observing each finding (asking) and test (doing), on the model's cost scale.
     labels : mapping of str to str
@@ -101,6 +106,20 @@ class Model:
     hidden: tuple[str, ...] = field(default=(), repr=False)
     presenting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     base_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    aliases: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def answers(self, variable: str) -> tuple[str, ...]:
+        """Every accepted answer for ``variable``: its states, then its aliases."""
+        return (*self.states[variable], *self.aliases.get(variable, {}))
+
+    def answer_vector(self, variable: str, answer: str) -> np.ndarray:
+        """The likelihood vector of an answer: one-hot for a state, ones on the listed states for an alias."""
+        states = self.states[variable]
+        vector = np.zeros(len(states))
+        members = self.aliases.get(variable, {}).get(answer)
+        for state in (answer,) if members is None else members:
+            vector[states.index(state)] = 1.0
+        return vector
 
     def __repr__(self) -> str:
         return (
@@ -309,7 +328,8 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     hyp_ids = [h.id for h in hypotheses]
     states = {n.id: n.states for n in nodes}
     normals = {n.id: n.normal for n in nodes}
-    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, states, hyp_ids,
+    answers = {n.id: (*n.states, *n.aliases) for n in nodes}
+    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, answers, hyp_ids,
                                                                  normals, tuple(spec.presenting))
     referral = None if spec.referral is None else ReferralPolicy.parse(
         spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
@@ -325,6 +345,7 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         hypotheses=hypotheses,
         states=MappingProxyType(states),
         normal_states=MappingProxyType({n.id: n.normal for n in nodes}),
+        aliases=MappingProxyType({n.id: MappingProxyType(dict(n.aliases)) for n in nodes if n.aliases}),
         costs=MappingProxyType(costs),
         labels=MappingProxyType({n.id: n.label for n in nodes}),
         id=spec.id,

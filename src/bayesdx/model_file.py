@@ -38,6 +38,7 @@ class NodeSpec:
     normal: str | None
     cost: float | None
     basis: str
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def read_model_file(path: str | Path) -> ModelSpec:
             id=node_id, role=role, states=tuple(states), label=str(raw.get("label", node_id)),
             description=str(raw.get("description", "")), normal=normal,
             cost=None if cost is None else float(cost), basis=str(raw.get("basis", "")),
+            aliases=_aliases(path, where, raw.get("aliases", {}), states),
         )
     for node_id in cpds_raw:
         if node_id not in nodes:
@@ -218,6 +220,22 @@ def read_model_file(path: str | Path) -> ModelSpec:
         _check_cpd(spec, node_id)
     _check_acyclic(spec)
     return spec
+
+
+def _aliases(path: Path, where: str, raw: Any, states: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``aliases = { abnormal = ["neurogenic", "myopathic"] }``: a coarser answer that stands for several states."""
+    if not isinstance(raw, dict):
+        raise ModelFileError(path, f"{where}.aliases", f"must be a table of name = [states], got {raw!r}", raw)
+    result = {}
+    for name, members in raw.items():
+        key = f"{where}.aliases.{name}"
+        if name in states:
+            raise ModelFileError(path, key, f"{name!r} is already a state of the node", name)
+        if (not isinstance(members, list) or len(members) < 2 or len(set(members)) != len(members)
+                or not all(m in states for m in members)):
+            raise ModelFileError(path, key, f"must list at least two distinct states of the node {list(states)!r}, got {members!r}", members)
+        result[str(name)] = tuple(members)
+    return result
 
 
 def _evidence_table(path: Path, key: str, raw: Any, nodes: Mapping[str, NodeSpec]) -> dict[str, str]:
@@ -506,9 +524,16 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         if qualifier is not None:
             if qualifier not in scale:
                 raise ModelFileError(path, f"{key}.qualifier", f"{qualifier!r} is not a term of [scale.terms]; terms are {sorted(scale)!r}", qualifier)
-            if prob is not None and abs(prob - scale[qualifier]) > 1e-12:
+            if prob is not None and "share" not in entry and abs(prob - scale[qualifier]) > 1e-12:
                 raise ModelFileError(path, f"{key}.probability", f"{prob!r} disagrees with the scale's {scale[qualifier]!r} for {qualifier!r}", prob)
             prob = scale[qualifier]
+            share = entry.get("share")
+            if share is not None:  # the qualifier speaks of a group; this cause takes a share of it
+                if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+                    raise ModelFileError(path, f"{key}.share", f"must be a number in (0, 1], got {share!r}", share)
+                prob = prob * share
+        elif "share" in entry:
+            raise ModelFileError(path, f"{key}.share", "needs a 'qualifier': it is a share of the qualifier's probability", entry["share"])
         if prob is None:
             raise ModelFileError(path, key, "needs a 'probability' or a 'qualifier' from [scale.terms]")
         probabilities[cause] = _probability(path, f"{key}.probability", prob, open_interval=True)

@@ -324,7 +324,7 @@ def score(
     >>> import bayesdx
     >>> frame = bayesdx.score([{"fever": "yes", "age_group": "child"}, {"urge_to_move": "yes"}], top_k=2)
     >>> list(frame.columns)
-    ['cause_1', 'probability_1', 'cause_2', 'probability_2']
+    ['cause_1', 'probability_1', 'score_1', 'cause_2', 'probability_2', 'score_2']
     """
     check_positive_int("score", "top_k", top_k)
     if type(cases).__module__.startswith("dask.") and hasattr(cases, "map_partitions"):
@@ -407,4 +407,8 @@ def observed_from_likelihoods(model: Model, likelihoods: Mapping[str, np.ndarray
         states = model.states[var]
         for row, code in zip(hit.tolist(), arr[hit].argmax(axis=1).tolist(), strict=True):
             observed[row][var] = states[code]
+        for alias in model.aliases.get(var, {}):
+            vector = model.answer_vector(var, alias)
+            for row in np.flatnonzero((arr == vector).all(axis=1)).tolist():
+                observed[row][var] = alias
     return observed

@@ -159,6 +159,21 @@ def under_triage(advised: Sequence[str], true: Sequence[str], levels: Sequence[s
     return np.array([float(rank[t] > rank[a]) for a, t in zip(advised, true, strict=True)])
 
 
+def safe_triage(advised: Sequence[str], true: Sequence[str], levels: Sequence[str]) -> np.ndarray:
+    """Per case 1.0 where the advice is safe (Gilbert 2020, BMJ Open): at the vignette's level, more cautious,
+    or one level less cautious, and an emergency (the top level) only as an emergency."""
+    rank = {level: k for k, level in enumerate(levels)}
+    top = len(levels) - 1
+    return np.array([float(rank[a] == top if rank[t] == top else rank[a] >= rank[t] - 1)
+                     for a, t in zip(advised, true, strict=True)])
+
+
+def over_triage(advised: Sequence[str], true: Sequence[str], levels: Sequence[str]) -> np.ndarray:
+    """Per case 1.0 where the advised level is above the vignette's."""
+    rank = {level: k for k, level in enumerate(levels)}
+    return np.array([float(rank[a] > rank[t]) for a, t in zip(advised, true, strict=True)])
+
+
 def bootstrap_interval(
     data: Sequence[np.ndarray] | np.ndarray,
     statistic: Callable[..., float] | None = None,

@@ -30,6 +30,8 @@ from .metrics import (
     log_losses,
     mcnemar_exact,
     reliability_table,
+    over_triage,
+    safe_triage,
     under_triage,
 )
 from .report import METRICS, EvaluationResult, metrics_columns
@@ -107,8 +109,13 @@ def _per_case_metrics(s: SettingScores, true_triage: Sequence[str | None], level
         tru = [t for t, k in zip(true_triage, known, strict=True) if k]
         values["triage_accuracy"] = np.array([float(a == t) for a, t in zip(adv, tru, strict=True)])
         values["under_triage"] = under_triage(adv, tru, levels)
+        values["over_triage"] = over_triage(adv, tru, levels)
+        values["safe_triage"] = safe_triage(adv, tru, levels)
+        top = levels[-1]
+        values["emergency_recall"] = np.array([float(a == top) for a, t in zip(adv, tru, strict=True) if t == top])
     else:
         values["triage_accuracy"] = values["under_triage"] = np.array([])
+        values["over_triage"] = values["safe_triage"] = values["emergency_recall"] = np.array([])
     values["mean_steps"] = np.array([]) if steps is None else steps[~np.isnan(steps)]
     return values
 
@@ -127,6 +134,7 @@ def evaluate(
     n_self_consistency: int = 2000,
     step_cases: int | None = None,
     progress: Callable[[str], None] | None = None,
+    ranking: str | None = None,
 ) -> EvaluationResult:
     """Compare prior settings on vignettes: accuracy, calibration, triage, steps and robustness.
 
@@ -159,6 +167,9 @@ def evaluate(
         Run the step protocol on the first ``step_cases`` cases only (default: all).
     progress : callable, optional
         Called with a short message as each stage starts (the command line shows these).
+    ranking : {"expected_disablement", "disablement", "posterior"}, optional
+        What the causes are ranked by for top-1, top-3 and MRR (as :func:`bayesdx.rank_causes`); log loss,
+        Brier, calibration, triage and the robustness analyses always use the posteriors.
 
     Returns
     -------
@@ -217,7 +228,7 @@ def evaluate(
         name = m.priors
         say(f"{name}: scoring {n} cases")
         logger.info("scoring %d cases with priors %r", n, name)
-        s = score_setting(m, cases)
+        s = score_setting(m, cases, ranking)
         steps = None
         if next_steps:
             k = n if step_cases is None else min(step_cases, n)
@@ -228,7 +239,7 @@ def evaluate(
         outcome = np.zeros_like(s.probabilities)
         outcome[np.arange(n), s.truth] = 1.0
 
-        row: dict[str, Any] = {"priors": name, "n": n}
+        row: dict[str, Any] = {"priors": name, "ranking": s.ranking, "n": n}
         boot = _rng(seed, _BOOTSTRAP, index)
         for metric in METRICS:
             if metric == "ece":

@@ -33,7 +33,8 @@ from ..results import CAVEAT
 __all__ = ["METRICS", "EvaluationResult", "metrics_columns"]
 
 #: The metrics of ``metrics.csv``, in column order (each followed by ``_lo`` and ``_hi``).
-METRICS = ("top1", "top3", "mrr", "log_loss", "brier", "ece", "triage_accuracy", "under_triage", "mean_steps")
+METRICS = ("top1", "top3", "mrr", "log_loss", "brier", "ece", "triage_accuracy", "under_triage", "over_triage",
+           "safe_triage", "emergency_recall", "mean_steps")
 
 _DESCRIPTIONS = {
     "top1": "top-1 accuracy (higher is better)",
@@ -44,6 +45,10 @@ _DESCRIPTIONS = {
     "ece": "expected calibration error, 10 bins over all (case, hypothesis) pairs (lower is better)",
     "triage_accuracy": "advised triage level equals the vignette's (higher is better)",
     "under_triage": "true level above the advice (lower is better)",
+    "over_triage": "advice above the true level (lower is better, but safer than under-triage)",
+    "safe_triage": "advice at the true level, more cautious, or one level less; emergencies only as emergencies "
+                   "(Gilbert 2020; higher is better)",
+    "emergency_recall": "share of the vignettes' emergencies advised as emergencies (higher is better)",
     "mean_steps": "recommended steps until the stop rule",
 }
 
@@ -59,7 +64,7 @@ TABLES = {
 
 def metrics_columns() -> list[str]:
     """The columns of ``metrics.csv``, in order."""
-    return ["priors", "n"] + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+    return ["priors", "ranking", "n"] + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
 
 
 @dataclass(frozen=True, eq=False)

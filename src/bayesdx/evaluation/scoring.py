@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Model
-from ..ranking import score
+from ..ranking import resolve_ranking, score
 from .metrics import true_cause_ranks
 from .vignettes import Vignettes
 
@@ -41,9 +41,11 @@ class SettingScores:
     ranks : numpy.ndarray
         1-based rank of the true cause.
     top1 : tuple of str
-        The leading hypothesis of each case.
+        The leading hypothesis of each case (by ``ranking``).
     triage : tuple of str or None
         The advised triage level (None when the model has no triage rules).
+    ranking : str
+        What the ranks follow (see :func:`bayesdx.rank_causes`).
     """
 
     setting: str
@@ -53,6 +55,7 @@ class SettingScores:
     ranks: np.ndarray
     top1: tuple[str, ...]
     triage: tuple[str | None, ...]
+    ranking: str = "posterior"
 
     @property
     def p_true(self) -> np.ndarray:
@@ -72,8 +75,9 @@ def posterior_frame_to_matrix(model: Model, frame: object, n: int) -> np.ndarray
     return matrix
 
 
-def score_setting(model: Model, vignettes: Vignettes) -> SettingScores:
-    """Score every vignette under ``model`` in one batched call.
+def score_setting(model: Model, vignettes: Vignettes, ranking: str | None = None) -> SettingScores:
+    """Score every vignette under ``model`` in one batched call, ranked by ``ranking`` (the default of
+    :func:`bayesdx.rank_causes` when None).
 
     Raises
     ------
@@ -81,13 +85,19 @@ def score_setting(model: Model, vignettes: Vignettes) -> SettingScores:
         Naming the cases whose evidence has probability zero under the model.
     """
     n = len(vignettes)
-    frame = score(vignettes.frame, model=model, top_k=len(model.hypotheses))
+    ranking = resolve_ranking(model, "evaluate", ranking)
+    frame = score(vignettes.frame, model=model, top_k=len(model.hypotheses), ranking=ranking)
     matrix = posterior_frame_to_matrix(model, frame, n)
     ids = [h.id for h in model.hypotheses]
     truth = np.array([ids.index(t) for t in vignettes.true_cause], dtype=int)
     top1 = tuple(str(c) for c in frame["cause_1"].tolist())
     triage = advised_triage(model, vignettes.evidence, matrix)
-    return SettingScores(model.priors, model, matrix, truth, true_cause_ranks(matrix, truth), top1, triage)
+    if ranking == "posterior":
+        ranks = true_cause_ranks(matrix, truth)
+    else:  # the position of the true cause in the ranking's order, as rank_causes lists it
+        order = frame[[f"cause_{j}" for j in range(1, len(ids) + 1)]].to_numpy(dtype=object)
+        ranks = 1 + np.argmax(order == np.asarray(vignettes.true_cause, dtype=object)[:, None], axis=1)
+    return SettingScores(model.priors, model, matrix, truth, ranks, top1, triage, ranking)
 
 
 def advised_triage(model: Model, evidence: Sequence[Mapping[str, str]], matrix: np.ndarray) -> tuple[str | None, ...]:
