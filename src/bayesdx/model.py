@@ -16,6 +16,7 @@ from typing import Any
 from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
 from .inference import CompiledNetwork, InferenceEngine
+from .harm import HarmWeights
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 from .triage import ReferralPolicy, TriagePolicy
 
@@ -82,6 +83,12 @@ class Model:
         The parsed model file, for models read from TOML.
     triage_policy, referral_policy : TriagePolicy or ReferralPolicy or None
         The model file's triage and referral rules, if it declares them.
+    examinations : tuple of str
+        Tests done at the bedside in the consultation (model files may mark them ``examination = true``);
+        next steps list them with kind ``"examination"``.
+    harm : HarmWeights or None
+        What missing each cause costs (see :mod:`bayesdx.harm`), if the model file declares it: next steps
+        then pursue every cause, weighted by it.
     prior_setting : PriorSetting or None
         The parsed prior file, for models read from TOML.
     """
@@ -103,6 +110,8 @@ class Model:
     prior_setting: PriorSetting | None = field(default=None, repr=False)
     triage_policy: TriagePolicy | None = field(default=None, repr=False)
     referral_policy: ReferralPolicy | None = field(default=None, repr=False)
+    harm: HarmWeights | None = field(default=None, repr=False)
+    examinations: tuple[str, ...] = field(default=(), repr=False)
     hidden: tuple[str, ...] = field(default=(), repr=False)
     presenting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     base_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), repr=False)
@@ -356,6 +365,8 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         prior_setting=setting,
         triage_policy=triage,
         referral_policy=referral,
+        harm=None if spec.harm is None else HarmWeights.parse(spec.path, spec.harm, hyp_ids),
+        examinations=tuple(n.id for n in nodes if n.examination),
     )
 
 

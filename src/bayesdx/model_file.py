@@ -39,6 +39,7 @@ class NodeSpec:
     cost: float | None
     basis: str
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    examination: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ModelSpec:
     cpds: dict[str, dict[str, Any]] = field(repr=False)
     triage: dict[str, Any] | None = field(default=None, repr=False)
     referral: dict[str, Any] | None = field(default=None, repr=False)
+    harm: dict[str, Any] | None = field(default=None, repr=False)
     presenting: dict[str, str] = field(default_factory=dict)
     prior_reference: dict[str, str] | None = None
 
@@ -198,6 +200,7 @@ def read_model_file(path: str | Path) -> ModelSpec:
             description=str(raw.get("description", "")), normal=normal,
             cost=None if cost is None else float(cost), basis=str(raw.get("basis", "")),
             aliases=_aliases(path, where, raw.get("aliases", {}), states),
+            examination=_examination(path, where, raw.get("examination", False), role),
         )
     for node_id in cpds_raw:
         if node_id not in nodes:
@@ -211,7 +214,7 @@ def read_model_file(path: str | Path) -> ModelSpec:
         title=str(meta.get("title", "")), description=str(meta.get("description", "")),
         default_priors=str(meta.get("default_priors", "")), question_cost=float(question_cost),
         cost_scale=str(meta.get("cost_scale", "")), nodes=nodes, cpds=dict(cpds_raw),
-        triage=data.get("triage"), referral=data.get("referral"),
+        triage=data.get("triage"), referral=data.get("referral"), harm=data.get("harm"),
         presenting=_evidence_table(path, "model.presenting", meta.get("presenting", {}), nodes),
         prior_reference=(None if "prior_reference" not in meta
                          else _evidence_table(path, "model.prior_reference", meta["prior_reference"], nodes)),
@@ -220,6 +223,14 @@ def read_model_file(path: str | Path) -> ModelSpec:
         _check_cpd(spec, node_id)
     _check_acyclic(spec)
     return spec
+
+
+def _examination(path: Path, where: str, raw: Any, role: str) -> bool:
+    """``examination = true``: a test done at the bedside in the consultation, not ordered (next steps show it
+    as an examination)."""
+    if not isinstance(raw, bool) or (raw and role != "test"):
+        raise ModelFileError(path, f"{where}.examination", f"must be true or false, and true only for a test; got {raw!r}", raw)
+    return raw
 
 
 def _aliases(path: Path, where: str, raw: Any, states: Sequence[str]) -> dict[str, tuple[str, ...]]:

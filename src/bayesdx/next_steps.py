@@ -9,6 +9,9 @@ with ``h2`` the binary entropy. Candidates are ranked by ``value = EIG - alpha *
 entropy-to-cost ratio), on the model's cost scale. Everything is exact and batched: each candidate's
 outcomes are extra rows ``e + {X = x}`` of one engine call, and ``P(X = x | e) = P(e, x) / P(e)``.
 
+With harm weights (:mod:`bayesdx.harm`) each pursued hypothesis's entropy is weighted by what missing it
+costs, and every cause is pursued: ``S(e) = sum_h w_h h2(P(h | e))``.
+
 Stop rule: a case should stop when no candidate has positive value, or when its leading cause is settled:
 for every candidate and every outcome with positive probability, the leading hypothesis stays first and the
 set of the three leading hypotheses stays the same.
@@ -35,7 +38,8 @@ class NextStep:
     id : str
         The finding to ask about or the test to do.
     kind : str
-        ``"question"`` (a finding) or ``"test"``.
+        ``"question"`` (a finding), ``"examination"`` (a bedside test, see ``Model.examinations``) or
+        ``"test"`` (one that is ordered: blood tests, neurophysiology, imaging, biopsy).
     expected_information_gain : float
         In bits, about the pursued hypotheses.
     cost : float
@@ -195,6 +199,7 @@ def analyse_steps(
     base_log_z: np.ndarray,
     pursued: Sequence[np.ndarray],
     alpha: float,
+    weights: np.ndarray | None = None,
 ) -> list[StepAnalysis]:
     """Next-step analysis for many cases in one batched engine call.
 
@@ -220,6 +225,9 @@ def analyse_steps(
         Per case, the indices of the pursued hypotheses.
     alpha : float
         The entropy-to-cost ratio.
+    weights : numpy.ndarray, optional
+        ``(n_hypotheses,)`` harm weights of the pursued hypotheses (see :mod:`bayesdx.harm`): the entropy of
+        each is weighted by it. Default: weight 1.
     """
     from .ranking import hypothesis_matrix
 
@@ -280,9 +288,9 @@ def analyse_steps(
         p_rows = np.exp(post.log_evidence + log_scale - base_log_z[row_case])
     p_rows[post.impossible | ~np.isfinite(p_rows)] = 0.0
     # ---- entropies, EIG, stop rule
-    mask = np.zeros(base.shape, dtype=bool)  # pursued hypotheses of each case
+    mask = np.zeros(base.shape)  # weight of each pursued hypothesis of each case (0 if not pursued)
     for k in range(n):
-        mask[k, pursued[k]] = True
+        mask[k, pursued[k]] = 1.0 if weights is None else weights[pursued[k]]
     s_now = (binary_entropy_bits(base) * mask).sum(axis=1)
     top_now = _top3(base)
     top_now_set = np.sort(top_now, axis=1)
@@ -335,7 +343,8 @@ def analyse_steps(
         np.logical_or.at(unsettled, flat_case, changed)
     # per case, as Python objects (converted once per candidate, not once per case and candidate)
     names = [b[0] for b in blocks]
-    kinds = ["test" if var in model.tests else "question" for var in names]
+    kinds = ["examination" if var in model.examinations else "test" if var in model.tests else "question"
+             for var in names]
     costs = [float(model.costs.get(var, 1.0)) for var in names]
     gains = [eig[var].tolist() for var in names]
     outcomes = [[tuple(row) for row in probs[var].tolist()] for var in names]

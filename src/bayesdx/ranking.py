@@ -106,7 +106,13 @@ def analyse_cases(
     n = len(observed)
     matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
     cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
-    pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
+    if pursue is None and model.harm is not None:  # every cause, weighted by what missing it costs
+        weights = model.harm.vector([h.id for h in model.hypotheses])
+        everything = np.flatnonzero(weights > 0)
+        pursued = [everything[np.argsort(-row[everything], kind="stable")] for row in matrix]
+    else:
+        weights = None
+        pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
     steps = None
     if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
         steps = []
@@ -115,7 +121,7 @@ def analyse_cases(
             stop = min(n, start + size)
             block = {v: a[start:stop] for v, a in likelihoods.items()}
             steps += analyse_steps(model, observed[start:stop], block, matrix[start:stop], log_z[start:stop],
-                                   pursued[start:stop], alpha)
+                                   pursued[start:stop], alpha, weights)
     ids = [h.id for h in model.hypotheses]
     results = []
     for k in range(n):
@@ -123,10 +129,10 @@ def analyse_cases(
         by_id = dict(zip(ids, row.tolist(), strict=True))
         pursued_ids = tuple(ids[j] for j in pursued[k])
         # referral weighs what explains the case: the disablement scores (a distribution over "the one cause
-        # of the complaint") under a counterfactual ranking, else the posteriors
-        weights = by_id if cf is None else dict(zip(ids, cf.disablement[k].tolist(), strict=True))
-        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, weights,
-                                                                           pursued_ids)
+        # of the complaint") under a counterfactual ranking, else the posteriors, over the leading causes
+        scores = by_id if cf is None else dict(zip(ids, cf.disablement[k].tolist(), strict=True))
+        leading = pursued_ids if weights is None else tuple(ids[j] for j in default_pursued(row, n_pursued, min_prob))
+        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, scores, leading)
         analysis = steps[k] if steps is not None else None
         results.append(_diagnosis(
             model, observed[k], row, float(log_z[k]), ranking,
