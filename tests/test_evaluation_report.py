@@ -32,7 +32,8 @@ METRICS_CSV_COLUMNS = [
     "triage_accuracy", "triage_accuracy_lo", "triage_accuracy_hi", "under_triage", "under_triage_lo",
     "under_triage_hi", "over_triage", "over_triage_lo", "over_triage_hi", "safe_triage", "safe_triage_lo",
     "safe_triage_hi", "emergency_recall", "emergency_recall_lo", "emergency_recall_hi",
-    "mean_steps", "mean_steps_lo", "mean_steps_hi",
+    "policy_auc", "policy_auc_lo", "policy_auc_hi", "cost_to_top1", "cost_to_top1_lo", "cost_to_top1_hi",
+    "policy_top1", "policy_top1_lo", "policy_top1_hi",
 ]
 
 
@@ -53,22 +54,27 @@ def recomputed() -> dict[str, list[bayesdx.Diagnosis]]:
     return {s: [bayesdx.rank_causes(c, priors=s, next_steps=False) for c in cases] for s in SETTINGS}
 
 
-def steps_by_rank_causes(evidence: dict[str, str], model: bayesdx.Model) -> int:
-    """The step protocol of bayesdx.evaluation.steps, written out with one rank_causes call per step."""
-    presenting = dict(getattr(model, "presenting", None) or {})
-    start = [f for f in model.findings if f in evidence and f not in presenting][:2]
-    current = {f: evidence[f] for f in start}
-    remaining = {v: s for v, s in evidence.items() if v not in current and v not in presenting}
-    steps = 0
+def consultation_by_rank_causes(evidence: dict[str, str], cause: str, model: bayesdx.Model) -> list[tuple[float, bool]]:
+    """The simulated consultation of bayesdx.evaluation.consultation, written out with one rank_causes call per
+    step: start from age and sex, take the best step with positive value not yet asked, pay its cost, reveal
+    the vignette's answer or leave it unknown, until the stop rule. Returns (cost spent, cause first) per step."""
+    current = {v: evidence[v] for v in ("age_group", "sex") if v in evidence}
+    asked: set[str] = set()
+    spent = 0.0
+    history = []
     while True:
         dx = bayesdx.rank_causes(current, model=model)
-        if dx.should_stop:
-            return steps
-        step = next((s for s in dx.next_steps if s.value > 0 and s.id in remaining), None)
+        history.append((spent, dx.causes[0].id == cause))
+        if dx.should_stop or len(asked) >= 30:
+            return history
+        step = next((s for s in dx.next_steps if s.value > 0 and s.id not in asked), None)
         if step is None:
-            return steps
-        current[step.id] = remaining.pop(step.id)
-        steps += 1
+            return history
+        asked.add(step.id)
+        spent += step.cost
+        if step.id in evidence:
+            current[step.id] = evidence[step.id]
+
 
 
 def test_metrics_csv_has_one_row_per_setting_and_the_documented_columns(report):
@@ -136,18 +142,29 @@ def test_metrics_match_a_recomputation_from_rank_causes(report, recomputed):
             assert_allclose(row[metric], value, rtol=1e-9, atol=1e-12, err_msg=f"{s} {metric}")
 
 
-def test_steps_match_a_rank_causes_loop(report):
+def test_simulated_consultations_match_a_rank_causes_loop(report):
     result, _ = report
     frame = pd.read_csv(DEV, dtype=str).head(STEP_CASES)
     evidence = frame.drop(columns=["case_id", "true_cause", "true_triage", "rationale"])
     cases = [{k: v for k, v in row.items() if isinstance(v, str)} for row in evidence.to_dict("records")]
     for s in SETTINGS:
         model = bayesdx.load_model(priors=s)
-        expected = [steps_by_rank_causes(c, model) for c in cases]
-        got = result.cases[f"steps_{s}"]
-        assert got.head(STEP_CASES).tolist() == expected
+        histories = [consultation_by_rank_causes(c, t, model) for c, t in zip(cases, frame.true_cause, strict=True)]
+        first = [next((cost for cost, ok in h if ok), np.nan) for h in histories]
+        got = result.cases[f"cost_to_top1_{s}"]
+        assert_allclose(got.head(STEP_CASES).to_numpy(dtype=float), first, rtol=0, atol=1e-12)
         assert got.iloc[STEP_CASES:].isna().all()
-        assert_allclose(result.metrics.set_index("priors").loc[s, "mean_steps"], np.mean(expected))
+        row = result.metrics.set_index("priors").loc[s]
+        assert_allclose(row["policy_top1"], np.mean([h[-1][1] for h in histories]))
+        # the area under "cause first" against cost, 0 to 100, by hand from the step function
+        areas = []
+        for h in histories:
+            points = [*h, (float("inf"), False)]
+            areas.append(sum(ok * (min(points[i + 1][0], 100.0) - min(c, 100.0)) for i, (c, ok) in enumerate(h)) / 100.0)
+        assert_allclose(row["policy_auc"], np.mean(areas))
+        curve = result.consultation[result.consultation.priors == s].set_index("budget")["accuracy"]
+        for budget in (0.0, 10.0, 100.0):
+            assert_allclose(curve[budget], np.mean([[ok for c, ok in h if c <= budget][-1] for h in histories]))
 
 
 def test_score_orders_causes_exactly_as_rank_causes(report, recomputed):

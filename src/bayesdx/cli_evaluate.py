@@ -42,9 +42,9 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
               help="Cases sampled from the network for the self-consistency check (0 skips it). Default: 2000.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of every random component. Default: 0.")
 @click.option("--no-steps", is_flag=True, default=False,
-              help="Skip the step protocol (mean_steps is then empty). Default: run it.")
+              help="Skip the simulated consultations (policy_auc, cost_to_top1 are then empty). Default: run them.")
 @click.option("--step-cases", type=click.IntRange(min=1), default=None,
-              help="Run the step protocol on the first N cases only. Default: all cases.")
+              help="Simulate consultations of the first N cases only. Default: all cases.")
 @click.option("--ranking", type=click.Choice(["expected_disablement", "disablement", "posterior"]), default=None,
               help="What the causes are ranked by for top-1, top-3 and MRR (see bayesdx rank --help). "
                    "Default: expected_disablement.")

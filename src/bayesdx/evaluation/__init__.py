@@ -7,7 +7,8 @@ self-consistency check on cases sampled from the network; ``.write(folder)`` wri
 and a Markdown report. The definitions live in the modules:
 
 - :mod:`~bayesdx.evaluation.metrics`: rank, top-k, MRR, log loss, Brier, ECE, triage, bootstrap, McNemar;
-- :mod:`~bayesdx.evaluation.steps`: the step protocol behind ``mean_steps``;
+- :mod:`~bayesdx.evaluation.consultation`: simulated consultations, the next-step policy's accuracy against
+  cost (``policy_auc``, ``cost_to_top1``, ``policy_top1``);
 - :mod:`~bayesdx.evaluation.robustness`: rank-flip factors and the prior Monte Carlo;
 - :mod:`~bayesdx.evaluation.self_consistency`: calibration on the model's own samples;
 - :mod:`~bayesdx.evaluation.vignettes`: the vignette format;

@@ -1,7 +1,7 @@
 """:func:`evaluate`: compare prior settings on vignettes (accuracy, calibration, triage, steps, robustness).
 
 Each metric is defined in :mod:`bayesdx.evaluation.metrics`, the step protocol in
-:mod:`bayesdx.evaluation.steps`, the prior robustness in :mod:`bayesdx.evaluation.robustness` and the
+:mod:`bayesdx.evaluation.consultation`, the prior robustness in :mod:`bayesdx.evaluation.robustness` and the
 self-consistency check in :mod:`bayesdx.evaluation.self_consistency`. Randomness (bootstrap, prior draws,
 sampled cases) comes from generators seeded by ``seed`` and a fixed tag per component, so each part is
 reproducible on its own; the prior draws are the same for every setting.
@@ -38,7 +38,7 @@ from .report import METRICS, EvaluationResult, metrics_columns
 from .robustness import flip_analysis, prior_monte_carlo, sensitivity_frames
 from .scoring import SettingScores, score_setting
 from .self_consistency import self_consistency
-from .steps import steps_until_stop
+from .consultation import CURVE_BUDGETS, Consultations, simulate_consultations
 from .vignettes import read_vignettes
 
 __all__ = ["evaluate"]
@@ -94,7 +94,7 @@ def _settings(priors: Any, model: Model | None) -> list[Model]:
 
 
 def _per_case_metrics(s: SettingScores, true_triage: Sequence[str | None], levels: Sequence[str] | None,
-                      steps: np.ndarray | None) -> dict[str, np.ndarray]:
+                      consult: Consultations | None) -> dict[str, np.ndarray]:
     """Per-case values whose mean is each metric (ECE is not a mean; it is computed separately)."""
     values = {
         "top1": (s.ranks <= 1).astype(float),
@@ -116,7 +116,13 @@ def _per_case_metrics(s: SettingScores, true_triage: Sequence[str | None], level
     else:
         values["triage_accuracy"] = values["under_triage"] = np.array([])
         values["over_triage"] = values["safe_triage"] = values["emergency_recall"] = np.array([])
-    values["mean_steps"] = np.array([]) if steps is None else steps[~np.isnan(steps)]
+    if consult is None:
+        values["policy_auc"] = values["cost_to_top1"] = values["policy_top1"] = np.array([])
+    else:
+        cost = consult.cost_to_top1()
+        values["policy_auc"] = consult.auc()
+        values["cost_to_top1"] = cost[~np.isnan(cost)]
+        values["policy_top1"] = consult.top1_final()
     return values
 
 
@@ -149,8 +155,9 @@ def evaluate(
         The model whose priors are swapped; defaults to the bundled leg-twitch model. A model that carries its
         own prior tables (a pgmpy network) can only be evaluated with ``priors=(model.priors,)``.
     next_steps : bool, default True
-        Run the step protocol (:mod:`bayesdx.evaluation.steps`) for ``mean_steps``; it costs one batched
-        ``rank_causes`` analysis per round. False leaves ``mean_steps`` NaN.
+        Hold simulated consultations (:mod:`bayesdx.evaluation.consultation`) for ``policy_auc``,
+        ``cost_to_top1``, ``policy_top1`` and the accuracy-cost curve; it costs one batched ``rank_causes``
+        analysis per round. False leaves them NaN.
     n_bootstrap : int, default 1000
         Bootstrap resamples for the 95% intervals (percentile method).
     n_prior_draws : int, default 1000
@@ -164,7 +171,7 @@ def evaluate(
     n_self_consistency : int, default 2000
         Cases sampled from each setting's network for the self-consistency check (0 skips it).
     step_cases : int, optional
-        Run the step protocol on the first ``step_cases`` cases only (default: all).
+        Simulate consultations of the first ``step_cases`` cases only (default: all).
     progress : callable, optional
         Called with a short message as each stage starts (the command line shows these).
     ranking : {"expected_disablement", "disablement", "posterior"}, optional
@@ -218,7 +225,7 @@ def evaluate(
     levels = first.triage_policy.levels if first.triage_policy is not None else None
     draws = _rng(seed, _PRIOR_DRAWS).normal(0.0, float(prior_spread), size=(n_prior_draws, len(ids)))
 
-    metric_rows, case_cols, top_k_rows, reliability_rows = [], {}, [], []
+    metric_rows, case_cols, top_k_rows, reliability_rows, curve_rows = [], {}, [], [], []
     sens_rows, sens_summary, stab_rows, mc_rows, sc_rows, sc_summary = [], [], [], [], [], []
     hits: dict[str, np.ndarray] = {}
     case_cols["case_id"] = list(cases.case_ids)
@@ -229,13 +236,14 @@ def evaluate(
         say(f"{name}: scoring {n} cases")
         logger.info("scoring %d cases with priors %r", n, name)
         s = score_setting(m, cases, ranking)
-        steps = None
+        consult = None
         if next_steps:
             k = n if step_cases is None else min(step_cases, n)
-            say(f"{name}: step protocol on {k} cases")
-            steps = np.full(n, np.nan)
-            steps[:k] = steps_until_stop(m, cases.evidence[:k], cases.case_ids[:k])
-        per_case = _per_case_metrics(s, cases.true_triage, levels, steps)
+            say(f"{name}: simulated consultations of {k} cases")
+            consult = simulate_consultations(m, cases.evidence[:k], list(cases.true_cause[:k]), list(cases.case_ids[:k]),
+                                             ranking=ranking)
+            curve_rows.append(consult.curve(CURVE_BUDGETS).assign(priors=name))
+        per_case = _per_case_metrics(s, cases.true_triage, levels, consult)
         outcome = np.zeros_like(s.probabilities)
         outcome[np.arange(n), s.truth] = 1.0
 
@@ -266,7 +274,10 @@ def evaluate(
         case_cols[f"probability_{name}"] = s.p_true
         case_cols[f"top1_{name}"] = list(s.top1)
         case_cols[f"triage_{name}"] = list(s.triage)
-        case_cols[f"steps_{name}"] = steps if steps is not None else np.full(n, np.nan)
+        cost_col = np.full(n, np.nan)
+        if consult is not None:
+            cost_col[:len(consult.history)] = consult.cost_to_top1()
+        case_cols[f"cost_to_top1_{name}"] = cost_col
 
         say(f"{name}: rank-flip factors")
         flips = flip_analysis(m, cases.evidence, s.probabilities, cases.case_ids)
@@ -313,6 +324,7 @@ def evaluate(
                                           "top1_q975", "median_stability"]),
         mcnemar=mcnemar,
         top_k=frame(top_k_rows, ["priors", "k", "accuracy", "lo", "hi"]),
+        consultation=frame(curve_rows, ["priors", "budget", "accuracy"]),
         reliability=frame(reliability_rows, ["priors", "bin_lo", "bin_hi", "n", "mean_predicted",
                                              "observed_frequency"]),
         self_consistency=frame(sc_rows, ["priors", "bin_lo", "bin_hi", "n", "mean_predicted", "observed_frequency"]),

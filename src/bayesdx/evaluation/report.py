@@ -34,7 +34,7 @@ __all__ = ["METRICS", "EvaluationResult", "metrics_columns"]
 
 #: The metrics of ``metrics.csv``, in column order (each followed by ``_lo`` and ``_hi``).
 METRICS = ("top1", "top3", "mrr", "log_loss", "brier", "ece", "triage_accuracy", "under_triage", "over_triage",
-           "safe_triage", "emergency_recall", "mean_steps")
+           "safe_triage", "emergency_recall", "policy_auc", "cost_to_top1", "policy_top1")
 
 _DESCRIPTIONS = {
     "top1": "top-1 accuracy (higher is better)",
@@ -49,7 +49,11 @@ _DESCRIPTIONS = {
     "safe_triage": "advice at the true level, more cautious, or one level less; emergencies only as emergencies "
                    "(Gilbert 2020; higher is better)",
     "emergency_recall": "share of the vignettes' emergencies advised as emergencies (higher is better)",
-    "mean_steps": "recommended steps until the stop rule",
+    "policy_auc": "simulated consultation: share of the cost range 0-100 during which the true cause leads "
+                  "(the area under the accuracy-cost curve; higher is better)",
+    "cost_to_top1": "simulated consultation: cost spent when the true cause first leads, over the cases where "
+                    "it does (lower is better)",
+    "policy_top1": "simulated consultation: true cause first when the consultation ends (higher is better)",
 }
 
 #: File name of each table of the report folder.
@@ -57,6 +61,7 @@ TABLES = {
     "metrics": "metrics.csv", "cases": "cases.csv", "sensitivity": "sensitivity.csv",
     "sensitivity_summary": "sensitivity_summary.csv", "stability": "stability.csv",
     "prior_uncertainty": "prior_uncertainty.csv", "mcnemar": "mcnemar.csv", "top_k": "top_k.csv",
+    "consultation": "consultation.csv",
     "reliability": "reliability.csv", "self_consistency": "self_consistency.csv",
     "self_consistency_summary": "self_consistency_summary.csv",
 }
@@ -100,6 +105,9 @@ class EvaluationResult:
         exact McNemar ``p_value`` on top-1 hits.
     top_k : pandas.DataFrame
         ``priors``, ``k``, ``accuracy``, ``lo``, ``hi`` for k = 1 .. number of hypotheses.
+    consultation : pandas.DataFrame
+        The accuracy-cost curve of the simulated consultations (:mod:`bayesdx.evaluation.consultation`):
+        ``priors``, ``budget``, ``accuracy``.
     reliability : pandas.DataFrame
         Reliability table of the vignettes' posteriors per setting.
     self_consistency, self_consistency_summary : pandas.DataFrame
@@ -121,6 +129,7 @@ class EvaluationResult:
     mcnemar: pd.DataFrame
     top_k: pd.DataFrame
     reliability: pd.DataFrame
+    consultation: pd.DataFrame
     self_consistency: pd.DataFrame
     self_consistency_summary: pd.DataFrame
     source: str
@@ -155,7 +164,7 @@ class EvaluationResult:
             + ", ".join(f"`{s}`" for s in self.settings) + f"; {len(self.cases)} vignettes.",
             f"Options: bootstrap resamples {o.get('n_bootstrap')}, prior draws {o.get('n_prior_draws')} "
             f"(log-odds spread {o.get('prior_spread')}), sampled cases {o.get('n_self_consistency')}, "
-            f"step protocol {_steps_option(o)}, "
+            f"simulated consultations {_steps_option(o)}, "
             f"seed {o.get('seed')}.",
             "",
             f"> {CAVEAT}",
@@ -172,6 +181,13 @@ class EvaluationResult:
         if len(self.mcnemar):
             out += ["## Paired comparison of top-1 hits (exact McNemar)", "",
                     _markdown_table(self.mcnemar, digits=4), ""]
+        if len(self.consultation):
+            wide = self.consultation.pivot(index="budget", columns="priors", values="accuracy").reset_index()
+            out += ["## The next-step policy: accuracy against cost", "",
+                    "Simulated consultations (`bayesdx.evaluation.consultation`): from age and sex, the engine asks "
+                    "its recommended step, the vignette answers (or 'unknown'), until the stop rule. Share of cases "
+                    "whose cause leads after spending at most each budget (questions cost 1, a blood test 5, an "
+                    "EMG 30, an MRI 50).", "", _markdown_table(wide, digits=3), ""]
         out += ["## Top-k accuracy", ""]
         if "top_k" in images:
             out += [f"![Top-k accuracy per setting with 95% intervals]({images['top_k']})", ""]
