@@ -30,7 +30,7 @@ SCENARIOS = [
      ({"eeg", "mri", "ct_scan"}, 2), False),
     ("fasciculations, weakness, wasting",
      dict(twitch_appearance="fine_flicker", muscle_weakness="yes", muscle_wasting="yes", age_group="older_adult"),
-     ({"electromyography", "electroneurography"}, 2), True),
+     ({"emg_ncs", "electromyography", "electroneurography"}, 2), True),
     ("numb feet and thirst",
      dict(numbness_tingling="yes", both_legs="yes", thirst_frequent_urination="yes", age_group="adult"),
      ({"blood_glucose_hba1c"}, 1), False),
@@ -109,6 +109,42 @@ def test_harm_weighted_eig_equals_brute_force(bundled_model, scenario):
     reference = brute_force_weighted_eig(bundled_model, evidence, candidates)
     assert_allclose([steps[c].expected_information_gain for c in candidates], [reference[c] for c in candidates],
                     atol=1e-9, rtol=0)
+
+
+def test_emg_and_nerve_conduction_as_one_study_valued_over_all_their_results(bundled_model):
+    """The model file's [[studies]] emg_ncs: one candidate at its own cost whose outcomes are the 3 x 2
+    combinations of the two tests; its EIG is checked against VariableElimination over those combinations."""
+    evidence = {**bundled_model.presenting, **SCENARIOS[2][1]}
+    dx = bayesdx.rank_causes(evidence, model=bundled_model)
+    steps = {s.id: s for s in dx.next_steps}
+    assert steps["emg_ncs"].cost == 40.0 and steps["emg_ncs"].kind == "test"
+    assert dx.next_step.id == "emg_ncs"
+    # brute force: the harm-weighted entropy after each joint outcome
+    import tomllib
+    from pathlib import Path
+
+    with (Path(__file__).resolve().parents[1] / "models" / "leg_twitch.toml").open("rb") as handle:
+        harm = tomllib.load(handle)["harm"]
+    weight = dict.fromkeys(bundled_model.causes, float(harm["default"]))
+    for group in harm["groups"]:
+        weight.update(dict.fromkeys(group["causes"], float(group["weight"])))
+    ve = VariableElimination(bundled_model.network)
+
+    def s_w(e):
+        factors = ve.query(list(bundled_model.causes), evidence=e, joint=False, show_progress=False)
+        return sum(weight[c] * _h2(float(factors[c].get_value(**{c: "present"})))
+                   for c in bundled_model.causes)
+
+    joint = ve.query(["electromyography", "electroneurography"], evidence=evidence, joint=True, show_progress=False)
+    expected = 0.0
+    for emg in bundled_model.states["electromyography"]:
+        for ncs in bundled_model.states["electroneurography"]:
+            p = float(joint.get_value(electromyography=emg, electroneurography=ncs))
+            expected += p * s_w({**evidence, "electromyography": emg, "electroneurography": ncs})
+    assert_allclose(steps["emg_ncs"].expected_information_gain, s_w(evidence) - expected, atol=1e-9, rtol=0)
+    # once one of its tests is done, the study is no longer offered
+    done = bayesdx.rank_causes({**evidence, "electromyography": "neurogenic"}, model=bundled_model)
+    assert "emg_ncs" not in {s.id for s in done.next_steps}
 
 
 def test_pursue_overrides_the_harm_weights(bundled_model):

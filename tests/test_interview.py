@@ -87,3 +87,16 @@ def test_a_consultation_through_a_real_pseudo_terminal(tmp_path):
     child.close()
     assert child.exitstatus == 0
     assert json.loads(Path(save).read_text())["evidence"]["eeg"] == "normal"
+
+
+def test_a_study_asks_each_of_its_tests():
+    """EMG and nerve conduction are one study (the model file's [[studies]]): both results are asked."""
+    result = CliRunner().invoke(main, ["interview", "age_group=older_adult", "twitch_appearance=fine_flicker",
+                                       "muscle_weakness=yes", "muscle_wasting=yes"], input="neurogenic\nnormal\nquit\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "EMG and nerve conduction study: electromyography, electroneurography" in out
+    assert "Electromyography result? [normal/myopathic/neurogenic/abnormal/skip/quit]" in out
+    assert "Electroneurography result? [normal/abnormal/skip/quit]" in out
+    line = next(l for l in out.splitlines() if l.startswith("bayesdx rank "))
+    assert "electromyography=neurogenic" in line and "electroneurography=normal" in line

@@ -111,15 +111,26 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
         step = steps[0]
         click.echo(f"Next: {step.kind} {step.id} (value {step.value:.3f} = EIG {step.expected_information_gain:.3f}"
                    f" - alpha x cost {step.cost:g})")
-        answer = _ask(m, step.id, step.kind)
-        if answer is None:
+        items = m.studies[step.id].tests if step.id in m.studies else (step.id,)
+        if step.id in m.studies:
+            click.echo(f"{m.studies[step.id].label}: {', '.join(items)}")
+        answers = {}
+        for item in items:
+            answer = _ask(m, item, step.kind)
+            if answer is None:
+                break
+            answers[item] = answer
+        if len(answers) < len(items):
             ended = "quit"
             break
         asked += 1
-        if answer == SKIP:
+        if all(a == SKIP for a in answers.values()):
             skipped.append(step.id)
+        known = {v: a for v, a in answers.items() if a != SKIP}
+        skipped.extend(v for v, a in answers.items() if a == SKIP and v != step.id)
+        if not known:
             continue
-        observed[step.id] = answer
+        observed.update(known)
         with _user_errors():
             dx = rank_causes(observed, model=m, ranking=ranking)
     click.echo("")

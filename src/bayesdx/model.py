@@ -17,6 +17,7 @@ from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
 from .inference import CompiledNetwork, InferenceEngine
 from .harm import HarmWeights
+from .studies import Study, parse_studies
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 from .triage import ReferralPolicy, TriagePolicy
 
@@ -83,6 +84,8 @@ class Model:
         The parsed model file, for models read from TOML.
     triage_policy, referral_policy : TriagePolicy or ReferralPolicy or None
         The model file's triage and referral rules, if it declares them.
+    studies : mapping of str to Study
+        Tests done together as one next step (see :mod:`bayesdx.studies`).
     examinations : tuple of str
         Tests done at the bedside in the consultation (model files may mark them ``examination = true``);
         next steps list them with kind ``"examination"``.
@@ -112,6 +115,7 @@ class Model:
     referral_policy: ReferralPolicy | None = field(default=None, repr=False)
     harm: HarmWeights | None = field(default=None, repr=False)
     examinations: tuple[str, ...] = field(default=(), repr=False)
+    studies: Mapping[str, Study] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     hidden: tuple[str, ...] = field(default=(), repr=False)
     presenting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     base_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), repr=False)
@@ -367,6 +371,7 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         referral_policy=referral,
         harm=None if spec.harm is None else HarmWeights.parse(spec.path, spec.harm, hyp_ids),
         examinations=tuple(n.id for n in nodes if n.examination),
+        studies=MappingProxyType(parse_studies(spec.path, spec.studies, {n.id: n.role for n in nodes}, list(states))),
     )
 
 

@@ -70,6 +70,7 @@ class ModelSpec:
     triage: dict[str, Any] | None = field(default=None, repr=False)
     referral: dict[str, Any] | None = field(default=None, repr=False)
     harm: dict[str, Any] | None = field(default=None, repr=False)
+    studies: list[Any] | None = field(default=None, repr=False)
     presenting: dict[str, str] = field(default_factory=dict)
     prior_reference: dict[str, str] | None = None
 
@@ -214,7 +215,7 @@ def read_model_file(path: str | Path) -> ModelSpec:
         title=str(meta.get("title", "")), description=str(meta.get("description", "")),
         default_priors=str(meta.get("default_priors", "")), question_cost=float(question_cost),
         cost_scale=str(meta.get("cost_scale", "")), nodes=nodes, cpds=dict(cpds_raw),
-        triage=data.get("triage"), referral=data.get("referral"), harm=data.get("harm"),
+        triage=data.get("triage"), referral=data.get("referral"), harm=data.get("harm"), studies=data.get("studies"),
         presenting=_evidence_table(path, "model.presenting", meta.get("presenting", {}), nodes),
         prior_reference=(None if "prior_reference" not in meta
                          else _evidence_table(path, "model.prior_reference", meta["prior_reference"], nodes)),

@@ -1,7 +1,8 @@
 """Cost-aware value of information: which question or test to do next, and when to stop.
 
-For a case with evidence ``e`` every unobserved finding (a question) and every test not done is a
-candidate ``X``. Its expected information gain, in bits, about the pursued hypotheses ``H`` is
+For a case with evidence ``e`` every unobserved finding (a question), every test not done and every study
+(tests done together, such as EMG with nerve conduction: ``[[studies]]`` in the model file) none of whose
+tests is done is a candidate ``X``; a study's outcomes are the combinations of its tests' states. Its expected information gain, in bits, about the pursued hypotheses ``H`` is
 
     EIG(X) = S(e) - sum_x P(X = x | e) * S(e, X = x),    S(e) = sum over h in H of h2(P(h | e)),
 
@@ -81,7 +82,9 @@ def step_candidates(model: Model) -> list[str]:
 def outcome_rows_per_case(model: Model) -> int:
     """Entries of outcome rows one case needs at most (bounds the memory of a block of cases)."""
     candidates = step_candidates(model)
-    return max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1)
+    study_rows = sum(int(np.prod([len(model.states[t]) for t in s.tests])) for s in model.studies.values())
+    return (max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1)
+            + study_rows)
 
 
 def binary_entropy_bits(p: np.ndarray) -> np.ndarray:
@@ -253,6 +256,12 @@ def analyse_steps(
                     "states": len(model.states[var]), "rows": 0}[plan]
         blocks.append((var, plan, dec, todo, per_case))
         row_case_parts.append(np.repeat(todo, per_case))
+    for study in model.studies.values():  # tests done together: one candidate, outcomes over all their states
+        todo = np.array([k for k in range(n) if not any(t in cases[k] for t in study.tests)], dtype=int)
+        if todo.size:
+            per_case = int(np.prod([len(model.states[t]) for t in study.tests]))
+            blocks.append((study.id, "study", study, todo, per_case))
+            row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]
     clamped = _clamped_outcomes(model, [b for b in blocks if b[1] == "rows"], likelihoods, base, n)
@@ -281,6 +290,14 @@ def analyse_steps(
             for j in range(per_case):
                 r = rows[:, j]
                 lik[var][r] = lik[var][r] * np.eye(len(states))[j]
+        elif plan == "study":  # one row per combination of the tests' states (row-major over the tests)
+            sizes = [len(model.states[t]) for t in dec.tests]  # type: ignore[attr-defined]
+            for j, combo in enumerate(np.ndindex(*sizes)):
+                r = rows[:, j]
+                for t, code in zip(dec.tests, combo, strict=True):  # type: ignore[attr-defined]
+                    if t not in lik:
+                        lik[t] = np.ones((n_rows, len(model.states[t])))
+                    lik[t][r] = lik[t][r] * np.eye(len(model.states[t]))[code]
     post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
@@ -301,7 +318,7 @@ def analyse_steps(
     for var, plan, dec, todo, per_case in blocks:
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        n_states = len(model.states[var])
+        n_states = per_case if plan == "study" else len(model.states[var])
         p_x = np.zeros((todo.size, n_states))
         post_x = np.zeros((todo.size, n_states, base.shape[1]))
         if plan == "decomposed":
@@ -319,7 +336,7 @@ def analyse_steps(
             ok = p_x > 1e-12
             post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
             post_x = np.clip(post_x, 0.0, 1.0)
-        elif plan == "states":
+        elif plan in ("states", "study"):
             p_x = p_rows[rows]
             post_x = matrix[rows]
         else:
@@ -343,9 +360,9 @@ def analyse_steps(
         np.logical_or.at(unsettled, flat_case, changed)
     # per case, as Python objects (converted once per candidate, not once per case and candidate)
     names = [b[0] for b in blocks]
-    kinds = ["examination" if var in model.examinations else "test" if var in model.tests else "question"
-             for var in names]
-    costs = [float(model.costs.get(var, 1.0)) for var in names]
+    kinds = ["examination" if var in model.examinations else "test" if var in model.tests or var in model.studies
+             else "question" for var in names]
+    costs = [float(model.studies[var].cost if var in model.studies else model.costs.get(var, 1.0)) for var in names]
     gains = [eig[var].tolist() for var in names]
     outcomes = [[tuple(row) for row in probs[var].tolist()] for var in names]
     unsettled_list = unsettled.tolist()

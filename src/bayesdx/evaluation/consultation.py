@@ -8,7 +8,8 @@ For each vignette the engine holds the consultation a user would hold with ``bay
 3. Stop at the stop rule (``Diagnosis.should_stop``), when no step not yet asked has positive value, or
    after ``max_steps``.
 4. Otherwise take the best step not yet asked and pay its cost. The vignette answers it when it records
-   it; otherwise the answer is "unknown" (as ``skip`` in an interview): the item stays unobserved and is not
+   it (a study, such as EMG with nerve conduction, reveals whichever of its tests the vignette records);
+   otherwise the answer is "unknown" (as ``skip`` in an interview): the item stays unobserved and is not
    asked again. Go back to 2.
 
 Per case this gives a step function: ranked first or not, as a function of the cost spent. The measures:
@@ -150,8 +151,10 @@ def simulate_consultations(
                     continue
                 asked[k].append(step.id)
                 spent[k] += step.cost
-                if step.id in evidence[k]:
-                    current[k][step.id] = evidence[k][step.id]
+                items = model.studies[step.id].tests if step.id in model.studies else (step.id,)
+                known = {v: evidence[k][v] for v in items if v in evidence[k]}
+                if known:  # a study reveals whichever of its tests the vignette records
+                    current[k].update(known)
                     still_open.append(k)
                     break
                 history[k].append((float(spent[k]), ok))
