@@ -200,7 +200,10 @@ def _h2(p: np.ndarray) -> np.ndarray:
 
 
 def _entropy(model: bayesdx.Model, pursued: Sequence[Any], marginals: Mapping[str, np.ndarray]) -> float:
-    return float(sum(_h2(marginals[h.node][model.states[h.node].index(h.state)]) for h in pursued))
+    """Entropy of the pursued hypotheses, each weighted by the model file's harm weight (1 without [harm])."""
+    weight = model.harm.weights if model.harm is not None else {}
+    return float(sum(weight.get(h.id, 1.0) * _h2(marginals[h.node][model.states[h.node].index(h.state)])
+                     for h in pursued))
 
 
 def candidates(model: bayesdx.Model, case: Mapping[str, str]) -> list[str]:
@@ -320,8 +323,9 @@ def bayesdx_answers(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], *,
     results = analyse_cases(model, list(cases), likelihoods_from_evidence(model, list(cases)), list(range(len(cases))),
                             next_steps=steps)
     by_id = {h.id: h for h in model.hypotheses}
-    answers = [Answer({c.id: c.probability for c in r.causes},
-                      {s.id: s.expected_information_gain for s in r.next_steps} if steps else None)
+    answers = [Answer({c.id: c.probability for c in r.causes},  # studies (tests done together) have no per-variable reference
+                      {s.id: s.expected_information_gain for s in r.next_steps if s.id not in model.studies}
+                      if steps else None)
                for r in results]
     return answers, [tuple(by_id[i] for i in r.pursued) for r in results]
 
