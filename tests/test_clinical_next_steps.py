@@ -14,34 +14,34 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from pgmpy.inference import VariableElimination
+from references import pgmpy_evidence
 
 import bayesdx
-from references import pgmpy_evidence
 
 BENIGN_TRIGGER_QUESTIONS = {"emotional_stress", "recent_overexertion", "high_caffeine_intake", "alcohol_or_drug_use"}
 
 SCENARIOS = [
     # name, evidence, (which tests may come first, within the first n tests), next step must not be a benign trigger question
     ("afebrile adult first seizure",
-     dict(twitch_appearance="visible_jerk", loss_of_consciousness="yes", fever="no", age_group="adult"),
+     {"twitch_appearance": "visible_jerk", "loss_of_consciousness": "yes", "fever": "no", "age_group": "adult"},
      ({"eeg", "mri", "ct_scan"}, 1), True),
     ("seizure, fever not asked",
-     dict(twitch_appearance="visible_jerk", loss_of_consciousness="yes", age_group="adult"),
+     {"twitch_appearance": "visible_jerk", "loss_of_consciousness": "yes", "age_group": "adult"},
      ({"eeg", "mri", "ct_scan"}, 2), False),
     ("fasciculations, weakness, wasting",
-     dict(twitch_appearance="fine_flicker", muscle_weakness="yes", muscle_wasting="yes", age_group="older_adult"),
+     {"twitch_appearance": "fine_flicker", "muscle_weakness": "yes", "muscle_wasting": "yes", "age_group": "older_adult"},
      ({"emg_ncs", "electromyography", "electroneurography"}, 2), True),
     ("numb feet and thirst",
-     dict(numbness_tingling="yes", both_legs="yes", thirst_frequent_urination="yes", age_group="adult"),
+     {"numbness_tingling": "yes", "both_legs": "yes", "thirst_frequent_urination": "yes", "age_group": "adult"},
      ({"blood_glucose_hba1c"}, 1), False),
     ("urge to move at night",
-     dict(urge_to_move="yes", worse_at_rest_or_night="yes", age_group="adult", sex="female"),
+     {"urge_to_move": "yes", "worse_at_rest_or_night": "yes", "age_group": "adult", "sex": "female"},
      ({"blood_ferritin"}, 2), False),
     ("swollen joints, rest pain",
-     dict(joint_pain_swelling="yes", worse_at_rest_or_night="yes", age_group="adult"),
+     {"joint_pain_swelling": "yes", "worse_at_rest_or_night": "yes", "age_group": "adult"},
      ({"inflammation_markers"}, 1), False),
     ("painful cramps, young adult",
-     dict(painful_cramps="yes", age_group="adult"),
+     {"painful_cramps": "yes", "age_group": "adult"},
      ({"blood_magnesium", "creatine_kinase"}, 2), False),
 ]
 
@@ -54,14 +54,16 @@ def test_the_recommended_tests_are_the_ones_a_clinician_would_order(bundled_mode
     assert allowed & set(tests[:within]), (name, tests[:4])
     assert all(s.value > 0 for s in dx.next_steps if s.id in set(tests[:within]) & allowed)
     if no_trigger:
-        assert dx.next_step is not None and dx.next_step.id not in BENIGN_TRIGGER_QUESTIONS, (name, dx.next_step)
+        assert dx.next_step is not None
+        assert dx.next_step.id not in BENIGN_TRIGGER_QUESTIONS, (name, dx.next_step)
 
 
 def test_the_neurological_examination_is_an_examination_not_an_ordered_test(bundled_model):
     dx = bayesdx.rank_causes({"painful_cramps": "yes"}, model=bundled_model)
     kinds = {s.id: s.kind for s in dx.next_steps}
     assert kinds["neurological_exam"] == "examination"
-    assert kinds["electromyography"] == "test" and kinds["fever"] == "question"
+    assert kinds["electromyography"] == "test"
+    assert kinds["fever"] == "question"
 
 
 def _h2(p: float) -> float:
@@ -117,7 +119,8 @@ def test_emg_and_nerve_conduction_as_one_study_valued_over_all_their_results(bun
     evidence = {**bundled_model.presenting, **SCENARIOS[2][1]}
     dx = bayesdx.rank_causes(evidence, model=bundled_model)
     steps = {s.id: s for s in dx.next_steps}
-    assert steps["emg_ncs"].cost == 40.0 and steps["emg_ncs"].kind == "test"
+    assert steps["emg_ncs"].cost == 40.0
+    assert steps["emg_ncs"].kind == "test"
     assert dx.next_step.id == "emg_ncs"
     # brute force: the harm-weighted entropy after each joint outcome
     import tomllib

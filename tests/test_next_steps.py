@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
+from references import pgmpy_evidence
 
 import bayesdx
-from references import pgmpy_evidence
 from bayesdx.options import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]

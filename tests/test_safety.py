@@ -134,7 +134,7 @@ def test_self_care_still_covers_the_benign_triggers_it_explains(model):
 def test_adding_a_red_flag_finding_never_lowers_triage(model, data):
     """Whatever a case already carries (a random subset of a blind vignette), answering a red-flag question
     with yes never lowers its triage level."""
-    frame, cases = _cases("dev2.csv", model)
+    _frame, cases = _cases("dev2.csv", model)
     case = data.draw(st.sampled_from(cases), label="vignette")
     keep = data.draw(st.lists(st.booleans(), min_size=len(case), max_size=len(case)), label="keep")
     evidence = {k: v for (k, v), kept in zip(case.items(), keep, strict=True) if kept}

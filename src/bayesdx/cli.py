@@ -10,29 +10,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from . import _resources
-from .exceptions import BayesdxError
-from .results import CAVEAT
-
-__all__ = ["main"]
-
-_FORMATS = ("wide", "long")
-_ENGINES = ("local", "dask")
-_EXPORT_FORMATS = ("bif", "xmlbif")
-_DEFAULT_STEPS_SHOWN = 5
-
-
 from ._cli_common import (
     _PRIORS_HELP,
     _fmt,
@@ -44,6 +32,15 @@ from ._cli_common import (
     _table,
     _user_errors,
 )
+from .results import CAVEAT
+
+__all__ = ["main"]
+
+_FORMATS = ("wide", "long")
+_ENGINES = ("local", "dask")
+_EXPORT_FORMATS = ("bif", "xmlbif")
+_DEFAULT_STEPS_SHOWN = 5
+
 
 # ---------------------------------------------------------------------- the group
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -142,7 +142,7 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
     if dx.referral_reason:
         click.echo(f"Referral reason: {dx.referral_reason}")
     click.echo("Evidence as a command line:")
-    click.echo(_command_line({k: v for k, v in observed.items()}, model, priors))
+    click.echo(_command_line(dict(observed.items()), model, priors))
     click.echo(CAVEAT)
     if save is not None:
         record = {"evidence": dict(observed), "skipped": skipped, "ended": ended, "result": dx._summary()}

@@ -58,7 +58,7 @@ import numpy as np
 from .model import Model
 from .model_file import noisy_parameters
 
-__all__ = ["CounterfactualScores", "counterfactual_scores", "RANKINGS"]
+__all__ = ["RANKINGS", "CounterfactualScores", "counterfactual_scores"]
 
 #: The ranking scores :func:`bayesdx.rank_causes` accepts, and what each ranks by.
 RANKINGS = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -13,12 +11,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
-from .inference import CompiledNetwork, InferenceEngine
 from .harm import HarmWeights
-from .studies import Study, parse_studies
+from .inference import CompiledNetwork, InferenceEngine
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
+from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy
 
 __all__ = ["Hypothesis", "Model", "load_model"]

@@ -245,7 +245,8 @@ def _aliases(path: Path, where: str, raw: Any, states: Sequence[str]) -> dict[st
             raise ModelFileError(path, key, f"{name!r} is already a state of the node", name)
         if (not isinstance(members, list) or len(members) < 2 or len(set(members)) != len(members)
                 or not all(m in states for m in members)):
-            raise ModelFileError(path, key, f"must list at least two distinct states of the node {list(states)!r}, got {members!r}", members)
+            raise ModelFileError(path, key, f"must list at least two distinct states of the node {list(states)!r}, "
+                                 f"got {members!r}", members)
         result[str(name)] = tuple(members)
     return result
 

@@ -2,7 +2,8 @@
 
 For a case with evidence ``e`` every unobserved finding (a question), every test not done and every study
 (tests done together, such as EMG with nerve conduction: ``[[studies]]`` in the model file) none of whose
-tests is done is a candidate ``X``; a study's outcomes are the combinations of its tests' states. Its expected information gain, in bits, about the pursued hypotheses ``H`` is
+tests is done is a candidate ``X``; a study's outcomes are the combinations of its tests' states. Its
+expected information gain, in bits, about the pursued hypotheses ``H`` is
 
     EIG(X) = S(e) - sum_x P(X = x | e) * S(e, X = x),    S(e) = sum over h in H of h2(P(h | e)),
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_positive_int
+from .counterfactual import counterfactual_scores
 from .evidence import likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
 from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
-from .counterfactual import counterfactual_scores
 from .results import Diagnosis, RankedCause
 
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]

@@ -243,7 +243,8 @@ class ReferralPolicy:
         if levels is not None:
             for lv in by_level:
                 if lv not in levels:
-                    raise ModelFileError(path, f"referral.by_level.{lv}", f"{lv!r} is not a triage level; valid levels are {list(levels)!r}", lv)
+                    raise ModelFileError(path, f"referral.by_level.{lv}",
+                                         f"{lv!r} is not a triage level; valid levels are {list(levels)!r}", lv)
         serious = raw.get("serious", {})
         if not isinstance(serious, dict):
             raise ModelFileError(path, "referral.serious", f"must be a table, got {serious!r}", serious)

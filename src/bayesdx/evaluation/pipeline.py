@@ -23,14 +23,15 @@ import pandas as pd
 
 from .._resources import available
 from ..model import Model, load_model
+from .consultation import CURVE_BUDGETS, Consultations, simulate_consultations
 from .metrics import (
     bootstrap_interval,
     brier_scores,
     expected_calibration_error,
     log_losses,
     mcnemar_exact,
-    reliability_table,
     over_triage,
+    reliability_table,
     safe_triage,
     under_triage,
 )
@@ -38,7 +39,6 @@ from .report import METRICS, EvaluationResult, metrics_columns
 from .robustness import flip_analysis, prior_monte_carlo, sensitivity_frames
 from .scoring import SettingScores, score_setting
 from .self_consistency import self_consistency
-from .consultation import CURVE_BUDGETS, Consultations, simulate_consultations
 from .vignettes import read_vignettes
 
 __all__ = ["evaluate"]
