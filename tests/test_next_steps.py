@@ -132,7 +132,9 @@ def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_the_b
     reference = brute_force_eig(model, bundled_ve, _with_presenting(model, evidence), dx.pursued,
                                 weights=_harm_weights())
     steps = _steps(dx)
-    assert set(steps) == set(reference)  # every unobserved finding and test is a candidate, nothing else
+    # every unobserved finding and test is a candidate, and the model file's studies (checked in
+    # tests/test_clinical_next_steps.py), nothing else
+    assert set(steps) == set(reference) | set(model.studies)
     ids = sorted(reference)
     assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9)
 
@@ -231,6 +233,10 @@ def test_costs_and_kinds_follow_the_model_file(model, model_file):
     question_cost = model_file["model"]["question_cost"]
     dx = bayesdx.rank_causes(SEIZURE, model=model)
     for s in dx.next_steps:
+        if s.id in model.studies:
+            study = next(x for x in model_file["studies"] if x["id"] == s.id)
+            assert (s.kind, s.cost) == ("test", study["cost"])
+            continue
         node = model_file["nodes"][s.id]
         expected = "examination" if node.get("examination") else {"finding": "question", "test": "test"}[node["role"]]
         assert s.kind == expected
@@ -440,7 +446,8 @@ def test_a_single_bout_after_exertion_stops(model):
     assert dx.next_step is None
     assert dx.next_steps  # candidates remain; they are just not worth it
     top3 = {c.id for c in dx.causes[:3]}
-    outcomes = [{**evidence, step.id: state} for step in dx.next_steps for state in model.states[step.id]]
+    outcomes = [{**evidence, step.id: state} for step in dx.next_steps if step.id not in model.studies
+                for state in model.states[step.id]]
     after = bayesdx.score(outcomes, model=model, top_k=3)  # every outcome here has positive probability
     settled = bool((after["cause_1"] == dx.causes[0].id).all()) and all(
         {r.cause_1, r.cause_2, r.cause_3} == top3 for r in after.itertuples())
