@@ -287,10 +287,12 @@ def evaluate(
 
         if n_prior_draws:
             say(f"{name}: {n_prior_draws} prior draws x {n} cases")
-            top1 = np.array([ids.index(t) for t in s.top1])
+            # the prior robustness analyses are on the posterior (the leader by probability), whatever the ranking
+            top1 = np.argmax(s.probabilities, axis=1)  # first maximum: ties in model order, as the stable sort
             stability, true_top, accuracy = prior_monte_carlo(m, cases.evidence, draws, s.truth, top1)
             case_cols[f"stability_{name}"] = stability
-            stab_rows.append(pd.DataFrame({"priors": name, "case_id": list(cases.case_ids), "top1": list(s.top1),
+            stab_rows.append(pd.DataFrame({"priors": name, "case_id": list(cases.case_ids),
+                                           "top1": [ids[j] for j in top1],
                                            "stability": stability, "true_cause_top1": true_top}))
             mc_rows.append({"priors": name, "n_draws": n_prior_draws, "prior_spread": float(prior_spread),
                             "top1_mean": float(accuracy.mean()), "top1_q025": float(np.quantile(accuracy, 0.025)),

@@ -8,7 +8,7 @@ A report folder holds:
 ``cases.csv``
     One row per vignette: ``case_id``, ``true_cause``, ``true_triage``, then per setting ``rank_<s>``
     (rank of the true cause), ``probability_<s>`` (its posterior), ``top1_<s>``, ``triage_<s>``,
-    ``steps_<s>`` and, with the Monte Carlo, ``stability_<s>``.
+    ``cost_to_top1_<s>`` and, with the Monte Carlo, ``stability_<s>``.
 ``sensitivity.csv``, ``sensitivity_summary.csv``, ``stability.csv``, ``prior_uncertainty.csv``,
 ``mcnemar.csv``, ``top_k.csv``, ``reliability.csv``, ``self_consistency.csv``
     The other tables of :class:`EvaluationResult`.
@@ -96,7 +96,9 @@ class EvaluationResult:
         (``top1_at_0.1``), unchanged (``top1``) and multiplied by 10 (``top1_at_10``).
     stability : pandas.DataFrame
         One row per setting and case: ``top1``, ``stability`` (share of prior draws in which the top-1
-        holds) and ``true_cause_top1`` (share in which the true cause leads). Empty without prior draws.
+        holds) and ``true_cause_top1`` (share in which the true cause leads). Like the rank-flip factors,
+        these are on the posterior (the leader by probability), whatever the ranking. Empty without prior
+        draws.
     prior_uncertainty : pandas.DataFrame
         One row per setting: the top-1 accuracy over prior draws (mean, 2.5% and 97.5% quantiles) and the
         median stability.
