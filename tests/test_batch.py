@@ -107,7 +107,7 @@ def test_probabilities_are_written_unrounded():
     ("\n\n", "the file is empty"),
     ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
     ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
-    ('case_id,fever\nc1,"yes\n', r"line 2: a quoted field opened on this line is never closed"),
+    ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1\): a quoted field opened on this line is never closed"),
     ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
 ])
 def test_bad_files_raise_input_file_error(text, match):

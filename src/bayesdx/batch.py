@@ -150,61 +150,87 @@ class BatchSummary:
 # ---------------------------------------------------------------------- reading records
 @dataclass
 class _Chunk:
-    texts: list[str]      # one CSV record each, newline-terminated
-    lines: list[int]      # 1-based line where each record starts
-    first_row: int        # 1-based data row of the first record
-    chars: int            # characters consumed from the input, blank lines included
+    rows: list[list[str] | None]  # the fields of each record (None: not valid CSV)
+    reasons: list[str]            # why a record is not valid CSV ("" when it is)
+    lines: list[int]              # 1-based line where each record starts
+    first_row: int                # 1-based data row of the first record
+    chars: int                    # characters consumed from the input, blank lines included
 
 
-def _records(stream: IO[str], source: str) -> Iterator[tuple[int, str, int]]:
-    """``(start line, record text, characters consumed)`` of each non-blank CSV record.
+class _CountingLines:
+    """The stream's lines, counting the characters handed to the CSV reader (for progress)."""
 
-    A record spans several physical lines while a quoted field is open (an odd number of ``"`` so far,
-    which is exact for RFC 4180 files, where a quote inside a quoted field is doubled).
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.chars = 0
+
+    def __iter__(self) -> _CountingLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.stream)
+        self.chars += len(line)
+        return line
+
+
+def _records(stream: IO[str], source: str) -> Iterator[tuple[int, list[str] | None, str, int]]:
+    """``(start line, fields or None, reason, characters consumed)`` of each non-blank CSV record.
+
+    Records are split by the ``csv`` module (RFC 4180: a quote inside an unquoted field is an ordinary
+    character; a quoted field may span lines). A record that is not valid CSV yields ``None`` and the reason,
+    and reading goes on at the next line. Lines are counted by the reader (``line_num``).
     """
-    line_no = 0
-    start = 0
-    parts: list[str] = []
-    quotes = 0
-    consumed = 0
-    for raw in stream:
-        line_no += 1
-        consumed += len(raw)
-        if not parts:
-            if not raw.strip():
-                continue
-            start = line_no
-        parts.append(raw)
-        quotes += raw.count('"')
-        if quotes % 2:
-            continue
-        text = parts[0] if len(parts) == 1 else "".join(parts)
-        parts = []
-        quotes = 0
-        if not text.endswith(("\n", "\r")):
-            text += "\n"
-        yield start, text, consumed
-        consumed = 0
-    if parts:
-        raise InputFileError(source, "a quoted field opened on this line is never closed (unbalanced '\"').",
-                             line=start)
+    lines = _CountingLines(stream)
+    reader = csv.reader(lines, strict=True)
+    last = 0
+    while True:
+        reason = ""
+        fields: list[str] | None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields = None
+            reason = ("a quoted field opened on this line is never closed (unbalanced '\"')."
+                      if "unexpected end of data" in str(exc) else f"the line is not valid CSV ({exc}).")
+        start, last = last + 1, reader.line_num
+        if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
+            continue  # a blank line: its characters count towards the next record
+        consumed, lines.chars = lines.chars, 0
+        yield start, fields, reason, consumed
 
 
-def _chunks(records: Iterator[tuple[int, str, int]], chunksize: int) -> Iterator[_Chunk]:
-    chunk = _Chunk([], [], 1, 0)
-    for line, text, consumed in records:
-        chunk.texts.append(text)
+def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize: int) -> Iterator[_Chunk]:
+    chunk = _Chunk([], [], [], 1, 0)
+    for line, fields, reason, consumed in records:
+        chunk.rows.append(fields)
+        chunk.reasons.append(reason)
         chunk.lines.append(line)
         chunk.chars += consumed
-        if len(chunk.texts) >= chunksize:
+        if len(chunk.rows) >= chunksize:
             yield chunk
-            chunk = _Chunk([], [], chunk.first_row + len(chunk.texts), 0)
-    if chunk.texts or chunk.chars:
+            chunk = _Chunk([], [], [], chunk.first_row + len(chunk.rows), 0)
+    if chunk.rows or chunk.chars:
         yield chunk
 
 
-def _split(text: str) -> list[str]:
-    return next(csv.reader(io.StringIO(text)), [])
+def _write_rows(frame: pd.DataFrame, out: IO[str]) -> None:
+    """Append ``frame``'s rows as CSV. A text cell holding a bare carriage return is quoted (the writer only
+    quotes the characters of its line terminator, "\\n"), so no reader splits the row there."""
+    quoting = csv.QUOTE_MINIMAL
+    texts = frame.select_dtypes(include=["object", "string"])
+    if len(texts.columns) and texts.apply(lambda col: col.astype(str).str.contains("\r", regex=False)).to_numpy().any():
+        quoting = csv.QUOTE_NONNUMERIC
+    frame.to_csv(out, header=False, index=False, lineterminator="\n", quoting=quoting)
+
+
+def _undecodable(text: str) -> str | None:
+    """The first byte that was not valid UTF-8 (read with errors="surrogateescape"), as ``0x..``, or None."""
+    for ch in text:
+        if "\udc80" <= ch <= "\udcff":
+            return f"0x{ord(ch) - 0xDC00:02x}"
+    return None
 
 
 # ---------------------------------------------------------------------- the input's layout
@@ -271,52 +297,36 @@ class _Parsed:
     ids: list[str]                   # case id of every row of the chunk (may be "" for malformed rows)
 
 
-def _field_count(text: str) -> int:
-    if '"' not in text:
-        return text.count(",") + 1
-    try:
-        return len(_split(text))
-    except csv.Error:
-        return -1
-
-
 def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -> _Parsed:
-    n = len(chunk.texts)
     ncols = len(layout.columns)
-    frame: pd.DataFrame | None = None
-    # pandas pads short rows silently, so count the fields of every record first (cheap: quotes are rare)
-    if all(_field_count(text) == ncols for text in chunk.texts):
-        with contextlib.suppress(pd.errors.ParserError, pd.errors.EmptyDataError):
-            frame = pd.read_csv(io.StringIO("".join(chunk.texts)), header=None, dtype=str, keep_default_na=False,
-                                skip_blank_lines=False, engine="c")
-        if frame is not None and (frame.shape != (n, ncols) or frame.isna().to_numpy().any()):
-            frame = None
-    if frame is not None:
-        frame.columns = list(layout.columns)
-        ids = frame[layout.id_column].tolist()
-        return _Parsed(frame, {}, ids)
-    # Slow path, only for chunks with a malformed record: split every record with the csv module.
+    id_pos = layout.columns.index(layout.id_column)
     rows: list[list[str]] = []
     errors: dict[int, InputFileError] = {}
     ids = []
-    id_pos = layout.columns.index(layout.id_column)
-    for k, text in enumerate(chunk.texts):
-        try:
-            fields = _split(text)
-        except csv.Error as exc:
-            fields = None
-            reason = f"the line is not valid CSV ({exc})."
-        else:
-            reason = f"the line has {len(fields)} fields; the header has {ncols}."
+    for k, fields in enumerate(chunk.rows):
+        reason = chunk.reasons[k]
         case_id = fields[id_pos] if fields is not None and len(fields) > id_pos else None
-        if fields is None or len(fields) != ncols:
-            err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=case_id)
+        column = None
+        if fields is not None and len(fields) != ncols:
+            reason = f"the line has {len(fields)} fields; the header has {ncols}."
+        elif fields is not None:
+            for name, value in zip(layout.columns, fields, strict=True):
+                byte = _undecodable(value)
+                if byte is not None:
+                    reason, column = f"column {name!r} is not valid UTF-8 (byte {byte}).", name
+                    break
+        if reason:
+            shown = None if case_id is None or _undecodable(case_id) else case_id
+            err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=shown,
+                                 column=column)
             if strict:
                 raise err
             errors[k] = err
             fields = [""] * ncols
-            if case_id is not None:
-                fields[id_pos] = case_id
+            if shown is not None:
+                fields[id_pos] = shown
+            case_id = shown
+        assert fields is not None
         rows.append(fields)
         ids.append(case_id if case_id is not None else "")
     return _Parsed(pd.DataFrame(rows, columns=list(layout.columns), dtype=object), errors, ids)
@@ -372,7 +382,7 @@ def _score_valid(parsed: _Parsed, chunk: _Chunk, layout: _Layout, scorer: Scorer
                  *, strict: bool) -> pd.DataFrame:
     """Scores of the chunk's valid rows, indexed by position in the chunk."""
     while True:
-        keep = [k for k in range(len(chunk.texts)) if k not in parsed.errors]
+        keep = [k for k in range(len(chunk.rows)) if k not in parsed.errors]
         evidence = parsed.frame.iloc[keep][list(layout.variables)]
         evidence.index = pd.Index(keep)
         try:
@@ -570,19 +580,21 @@ def score_csv(
         if isinstance(source, (str, os.PathLike)):
             if not Path(source).is_file():
                 raise FileNotFoundError(f"No such cases file: {os.fspath(source)!r}")
-            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline=""))
+            # undecodable bytes are kept as surrogates and reported per row, with their line and column
+            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline="",
+                                                       errors="surrogateescape"))
         else:
             stream = source
         records = _records(stream, name)
         first = next(records, None)
         if first is None:
             raise InputFileError(name, "the file is empty; it needs a header line naming its columns.")
-        header_line, header_text, header_chars = first
-        try:
-            header = _split(header_text)
-        except csv.Error as exc:
-            raise InputFileError(name, f"the header is not valid CSV ({exc}).", line=header_line) from None
-        header = [h.strip() for h in header]
+        header_line, header_fields, header_reason, header_chars = first
+        if header_fields is None:
+            raise InputFileError(name, f"the header is not valid CSV: {header_reason}", line=header_line)
+        header = [h.strip() for h in header_fields]
+        if any(_undecodable(h) for h in header):
+            raise InputFileError(name, "the header is not valid UTF-8.", line=header_line)
         layout = _layout(header, header_line, model, name, ignore_columns=ignore_columns,
                          annotation_columns=annotation_columns, id_column=id_column)
         columns = [layout.id_column]
@@ -605,7 +617,7 @@ def score_csv(
         rows = invalid = 0
         strict = not skip_invalid
         for chunk in _chunks(records, chunksize):
-            n = len(chunk.texts)
+            n = len(chunk.rows)
             if n:
                 parsed = _parse_chunk(chunk, layout, name, strict=strict)
                 _check_states(parsed, chunk, layout, checker, model, name, strict=strict)
@@ -615,7 +627,7 @@ def score_csv(
                 if list(frame.columns) != columns:  # never write a row that does not match the header
                     raise RuntimeError(f"internal error: scored columns {list(frame.columns)} differ from the "
                                        f"header {columns}; nothing more is written")
-                frame.to_csv(out, header=False, index=False, lineterminator="\n")
+                _write_rows(frame, out)
                 rows += n
                 invalid += len(parsed.errors)
             if on_progress is not None:

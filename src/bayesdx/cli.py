@@ -183,12 +183,12 @@ def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None,
     return scorer
 
 
-def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack) -> IO[str]:
+def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack, errors: str = "strict") -> IO[str]:
     """``stream`` (standard input or output) re-opened as text with ``encoding`` and untranslated newlines."""
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
         return stream
-    wrapper = io.TextIOWrapper(buffer, encoding=encoding, newline="")
+    wrapper = io.TextIOWrapper(buffer, encoding=encoding, newline="", errors=errors)
     stack.callback(wrapper.detach)  # leave the underlying stream open
 
     def flush() -> None:
@@ -255,7 +255,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
         source: IO[str] | str
         destination: IO[str] | str
         if input_path == "-":
-            source = _text_stream(sys.stdin, "utf-8-sig", stack)
+            source = _text_stream(sys.stdin, "utf-8-sig", stack, errors="surrogateescape")
             total = None
         else:
             source = input_path
