@@ -217,3 +217,49 @@ def test_input_file_error_pickles_with_its_attributes():
     assert str(back) == str(err)
     assert (back.line, back.row, back.case_id, back.column, back.value, back.valid_states) == \
         (3, 2, "c", "fever", "x", ("yes",))
+
+
+@pytest.mark.parametrize(("text", "options", "clash"), [
+    ("case_id,fever,score\nc1,yes,7\n", {"format": "long", "annotation_columns": ["score"]}, "score"),
+    ("case_id,fever,cause_1\nc1,yes,x\n", {"annotation_columns": ["cause_1"]}, "cause_1"),
+    ("case_id,fever,error\nc1,yes,x\n", {"annotation_columns": ["error"], "skip_invalid": True}, "error"),
+])
+def test_an_input_column_named_like_an_output_column_is_refused_before_writing(text, options, clash):
+    """Issue 15 defect 2: the output had two columns of one name, or rows shifted under the header."""
+    out = io.StringIO()
+    with pytest.raises(InputFileError, match=f"column {clash!r} of the input has the name of an output column"):
+        score_csv(io.StringIO(text), out, **options)
+    assert out.getvalue() == ""
+
+
+def test_a_stray_quote_inside_an_unquoted_field_keeps_every_row():
+    """Issue 15 defect 1: c2 was dropped with exit 0."""
+    text = 'case_id,fever,rationale\nc1,yes,5" tall\nc2,no,6" tall\nc3,yes,ok\n'
+    got, summary = _score_text(text)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["c1", "c2", "c3"]
+    assert frame["rationale"].tolist() == ['5" tall', '6" tall', "ok"]
+    assert summary.rows == 3
+
+
+def test_a_bare_carriage_return_in_an_annotation_is_written_quoted():
+    """Issue 15 defect 5: the row was split in two by readers."""
+    text = 'case_id,fever,rationale\nc1,yes,"line\rbreak"\nc2,no,ok\n'
+    got, _ = _score_text(text)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["c1", "c2"]
+    assert frame["rationale"].tolist() == ["line\rbreak", "ok"]
+
+
+def test_undecodable_bytes_name_the_line_and_column_and_skip_only_that_row(tmp_path):
+    """Issue 15 defect 8: the error named a position in a buffer, and --skip-invalid abandoned the file."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"case_id,fever,rationale\nc1,yes,ok\nc2,no,caf\xe9\nc3,yes,ok\n")
+    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'c2'\): column 'rationale' is not valid UTF-8 \(byte 0xe9\)"):
+        score_csv(path, io.StringIO())
+    out = io.StringIO()
+    summary = score_csv(path, out, skip_invalid=True)
+    frame = _read(out.getvalue())
+    assert frame["case_id"].tolist() == ["c1", "c2", "c3"]
+    assert (summary.scored, summary.invalid) == (2, 1)
+    assert "not valid UTF-8" in frame["error"].tolist()[1]

@@ -202,3 +202,26 @@ def test_networks_of_full_tables_rank_by_posterior_and_refuse_counterfactual_ran
     assert bayesdx.rank_causes({"xray": "yes"}, model=model, next_steps=False).ranking == "posterior"
     with pytest.raises(ValueError, match="needs noisy-OR links declared in a model file"):
         bayesdx.rank_causes({"xray": "yes"}, model=model, ranking="disablement", next_steps=False)
+
+
+def test_a_finding_with_observed_descendants_is_not_counted(tiny_model):
+    """tiny.toml: thermometer is a child of fever. With the thermometer observed the closed form does not hold
+    (review finding: it gave 1.96), so fever is not counted; with the thermometer unobserved it is."""
+    plain = bayesdx.rank_causes({"fever": "yes"}, model=tiny_model, next_steps=False)
+    assert plain.causes[0].expected_disablement > 0
+    for reading in ("normal", "abnormal"):
+        dx = bayesdx.rank_causes({"fever": "yes", "thermometer": reading}, model=tiny_model, next_steps=False)
+        assert all(c.expected_disablement == 0.0 for c in dx.causes)
+        assert [c.id for c in dx.causes] == [c.id for c in sorted(dx.causes, key=lambda c: -c.probability)]
+
+
+def test_a_link_of_probability_one_fails_only_where_it_would_be_scored(tmp_path, tiny_model_path, tiny_priors_path):
+    text = tiny_model_path.read_text().replace("probability = 0.8", "probability = 1.0")
+    assert text != tiny_model_path.read_text()
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    model = bayesdx.load_model(path, priors=tiny_priors_path)
+    bayesdx.rank_causes({}, model=model, next_steps=False)  # fever unobserved: nothing to score
+    with pytest.raises(ValueError, match="always leaves the normal level"):
+        bayesdx.rank_causes({"fever": "yes"}, model=model, next_steps=False)
+    assert bayesdx.rank_causes({"fever": "yes"}, model=model, ranking="posterior", next_steps=False).causes

@@ -102,3 +102,11 @@ def test_a_study_asks_each_of_its_tests():
     line = next(line for line in out.splitlines() if line.startswith("bayesdx rank "))
     assert "electromyography=neurogenic" in line
     assert "electroneurography=normal" in line
+
+
+def test_quitting_inside_a_study_keeps_the_result_already_given(tmp_path):
+    save = tmp_path / "case.json"
+    result = CliRunner().invoke(main, ["interview", "age_group=older_adult", "muscle_weakness=yes", "muscle_wasting=yes",
+                                       "--save", str(save)], input="neurogenic\nquit\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(save.read_text())["evidence"]["electromyography"] == "neurogenic"

@@ -194,3 +194,31 @@ def test_safe_advice_on_the_vignette_sets(model, name):
     assert all(a == 3 for a, t in zip(got, truth, strict=True) if t == 3)
     under = sum(a < t for a, t in zip(got, truth, strict=True)) / len(got)
     assert under <= 0.05
+
+
+def test_referral_without_the_complaint_follows_the_posterior(model):
+    """A case that states the complaint absent has no disablement scores; the referral then weighs the
+    posteriors (it went to the first contact listed, a psychiatrist, for swollen joints with raised CRP)."""
+    dx = _dx(model, {"leg_twitching": "no", "joint_pain_swelling": "yes", "inflammation_markers": "abnormal",
+                     "age_group": "older_adult"})
+    assert all(c.disablement == 0.0 for c in dx.causes)
+    assert dx.referral == "orthopedist", dx.referral_reason
+
+
+def test_a_rule_on_an_alias_fires_for_each_of_its_states():
+    """triage.py: an alias in `when` ("abnormal") stands for its states; an alias answer matches a rule that
+    lists all of the alias's states."""
+    from pathlib import Path as _Path
+
+    from bayesdx.triage import TriagePolicy
+
+    states = {"emg": ("normal", "myopathic", "neurogenic", "abnormal")}
+    aliases = {"emg": {"abnormal": ("myopathic", "neurogenic")}}
+    raw = {"levels": ["low", "high"], "default": "low",
+           "rules": [{"level": "high", "when": {"emg": "abnormal"}, "basis": "b"}]}
+    policy = TriagePolicy.parse(_Path("m.toml"), raw, states, [], aliases=aliases)
+    for answer, level in (("abnormal", "high"), ("neurogenic", "high"), ("myopathic", "high"), ("normal", "low")):
+        assert policy.assess({"emg": answer}, {})[0] == level
+    raw["rules"][0]["when"] = {"emg": ["myopathic", "neurogenic"]}
+    policy = TriagePolicy.parse(_Path("m.toml"), raw, states, [], aliases=aliases)
+    assert policy.assess({"emg": "abnormal"}, {})[0] == "high"

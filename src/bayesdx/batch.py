@@ -604,6 +604,11 @@ def score_csv(
         else:
             columns += list(LONG_COLUMNS) + (["score"] if ranking != "posterior" else [])
         columns += list(layout.annotations) + ([ERROR_COLUMN] if skip_invalid else [])
+        clash = sorted({c for c in columns if columns.count(c) > 1})
+        if clash:  # two output columns of one name: a reader would take the wrong one
+            raise InputFileError(name, f"column {clash[0]!r} of the input has the name of an output column "
+                                 f"({', '.join(dict.fromkeys(columns))}); rename it, or drop it with "
+                                 f"--ignore-column {clash[0]}.", line=header_line, column=clash[0])
 
         if isinstance(destination, (str, os.PathLike)):
             out: IO[str] = stack.enter_context(atomic_output(destination))

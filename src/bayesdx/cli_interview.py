@@ -120,7 +120,11 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
             if answer is None:
                 break
             answers[item] = answer
-        if len(answers) < len(items):
+        if len(answers) < len(items):  # quit inside a study: keep the results already given
+            observed.update({v: a for v, a in answers.items() if a != SKIP})
+            if answers:
+                with _user_errors():
+                    dx = rank_causes(observed, model=m, ranking=ranking)
             ended = "quit"
             break
         asked += 1

@@ -44,8 +44,10 @@ Curing ``D`` acts on ``D`` only: other causes keep their factual states even whe
 the network (curing diabetes does not undo an existing neuropathy), so the score is the cause's direct
 effect on the findings. Findings counted are noisy-OR and noisy-MAX findings and tests observed away from their normal state (hard
 or soft evidence that rules the normal level out); nodes without a normal lowest level (the time course)
-and table nodes count nothing. A link that never leaves the normal level leaves the ratio undefined and
-raises ``ValueError``.
+and table nodes count nothing. Nor does a finding in a case that observes one of its descendants (the
+closed form needs the rest of the evidence to be independent of the finding given its parents; the
+bundled model's findings have no children). A link that always leaves the normal level (probability 1)
+has no closed form: a case whose finding it would score raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class _Link:
     hypothesis: int  # index into model.hypotheses
     cause: str
     state: int  # the cause's state index for this hypothesis
-    odds: np.ndarray  # per state of the finding: P(Z_D = that level) / P(Z_D = lowest); 0 at the normal state
+    odds: np.ndarray | None  # per state of the finding: P(Z_D = level) / P(Z_D = lowest); None if P(Z_D = lowest) = 0
+    descendants: tuple[str, ...]  # the finding's descendants: evidence on them voids the closed form
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,22 @@ def _links(model: Model) -> list[_Link]:
     by_node: dict[str, list[int]] = {}
     for k, h in enumerate(model.hypotheses):
         by_node.setdefault(h.node, []).append(k)
+    children: dict[str, list[str]] = {}
+    for node in spec.nodes:
+        for parent in spec.parents(node):
+            children.setdefault(parent, []).append(node)
+
+    def below(node: str) -> set[str]:
+        found: set[str] = set()
+        todo = list(children.get(node, ()))
+        while todo:
+            child = todo.pop()
+            if child not in found:
+                found.add(child)
+                todo.extend(children.get(child, ()))
+        return found
+
+    descendants = {node: tuple(sorted(below(node))) for node in spec.nodes}
     links = []
     for node, cpd in spec.cpds.items():
         if cpd.get("kind") not in ("noisy_or", "noisy_max") or model.role(node) not in ("finding", "test"):
@@ -122,16 +141,12 @@ def _links(model: Model) -> list[_Link]:
                 pmf = np.diff(cdf[state], prepend=0.0)  # by level
                 if pmf[0] >= 1.0:
                     continue  # this state produces nothing
-                if pmf[0] <= 0.0:
-                    raise ValueError(
-                        f"The link {parent}={model.hypotheses[k].state} -> {node} never leaves the normal level "
-                        f"{model.states[node][lowest]!r}, so the counterfactual score is undefined for it; give "
-                        "the normal level a probability above 0."
-                    )
-                odds = np.zeros(len(params.order))
-                for level, index in enumerate(params.order):
-                    odds[index] = pmf[level] / pmf[0] if level else 0.0
-                links.append(_Link(node, lowest, k, parent, state, odds))
+                odds = None
+                if pmf[0] > 0.0:
+                    odds = np.zeros(len(params.order))
+                    for level, index in enumerate(params.order):
+                        odds[index] = pmf[level] / pmf[0] if level else 0.0
+                links.append(_Link(node, lowest, k, parent, state, odds, descendants[node]))
     return links
 
 
@@ -166,7 +181,18 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
         lam = likelihoods.get(link.finding)
         if lam is None:
             continue
-        hit = np.flatnonzero((lam[:, link.negative] == 0) & (lam.max(axis=1) > 0))
+        hit = (lam[:, link.negative] == 0) & (lam.max(axis=1) > 0)
+        for below_node in link.descendants:  # evidence below the finding: not counted (see Scope)
+            other = likelihoods.get(below_node)
+            if other is not None:
+                hit &= (other == other[:, :1]).all(axis=1)
+        hit = np.flatnonzero(hit)
+        if hit.size and link.odds is None:
+            raise ValueError(
+                f"The link {link.cause}={model.states[link.cause][link.state]} -> {link.finding} always leaves the "
+                f"normal level {model.states[link.finding][link.negative]!r} (probability 1), so its counterfactual "
+                f"score has no closed form here; rank with ranking='posterior' or give the link a probability below 1."
+            )
         if hit.size:
             row_case.append(hit)
             row_link.append(np.full(hit.size, j))
@@ -193,7 +219,8 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
                 rows[link.cause][at] = clamp
         post = model.engine.posterior(rows, model.causes[:1], rc.size)
         # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0): the case's own likelihood of the finding, before replacement
-        odds = np.array([likelihoods[links[j].finding][c] @ links[j].odds for c, j in zip(rc.tolist(), rl.tolist(), strict=True)])
+        odds = np.array([likelihoods[links[j].finding][c] @ links[j].odds  # type: ignore[operator]
+                         for c, j in zip(rc.tolist(), rl.tolist(), strict=True)])
         value = np.where(post.impossible, 0.0, odds * np.exp(post.log_evidence - log_evidence[rc]))
         hyp = np.array([links[j].hypothesis for j in rl])
         np.add.at(expected, (rc, hyp), value)

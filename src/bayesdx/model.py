@@ -342,8 +342,8 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     states = {n.id: n.states for n in nodes}
     normals = {n.id: n.normal for n in nodes}
     answers = {n.id: (*n.states, *n.aliases) for n in nodes}
-    triage = None if spec.triage is None else TriagePolicy.parse(spec.path, spec.triage, answers, hyp_ids,
-                                                                 normals, tuple(spec.presenting))
+    triage = None if spec.triage is None else TriagePolicy.parse(
+        spec.path, spec.triage, answers, hyp_ids, normals, tuple(spec.presenting), {n.id: n.aliases for n in nodes})
     referral = None if spec.referral is None else ReferralPolicy.parse(
         spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
     costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role in ("finding", "test")}

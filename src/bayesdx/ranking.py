@@ -130,7 +130,9 @@ def analyse_cases(
         pursued_ids = tuple(ids[j] for j in pursued[k])
         # referral weighs what explains the case: the disablement scores (a distribution over "the one cause
         # of the complaint") under a counterfactual ranking, else the posteriors, over the leading causes
-        scores = by_id if cf is None else dict(zip(ids, cf.disablement[k].tolist(), strict=True))
+        # (a case that states the complaint absent has no disablement: then the posteriors)
+        use_cf = cf is not None and cf.disablement[k].sum() > 1e-12
+        scores = dict(zip(ids, cf.disablement[k].tolist(), strict=True)) if use_cf else by_id  # type: ignore[union-attr]
         leading = pursued_ids if weights is None else tuple(ids[j] for j in default_pursued(row, n_pursued, min_prob))
         triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, scores, leading)
         analysis = steps[k] if steps is not None else None

@@ -117,7 +117,11 @@ class TriagePolicy:
 
     @classmethod
     def parse(cls, path: Path, raw: Any, states: Mapping[str, Sequence[str]], hypotheses: Sequence[str],
-              normals: Mapping[str, str | None] | None = None, ignored: Sequence[str] = ()) -> TriagePolicy:
+              normals: Mapping[str, str | None] | None = None, ignored: Sequence[str] = (),
+              aliases: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> TriagePolicy:
+        """Parse ``[triage]``. ``states`` holds every accepted answer (states and aliases) per node; an alias
+        in a rule's ``when`` also matches each of its states, and an alias answer matches a rule that lists
+        the alias or all of its states."""
         if not isinstance(raw, dict):
             raise ModelFileError(path, "triage", f"must be a table, got {raw!r}", raw)
         levels = raw.get("levels")
@@ -143,7 +147,14 @@ class TriagePolicy:
                 for v in vals:
                     if v not in states[var]:
                         raise ModelFileError(path, f"{key}.when.{var}", f"{v!r} is not a state of {var!r}; valid states are {list(states[var])!r}", v)
-                when[var] = vals
+                node_aliases = (aliases or {}).get(var, {})
+                expanded = list(vals)
+                for v in vals:  # an alias stands for its states
+                    expanded += [x for x in node_aliases.get(v, ()) if x not in expanded]
+                for alias, members in node_aliases.items():  # all of an alias's states: the alias answer too
+                    if alias not in expanded and all(x in expanded for x in members):
+                        expanded.append(alias)
+                when[var] = tuple(expanded)
             causes = tuple(r.get("causes", ()))
             for c in causes:
                 if c not in hypotheses:

@@ -152,6 +152,9 @@ def simulate_consultations(
                 asked[k].append(step.id)
                 spent[k] += step.cost
                 items = model.studies[step.id].tests if step.id in model.studies else (step.id,)
+                # a study's tests are asked with it, and a test asked is not asked again within a study
+                asked[k].extend(v for v in items if v != step.id)
+                asked[k].extend(sid for sid, st in model.studies.items() if step.id in st.tests)
                 known = {v: evidence[k][v] for v in items if v in evidence[k]}
                 if known:  # a study reveals whichever of its tests the vignette records
                     current[k].update(known)
