@@ -57,7 +57,8 @@ def recomputed() -> dict[str, list[bayesdx.Diagnosis]]:
 def consultation_by_rank_causes(evidence: dict[str, str], cause: str, model: bayesdx.Model) -> list[tuple[float, bool]]:
     """The simulated consultation of bayesdx.evaluation.consultation, written out with one rank_causes call per
     step: start from age and sex, take the best step with positive value not yet asked, pay its cost, reveal
-    the vignette's answer or leave it unknown, until the stop rule. Returns (cost spent, cause first) per step."""
+    the vignette's answer or leave it unknown (a study reveals whichever of its tests the vignette records),
+    until the stop rule. Returns (cost spent, cause first) per step."""
     current = {v: evidence[v] for v in ("age_group", "sex") if v in evidence}
     asked: set[str] = set()
     spent = 0.0
@@ -72,8 +73,10 @@ def consultation_by_rank_causes(evidence: dict[str, str], cause: str, model: bay
             return history
         asked.add(step.id)
         spent += step.cost
-        if step.id in evidence:
-            current[step.id] = evidence[step.id]
+        items = model.studies[step.id].tests if step.id in model.studies else (step.id,)
+        asked.update(items)  # a study's tests are done with it ...
+        asked.update(sid for sid, study in model.studies.items() if step.id in study.tests)  # ... and vice versa
+        current.update({v: evidence[v] for v in items if v in evidence})
 
 
 

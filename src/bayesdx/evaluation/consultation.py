@@ -130,6 +130,7 @@ def simulate_consultations(
     n = len(evidence)
     current = [{v: ev[v] for v in START if v in ev} for ev in evidence]
     asked: list[list[str]] = [[] for _ in range(n)]
+    done: list[set[str]] = [set() for _ in range(n)]  # steps not to take again (asked, or done within a study)
     spent = np.zeros(n)
     history: list[list[tuple[float, bool]]] = [[] for _ in range(n)]
     open_cases = list(range(n))
@@ -147,14 +148,14 @@ def simulate_consultations(
             for step in dx.next_steps:
                 if len(asked[k]) >= max_steps or step.value <= 0:
                     break
-                if step.id in asked[k]:
+                if step.id in asked[k] or step.id in done[k]:
                     continue
                 asked[k].append(step.id)
                 spent[k] += step.cost
                 items = model.studies[step.id].tests if step.id in model.studies else (step.id,)
-                # a study's tests are asked with it, and a test asked is not asked again within a study
-                asked[k].extend(v for v in items if v != step.id)
-                asked[k].extend(sid for sid, st in model.studies.items() if step.id in st.tests)
+                # a study's tests are done with it, and a test done is not repeated inside a study
+                done[k].update(items)
+                done[k].update(sid for sid, st in model.studies.items() if step.id in st.tests)
                 known = {v: evidence[k][v] for v in items if v in evidence[k]}
                 if known:  # a study reveals whichever of its tests the vignette records
                     current[k].update(known)
