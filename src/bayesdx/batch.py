@@ -27,9 +27,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import difflib
-import io
+import itertools
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ class _CountingLines:
         return line
 
 
-def _records(stream: IO[str], source: str) -> Iterator[tuple[int, list[str] | None, str, int]]:
+def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int, list[str] | None, str, int]]:
     """``(start line, fields or None, reason, characters consumed)`` of each non-blank CSV record.
 
     Records are split by the ``csv`` module (RFC 4180: a quote inside an unquoted field is an ordinary
@@ -181,7 +182,7 @@ def _records(stream: IO[str], source: str) -> Iterator[tuple[int, list[str] | No
     and reading goes on at the next line. Lines are counted by the reader (``line_num``).
     """
     lines = _CountingLines(stream)
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(lines, strict=True, delimiter=sep)
     last = 0
     while True:
         reason = ""
@@ -223,6 +224,26 @@ def _write_rows(frame: pd.DataFrame, out: IO[str]) -> None:
     if len(texts.columns) and texts.apply(lambda col: col.astype(str).str.contains("\r", regex=False)).to_numpy().any():
         quoting = csv.QUOTE_NONNUMERIC
     frame.to_csv(out, header=False, index=False, lineterminator="\n", quoting=quoting)
+
+
+#: Delimiters ``score_csv`` recognises in the header line when ``sep`` is not given.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _detect_sep(stream: IO[str]) -> tuple[str, Iterator[str]]:
+    """The delimiter of the first non-blank line (the one of ``DELIMITERS`` it holds most often outside quotes;
+    a comma when it holds none), and the stream's lines with that line put back."""
+    head: list[str] = []
+    lines = iter(stream)
+    for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    text = head[-1] if head else ""
+    unquoted = "".join(part for k, part in enumerate(text.split('"')) if k % 2 == 0)
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return (best if counts[best] else ","), itertools.chain(head, lines)
 
 
 def _undecodable(text: str) -> str | None:
@@ -269,6 +290,11 @@ def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_c
     elif id_column not in seen:
         raise InputFileError(source, f"the id column {id_column!r} is not a column of the input. "
                              f"Its columns are {', '.join(map(repr, header))}.", line=line, column=id_column)
+    for name in annotation_columns:
+        if name in model.states and name not in ignore_columns:
+            raise InputFileError(
+                source, f"annotation_columns names {name!r}, a variable of model {model.id!r}: passing it through "
+                "would drop its evidence. Rename the column to keep it as an annotation.", line=line, column=name)
     variables: list[str] = []
     annotations: list[str] = []
     for name in header:
@@ -286,6 +312,11 @@ def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_c
                 f"({', '.join(KNOWN_ANNOTATIONS)}).{hint} To drop it, name it in ignore_columns "
                 f"(bayesdx score --ignore-column {name}); to pass it through, in annotation_columns "
                 f"(--keep-column {name}).", line=line, column=name)
+    if not variables:
+        raise InputFileError(
+            source, f"no column is a variable of model {model.id!r} (columns: {', '.join(map(repr, header))}), so "
+            "every case would be scored with nothing observed. Is the file separated by something other than "
+            "the delimiter used (bayesdx score --sep)?", line=line)
     return _Layout(tuple(header), id_column, tuple(variables), tuple(annotations))
 
 
@@ -445,9 +476,23 @@ def atomic_output(path: str | os.PathLike[str], *, newline: str = "") -> Iterato
     """A text handle on a temporary file next to ``path``, renamed over ``path`` when the block succeeds.
 
     On any exception the temporary file is removed (and directories created for it, if empty), so no
-    partial output is left and an existing file at ``path`` is untouched.
+    partial output is left and an existing file at ``path`` is untouched. A symbolic link is written
+    through (its target is replaced, the link kept); an existing file keeps its permissions (patient data
+    written 0600 stays 0600); a FIFO or a device (``/dev/null``, ``/dev/stdout``) is written directly, never
+    replaced by a regular file.
     """
-    target = Path(path)
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("The output path is empty; name a file, or - for standard output.")
+    if text.endswith(("/", os.sep)):
+        raise IsADirectoryError(f"The output path {text!r} ends with a separator: name a file, not a folder.")
+    target = Path(os.path.realpath(text))
+    if target.is_dir():
+        raise IsADirectoryError(f"The output path {text!r} is a folder: name a file.")
+    if target.exists() and not target.is_file():  # a FIFO or a device: no temporary file, no rename
+        with open(target, "w", encoding="utf-8", newline=newline) as handle:
+            yield handle
+        return
     created: list[Path] = []
     parent = target.parent
     while not parent.exists():
@@ -458,9 +503,13 @@ def atomic_output(path: str | os.PathLike[str], *, newline: str = "") -> Iterato
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        if target.exists():
+            mode = stat.S_IMODE(target.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             yield handle
         os.replace(tmp, target)
@@ -498,6 +547,7 @@ def score_csv(
     scorer: Scorer | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     ranking: str | None = None,
+    sep: str | None = None,
 ) -> BatchSummary:
     """Score a CSV file of cases chunk by chunk and write one output row per input row, in input order.
 
@@ -539,6 +589,9 @@ def score_csv(
     ranking : {"expected_disablement", "disablement", "posterior"}, optional
         What the causes are ranked by (see :func:`bayesdx.rank_causes`). Under a counterfactual ranking the
         wide format adds ``score_j`` after each ``probability_j`` and the long format a ``score`` column.
+    sep : str, optional
+        The input's delimiter (one character). Default: detected from the header line among ``DELIMITERS``.
+        The output is always comma-separated.
 
     Returns
     -------
@@ -553,6 +606,8 @@ def score_csv(
         If ``source`` does not exist.
     """
     check_option("score_csv", "format", format, FORMATS)
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n'):
+        raise ValueError(f"The 'sep' parameter of score_csv must be one character (not a quote or newline). Got {sep!r} instead.")
     if top_k is not None:
         check_positive_int("score_csv", "top_k", top_k)
     if chunksize is not None:
@@ -585,7 +640,11 @@ def score_csv(
                                                        errors="surrogateescape"))
         else:
             stream = source
-        records = _records(stream, name)
+        if sep is None:
+            sep, lines = _detect_sep(stream)
+        else:
+            lines = iter(stream)
+        records = _records(lines, name, sep)  # type: ignore[arg-type]
         first = next(records, None)
         if first is None:
             raise InputFileError(name, "the file is empty; it needs a header line naming its columns.")

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import textwrap
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from ._cli_common import (
     _table,
     _user_errors,
 )
+from .exceptions import BayesdxError
 from .results import CAVEAT
 
 __all__ = ["main"]
@@ -177,10 +179,24 @@ def _dask_scorer(model: Any, top_k: int, next_step: bool, scheduler: str | None,
         try:
             parts = dd.from_pandas(evidence, npartitions=min(n_parts, len(evidence)), sort=False)
             return score_dask(parts, model=model, top_k=top_k, next_step=next_step, ranking=ranking).compute()
-        except Exception:
-            return score(evidence, model=model, top_k=top_k, next_step=next_step, ranking=ranking)
+        except BayesdxError:
+            raise  # the input's fault: reported like any bad row
+        except Exception as exc:  # never a silent fallback: the user chose Dask
+            raise click.ClickException(f"the Dask engine failed ({type(exc).__name__}: {exc}). "
+                                       "Score without --engine dask to run locally.") from exc
 
     return scorer
+
+
+def _exit_on_termination() -> None:
+    """SIGTERM and SIGHUP end the command like Ctrl-C: by an exception, so the temporary output is removed."""
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, stop)
 
 
 def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack, errors: str = "strict") -> IO[str]:
@@ -229,11 +245,13 @@ def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack, errors
               help="Workers of the local Dask cluster (with --engine dask and no --scheduler).")
 @click.option("-q", "--quiet", is_flag=True, default=False, show_default=True,
               help="No progress bar and no summary on stderr (errors are still printed).")
+@click.option("--sep", metavar="CHAR", default=None, show_default="detected from the header (, ; tab |)",
+              help="The input's delimiter. The output is always comma-separated.")
 @_ranking_option
 def score_command(input_path: str, output: str, model: str | None, priors: str | None, top_k: int | None,
                   next_step: bool, fmt: str, ignore_columns: tuple[str, ...], keep_columns: tuple[str, ...],
                   id_column: str | None, skip_invalid: bool, chunk_size: int | None, engine: str,
-                  scheduler: str | None, workers: int, quiet: bool, ranking: str | None) -> None:
+                  scheduler: str | None, workers: int, quiet: bool, sep: str | None, ranking: str | None) -> None:
     """Score a CSV file of cases (INPUT, or - for standard input): one output row per input row, in order.
 
     The input has a case id column (case_id, or the first column), one column per variable of the model
@@ -242,6 +260,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
     """
     from .batch import score_csv
 
+    _exit_on_termination()
     if scheduler is not None and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask.")
     m = _load(model, priors)
@@ -270,7 +289,7 @@ def score_command(input_path: str, output: str, model: str | None, priors: str |
                     source, destination, model=m, top_k=top_k, next_step=next_step, format=fmt,
                     ignore_columns=ignore_columns, annotation_columns=keep_columns, id_column=id_column,
                     skip_invalid=skip_invalid, chunksize=chunk_size, scorer=scorer, on_progress=progress,
-                    ranking=ranking,
+                    ranking=ranking, sep=sep,
                 )
             except BrokenPipeError:  # the reader of standard output went away (| head): stop quietly
                 devnull = os.open(os.devnull, os.O_WRONLY)

@@ -66,7 +66,7 @@ def evaluate(vignettes: Path, priors: tuple[str, ...], model_source: str | None,
             n_self_consistency=n_self_consistency, step_cases=step_cases,
             progress=_stage_printer(sys.stderr.isatty()), ranking=ranking,
         )
-    except (bayesdx.BayesdxError, ValueError, TypeError, FileNotFoundError, ImportError) as err:
+    except (bayesdx.BayesdxError, ValueError, TypeError, OSError, ImportError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(result.metrics_markdown())
     if report_dir is not None:

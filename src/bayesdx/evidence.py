@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,11 @@ def is_missing(value: Any) -> bool:
     """True for the values that mean "not observed": None, NaN and the empty string."""
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):  # float16/32/64, longdouble
+        return True
+    if isinstance(value, decimal.Decimal) and value.is_nan():
+        return True
+    if isinstance(value, (np.datetime64, np.timedelta64)) and np.isnat(value):
         return True
     if isinstance(value, str) and value == "":
         return True
@@ -128,6 +133,9 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
     """
     n = len(frame)
     arrays: dict[str, np.ndarray] = {}
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"The cases have the column {duplicated[0]!r} more than once; each variable needs one column.")
     for column in frame.columns:
         if column not in model.states:
             raise unknown_variable(model, column, " (a column of the cases)")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
+from .exceptions import ModelFileError
 from .harm import HarmWeights
 from .inference import CompiledNetwork, InferenceEngine
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
@@ -263,8 +264,12 @@ def load_model(
                 raise FileNotFoundError(f"No such network file: {str(path)!r}")
             from pgmpy.readwrite import BIFReader, XMLBIFReader
 
-            reader = BIFReader(str(path)) if suffix == ".bif" else XMLBIFReader(str(path))
-            network = reader.get_model()
+            try:
+                reader = BIFReader(str(path)) if suffix == ".bif" else XMLBIFReader(str(path))
+                network = reader.get_model()
+            except Exception as exc:  # the readers raise ParseError, ValueError, KeyError, ...: name the file
+                kind = "BIF" if suffix == ".bif" else "XMLBIF"
+                raise ModelFileError(path, "", f"is not a valid {kind} network ({type(exc).__name__}: {exc})") from exc
             return from_network(network, causes=causes, tests=tests, normal_states=normal_states,
                                 priors=priors, source=str(path), model_id=path.stem)
         if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:

@@ -117,6 +117,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise
     except tomllib.TOMLDecodeError as exc:
         raise ModelFileError(path, "", f"is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ModelFileError(path, "", "is nested too deeply to read (arrays or tables inside each other)") from None
 
 
 def _require(path: Path, table: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -176,8 +178,9 @@ def read_model_file(path: str | Path) -> ModelSpec:
     nodes_raw = _require(path, data, "nodes", "", dict)
     cpds_raw = _require(path, data, "cpds", "", dict)
     question_cost = meta.get("question_cost", 1.0)
-    if isinstance(question_cost, bool) or not isinstance(question_cost, (int, float)) or question_cost < 0:
-        raise ModelFileError(path, "model.question_cost", f"must be a number >= 0, got {question_cost!r}", question_cost)
+    if (isinstance(question_cost, bool) or not isinstance(question_cost, (int, float)) or not math.isfinite(question_cost)
+            or question_cost < 0):
+        raise ModelFileError(path, "model.question_cost", f"must be a finite number >= 0, got {question_cost!r}", question_cost)
 
     nodes: dict[str, NodeSpec] = {}
     for node_id, raw in nodes_raw.items():
@@ -194,8 +197,9 @@ def read_model_file(path: str | Path) -> ModelSpec:
         if normal is not None and normal not in states:
             raise ModelFileError(path, f"{where}.normal", f"must be one of the node's states {states!r}, got {normal!r}", normal)
         cost = raw.get("cost")
-        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0):
-            raise ModelFileError(path, f"{where}.cost", f"must be a number >= 0, got {cost!r}", cost)
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)
+                                 or cost < 0):
+            raise ModelFileError(path, f"{where}.cost", f"must be a finite number >= 0, got {cost!r}", cost)
         nodes[node_id] = NodeSpec(
             id=node_id, role=role, states=tuple(states), label=str(raw.get("label", node_id)),
             description=str(raw.get("description", "")), normal=normal,
@@ -499,6 +503,10 @@ def noisy_parameters(spec: ModelSpec, node_id: str) -> NoisyParameters:
 
 
 # ---------------------------------------------------------------------- priors
+#: The range a prior may take: log-odds beyond about +-20 overflow the calibration's fixed point.
+PRIOR_RANGE = (1e-9, 1 - 1e-9)
+
+
 def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = None) -> PriorSetting:
     """Parse and validate a prior file against a model.
 
@@ -550,6 +558,9 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         if prob is None:
             raise ModelFileError(path, key, "needs a 'probability' or a 'qualifier' from [scale.terms]")
         probabilities[cause] = _probability(path, f"{key}.probability", prob, open_interval=True)
+        if not PRIOR_RANGE[0] <= probabilities[cause] <= PRIOR_RANGE[1]:
+            raise ModelFileError(path, f"{key}.probability", f"must lie between {PRIOR_RANGE[0]:g} and 1 - "
+                                 f"{1 - PRIOR_RANGE[1]:g} (the calibration works on the log-odds scale), got {prob!r}", prob)
         kinds = [k for k in ("quote", "assumption", "source") if k in entry]
         if not kinds:
             raise ModelFileError(path, key, "needs its provenance: a 'quote' from the article, an 'assumption' or a 'source'")

@@ -1,0 +1,190 @@
+"""Issue 15: no silent wrong answer, no lost row. One test per defect fixed, each as reproduced in the issue."""
+
+from __future__ import annotations
+
+import decimal
+import io
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import bayesdx
+from bayesdx.batch import InputFileError, score_csv
+from bayesdx.cli import main
+from bayesdx.exceptions import ModelFileError
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = "case_id,fever,age_group\nc1,yes,adult\nc2,no,child\n"
+
+
+def _frame(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+
+
+# ---------------------------------------------------------------------- 3, 4: columns and delimiters
+def test_keeping_a_model_variable_as_an_annotation_is_refused():
+    """Defect 3: --keep-column fever silently dropped that evidence."""
+    with pytest.raises(InputFileError, match="names 'fever', a variable of model 'leg_twitch'"):
+        score_csv(io.StringIO(CASES), io.StringIO(), annotation_columns=["fever"])
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_file_separated_otherwise_is_detected_and_scored_like_a_comma_file(sep):
+    """Defect 4: a semicolon- or tab-separated file was scored as 'nothing observed', exit 0."""
+    expected = io.StringIO()
+    score_csv(io.StringIO(CASES), expected)
+    got = io.StringIO()
+    score_csv(io.StringIO(CASES.replace(",", sep)), got)
+    assert got.getvalue() == expected.getvalue()
+    given = io.StringIO()
+    score_csv(io.StringIO(CASES.replace(",", sep)), given, sep=sep)
+    assert given.getvalue() == expected.getvalue()
+
+
+def test_a_file_with_no_variable_column_is_refused():
+    with pytest.raises(InputFileError, match="no column is a variable of model 'leg_twitch'"):
+        score_csv(io.StringIO("just_one\nx\ny\n"), io.StringIO())
+    result = CliRunner().invoke(main, ["score", "-", "--sep", ","], input="case_id;fever\nc1;yes\n")
+    assert result.exit_code == 1
+    assert "no column is a variable" in result.output
+
+
+# ---------------------------------------------------------------------- 6, 10: output targets
+def test_an_existing_output_keeps_its_mode_and_a_symlink_is_written_through(tmp_path):
+    """Defect 6: rewriting a 0600 output left it 0644 (patient data); a symlink output was replaced."""
+    source = tmp_path / "cases.csv"
+    source.write_text(CASES)
+    target = tmp_path / "private.csv"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    score_csv(source, link)
+    assert link.is_symlink()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert _frame(target.read_text())["case_id"].tolist() == ["c1", "c2"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_output_is_written_directly_and_stays_a_fifo(tmp_path):
+    source = tmp_path / "cases.csv"
+    source.write_text(CASES)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    score_csv(source, fifo)
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert _frame(received[0])["case_id"].tolist() == ["c1", "c2"]
+
+
+def test_dev_null_stays_a_device():
+    score_csv(io.StringIO(CASES), "/dev/null")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize(("output", "message"), [("", "The output path is empty"),
+                                                  ("missing/", "ends with a separator")])
+def test_an_empty_or_folder_output_is_an_error_before_scoring(tmp_path, output, message):
+    """Defect 10: -o "" scored everything and then failed; -o missing/ wrote a file named missing."""
+    source = tmp_path / "cases.csv"
+    source.write_text(CASES)
+    result = CliRunner().invoke(main, ["score", str(source), "-o", output if output else "", "-q"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (Path.cwd() / "missing").exists()
+
+
+# ---------------------------------------------------------------------- 7: signals
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_termination_midway_leaves_no_temporary_file(tmp_path, signum):
+    """Defect 7: SIGTERM or SIGHUP midway left .out.csv.XXXX.tmp behind (SIGINT cleaned up)."""
+    rows = "\n".join(f"c{k},yes,adult" for k in range(200_000))
+    source = tmp_path / "big.csv"
+    source.write_text("case_id,fever,age_group\n" + rows + "\n")
+    out = tmp_path / "out.csv"
+    child = subprocess.Popen([sys.executable, "-m", "bayesdx", "score", str(source), "-o", str(out), "-q",
+                              "--no-next-step", "--chunk-size", "500"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.csv.*.tmp")) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert child.poll() is None, "finished before it could be interrupted"
+    child.send_signal(signum)
+    child.wait(timeout=60)
+    assert child.returncode != 0
+    assert not list(tmp_path.glob(".out.csv.*.tmp"))
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------- 9: files that must fail cleanly
+def test_non_finite_costs_are_refused_with_the_file_and_key(tmp_path, tiny_model_path):
+    text = tiny_model_path.read_text()
+    for bad in ("nan", "inf"):
+        path = tmp_path / f"cost_{bad}.toml"
+        bad_text = text.replace('role = "test"\nstates = ["normal", "abnormal"]\ncost = 2.0',
+                                f'role = "test"\nstates = ["normal", "abnormal"]\ncost = {bad}')
+        assert bad_text != text
+        path.write_text(bad_text)
+        with pytest.raises(ModelFileError, match=r"nodes\.thermometer\.cost.*must be a finite number"):
+            bayesdx.load_model(path)
+
+
+def test_a_vanishing_prior_nested_toml_and_malformed_xmlbif_are_model_file_errors(tmp_path):
+    text = (REPO / "priors" / "uniform.toml").read_text()
+    prior = tmp_path / "tiny_prior.toml"
+    prior.write_text(text.replace("[causes.als]\nprobability = 0.05", "[causes.als]\nprobability = 1e-300"))
+    assert prior.read_text() != text
+    with pytest.raises(ModelFileError, match=r"causes\.als\.probability.*must lie between"):
+        bayesdx.load_model(priors=prior)
+    nested = tmp_path / "nested.toml"
+    nested.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        bayesdx.load_model(nested)
+    xml = tmp_path / "bad.xmlbif"
+    xml.write_text("<BIF><NETWORK><oops>")
+    with pytest.raises(ModelFileError, match="is not a valid XMLBIF network"):
+        bayesdx.load_model(xml, causes=["x"])
+
+
+# ---------------------------------------------------------------------- 11: NaN spellings
+@pytest.mark.parametrize("value", [np.float32("nan"), np.float16("nan"), np.longdouble("nan"), decimal.Decimal("NaN"),
+                                   pd.NaT, np.datetime64("NaT")], ids=lambda v: type(v).__name__)
+def test_every_nan_spelling_means_not_observed(bundled_model, value):
+    dx = bayesdx.rank_causes({"fever": value, "age_group": "adult"}, model=bundled_model, next_steps=False)
+    assert "fever" not in dx.evidence
+
+
+def test_duplicate_dataframe_columns_name_the_column(bundled_model):
+    frame = pd.DataFrame([["yes", "no"]], columns=["fever", "fever"])
+    with pytest.raises(ValueError, match="the column 'fever' more than once"):
+        bayesdx.score(frame, model=bundled_model)
+
+
+# ---------------------------------------------------------------------- 12: no silent Dask fallback
+def test_a_failing_dask_engine_is_reported_not_replaced_by_local_scoring(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    import bayesdx.dask as bdask
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(bdask, "score_dask", broken)
+    source = tmp_path / "cases.csv"
+    source.write_text(CASES)
+    result = CliRunner().invoke(main, ["score", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "dask",
+                                       "--workers", "1", "-q", "--no-next-step"])
+    assert result.exit_code == 1
+    assert "the Dask engine failed (RuntimeError: worker lost)" in result.output
+    assert not (tmp_path / "out.csv").exists()
