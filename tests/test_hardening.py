@@ -188,3 +188,41 @@ def test_a_failing_dask_engine_is_reported_not_replaced_by_local_scoring(tmp_pat
     assert result.exit_code == 1
     assert "the Dask engine failed (RuntimeError: worker lost)" in result.output
     assert not (tmp_path / "out.csv").exists()
+
+
+# ---------------------------------------------------------------------- interfaces
+def test_results_pickle_deepcopy_and_serialise(bundled_model):
+    """Diagnosis did not pickle or deepcopy (a mappingproxy field); to_dict and to_json are public."""
+    import copy
+    import json
+    import pickle
+
+    dx = bayesdx.rank_causes({"fever": "yes", "age_group": "child"}, model=bundled_model)
+    again = pickle.loads(pickle.dumps(dx))
+    assert [c.id for c in again.causes] == [c.id for c in dx.causes]
+    assert (again.triage, again.referral, again.next_step) == (dx.triage, dx.referral, dx.next_step)
+    assert copy.deepcopy(dx) == dx
+    data = json.loads(dx.to_json())
+    assert data == json.loads(json.dumps(dx.to_dict()))
+    assert data["causes"][0]["id"] == dx.causes[0].id
+    assert data["causes"][0]["label"] == bundled_model.labels[dx.causes[0].node]
+    assert data["triage"] == dx.triage
+    assert data["referral_reason"] == dx.referral_reason
+    result = CliRunner().invoke(main, ["rank", "fever=yes", "age_group=child", "--json"])
+    assert json.loads(result.output)["causes"][0]["id"] == dx.causes[0].id
+
+
+def test_score_takes_a_frame_in_the_vignette_layout(bundled_model):
+    """bayesdx.score(pd.read_csv("evaluation/vignettes/dev.csv")) failed on case_id."""
+    frame = pd.read_csv(REPO / "evaluation" / "vignettes" / "dev.csv")
+    scored = bayesdx.score(frame, model=bundled_model, top_k=1)
+    assert scored.index.name == "case_id"
+    assert scored.index.tolist() == frame["case_id"].tolist()
+    assert scored["true_cause"].tolist() == frame["true_cause"].tolist()
+    evidence = frame.drop(columns=["case_id", "true_cause", "true_triage", "rationale"])
+    plain = bayesdx.score(evidence, model=bundled_model, top_k=1)
+    assert scored["cause_1"].tolist() == plain["cause_1"].tolist()
+    dropped = bayesdx.score(frame, model=bundled_model, top_k=1, ignore_columns=["rationale", "fever"])
+    assert "rationale" not in dropped.columns
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        bayesdx.score(frame, model=bundled_model, ignore_columns=["nope"])

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_option, check_positive_int
-from .evidence import to_state
+from .evidence import KNOWN_ANNOTATIONS, to_state
 from .exceptions import BayesdxError, ImpossibleEvidenceError, InvalidStateError
 from .model import Model, _model_or_default
 from .ranking import STEP_COLUMNS, resolve_ranking, score
@@ -60,7 +60,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Columns that pass through to the output without being named (besides ``annotation_columns``).
-KNOWN_ANNOTATIONS = ("true_cause", "true_triage", "true_referral", "rationale", "notes", "source")
 #: Output layouts of :func:`score_csv`.
 FORMATS = ("wide", "long")
 #: Rows per chunk without next steps (about 10 MB of working memory with the bundled model).

@@ -77,7 +77,7 @@ def rank(evidence: tuple[str, ...], model: str | None, priors: str | None, top_k
     with _user_errors():
         dx = rank_causes(observed, model=m, next_steps=next_step, ranking=ranking)
     if as_json:
-        click.echo(json.dumps(dx._summary(), indent=2))
+        click.echo(dx.to_json(indent=2))
         return
     click.echo(_format_diagnosis(dx, m, top_k, steps))
 

@@ -149,7 +149,7 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
     click.echo(_command_line(dict(observed.items()), model, priors))
     click.echo(CAVEAT)
     if save is not None:
-        record = {"evidence": dict(observed), "skipped": skipped, "ended": ended, "result": dx._summary()}
+        record = {"evidence": dict(observed), "skipped": skipped, "ended": ended, "result": dx.to_dict()}
         with _user_errors():
             save.parent.mkdir(parents=True, exist_ok=True)
             save.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
     from .model import Model
 
-__all__ = ["normalize_evidence"]
+__all__ = ["KNOWN_ANNOTATIONS", "normalize_evidence"]
+
+#: Columns of the vignette layout that annotate a case rather than give evidence; they pass through.
+KNOWN_ANNOTATIONS = ("true_cause", "true_triage", "true_referral", "rationale", "notes", "source")
 
 _TRUE_NAMES = ("yes", "true", "present")
 _FALSE_NAMES = ("no", "false", "absent")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ._validation import check_positive_int
 from .counterfactual import counterfactual_scores
-from .evidence import likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
+from .evidence import KNOWN_ANNOTATIONS, likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
 from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
@@ -272,7 +272,7 @@ def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z
         model_version=model.version,
         priors=model.priors,
         log_evidence=log_z,
-        prior_probabilities=model.prior_probabilities,
+        prior_probabilities=dict(model.prior_probabilities),  # a plain dict: results pickle and deepcopy
         labels={c: model.labels.get(c, c) for c in model.causes},
         model=model,
         **extra,
@@ -288,6 +288,8 @@ def score(
     next_step: bool = False,
     alpha: float | None = None,
     ranking: str | None = None,
+    id_column: str | None = None,
+    ignore_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Rank causes for many cases at once.
 
@@ -309,6 +311,12 @@ def score(
         Entropy-to-cost ratio for the next step (see :func:`rank_causes`).
     ranking : {"expected_disablement", "disablement", "posterior"}, optional
         What the causes are ranked by (see :func:`rank_causes`).
+    id_column : str, optional
+        A DataFrame in the vignette layout (``pd.read_csv("evaluation/vignettes/dev.csv")``): the column of case
+        ids, which becomes the result's index. Default ``case_id`` when the frame has one.
+    ignore_columns : sequence of str, default ()
+        DataFrame columns to leave out. Columns named in ``KNOWN_ANNOTATIONS`` (``true_cause``, ``rationale``,
+        ...) that are not model variables pass through to the result, after the scores.
 
     Returns
     -------
@@ -344,6 +352,9 @@ def score(
         raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
     model = _model_or_default(model, priors, "score")
     ranking = resolve_ranking(model, "score", ranking)
+    passed = None
+    if isinstance(cases, pd.DataFrame):
+        cases, passed = _vignette_layout(model, cases, id_column, ignore_columns)
     if isinstance(cases, pd.DataFrame):
         index = cases.index
         n = len(cases)
@@ -365,8 +376,9 @@ def score(
     if next_step:
         columns += list(STEP_COLUMNS)
     if n == 0:
-        return pd.DataFrame({c: pd.Series(dtype=float if c.startswith(("probability", "next_step_value")) else object)
-                             for c in columns}, index=index)
+        empty = pd.DataFrame({c: pd.Series(dtype=float if c.startswith(("probability", "score", "next_step_value"))
+                                           else object) for c in columns}, index=index)
+        return _with_annotations(empty, passed)
     data: dict[str, Any] = {}
     if not next_step:
         matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
@@ -380,7 +392,7 @@ def score(
             data[f"probability_{j + 1}"] = matrix[rows, order[:, j]]
             if cf is not None:
                 data[f"score_{j + 1}"] = scores[rows, order[:, j]]
-        return pd.DataFrame(data, index=index, columns=columns)
+        return _with_annotations(pd.DataFrame(data, index=index, columns=columns), passed)
     assert observed is not None
     data = {c: [] for c in columns}
     labels = list(index)
@@ -400,7 +412,30 @@ def score(
         data["triage"] += [r.triage for r in results]
         data["referral"] += [r.referral for r in results]
         data["should_stop"] += [bool(r.should_stop) for r in results]
-    return pd.DataFrame(data, index=index, columns=columns)
+    return _with_annotations(pd.DataFrame(data, index=index, columns=columns), passed)
+
+
+def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
+                     ignore_columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The evidence columns of a frame in the vignette layout (ids as index), and the annotations to pass on."""
+    if isinstance(ignore_columns, str) or not all(isinstance(c, str) for c in ignore_columns):
+        raise TypeError(f"The 'ignore_columns' parameter of score must be a list of column names. Got {ignore_columns!r} instead.")
+    for name in (*ignore_columns, *([id_column] if id_column else [])):
+        if name not in frame.columns:
+            raise ValueError(f"The cases have no column {name!r}. Their columns are {', '.join(map(repr, frame.columns))}.")
+    frame = frame.drop(columns=list(ignore_columns))
+    if id_column is None and "case_id" in frame.columns and "case_id" not in model.states:
+        id_column = "case_id"
+    if id_column is not None:
+        frame = frame.set_index(id_column)
+    notes = [c for c in frame.columns if c in KNOWN_ANNOTATIONS and c not in model.states]
+    return frame.drop(columns=notes), (frame[notes] if notes else None)
+
+
+def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:
+    if passed is None:
+        return result
+    return pd.concat([result, passed.set_axis(result.index)], axis=1)
 
 
 #: Columns that ``score(..., next_step=True)`` adds after the causes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -218,11 +219,39 @@ class Diagnosis:
             f"{html.escape(self.priors)}.</small></p></div>"
         )
 
-    def _summary(self) -> dict[str, Any]:  # used by the command line's --json
+    def to_json(self, **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON (strict: a non-finite number is written as null). ``kwargs`` go to
+        :func:`json.dumps` (``indent=2``, say)."""
+        import json
+
+        def finite(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: finite(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [finite(v) for v in value]
+            return value
+
+        return json.dumps(finite(self.to_dict()), allow_nan=False, **kwargs)
+
+    def _summary(self) -> dict[str, Any]:  # kept for callers of the earlier private name
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything the result holds, as plain Python values (the model is named, not included).
+
+        Keys: ``ranking``, ``causes`` (id, node, state, label, probability, disablement,
+        expected_disablement, prior_probability, best first), ``evidence``, ``model``, ``model_version``,
+        ``priors``, ``log_evidence``, ``next_steps``, ``next_step``, ``should_stop``, ``pursued``, ``alpha``,
+        ``triage``, ``triage_reasons``, ``referral``, ``referral_reason``, ``caveat``.
+        """
         return {
             "ranking": self.ranking,
-            "causes": [{"id": c.id, "node": c.node, "state": c.state, "probability": c.probability,
-                        "disablement": c.disablement, "expected_disablement": c.expected_disablement}
+            "causes": [{"id": c.id, "node": c.node, "state": c.state, "label": self.labels.get(c.node, c.node),
+                        "probability": c.probability, "disablement": c.disablement,
+                        "expected_disablement": c.expected_disablement,
+                        "prior_probability": self.prior_probabilities.get(c.id)}
                        for c in self.causes],
             "evidence": dict(self.evidence),
             "model": self.model_id,
@@ -236,6 +265,7 @@ class Diagnosis:
             "next_step": self.next_step.id if self.next_step else None,
             "should_stop": self.should_stop,
             "pursued": list(self.pursued),
+            "alpha": self.alpha,
             "triage": self.triage,
             "triage_reasons": list(self.triage_reasons),
             "referral": self.referral,
