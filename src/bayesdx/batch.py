@@ -311,7 +311,7 @@ def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_c
                 f"({', '.join(KNOWN_ANNOTATIONS)}).{hint} To drop it, name it in ignore_columns "
                 f"(bayesdx score --ignore-column {name}); to pass it through, in annotation_columns "
                 f"(--keep-column {name}).", line=line, column=name)
-    if not variables:
+    if not any(name in model.states for name in header):  # (ignoring every variable on purpose is allowed)
         raise InputFileError(
             source, f"no column is a variable of model {model.id!r} (columns: {', '.join(map(repr, header))}), so "
             "every case would be scored with nothing observed. Is the file separated by something other than "
