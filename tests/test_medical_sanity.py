@@ -129,10 +129,6 @@ def test_a_boy_with_months_of_weakness_and_a_raised_ck_ranks_myopathy_above_over
     assert dx.rank("myopathy") < dx.rank("overexertion"), _ids(dx, 4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known limitation, left in the open: stress_anxiety has no age odds ratio, so a child carries the "
-    "adult prior (0.44 after scaling), and a daily course favours it; epilepsy ranks second. Not tuned to "
-    "this development vignette (dev062)."))
 def test_a_child_with_daily_visible_jerks_and_an_epileptiform_eeg_ranks_epilepsy_above_stress(model):
     """Article: "if the muscle twitching is clearly visible, the physician refers to it as myoclonia, such as
     can occur during an epileptic seizure." Clinical: interictal epileptiform discharges are found in only
