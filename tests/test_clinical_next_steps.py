@@ -158,3 +158,24 @@ def test_pursue_overrides_the_harm_weights(bundled_model):
     assert len(weighted.pursued) == len(bundled_model.hypotheses)
     assert {s.id: s.expected_information_gain for s in chosen.next_steps} != {
         s.id: s.expected_information_gain for s in weighted.next_steps}
+
+
+def test_a_study_of_tests_with_children_takes_the_row_plan_with_the_same_value(bundled_model, monkeypatch):
+    """Studies of noisy leaves use cumulative rows (single likelihoods on the parents); any other study has one
+    row per combination of results. Forcing the second plan gives the same EIG (the first is checked against
+    brute force above)."""
+    from bayesdx import next_steps
+
+    evidence = {**bundled_model.presenting, **SCENARIOS[2][1]}
+    fast = {s.id: s.expected_information_gain for s in bayesdx.rank_causes(evidence, model=bundled_model).next_steps}
+    original = next_steps._candidate_plans
+
+    def rows_for_the_study(model, candidates):
+        plans = original(model, candidates)
+        for test in model.studies["emg_ncs"].tests:
+            plans[test] = ("rows", None)
+        return plans
+
+    monkeypatch.setattr(next_steps, "_candidate_plans", rows_for_the_study)
+    slow = {s.id: s.expected_information_gain for s in bayesdx.rank_causes(evidence, model=bundled_model).next_steps}
+    assert_allclose(slow["emg_ncs"], fast["emg_ncs"], atol=1e-9, rtol=0)

@@ -261,8 +261,15 @@ def analyse_steps(
         todo = np.array([k for k in range(n) if not any(t in cases[k] for t in study.tests)], dtype=int)
         if todo.size:
             per_case = int(np.prod([len(model.states[t]) for t in study.tests]))
-            blocks.append((study.id, "study", study, todo, per_case))
-            row_case_parts.append(np.repeat(todo, per_case))
+            if all(plans.get(t, ("rows", None))[0] == "decomposed" for t in study.tests):
+                # every test a noisy leaf: the cumulative rows X_1 <= a_1, ..., X_k <= a_k are single likelihoods on
+                # the parents (the all-top combination is e itself), as for one decomposed candidate
+                decs = [plans[t][1] for t in study.tests]
+                blocks.append((study.id, "study_decomposed", (study, decs), todo, per_case - 1))
+                row_case_parts.append(np.repeat(todo, per_case - 1))
+            else:
+                blocks.append((study.id, "study", study, todo, per_case))
+                row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]
     clamped = _clamped_outcomes(model, [b for b in blocks if b[1] == "rows"], likelihoods, base, n)
@@ -299,6 +306,21 @@ def analyse_steps(
                     if t not in lik:
                         lik[t] = np.ones((n_rows, len(model.states[t])))
                     lik[t][r] = lik[t][r] * np.eye(len(model.states[t]))[code]
+        elif plan == "study_decomposed":
+            study, decs = dec
+            grid = [len(d.order) for d in decs]
+            for j, combo in enumerate(c for c in np.ndindex(*grid) if c != tuple(g - 1 for g in grid)):
+                r = rows[:, j]
+                for t, d, level in zip(study.tests, decs, combo, strict=True):
+                    if level == len(d.order) - 1:
+                        continue  # X_t <= top level: always true
+                    with np.errstate(divide="ignore"):
+                        log_scale[r] += np.log(d.leak_cdf[level])
+                    for p, factor in zip(net.parents[index[t]], d.factors, strict=True):
+                        name = net.variables[p]
+                        if name not in lik:
+                            lik[name] = np.ones((n_rows, len(net.states[p])))
+                        lik[name][r] = lik[name][r] * factor[level]
     post = model.engine.posterior(likelihoods, model.causes, n, row_case=row_case, row_likelihoods=lik)
     matrix = hypothesis_matrix(model, post.marginals, n_rows)
     matrix[post.impossible] = 0.0
@@ -319,7 +341,8 @@ def analyse_steps(
     for var, plan, dec, todo, per_case in blocks:
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        n_states = per_case if plan == "study" else len(model.states[var])
+        n_states = (per_case if plan == "study" else per_case + 1 if plan == "study_decomposed"
+                    else len(model.states[var]))
         p_x = np.zeros((todo.size, n_states))
         post_x = np.zeros((todo.size, n_states, base.shape[1]))
         if plan == "decomposed":
@@ -340,6 +363,29 @@ def analyse_steps(
         elif plan in ("states", "study"):
             p_x = p_rows[rows]
             post_x = matrix[rows]
+        elif plan == "study_decomposed":
+            # cumulative grid F[a_1, ..., a_k] = P(X_1 <= a_1, ..., | e) (and J with the hypotheses), then the
+            # joint probabilities by differences along every axis; outcomes in the tests' state order (row-major)
+            study, decs = dec
+            grid = tuple(len(d.order) for d in decs)
+            h = base.shape[1]
+            cum_p = np.ones((todo.size, *grid))
+            cum_j = np.broadcast_to(base[todo][:, *([None] * len(grid)), :], (todo.size, *grid, h)).copy()
+            combos = [c for c in np.ndindex(*grid) if c != tuple(g - 1 for g in grid)]
+            for j, combo in enumerate(combos):
+                cum_p[(slice(None), *combo)] = p_rows[rows[:, j]]
+                cum_j[(slice(None), *combo)] = matrix[rows[:, j]] * p_rows[rows[:, j]][:, None]
+            for axis in range(1, len(grid) + 1):
+                cum_p = np.diff(cum_p, axis=axis, prepend=0.0)
+                cum_j = np.diff(cum_j, axis=axis, prepend=0.0)
+            sizes = [len(model.states[t]) for t in study.tests]
+            for j, states in enumerate(np.ndindex(*sizes)):  # state combination j -> its levels
+                levels = tuple(d.order.index(state) for d, state in zip(decs, states, strict=True))
+                p_x[:, j] = np.maximum(cum_p[(slice(None), *levels)], 0.0)
+                post_x[:, j] = cum_j[(slice(None), *levels)]
+            ok = p_x > 1e-12
+            post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
+            post_x = np.clip(post_x, 0.0, 1.0)
         else:
             p_x, post_x = clamped[var]
             p_x, post_x = p_x[todo], post_x[todo]
