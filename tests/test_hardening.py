@@ -226,3 +226,11 @@ def test_score_takes_a_frame_in_the_vignette_layout(bundled_model):
     assert "rationale" not in dropped.columns
     with pytest.raises(ValueError, match="no column 'nope'"):
         bayesdx.score(frame, model=bundled_model, ignore_columns=["nope"])
+
+
+def test_rank_json_honours_top_k():
+    import json
+
+    result = CliRunner().invoke(main, ["rank", "fever=yes", "--json", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["causes"]) == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import signal
@@ -77,7 +76,7 @@ def rank(evidence: tuple[str, ...], model: str | None, priors: str | None, top_k
     with _user_errors():
         dx = rank_causes(observed, model=m, next_steps=next_step, ranking=ranking)
     if as_json:
-        click.echo(dx.to_json(indent=2))
+        click.echo(dx.to_json(top_k=top_k, indent=2))  # --top-k limits the causes, in JSON as in the table
         return
     click.echo(_format_diagnosis(dx, m, top_k, steps))
 

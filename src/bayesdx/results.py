@@ -219,9 +219,9 @@ class Diagnosis:
             f"{html.escape(self.priors)}.</small></p></div>"
         )
 
-    def to_json(self, **kwargs: Any) -> str:
-        """:meth:`to_dict` as JSON (strict: a non-finite number is written as null). ``kwargs`` go to
-        :func:`json.dumps` (``indent=2``, say)."""
+    def to_json(self, top_k: int | None = None, **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON (strict: a non-finite number is written as null), with the ``top_k`` best
+        causes only when given. ``kwargs`` go to :func:`json.dumps` (``indent=2``, say)."""
         import json
 
         def finite(value: Any) -> Any:
@@ -233,7 +233,10 @@ class Diagnosis:
                 return [finite(v) for v in value]
             return value
 
-        return json.dumps(finite(self.to_dict()), allow_nan=False, **kwargs)
+        data = self.to_dict()
+        if top_k is not None:
+            data["causes"] = data["causes"][:top_k]
+        return json.dumps(finite(data), allow_nan=False, **kwargs)
 
     def _summary(self) -> dict[str, Any]:  # kept for callers of the earlier private name
         return self.to_dict()
