@@ -25,6 +25,6 @@ def test_every_python_example_of_the_readme_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                              # and write asia.bif here, not in the checkout
     namespace: dict = {}
     for k, block in enumerate(_python_blocks()):
-        exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)  # noqa: S102
+        exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)
     assert namespace["dx"].causes
     assert namespace["asia"].causes == ("tub", "lung")
