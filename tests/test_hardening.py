@@ -234,3 +234,16 @@ def test_rank_json_honours_top_k():
     result = CliRunner().invoke(main, ["rank", "fever=yes", "--json", "--top-k", "2"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)["causes"]) == 2
+
+
+def test_notebook_views_show_triage_referral_next_steps_and_explanations(bundled_model):
+    dx = bayesdx.rank_causes({"fever": "yes", "age_group": "child", "loss_of_consciousness": "yes"}, model=bundled_model)
+    page = dx._repr_html_()
+    assert bundled_model.labels["febrile_infection"] in page
+    assert "Triage:</b> emergency" in page
+    assert "Referral:</b> emergency department" in page
+    assert dx.next_steps[0].id in page
+    assert "expected disablement" in page
+    explanation = dx.explain("febrile_infection")._repr_html_()
+    assert "febrile_infection" in explanation
+    assert "log-likelihood ratio" in explanation

@@ -81,6 +81,20 @@ class Explanation:
             columns=["variable", "state", "log_likelihood_ratio", "probability_before", "probability_after"],
         )
 
+    def _repr_html_(self) -> str:
+        """A notebook view: each observation's log-likelihood ratio, supporting in green, conflicting in red."""
+        import html
+
+        rows = "".join(
+            f"<tr><td>{html.escape(c.variable)} = {html.escape(str(c.state))}</td>"
+            f"<td style='color:{'#2a7a2a' if c.log_likelihood_ratio > 0 else '#a33'}'>{c.log_likelihood_ratio:+.3f}</td></tr>"
+            for c in self.contributions
+        )
+        return (f"<div><p><b>{html.escape(self.cause)}</b>: prior {self.prior_probability:.4f} -> posterior "
+                f"{self.posterior_probability:.4f} (log-odds change {self.log_odds_change:+.3f})</p>"
+                f"<table><thead><tr><th>observation</th><th>log-likelihood ratio</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table></div>")
+
     def __repr__(self) -> str:
         sup = ", ".join(f"{c.variable}={c.state} ({c.log_likelihood_ratio:+.2f})" for c in self.supporting[:3])
         con = ", ".join(f"{c.variable}={c.state} ({c.log_likelihood_ratio:+.2f})" for c in self.conflicting[:3])

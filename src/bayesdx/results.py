@@ -205,15 +205,33 @@ class Diagnosis:
         )
 
     def _repr_html_(self) -> str:
+        """A notebook view: the leading causes with labels, probability bars and the ranking's score, the
+        triage with its reasons, the referral and why, and the next steps."""
+        def bar(p: float) -> str:
+            width = max(0.0, min(1.0, p)) * 100
+            return (f'<div style="background:#4a7ab7;height:0.8em;width:{width:.1f}%" '
+                    f'title="{p:.4f}"></div>')
+
+        score_head = "" if self.ranking == "posterior" else f"<th>{html.escape(self.ranking.replace('_', ' '))}</th>"
         rows = "".join(
-            f"<tr><td>{k}</td><td>{html.escape(c.id)}</td><td>{c.probability:.4f}</td></tr>"
+            f"<tr><td>{k}</td><td>{html.escape(self.labels.get(c.node, c.node))} <small>({html.escape(c.id)})</small>"
+            f"</td><td style='width:10em'>{bar(c.probability)}</td><td>{c.probability:.4f}</td>"
+            + ("" if self.ranking == "posterior" else f"<td>{c.score(self.ranking):.4f}</td>") + "</tr>"
             for k, c in enumerate(self.causes[:10], start=1)
         )
+        steps = "".join(
+            f"<li>{html.escape(s.id)} ({html.escape(s.kind)}): value {s.value:.3f} = EIG {s.expected_information_gain:.3f}"
+            f" - alpha x cost {s.cost:g}</li>" for s in self.next_steps[:5]
+        )
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.triage_reasons)
         return (
-            f"<div><table><thead><tr><th>rank</th><th>cause</th><th>probability</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-            + (f"<p>Next step: {html.escape(self.next_step.id)} ({self.next_step.kind})</p>" if self.next_step else "")
-            + (f"<p>Triage: {html.escape(self.triage)}</p>" if self.triage else "")
+            "<div><table><thead><tr><th>rank</th><th>cause</th><th></th><th>probability</th>"
+            f"{score_head}</tr></thead><tbody>{rows}</tbody></table>"
+            + (f"<p><b>Triage:</b> {html.escape(self.triage)}</p><ul>{reasons}</ul>" if self.triage else "")
+            + (f"<p><b>Referral:</b> {html.escape(self.referral)} <small>({html.escape(self.referral_reason or '')})"
+               "</small></p>" if self.referral else "")
+            + (f"<p><b>Next steps</b>{' (stop rule holds)' if self.should_stop else ''}:</p><ol>{steps}</ol>"
+               if self.next_steps else "")
             + f"<p><small>{html.escape(self.caveat)} Model "
             f"{html.escape(self.model_id)} {html.escape(self.model_version)}, priors "
             f"{html.escape(self.priors)}.</small></p></div>"
