@@ -247,3 +247,24 @@ def test_notebook_views_show_triage_referral_next_steps_and_explanations(bundled
     explanation = dx.explain("febrile_infection")._repr_html_()
     assert "febrile_infection" in explanation
     assert "log-likelihood ratio" in explanation
+
+
+def test_the_bif_export_reloads_to_the_same_answers(tmp_path, bundled_model):
+    """Reloading the model's own BIF export lost the presenting complaint and offered __part nodes as next
+    steps; presenting= and the default hidden parts give the same posteriors (pgmpy's BIF round trip)."""
+    out = tmp_path / "leg_twitch.bif"
+    result = CliRunner().invoke(main, ["model", "export", "--format", "bif", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "presenting={'leg_twitching': 'yes'}" in result.stderr
+    again = bayesdx.load_model(out, causes=list(bundled_model.causes), tests=list(bundled_model.tests),
+                               presenting=dict(bundled_model.presenting))
+    assert again.hidden
+    assert all("__part" in h for h in again.hidden)
+    evidence = {"muscle_weakness": "yes", "age_group": "older_adult", "electromyography": "neurogenic"}
+    ours = bayesdx.rank_causes(evidence, model=bundled_model, ranking="posterior", next_steps=False)
+    theirs = bayesdx.rank_causes(evidence, model=again)
+    np.testing.assert_allclose([theirs.probability(c.id) for c in ours.causes], [c.probability for c in ours.causes],
+                               atol=1e-9, rtol=0)
+    assert not [s.id for s in theirs.next_steps if "__part" in s.id]
+    with pytest.raises(ValueError, match="presenting=, hidden= and costs= are for BIF"):
+        bayesdx.load_model(presenting={"fever": "yes"})

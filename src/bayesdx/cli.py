@@ -363,7 +363,7 @@ def model_validate(path: str | None, priors: str | None) -> None:
 @model_group.command("export")
 @_model_options
 @click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="bif", show_default=True,
-              help="bif (GeNIe, pyAgrum, Netica) or xmlbif.")
+              help="bif (GeNIe, pyAgrum, Netica) or xmlbif (name the file .bifxml for pyAgrum).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, writable=True), required=True,
               help="The file to write (- for standard output).  [required]")
 def model_export(model: str | None, priors: str | None, fmt: str, output: str) -> None:
@@ -381,6 +381,13 @@ def model_export(model: str | None, priors: str | None, fmt: str, output: str) -
         return
     with _user_errors(), atomic_output(output) as handle:
         handle.write(text)
+    # BIF and XMLBIF carry the network only: say what a reload needs to give the same answers
+    roles = [f"causes={list(m.causes)!r}", f"tests={list(m.tests)!r}"]
+    if m.presenting:
+        roles.append(f"presenting={dict(m.presenting)!r}")
+    click.echo(f"Wrote {output}. {fmt.upper()} carries no roles, presenting complaint, costs, triage or "
+               f"priors' sources; reload with bayesdx.load_model({output!r}, {', '.join(roles)}) "
+               "(the __part nodes are hidden by default).", err=True)
 
 
 from .cli_evaluate import evaluate  # noqa: E402  (the evaluation command lives in its own module)

@@ -49,6 +49,9 @@ class ModelRecipe:
     causes: tuple[str, ...] = ()
     tests: tuple[str, ...] = ()
     normal_states: tuple[tuple[str, str | None], ...] = ()
+    presenting: tuple[tuple[str, str], ...] = ()
+    hidden: tuple[str, ...] = ()
+    costs: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def of(cls, model: Model) -> ModelRecipe:
@@ -58,14 +61,17 @@ class ModelRecipe:
             return cls(source=_bundled_name(model.spec.path, "models"),
                        priors=_bundled_name(prior, "priors") if prior is not None else None)
         return cls(source=None, network=model.network, causes=tuple(model.causes), tests=tuple(model.tests),
-                   normal_states=tuple((c, model.normal_states[c]) for c in model.causes))
+                   normal_states=tuple((c, model.normal_states[c]) for c in model.causes),
+                   presenting=tuple(model.presenting.items()), hidden=tuple(model.hidden),
+                   costs=tuple(model.costs.items()))
 
     def load(self) -> Model:
         """The model (cached per process for model files)."""
         if self.source is not None:
             return _load_file_model(self.source, self.priors)
         return load_model(self.network, causes=list(self.causes), tests=list(self.tests),
-                          normal_states=dict(self.normal_states))
+                          normal_states=dict(self.normal_states), presenting=dict(self.presenting),
+                          hidden=list(self.hidden), costs=dict(self.costs))
 
 
 def _bundled_name(path: Path, kind: str) -> str:

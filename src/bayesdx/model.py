@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ class Model:
             priors = None if self.prior_setting is None else str(self.prior_setting.path)
             return (_unpickle_spec_model, (str(self.spec.path), priors))
         normals = {c: self.normal_states.get(c) for c in self.causes}
-        return (_unpickle_network_model, (self.network, self.causes, self.tests, normals, self.source, self.id))
+        return (_unpickle_network_model, (self.network, self.causes, self.tests, normals, self.source, self.id,
+                                          dict(self.presenting), self.hidden, dict(self.costs)))
 
     def with_priors(self, priors: str | os.PathLike[str]) -> Model:
         """The same model with another prior setting (models read from a model file only)."""
@@ -202,6 +204,9 @@ def load_model(
     causes: Sequence[str] | None = None,
     tests: Sequence[str] = (),
     normal_states: Mapping[str, str | None] | None = None,
+    presenting: Mapping[str, str] | None = None,
+    hidden: Sequence[str] | None = None,
+    costs: Mapping[str, float] | None = None,
 ) -> Model:
     """Load a diagnostic model.
 
@@ -223,6 +228,14 @@ def load_model(
     normal_states : mapping of str to str or None, optional
         The normal state of a cause (not ranked) where it is not named absent/normal/no/false; map a cause
         to ``None`` to rank every one of its states.
+    presenting : mapping of str to str, optional
+        For networks: evidence every case carries unless it states otherwise (the presenting complaint;
+        ``{"leg_twitching": "yes"}`` when reloading the bundled model's BIF export).
+    hidden : sequence of str, optional
+        For networks: modelling devices that are never asked about or ranked. Default: the divorcing parts
+        ``<node>__part<k>`` that ``bayesdx model export`` writes.
+    costs : mapping of str to float, optional
+        For networks: the cost of asking each finding or doing each test (default 1 each).
 
     Returns
     -------
@@ -246,9 +259,10 @@ def load_model(
     >>> "als" in model.causes
     True
     """
+    extra = {"presenting": presenting, "hidden": hidden, "costs": costs}
     if source is None or (isinstance(source, str) and source in _resources.available("models")):
         name = _resources.BUNDLED_MODEL if source is None else source
-        _roles_must_be_absent(causes, tests, normal_states, "a model file")
+        _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
         model_path = _resources.data_dir("models") / f"{name}.toml"
         if priors is not None and not (isinstance(priors, str) and priors in _resources.available("priors")):
             return _from_spec(read_model_file(model_path), priors)  # a prior file by path: never cached
@@ -257,9 +271,9 @@ def load_model(
         path = Path(source)
         suffix = path.suffix.lower()
         if suffix == ".toml":
-            _roles_must_be_absent(causes, tests, normal_states, "a model file")
+            _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
             return _from_spec(read_model_file(path), priors)
-        if suffix in (".bif", ".xml", ".xmlbif"):
+        if suffix in (".bif", ".xml", ".xmlbif", ".bifxml"):
             if not path.is_file():
                 raise FileNotFoundError(f"No such network file: {str(path)!r}")
             from pgmpy.readwrite import BIFReader, XMLBIFReader
@@ -271,7 +285,7 @@ def load_model(
                 kind = "BIF" if suffix == ".bif" else "XMLBIF"
                 raise ModelFileError(path, "", f"is not a valid {kind} network ({type(exc).__name__}: {exc})") from exc
             return from_network(network, causes=causes, tests=tests, normal_states=normal_states,
-                                priors=priors, source=str(path), model_id=path.stem)
+                                priors=priors, source=str(path), model_id=path.stem, **extra)
         if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:
             bundled = ", ".join(repr(n) for n in _resources.available("models"))
             raise ValueError(
@@ -284,18 +298,20 @@ def load_model(
         )
     if hasattr(source, "get_cpds") and hasattr(source, "nodes"):
         return from_network(source, causes=causes, tests=tests, normal_states=normal_states,
-                            priors=priors, source="<pgmpy model>", model_id=getattr(source, "name", "") or "network")
+                            priors=priors, source="<pgmpy model>", model_id=getattr(source, "name", "") or "network",
+                            **extra)
     raise TypeError(
         "The 'source' parameter of load_model must be None, a str or path-like, or a pgmpy "
         f"DiscreteBayesianNetwork. Got {type(source).__name__} instead."
     )
 
 
-def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str) -> None:
-    if causes is not None or tuple(tests) or normal_states is not None:
+def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str,
+                          extra: Mapping[str, Any] | None = None) -> None:
+    if causes is not None or tuple(tests) or normal_states is not None or any(v is not None for v in (extra or {}).values()):
         raise ValueError(
-            f"causes=, tests= and normal_states= are for BIF, XMLBIF and pgmpy networks; {what} declares "
-            "the role and normal state of every node itself."
+            f"causes=, tests=, normal_states=, presenting=, hidden= and costs= are for BIF, XMLBIF and pgmpy "
+            f"networks; {what} declares the role, normal state and cost of every node itself."
         )
 
 
@@ -400,6 +416,9 @@ def from_network(
     priors: Any = None,
     source: str = "<pgmpy model>",
     model_id: str = "network",
+    presenting: Mapping[str, str] | None = None,
+    hidden: Sequence[str] | None = None,
+    costs: Mapping[str, float] | None = None,
 ) -> Model:
     """Wrap a pgmpy ``DiscreteBayesianNetwork`` (see :func:`load_model`)."""
     if priors is not None:
@@ -433,7 +452,21 @@ def from_network(
         if normal is not None and normal not in states[node]:
             raise ValueError(f"normal_states gives {normal!r} for {node!r}; its states are {list(states[node])!r}.")
         normals[node] = normal
-    findings = tuple(n for n in nodes if n not in causes and n not in tests)
+    hidden_nodes = tuple(n for n in nodes if "__part" in n) if hidden is None else tuple(hidden)
+    for name in hidden_nodes:
+        if name not in nodes or name in causes or name in tests:
+            raise ValueError(f"hidden= names {name!r}, which is not a node of {source!r} outside the causes and tests.")
+    for var, state in (presenting or {}).items():
+        if var not in nodes or state not in states[var]:
+            raise ValueError(f"presenting= gives {var}={state!r}, which is not a node and state of {source!r}.")
+    findings = tuple(n for n in nodes if n not in causes and n not in tests and n not in hidden_nodes)
+    cost_of = dict.fromkeys(findings + tuple(tests), 1.0)
+    for var, value in (costs or {}).items():
+        if var not in cost_of:
+            raise ValueError(f"costs= names {var!r}, which is not a finding or test of {source!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"costs= gives {var!r} the cost {value!r}; a cost is a finite number >= 0.")
+        cost_of[var] = float(value)
     model = Model(
         network=network,
         causes=tuple(causes),
@@ -442,12 +475,14 @@ def from_network(
         hypotheses=_hypotheses(causes, states, normals),
         states=MappingProxyType({n: states[n] for n in nodes}),
         normal_states=MappingProxyType(normals),
-        costs=MappingProxyType(dict.fromkeys(findings + tuple(tests), 1.0)),
+        costs=MappingProxyType(cost_of),
         labels=MappingProxyType({n: n for n in nodes}),
         id=model_id,
         version="",
         priors="network",
         source=source,
+        hidden=hidden_nodes,
+        presenting=MappingProxyType(dict(presenting or {})),
     )
     model.__dict__["compiled"] = compiled  # already built; cached_property reads it from here
     return model
@@ -474,5 +509,8 @@ def _unpickle_spec_model(path: str, priors: str | None) -> Model:
 
 
 def _unpickle_network_model(network: Any, causes: tuple[str, ...], tests: tuple[str, ...],
-                            normals: dict[str, str | None], source: str, model_id: str) -> Model:
-    return from_network(network, causes=causes, tests=tests, normal_states=normals, source=source, model_id=model_id)
+                            normals: dict[str, str | None], source: str, model_id: str,
+                            presenting: dict[str, str] | None = None, hidden: tuple[str, ...] | None = None,
+                            costs: dict[str, float] | None = None) -> Model:
+    return from_network(network, causes=causes, tests=tests, normal_states=normals, source=source, model_id=model_id,
+                        presenting=presenting, hidden=hidden, costs=costs)

@@ -392,7 +392,7 @@ def score(
             data[f"probability_{j + 1}"] = matrix[rows, order[:, j]]
             if cf is not None:
                 data[f"score_{j + 1}"] = scores[rows, order[:, j]]
-        return _with_annotations(pd.DataFrame(data, index=index, columns=columns), passed)
+        return _with_annotations(_frame(data, index, columns), passed)
     assert observed is not None
     data = {c: [] for c in columns}
     labels = list(index)
@@ -412,7 +412,7 @@ def score(
         data["triage"] += [r.triage for r in results]
         data["referral"] += [r.referral for r in results]
         data["should_stop"] += [bool(r.should_stop) for r in results]
-    return _with_annotations(pd.DataFrame(data, index=index, columns=columns), passed)
+    return _with_annotations(_frame(data, index, columns), passed)
 
 
 def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
@@ -430,6 +430,15 @@ def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
         frame = frame.set_index(id_column)
     notes = [c for c in frame.columns if c in KNOWN_ANNOTATIONS and c not in model.states]
     return frame.drop(columns=notes), (frame[notes] if notes else None)
+
+
+def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """The result frame, text columns as object dtype whatever their content (pandas would infer a string
+    dtype for some batches and object for others, so results would depend on how cases are split)."""
+    numeric = ("probability", "score", "next_step_value", "should_stop")
+    return pd.DataFrame({c: pd.Series(np.asarray(data[c], dtype=object) if not c.startswith(numeric) else data[c],
+                                      index=index, dtype=object if not c.startswith(numeric) else None)
+                         for c in columns}, index=index, columns=list(columns))
 
 
 def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:
