@@ -107,7 +107,7 @@ def test_probabilities_are_written_unrounded():
     ("\n\n", "the file is empty"),
     ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
     ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
-    ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1\): a quoted field opened on this line is never closed"),
+    ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1, case 'c1'\): a quoted field opened on this line is never closed"),
     ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
 ])
 def test_bad_files_raise_input_file_error(text, match):
@@ -263,3 +263,13 @@ def test_undecodable_bytes_name_the_line_and_column_and_skip_only_that_row(tmp_p
     assert frame["case_id"].tolist() == ["c1", "c2", "c3"]
     assert (summary.scored, summary.invalid) == (2, 1)
     assert "not valid UTF-8" in frame["error"].tolist()[1]
+
+
+def test_an_unclosed_quote_keeps_its_case_id_with_skip_invalid():
+    """The fuzzer (benchmarks/fuzz.py) found the case id of a record with an unclosed quote written empty."""
+    text = 'case_id,fever,rationale\nc1,yes,ok\ncX,"yes\n'
+    got, summary = _score_text(text, skip_invalid=True)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["c1", "cX"]
+    assert "never closed" in frame["error"].tolist()[1]
+    assert (summary.scored, summary.invalid) == (1, 1)

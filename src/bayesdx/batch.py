@@ -163,6 +163,7 @@ class _CountingLines:
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.chars = 0
+        self.raw: list[str] = []  # the lines of the record being read
 
     def __iter__(self) -> _CountingLines:
         return self
@@ -170,6 +171,7 @@ class _CountingLines:
     def __next__(self) -> str:
         line = next(self.stream)
         self.chars += len(line)
+        self.raw.append(line)
         return line
 
 
@@ -194,6 +196,10 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             fields = None
             reason = ("a quoted field opened on this line is never closed (unbalanced '\"')."
                       if "unexpected end of data" in str(exc) else f"the line is not valid CSV ({exc}).")
+            # what the record holds up to the error, read leniently: enough to name the case
+            lenient = next(csv.reader(["".join(lines.raw)], delimiter=sep, strict=False), [])
+            reason = "\0".join([reason, *lenient])
+        lines.raw = []
         start, last = last + 1, reader.line_num
         if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
             continue  # a blank line: its characters count towards the next record
@@ -334,8 +340,9 @@ def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -
     errors: dict[int, InputFileError] = {}
     ids = []
     for k, fields in enumerate(chunk.rows):
-        reason = chunk.reasons[k]
-        case_id = fields[id_pos] if fields is not None and len(fields) > id_pos else None
+        reason, *lenient = chunk.reasons[k].split("\0")  # a record that is not valid CSV: the fields read leniently
+        source_fields = fields if fields is not None else lenient
+        case_id = source_fields[id_pos] if len(source_fields) > id_pos else None
         column = None
         if fields is not None and len(fields) != ncols:
             reason = f"the line has {len(fields)} fields; the header has {ncols}."
