@@ -268,3 +268,35 @@ def test_the_bif_export_reloads_to_the_same_answers(tmp_path, bundled_model):
     assert not [s.id for s in theirs.next_steps if "__part" in s.id]
     with pytest.raises(ValueError, match="presenting=, hidden= and costs= are for BIF"):
         bayesdx.load_model(presenting={"fever": "yes"})
+
+
+def test_one_name_per_idea_and_quiet_everywhere(tmp_path):
+    """next_steps (as rank_causes) is accepted by score and score_csv, chunk_size by score_csv, --no-next-step
+    by evaluate, and -q by every subcommand."""
+    cases = [{"fever": "yes"}, {"fever": "no"}]
+    assert bayesdx.score(cases, next_steps=True).columns.tolist() == bayesdx.score(cases, next_step=True).columns.tolist()
+    a, b = io.StringIO(), io.StringIO()
+    score_csv(io.StringIO(CASES), a, next_steps=False, chunk_size=1)
+    score_csv(io.StringIO(CASES), b, next_step=False, chunksize=1)
+    assert a.getvalue() == b.getvalue()
+    runner = CliRunner()
+    for args in (["rank", "-q", "fever=yes", "--no-next-step"], ["model", "show", "-q"], ["model", "validate", "-q"],
+                 ["model", "export", "-q", "-o", str(tmp_path / "m.bif")], ["interview", "-q", "--help"],
+                 ["evaluate", "--help"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert result.output.count("--no-next-step") == 1
+    export = runner.invoke(main, ["model", "export", "-q", "-o", str(tmp_path / "m2.bif")])
+    assert export.stderr == ""
+
+
+def test_a_bif_network_loads_on_the_command_line_with_its_roles(tmp_path):
+    path = tmp_path / "lt.bif"
+    CliRunner().invoke(main, ["model", "export", "-q", "-o", str(path)])
+    result = CliRunner().invoke(main, ["rank", "--model", str(path), "--causes", "als,epilepsy",
+                                       "--presenting", "leg_twitching=yes", "muscle_weakness=yes", "--no-next-step"])
+    assert result.exit_code == 0, result.output
+    assert "evidence: leg_twitching=yes, muscle_weakness=yes" in result.output
+    missing = CliRunner().invoke(main, ["rank", "--model", str(path), "fever=yes"])
+    assert missing.exit_code == 1
+    assert "--causes NODES" in missing.output

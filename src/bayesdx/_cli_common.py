@@ -13,8 +13,19 @@ import click
 
 from .exceptions import BayesdxError
 
-__all__ = ["_PRIORS_HELP", "_fmt", "_load", "_model_options", "_parse_evidence", "_ranking_option", "_show_progress", "_table",
-           "_user_errors"]
+__all__ = [
+    "_PRIORS_HELP",
+    "_fmt",
+    "_load",
+    "_model_options",
+    "_parse_evidence",
+    "_quiet",
+    "_quiet_option",
+    "_ranking_option",
+    "_show_progress",
+    "_table",
+    "_user_errors",
+]
 
 
 @contextlib.contextmanager
@@ -28,10 +39,26 @@ def _user_errors() -> Iterator[None]:
 
 
 def _load(model: str | None, priors: str | None) -> Any:
+    """The model named on the command line, with the roles given by --causes, --tests, --hidden and
+    --presenting for a BIF or XMLBIF network (see _model_options)."""
     from .model import load_model
 
+    roles = click.get_current_context().meta.get("bayesdx.roles", {}) if click.get_current_context(silent=True) else {}
+    roles = {k: v for k, v in roles.items() if v}
     with _user_errors():
-        return load_model(model, priors=priors)
+        return load_model(model, priors=priors, **roles)
+
+
+def _store_role(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if not value:
+            return
+        roles = ctx.meta.setdefault("bayesdx.roles", {})
+        if name == "presenting":
+            roles[name] = _parse_evidence(value)
+        else:
+            roles[name] = [v.strip() for part in value for v in part.split(",") if v.strip()]
+    return store
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -55,13 +82,37 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
     return "\n".join(lines)
 
 
-_MODEL_HELP = "Model: a bundled name or a .toml model file.  [default: the bundled leg_twitch]"
+_MODEL_HELP = ("Model: a bundled name, a .toml model file, or a .bif/.xmlbif network (with --causes).  "
+               "[default: the bundled leg_twitch]")
 _PRIORS_HELP = "Prior setting: a bundled name (article, uniform, ...) or a prior file.  [default: the model's]"
 
 
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name, meta, text in (
+        ("presenting", "VAR=STATE", "For a BIF/XMLBIF network: evidence every case carries (repeatable)."),
+        ("hidden", "NODES", "For a BIF/XMLBIF network: nodes never asked or ranked, comma-separated "
+                            "(default: the __part nodes of a bayesdx export)."),
+        ("tests", "NODES", "For a BIF/XMLBIF network: the test nodes, comma-separated."),
+        ("causes", "NODES", "For a BIF/XMLBIF network (required there): the nodes to rank, comma-separated."),
+    ):
+        f = click.option(f"--{name}", multiple=True, metavar=meta, expose_value=False, is_eager=True,
+                         callback=_store_role(name), help=text)(f)
     f = click.option("--priors", "priors", metavar="NAME", default=None, help=_PRIORS_HELP)(f)
     return click.option("--model", "model", metavar="MODEL", default=None, help=_MODEL_HELP)(f)
+
+
+def _quiet_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-q/--quiet`` on every subcommand: no notes, progress or summaries on stderr (results still print)."""
+    def store(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.meta["bayesdx.quiet"] = True
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=store,
+                        help="No notes, progress or summaries on stderr.")(f)
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("bayesdx.quiet"))
 
 
 def _parse_evidence(pairs: Sequence[str]) -> dict[str, str]:

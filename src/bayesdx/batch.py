@@ -554,6 +554,8 @@ def score_csv(
     on_progress: Callable[[int, int], None] | None = None,
     ranking: str | None = None,
     sep: str | None = None,
+    next_steps: bool | None = None,
+    chunk_size: int | None = None,
 ) -> BatchSummary:
     """Score a CSV file of cases chunk by chunk and write one output row per input row, in input order.
 
@@ -595,6 +597,9 @@ def score_csv(
     ranking : {"expected_disablement", "disablement", "posterior"}, optional
         What the causes are ranked by (see :func:`bayesdx.rank_causes`). Under a counterfactual ranking the
         wide format adds ``score_j`` after each ``probability_j`` and the long format a ``score`` column.
+    next_steps, chunk_size
+        The names :func:`bayesdx.rank_causes` and the command line use for ``next_step`` and ``chunksize``
+        (the earlier names, still accepted).
     sep : str, optional
         The input's delimiter (one character). Default: detected from the header line among ``DELIMITERS``.
         The output is always comma-separated.
@@ -611,6 +616,10 @@ def score_csv(
     FileNotFoundError
         If ``source`` does not exist.
     """
+    if next_steps is not None:
+        next_step = next_steps
+    if chunk_size is not None:
+        chunksize = chunk_size
     check_option("score_csv", "format", format, FORMATS)
     if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n'):
         raise ValueError(f"The 'sep' parameter of score_csv must be one character (not a quote or newline). Got {sep!r} instead.")

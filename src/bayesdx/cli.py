@@ -27,6 +27,8 @@ from ._cli_common import (
     _load,
     _model_options,
     _parse_evidence,
+    _quiet,
+    _quiet_option,
     _ranking_option,
     _show_progress,
     _table,
@@ -63,6 +65,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, default=False, show_default=True,
               help="Print the full result as JSON instead of a table.")
 @_ranking_option
+@_quiet_option
 def rank(evidence: tuple[str, ...], model: str | None, priors: str | None, top_k: int | None, steps: int,
          next_step: bool, as_json: bool, ranking: str | None) -> None:
     """Rank the causes of one case given its evidence, e.g. `bayesdx rank painful_cramps=yes age_group=adult`.
@@ -309,6 +312,7 @@ def model_group() -> None:
 
 @model_group.command("show")
 @_model_options
+@_quiet_option
 def model_show(model: str | None, priors: str | None) -> None:
     """Print a model's nodes by role with their states, costs and labels, and its priors with provenance."""
     m = _load(model, priors)
@@ -345,6 +349,7 @@ def model_show(model: str | None, priors: str | None) -> None:
 
 
 @model_group.command("validate")
+@_quiet_option
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--priors", "priors", metavar="NAME", default=None, help=_PRIORS_HELP)
 def model_validate(path: str | None, priors: str | None) -> None:
@@ -362,6 +367,7 @@ def model_validate(path: str | None, priors: str | None) -> None:
 
 @model_group.command("export")
 @_model_options
+@_quiet_option
 @click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="bif", show_default=True,
               help="bif (GeNIe, pyAgrum, Netica) or xmlbif (name the file .bifxml for pyAgrum).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, writable=True), required=True,
@@ -385,6 +391,8 @@ def model_export(model: str | None, priors: str | None, fmt: str, output: str) -
     roles = [f"causes={list(m.causes)!r}", f"tests={list(m.tests)!r}"]
     if m.presenting:
         roles.append(f"presenting={dict(m.presenting)!r}")
+    if _quiet():
+        return
     click.echo(f"Wrote {output}. {fmt.upper()} carries no roles, presenting complaint, costs, triage or "
                f"priors' sources; reload with bayesdx.load_model({output!r}, {', '.join(roles)}) "
                "(the __part nodes are hidden by default).", err=True)

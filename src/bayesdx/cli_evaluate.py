@@ -41,7 +41,8 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
 @click.option("--samples", "n_self_consistency", type=click.IntRange(min=0), default=2000,
               help="Cases sampled from the network for the self-consistency check (0 skips it). Default: 2000.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of every random component. Default: 0.")
-@click.option("--no-steps", is_flag=True, default=False,
+@click.option("-q", "--quiet", is_flag=True, default=False, help="No stage messages on stderr.")
+@click.option("--no-next-step", "--no-steps", "no_steps", is_flag=True, default=False,
               help="Skip the simulated consultations (policy_auc, cost_to_top1 are then empty). Default: run them.")
 @click.option("--step-cases", type=click.IntRange(min=1), default=None,
               help="Simulate consultations of the first N cases only. Default: all cases.")
@@ -50,7 +51,7 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
                    "Default: expected_disablement.")
 def evaluate(vignettes: Path, priors: tuple[str, ...], model_source: str | None, report_dir: Path | None,
              n_bootstrap: int, n_prior_draws: int, prior_spread: float, n_self_consistency: int, seed: int,
-             no_steps: bool, step_cases: int | None, ranking: str | None) -> None:
+             no_steps: bool, step_cases: int | None, ranking: str | None, quiet: bool) -> None:
     """Compare prior settings on VIGNETTES.csv: accuracy, calibration, triage, steps and robustness.
 
     Prints the metrics table (each value with its 95% bootstrap interval) and, with -o, writes the report.
@@ -64,10 +65,10 @@ def evaluate(vignettes: Path, priors: tuple[str, ...], model_source: str | None,
             vignettes, priors=priors or ("article",), model=model, next_steps=not no_steps, n_bootstrap=n_bootstrap,
             n_prior_draws=n_prior_draws, prior_spread=prior_spread, seed=seed, report_dir=report_dir,
             n_self_consistency=n_self_consistency, step_cases=step_cases,
-            progress=_stage_printer(sys.stderr.isatty()), ranking=ranking,
+            progress=_stage_printer(sys.stderr.isatty() and not quiet), ranking=ranking,
         )
     except (bayesdx.BayesdxError, ValueError, TypeError, OSError, ImportError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(result.metrics_markdown())
-    if report_dir is not None:
+    if report_dir is not None and not quiet:
         click.echo(f"Report written to {report_dir / 'report.md'}", err=True)

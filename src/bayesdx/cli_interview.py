@@ -21,7 +21,17 @@ from typing import Any
 
 import click
 
-from ._cli_common import _fmt, _load, _model_options, _parse_evidence, _ranking_option, _table, _user_errors
+from ._cli_common import (
+    _fmt,
+    _load,
+    _model_options,
+    _parse_evidence,
+    _quiet,
+    _quiet_option,
+    _ranking_option,
+    _table,
+    _user_errors,
+)
 
 __all__ = ["interview"]
 
@@ -75,6 +85,7 @@ def _command_line(evidence: dict[str, str], model_name: str | None, priors: str 
 @click.argument("evidence", nargs=-1, metavar="[VARIABLE=STATE]...")
 @_model_options
 @_ranking_option
+@_quiet_option
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Leading causes shown each round.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True,
               help="Ask at most this many steps.")
@@ -153,4 +164,5 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
         with _user_errors():
             save.parent.mkdir(parents=True, exist_ok=True)
             save.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"Saved to {save}", err=True)
+        if not _quiet():
+            click.echo(f"Saved to {save}", err=True)

@@ -425,7 +425,8 @@ def from_network(
         raise ValueError(f"The network {source!r} carries its own prior tables; priors= is only for model files.")
     if causes is None or isinstance(causes, str) or not len(causes):
         raise ValueError(
-            f"Loading {source!r} needs causes=[...]: the nodes to rank (for example causes=['Cirrhosis']). "
+            f"Loading {source!r} needs causes=[...] (on the command line --causes NODES): the nodes to rank "
+            "(for example causes=['Cirrhosis']). "
             "Tests go in tests=[...]; every other node is a finding."
         )
     nodes = [str(n) for n in network.nodes()]

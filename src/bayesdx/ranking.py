@@ -290,6 +290,7 @@ def score(
     ranking: str | None = None,
     id_column: str | None = None,
     ignore_columns: Sequence[str] = (),
+    next_steps: bool | None = None,
 ) -> pd.DataFrame:
     """Rank causes for many cases at once.
 
@@ -305,8 +306,9 @@ def score(
         A prior setting to use instead of the model's (model files only).
     top_k : int, default 3
         How many causes to report per case.
-    next_step : bool, default False
+    next_step, next_steps : bool, default False
         Also report the recommended next step, triage and the stop rule (batched over all cases).
+        ``next_steps`` is the name :func:`rank_causes` uses; ``next_step`` the earlier one, still accepted.
     alpha : float, optional
         Entropy-to-cost ratio for the next step (see :func:`rank_causes`).
     ranking : {"expected_disablement", "disablement", "posterior"}, optional
@@ -343,6 +345,8 @@ def score(
     ['cause_1', 'probability_1', 'score_1', 'cause_2', 'probability_2', 'score_2']
     """
     check_positive_int("score", "top_k", top_k)
+    if next_steps is not None:
+        next_step = next_steps
     if type(cases).__module__.startswith("dask.") and hasattr(cases, "map_partitions"):
         from .dask import score_dask  # partition by partition; returns a dask DataFrame
 
