@@ -208,8 +208,9 @@ def test_unknown_prior_setting_raises_naming_it(tiny_model_path, priors, error, 
         bayesdx.load_model(tiny_model_path, priors=priors)
 
 
-@pytest.mark.parametrize("argument", [{"causes": ["flu"]}, {"tests": ["thermometer"]}, {"normal_states": {"flu": None}}])
+@pytest.mark.parametrize("argument", [{"causes": ["flu"]}, {"tests": ["thermometer"]}, {"normal_states": {"flu": None}},
+                                      {"presenting": {"fever": "yes"}}, {"hidden": ["fever"]}, {"costs": {"fever": 2}}])
 def test_roles_are_not_arguments_for_a_model_file(tiny_model_path, argument):
-    with pytest.raises(ValueError, match=r"causes=, tests= and normal_states= are for BIF, XMLBIF and pgmpy "
-                                         r"networks; a model file declares the role"):
+    with pytest.raises(ValueError, match=r"causes=, tests=, normal_states=, presenting=, hidden= and costs= are for "
+                                         r"BIF, XMLBIF and pgmpy networks; a model file declares the role"):
         bayesdx.load_model(tiny_model_path, **argument)
