@@ -202,6 +202,12 @@ def test_results_pickle_deepcopy_and_serialise(bundled_model):
     assert [c.id for c in again.causes] == [c.id for c in dx.causes]
     assert (again.triage, again.referral, again.next_step) == (dx.triage, dx.referral, dx.next_step)
     assert copy.deepcopy(dx) == dx
+    import dataclasses
+
+    plain = dataclasses.asdict(dx)  # the result only: the model is not a field
+    assert plain["causes"][0]["id"] == dx.causes[0].id
+    assert "model" not in plain
+    assert again.model is not None  # and still carried, for explain()
     data = json.loads(dx.to_json())
     assert data == json.loads(json.dumps(dx.to_dict()))
     assert data["causes"][0]["id"] == dx.causes[0].id
@@ -300,3 +306,15 @@ def test_a_bif_network_loads_on_the_command_line_with_its_roles(tmp_path):
     missing = CliRunner().invoke(main, ["rank", "--model", str(path), "fever=yes"])
     assert missing.exit_code == 1
     assert "--causes NODES" in missing.output
+
+
+def test_model_show_as_json(bundled_model):
+    import json
+
+    result = CliRunner().invoke(main, ["model", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [c["id"] for c in data["causes"]] == [h.id for h in bundled_model.hypotheses]
+    assert next(t for t in data["tests"] if t["id"] == "electromyography")["aliases"] == {"abnormal": ["myopathic", "neurogenic"]}
+    assert data["studies"][0]["tests"] == ["electromyography", "electroneurography"]
+    assert data["presenting"] == {"leg_twitching": "yes"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -313,9 +314,13 @@ def model_group() -> None:
 @model_group.command("show")
 @_model_options
 @_quiet_option
-def model_show(model: str | None, priors: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the model as JSON instead of tables.")
+def model_show(model: str | None, priors: str | None, as_json: bool) -> None:
     """Print a model's nodes by role with their states, costs and labels, and its priors with provenance."""
     m = _load(model, priors)
+    if as_json:
+        click.echo(json.dumps(_model_summary(m), indent=2))
+        return
     out = [f"Model {m.id} {m.version}" + (f": {m.spec.title}" if m.spec is not None and m.spec.title else ""),
            f"Source: {m.source}", f"Priors: {m.priors}"
            + (f" ({m.prior_setting.path})" if m.prior_setting is not None else ""), ""]
@@ -346,6 +351,29 @@ def model_show(model: str | None, priors: str | None) -> None:
         out.extend(["", "Cost scale: " + " ".join(m.spec.cost_scale.split())])
     out.extend(["", CAVEAT])
     click.echo("\n".join(out))
+
+
+def _model_summary(m: Any) -> dict[str, Any]:
+    """``model show --json``: the model as plain values."""
+    setting = m.prior_setting
+    def node(n: str) -> dict[str, Any]:
+        return {"id": n, "label": m.labels.get(n, n), "states": list(m.states[n]), "cost": m.costs.get(n),
+                "aliases": {a: list(v) for a, v in m.aliases.get(n, {}).items()}}
+    return {
+        "id": m.id, "version": m.version, "title": m.spec.title if m.spec is not None else "", "source": m.source,
+        "priors": m.priors, "presenting": dict(m.presenting),
+        "causes": [{"id": h.id, "label": m.labels.get(h.node, h.node), "states": list(m.states[h.node]),
+                    "prior": setting.probabilities.get(h.node) if setting is not None else None,
+                    "before_evidence": m.prior_probabilities[h.id],
+                    "provenance": dict(setting.provenance.get(h.node, {})) if setting is not None else {},
+                    "harm": m.harm.weights.get(h.id) if m.harm is not None else None} for h in m.hypotheses],
+        "findings": [node(n) for n in m.findings], "tests": [node(n) for n in m.tests], "hidden": list(m.hidden),
+        "studies": [{"id": st.id, "label": st.label, "tests": list(st.tests), "cost": st.cost}
+                    for st in m.studies.values()],
+        "triage_levels": list(m.triage_policy.levels) if m.triage_policy is not None else [],
+        "triage_rules": len(m.triage_policy.rules) if m.triage_policy is not None else 0,
+        "caveat": CAVEAT,
+    }
 
 
 @model_group.command("validate")

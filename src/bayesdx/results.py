@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -126,8 +126,16 @@ class Diagnosis:
     triage_reasons: tuple[str, ...] = field(default=(), repr=False)
     referral: str | None = None
     referral_reason: str | None = field(default=None, repr=False)
-    model: Model | None = field(default=None, repr=False, compare=False)
+    model: InitVar[Model | None] = None
     caveat: str = field(default=CAVEAT, repr=False)
+
+    def __post_init__(self, model: Model | None) -> None:
+        # kept beside the fields, not as one, so that dataclasses.asdict and == see results only
+        object.__setattr__(self, "_model", model)
+
+    def source_model(self) -> Model | None:
+        """The model that produced this result (None for results rebuilt without it)."""
+        return self.__dict__.get("_model")
 
     @property
     def next_step(self) -> NextStep | None:
@@ -150,9 +158,10 @@ class Diagnosis:
         """
         from .explain import explain_cause
 
-        if self.model is None:
+        model = self.source_model()
+        if model is None:
             raise ValueError("This Diagnosis does not carry its model, so it cannot be explained.")
-        return explain_cause(self.model, self.evidence, cause)
+        return explain_cause(model, self.evidence, cause)
 
     def probability(self, cause: str) -> float:
         """Posterior probability of the hypothesis ``cause``.
@@ -293,3 +302,7 @@ class Diagnosis:
             "referral_reason": self.referral_reason,
             "caveat": self.caveat,
         }
+
+
+# ``model`` is an init-only argument of Diagnosis (so that asdict and == see results only); read it back here.
+Diagnosis.model = property(Diagnosis.source_model, doc="The model that produced this result (None if absent).")  # type: ignore[assignment,method-assign]
