@@ -318,3 +318,20 @@ def test_model_show_as_json(bundled_model):
     assert next(t for t in data["tests"] if t["id"] == "electromyography")["aliases"] == {"abnormal": ["myopathic", "neurogenic"]}
     assert data["studies"][0]["tests"] == ["electromyography", "electroneurography"]
     assert data["presenting"] == {"leg_twitching": "yes"}
+
+
+def test_a_report_folder_blocked_by_a_file_is_an_output_path_error(tmp_path):
+    from bayesdx.evaluation import evaluate
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    frame = pd.DataFrame({"case_id": ["a"], "true_cause": ["febrile_infection"], "fever": ["yes"]})
+    with pytest.raises(bayesdx.OutputPathError, match="the report folder cannot be created") as info:
+        evaluate(frame, next_steps=False, n_bootstrap=5, n_prior_draws=0, n_self_consistency=0,
+                 report_dir=blocker / "sub")
+    assert info.value.path == str(blocker / "sub")
+    result = CliRunner().invoke(main, ["evaluate", str(REPO / "evaluation" / "vignettes" / "dev.csv"), "--no-next-step",
+                                       "--prior-draws", "0", "--samples", "0", "--bootstrap", "5", "-q",
+                                       "-o", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert "Cannot write to" in result.output

@@ -10,6 +10,7 @@ from .exceptions import (
     InvalidStateError,
     ModelFileError,
     ModelTooLargeError,
+    OutputPathError,
     UnknownVariableError,
 )
 from .model import Hypothesis, Model, load_model
@@ -28,6 +29,7 @@ __all__ = [
     "Model",
     "ModelFileError",
     "ModelTooLargeError",
+    "OutputPathError",
     "RankedCause",
     "UnknownVariableError",
     "load_model",

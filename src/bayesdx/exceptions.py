@@ -8,7 +8,8 @@ offending item without parsing text::
     ├── UnknownVariableError  evidence names a variable the model does not have (.variable, .suggestions)
     ├── InvalidStateError     evidence gives a state the variable does not have (.variable, .state, .valid_states)
     ├── ImpossibleEvidenceError  the evidence has probability zero under the model (.cases)
-    └── ModelTooLargeError    exact inference would need more memory than allowed (.largest_intermediate)
+    ├── ModelTooLargeError    exact inference would need more memory than allowed (.largest_intermediate)
+    └── OutputPathError       an output cannot be written where asked (.path)
 
 ``UnknownVariableError``, ``InvalidStateError``, ``ModelFileError`` and ``ImpossibleEvidenceError`` are
 also ``ValueError`` subclasses, so generic handlers keep working.
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidStateError",
     "ModelFileError",
     "ModelTooLargeError",
+    "OutputPathError",
     "UnknownVariableError",
 ]
 
@@ -160,6 +162,24 @@ class ModelTooLargeError(BayesdxError, MemoryError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.largest_intermediate, self.limit, self._detail))
+
+
+class OutputPathError(BayesdxError, OSError):
+    """An output (a report folder, a scored file) cannot be written where asked.
+
+    Attributes
+    ----------
+    path : str
+        The path as given.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"Cannot write to {self.path!r}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.path, self.reason))
 
 
 def _rebuild(cls: type, args: tuple, kwargs: dict) -> BayesdxError:

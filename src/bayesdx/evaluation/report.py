@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..exceptions import OutputPathError
 from ..results import CAVEAT
 
 __all__ = ["METRICS", "EvaluationResult", "metrics_columns"]
@@ -237,9 +238,14 @@ class EvaluationResult:
         ------
         ImportError
             If ``plots=True`` and matplotlib is not installed (install ``bayesdx[plots]``).
+        OutputPathError
+            If the report folder cannot be created (a file stands in the way, say).
         """
         folder = Path(report_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, ...
+            raise OutputPathError(os.fspath(report_dir), f"the report folder cannot be created ({exc.strerror or exc})") from exc
         for attr, name in TABLES.items():
             getattr(self, attr).to_csv(folder / name, index=False)
         images: dict[str, str] = {}
