@@ -121,7 +121,8 @@ def test_pgmpy_network_is_not_modified_by_loading(hepar2_network):
 # ---------------------------------------------------------------------- errors
 def test_bif_without_causes_raises_saying_causes_are_needed(child_files):
     path = child_files["bif"]
-    with pytest.raises(ValueError, match=re.escape(f"Loading {str(path)!r} needs causes=[...]: the nodes to rank")):
+    message = f"Loading {str(path)!r} needs causes=[...] (on the command line --causes NODES): the nodes to rank"
+    with pytest.raises(ValueError, match=re.escape(message)):
         bayesdx.load_model(path)
 
 
