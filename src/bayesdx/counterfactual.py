@@ -101,7 +101,15 @@ class CounterfactualScores:
 
 
 def _links(model: Model) -> list[_Link]:
-    """Every (noisy finding or test with a normal lowest level, cause hypothesis) link, with its odds."""
+    """Every (noisy finding or test with a normal lowest level, cause hypothesis) link, with its odds
+    (worked out once per model: the model is immutable)."""
+    cached = model.__dict__.get("_counterfactual_links")
+    if cached is None:
+        cached = model.__dict__["_counterfactual_links"] = _read_links(model)
+    return cached
+
+
+def _read_links(model: Model) -> list[_Link]:
     spec = model.spec
     if spec is None:
         raise ValueError(
