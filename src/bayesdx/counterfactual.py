@@ -212,9 +212,15 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
         rc = cases[start:start + ROW_BLOCK]
         rl = link_ids[start:start + ROW_BLOCK]
         rows = {v: a[rc].copy() for v, a in likelihoods.items()}
+        odds = np.zeros(rc.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
+        hyp = np.zeros(rc.size, dtype=int)
+        in_complaint = np.zeros(rc.size, dtype=bool)
         for j in np.unique(rl):
             link = links[j]
             at = np.flatnonzero(rl == j)
+            odds[at] = likelihoods[link.finding][rc[at]] @ link.odds  # before the finding is replaced below
+            hyp[at] = link.hypothesis
+            in_complaint[at] = link.finding in complaint
             off = np.zeros(len(model.states[link.finding]))
             off[link.negative] = 1.0
             rows[link.finding][at] = off
@@ -226,12 +232,7 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
                 rows[link.cause] = np.ones((rc.size, len(clamp)))
                 rows[link.cause][at] = clamp
         post = model.engine.posterior(rows, model.causes[:1], rc.size)
-        # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0): the case's own likelihood of the finding, before replacement
-        odds = np.array([likelihoods[links[j].finding][c] @ links[j].odds  # type: ignore[operator]
-                         for c, j in zip(rc.tolist(), rl.tolist(), strict=True)])
         value = np.where(post.impossible, 0.0, odds * np.exp(post.log_evidence - log_evidence[rc]))
-        hyp = np.array([links[j].hypothesis for j in rl])
         np.add.at(expected, (rc, hyp), value)
-        in_complaint = np.array([links[j].finding in complaint for j in rl], dtype=bool)
         np.add.at(disable, (rc[in_complaint], hyp[in_complaint]), value[in_complaint])
     return CounterfactualScores(disable, expected)

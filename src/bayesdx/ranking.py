@@ -166,8 +166,8 @@ def triage_and_referral(model: Model, observed: Mapping[str, str], posterior: Ma
     red_flag = False
     policy = model.triage_policy
     if policy is not None:
-        fired = policy.fired(observed, posterior)
-        triage, decided = policy.assess(observed, posterior)
+        fired = policy.fired(observed, posterior)  # once: the level and the red-flag check both use it
+        triage, decided = policy.decide(fired)
         referral_policy = model.referral_policy
         if referral_policy is not None and referral_policy.red_flag_level is not None:
             floor = policy.levels.index(referral_policy.red_flag_level)

@@ -109,7 +109,10 @@ class TriagePolicy:
 
     def assess(self, evidence: Mapping[str, str], posterior: Mapping[str, float]) -> tuple[str, tuple[TriageRule, ...]]:
         """The triage level of a case and the rules that decided it (those of that level that fired)."""
-        fired = self.fired(evidence, posterior)
+        return self.decide(self.fired(evidence, posterior))
+
+    def decide(self, fired: Sequence[TriageRule]) -> tuple[str, tuple[TriageRule, ...]]:
+        """The level set by rules that fired (the highest; ``default`` when none) and the rules of that level."""
         if not fired:
             return self.default, ()
         level = max((r.level for r in fired), key=self.levels.index)
