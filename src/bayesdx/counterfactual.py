@@ -69,7 +69,7 @@ RANKINGS = {
     "expected_disablement": "the expected number of positive findings that curing the cause alone would switch off",
 }
 
-#: Rows (case x finding x cause) sent to the engine at once.
+#: Rows (case x finding) sent to the engine at once.
 ROW_BLOCK = 20_000
 
 
@@ -208,31 +208,41 @@ def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], l
         return CounterfactualScores(disable, expected)
     cases = np.concatenate(row_case)
     link_ids = np.concatenate(row_link)
-    for start in range(0, cases.size, ROW_BLOCK):
-        rc = cases[start:start + ROW_BLOCK]
-        rl = link_ids[start:start + ROW_BLOCK]
+    # One engine row per (case, finding), not per (case, link): with the finding observed off, the posterior
+    # marginal of each cause gives every P(S = off, D = d, e \ S) = P(D = d | e \ S, S = off) P(e \ S, S = off)
+    # at once (the clamp D = d of the closed form is read off the marginal).
+    names = list(model.states)
+    position = {name: k for k, name in enumerate(names)}
+    finding_of = np.array([position[links[j].finding] for j in link_ids])
+    pairs, pair_of = np.unique(np.stack([cases, finding_of]), axis=1, return_inverse=True)
+    pair_of = pair_of.ravel()
+    causes = sorted({links[j].cause for j in np.unique(link_ids)}, key=names.index)
+    for start in range(0, pairs.shape[1], ROW_BLOCK):
+        stop = min(pairs.shape[1], start + ROW_BLOCK)
+        rc, rf = pairs[0, start:stop], pairs[1, start:stop]
         rows = {v: a[rc].copy() for v, a in likelihoods.items()}
-        odds = np.zeros(rc.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
-        hyp = np.zeros(rc.size, dtype=int)
-        in_complaint = np.zeros(rc.size, dtype=bool)
-        for j in np.unique(rl):
+        for f in np.unique(rf):
+            finding = names[f]
+            off = np.zeros(len(model.states[finding]))
+            off[links[int(link_ids[np.flatnonzero(finding_of == f)[0]])].negative] = 1.0
+            rows[finding][rf == f] = off
+        post = model.engine.posterior(rows, causes, rc.size)
+        ratio = np.where(post.impossible, 0.0, np.exp(post.log_evidence - log_evidence[rc]))
+        sel = np.flatnonzero((pair_of >= start) & (pair_of < stop))
+        row = pair_of[sel] - start
+        odds = np.zeros(sel.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
+        joint = np.zeros(sel.size)  # P(D = d | e \ S, S = off)
+        hyp = np.zeros(sel.size, dtype=int)
+        in_complaint = np.zeros(sel.size, dtype=bool)
+        for j in np.unique(link_ids[sel]):
             link = links[j]
-            at = np.flatnonzero(rl == j)
-            odds[at] = likelihoods[link.finding][rc[at]] @ link.odds  # before the finding is replaced below
+            at = np.flatnonzero(link_ids[sel] == j)
+            odds[at] = likelihoods[link.finding][cases[sel[at]]] @ link.odds
+            joint[at] = post.marginals[link.cause][row[at], link.state]
             hyp[at] = link.hypothesis
             in_complaint[at] = link.finding in complaint
-            off = np.zeros(len(model.states[link.finding]))
-            off[link.negative] = 1.0
-            rows[link.finding][at] = off
-            clamp = np.zeros(len(model.states[link.cause]))
-            clamp[link.state] = 1.0
-            if link.cause in rows:
-                rows[link.cause][at] = rows[link.cause][at] * clamp
-            else:
-                rows[link.cause] = np.ones((rc.size, len(clamp)))
-                rows[link.cause][at] = clamp
-        post = model.engine.posterior(rows, model.causes[:1], rc.size)
-        value = np.where(post.impossible, 0.0, odds * np.exp(post.log_evidence - log_evidence[rc]))
-        np.add.at(expected, (rc, hyp), value)
-        np.add.at(disable, (rc[in_complaint], hyp[in_complaint]), value[in_complaint])
+        value = odds * np.nan_to_num(joint) * ratio[row]
+        rc_sel = cases[sel]
+        np.add.at(expected, (rc_sel, hyp), value)
+        np.add.at(disable, (rc_sel[in_complaint], hyp[in_complaint]), value[in_complaint])
     return CounterfactualScores(disable, expected)
