@@ -48,22 +48,41 @@ def compile_spec(spec: ModelSpec, base_rates: Mapping[str, float]) -> CompiledNe
     Noisy-OR and noisy-MAX CPDs also carry their decomposition (see
     :class:`bayesdx.inference.Decomposition`), which the engine contracts instead of the full table.
     """
-    order = _topological(spec)
+    order, decompositions, fixed = _structure(spec, base_rates)
     position = {v: i for i, v in enumerate(order)}
-    decompositions = []
-    for v in order:
-        if spec.cpds[v]["kind"] in ("noisy_or", "noisy_max"):
-            noisy = noisy_parameters(spec, v)
-            decompositions.append(Decomposition.from_cdfs(noisy.order, noisy.leak_cdf, noisy.parent_cdfs))
-        else:
-            decompositions.append(None)
     return CompiledNetwork(
-        variables=tuple(order),
+        variables=order,
         states=tuple(spec.nodes[v].states for v in order),
         parents=tuple(tuple(position[p] for p in spec.parents(v)) for v in order),
-        tables=tuple(np.ascontiguousarray(table_for(spec, v, prior=base_rates.get(v))) for v in order),
-        decompositions=tuple(decompositions),
+        tables=tuple(fixed[v] if v in fixed else np.ascontiguousarray(table_for(spec, v, prior=base_rates[v]))
+                     for v in order),
+        decompositions=decompositions,
     )
+
+
+def _structure(spec: ModelSpec, base_rates: Mapping[str, float]) -> tuple[
+        tuple[str, ...], tuple[Decomposition | None, ...], dict[str, np.ndarray]]:
+    """The node order, the decompositions and the tables that do not depend on the priors, worked out once
+    per model file (a spec is immutable; every prior setting and the calibration share them, read-only)."""
+    cached = spec.__dict__.get("_compiled_structure")
+    if cached is None or not set(cached[2]).isdisjoint(base_rates):
+        order = tuple(_topological(spec))
+        decompositions = []
+        for v in order:
+            if spec.cpds[v]["kind"] in ("noisy_or", "noisy_max"):
+                noisy = noisy_parameters(spec, v)
+                decompositions.append(Decomposition.from_cdfs(noisy.order, noisy.leak_cdf, noisy.parent_cdfs))
+            else:
+                decompositions.append(None)
+        fixed = {}
+        for v in order:
+            if v not in base_rates:
+                table = np.ascontiguousarray(table_for(spec, v, prior=None))
+                table.flags.writeable = False
+                fixed[v] = table
+        cached = (order, tuple(decompositions), fixed)
+        spec.__dict__["_compiled_structure"] = cached
+    return cached
 
 
 def _logit(p: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import decimal
 import difflib
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +39,8 @@ def is_missing(value: Any) -> bool:
         return True
     if isinstance(value, str) and value == "":
         return True
-    try:
-        import pandas as pd
-
-        return bool(value is pd.NA or value is pd.NaT)
-    except ImportError:  # pragma: no cover
-        return False
+    pd = sys.modules.get("pandas")  # pd.NA and pd.NaT exist only once pandas is imported: no need to import it
+    return pd is not None and bool(value is pd.NA or value is pd.NaT)
 
 
 def unknown_variable(model: Model, name: object, where: str = "") -> UnknownVariableError:

@@ -98,7 +98,6 @@ class Model:
         The parsed prior file, for models read from TOML.
     """
 
-    network: Any = field(repr=False)
     causes: tuple[str, ...]
     findings: tuple[str, ...] = field(repr=False)
     tests: tuple[str, ...] = field(repr=False)
@@ -122,6 +121,18 @@ class Model:
     presenting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     base_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     aliases: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    _pgmpy: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def network(self) -> Any:
+        """The pgmpy ``DiscreteBayesianNetwork`` every probability is computed on.
+
+        For a model file it is built on first use (importing pgmpy and filling every full table takes
+        seconds; the engine works on :attr:`compiled` and never needs it).
+        """
+        if self._pgmpy is None and self.spec is not None:
+            return build_network(self.spec, self.base_rates or None)
+        return self._pgmpy
 
     def answers(self, variable: str) -> tuple[str, ...]:
         """Every accepted answer for ``variable``: its states, then its aliases."""
@@ -355,7 +366,6 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         if spec.prior_reference is not None:
             reference = {**spec.presenting, **spec.prior_reference}
             base_rates = calibrate_base_rates(spec, setting.probabilities, reference)
-    network = build_network(spec, base_rates)
     nodes = spec.nodes.values()
     causes = tuple(n.id for n in nodes if n.role == "cause")
     hypotheses = _hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
@@ -368,8 +378,7 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     referral = None if spec.referral is None else ReferralPolicy.parse(
         spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
     costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role in ("finding", "test")}
-    return Model(
-        network=network,
+    model = Model(
         causes=causes,
         findings=tuple(n.id for n in nodes if n.role == "finding"),
         tests=tuple(n.id for n in nodes if n.role == "test"),
@@ -394,6 +403,9 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
         examinations=tuple(n.id for n in nodes if n.examination),
         studies=MappingProxyType(parse_studies(spec.path, spec.studies, {n.id: n.role for n in nodes}, list(states))),
     )
+    # every table is built (and checked) at load; the pgmpy network only when asked for (Model.network)
+    model.__dict__["compiled"] = compile_spec(spec, base_rates or {})
+    return model
 
 
 def _hypotheses(causes: Sequence[str], states: Mapping[str, Sequence[str]], normals: Mapping[str, str | None]) -> tuple[Hypothesis, ...]:
@@ -469,7 +481,7 @@ def from_network(
             raise ValueError(f"costs= gives {var!r} the cost {value!r}; a cost is a finite number >= 0.")
         cost_of[var] = float(value)
     model = Model(
-        network=network,
+        _pgmpy=network,
         causes=tuple(causes),
         findings=findings,
         tests=tuple(tests),
@@ -491,7 +503,9 @@ def from_network(
 
 def check_model_file(path: str | os.PathLike[str], priors: str | os.PathLike[str] | None = None) -> Model:
     """Read, validate and build a model file; raise :class:`ModelFileError` on the first problem."""
-    return _from_spec(read_model_file(path), priors)
+    model = _from_spec(read_model_file(path), priors)
+    model.network.check_model()  # the pgmpy network too, which a loaded model builds only on demand
+    return model
 
 
 def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None, function: str) -> Model:

@@ -301,6 +301,9 @@ def _check_cpd(spec: ModelSpec, node_id: str) -> None:
             _noisy_or_positive(spec, node_id)
         if not cpd.get("links"):
             raise ModelFileError(path, f"{where}.links", "must link at least one parent")
+    if kind in ("noisy_or", "noisy_max"):
+        noisy_parameters(spec, node_id)  # every check of the links and leak; the full table follows from them
+        return
     # building the table runs every remaining check (shapes, sums, ranges, coverage)
     table_for(spec, node_id, prior=0.5)
 

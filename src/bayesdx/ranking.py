@@ -5,10 +5,9 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ._validation import check_positive_int
 from .counterfactual import counterfactual_scores
@@ -18,6 +17,9 @@ from .model import Model, _model_or_default
 from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
 from .results import Diagnosis, RankedCause
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["analyse_cases", "hypothesis_matrix", "posterior_matrix", "rank_causes", "score"]
 
@@ -354,6 +356,8 @@ def score(
                           ranking=ranking)
     if not isinstance(next_step, bool):
         raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
+    import pandas as pd  # here, not at module level: rank_causes and the command line start without pandas
+
     model = _model_or_default(model, priors, "score")
     ranking = resolve_ranking(model, "score", ranking)
     passed = None
@@ -439,6 +443,8 @@ def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
 def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.DataFrame:
     """The result frame, text columns as object dtype whatever their content (pandas would infer a string
     dtype for some batches and object for others, so results would depend on how cases are split)."""
+    import pandas as pd
+
     numeric = ("probability", "score", "next_step_value", "should_stop")
     return pd.DataFrame({c: pd.Series(np.asarray(data[c], dtype=object) if not c.startswith(numeric) else data[c],
                                       index=index, dtype=object if not c.startswith(numeric) else None)
@@ -446,6 +452,8 @@ def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.Da
 
 
 def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:
+    import pandas as pd
+
     if passed is None:
         return result
     return pd.concat([result, passed.set_axis(result.index)], axis=1)
