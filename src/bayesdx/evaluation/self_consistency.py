@@ -1,7 +1,8 @@
 """Self-consistency: cases sampled from the network itself must come out calibrated.
 
-Cases are drawn from the model's own joint distribution (pgmpy's ``BayesianModelSampling.forward_sample``,
-seeded). The causes and hidden nodes are hidden. Which findings and tests a case observes is drawn independently
+Cases are drawn from the model's own joint distribution by ancestral sampling of its tables
+(:func:`forward_sample`, seeded; the tables are the ones the engine contracts, checked against pgmpy's
+network in the tests). The causes and hidden nodes are hidden. Which findings and tests a case observes is drawn independently
 of its values (so it carries no information): ``n_patterns`` random subsets are drawn once, each variable in
 each with probability ``observe``, and every case gets one of them at random (a few patterns keep the
 batched engine to a few contraction orders). The presenting complaint is always observed with its
@@ -13,7 +14,6 @@ up to sampling noise, whatever the priors: this checks the engine and the eviden
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,31 @@ from ..ranking import score
 from .metrics import expected_calibration_error, reliability_table
 from .scoring import posterior_frame_to_matrix
 
-__all__ = ["SelfConsistency", "self_consistency"]
+__all__ = ["SelfConsistency", "forward_sample", "self_consistency"]
+
+
+def forward_sample(model: Model, n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``n_samples`` independent draws of every variable from the model's joint distribution.
+
+    Ancestral sampling on the compiled network (its variables are in topological order): each variable is
+    drawn from its CPD column at its parents' sampled states, by inverting the cumulative distribution.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per variable, state names as strings.
+    """
+    net = model.compiled
+    codes = np.empty((len(net.variables), n_samples), dtype=np.intp)
+    for v, table in enumerate(net.tables):
+        columns = table[(slice(None), *(codes[p] for p in net.parents[v]))]  # (states, samples)
+        if columns.ndim == 1:
+            columns = np.broadcast_to(columns[:, None], (len(columns), n_samples))
+        cdf = np.cumsum(columns, axis=0)
+        u = rng.random(n_samples) * cdf[-1]
+        codes[v] = np.minimum((u[None, :] >= cdf).sum(axis=0), len(columns) - 1)
+    return pd.DataFrame({name: np.asarray(states, dtype=object)[codes[v]]
+                         for v, (name, states) in enumerate(zip(net.variables, net.states, strict=True))})
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,13 +80,7 @@ N_PATTERNS = 16
 def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe: float = 0.5,
                  n_patterns: int = N_PATTERNS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``n_samples`` forward samples of the network and the evidence frame built from them."""
-    from pgmpy.sampling import BayesianModelSampling
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        samples = BayesianModelSampling(model.network).forward_sample(
-            size=n_samples, seed=int(rng.integers(2**31 - 1)), show_progress=False)
-    samples = samples.reset_index(drop=True).astype(str)
+    samples = forward_sample(model, n_samples, rng)
     presenting = dict(getattr(model, "presenting", None) or {})
     observable = [v for v in model.findings + model.tests if v not in presenting]
     patterns = rng.random((n_patterns, len(observable))) < observe
@@ -93,7 +111,8 @@ def self_consistency(model: Model, *, n_samples: int, rng: np.random.Generator, 
     SelfConsistency
     """
     samples, frame = sample_cases(model, n_samples, rng, observe)
-    matrix = posterior_frame_to_matrix(model, score(frame, model=model, top_k=len(model.hypotheses)), n_samples)
+    matrix = posterior_frame_to_matrix(
+        model, score(frame, model=model, top_k=len(model.hypotheses), ranking="posterior"), n_samples)
     outcomes = np.column_stack([(samples[h.node] == h.state).to_numpy() for h in model.hypotheses]).astype(float)
     return SelfConsistency(n_samples, expected_calibration_error(matrix, outcomes, n_bins),
                            reliability_table(matrix, outcomes, n_bins), matrix, outcomes)
