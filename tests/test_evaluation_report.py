@@ -33,7 +33,10 @@ METRICS_CSV_COLUMNS = [
     "under_triage_hi", "over_triage", "over_triage_lo", "over_triage_hi", "safe_triage", "safe_triage_lo",
     "safe_triage_hi", "emergency_recall", "emergency_recall_lo", "emergency_recall_hi",
     "policy_auc", "policy_auc_lo", "policy_auc_hi", "cost_to_top1", "cost_to_top1_lo", "cost_to_top1_hi",
-    "policy_top1", "policy_top1_lo", "policy_top1_hi",
+    "policy_top1", "policy_top1_lo", "policy_top1_hi", "emergencies", "case_mix",
+    "top1_weighted", "top1_weighted_lo", "top1_weighted_hi", "top3_weighted", "top3_weighted_lo", "top3_weighted_hi",
+    "mrr_weighted", "mrr_weighted_lo", "mrr_weighted_hi", "log_loss_weighted", "log_loss_weighted_lo",
+    "log_loss_weighted_hi", "brier_weighted", "brier_weighted_lo", "brier_weighted_hi",
 ]
 
 
@@ -41,7 +44,7 @@ METRICS_CSV_COLUMNS = [
 def report(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("report")
     result = evaluate(DEV, priors=SETTINGS, n_bootstrap=50, n_prior_draws=20, n_self_consistency=150,
-                      step_cases=STEP_CASES, seed=7, report_dir=folder)
+                      next_steps=True, step_cases=STEP_CASES, seed=7, report_dir=folder, case_mix="article")
     return result, folder
 
 

@@ -265,6 +265,28 @@ def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, 
     return tuple(forward), tuple(backward)
 
 
+class ProgramCache:
+    """Compiled contractions, shareable by the engines of networks with the same structure.
+
+    A program depends only on the network's variables, cardinalities, parents and decompositions (never on
+    the numbers in its tables), so the prior settings of one model file share one cache: each setting's
+    engine reuses what another compiled.
+
+    Parameters
+    ----------
+    optimize : str
+        The contraction-order method the programs were compiled with.
+    max_entries : int
+        The engines' size limit (a program is compiled only under it).
+    """
+
+    def __init__(self, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE) -> None:
+        self.optimize = optimize
+        self.max_entries = max_entries
+        self.programs: OrderedDict[tuple[frozenset[int], ...], _Program] = OrderedDict()
+        self.lock = Lock()
+
+
 class InferenceEngine:
     """Exact batched posterior marginals for a :class:`CompiledNetwork`.
 
@@ -280,15 +302,20 @@ class InferenceEngine:
     max_entries : int, default 2**27
         The largest intermediate table, in entries per case, that the engine may build. Larger
         contractions raise :class:`~bayesdx.exceptions.ModelTooLargeError` before anything is allocated.
+    programs : ProgramCache, optional
+        A cache shared with engines of networks of the same structure (see :class:`ProgramCache`).
     """
 
-    def __init__(self, network: CompiledNetwork, *, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE):
+    def __init__(self, network: CompiledNetwork, *, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE,
+                 programs: ProgramCache | None = None):
         self.network = network
         self.optimize = optimize
         self.max_entries = max_entries
         self._index = network.index()
-        self._programs: OrderedDict[tuple[frozenset[int], ...], _Program] = OrderedDict()
-        self._lock = Lock()
+        same = programs is not None and (programs.optimize, programs.max_entries) == (optimize, max_entries)
+        shared = programs if same and programs is not None else ProgramCache(optimize, max_entries)
+        self._programs = shared.programs
+        self._lock = shared.lock
         decs = network.decompositions or (None,) * len(network.variables)
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)

@@ -18,7 +18,7 @@ from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
 from .exceptions import ModelFileError
 from .harm import HarmWeights
-from .inference import CompiledNetwork, InferenceEngine
+from .inference import CompiledNetwork, InferenceEngine, ProgramCache
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy
@@ -175,7 +175,10 @@ class Model:
 
     @cached_property
     def engine(self) -> InferenceEngine:
-        """The exact batched inference engine of this model."""
+        """The exact batched inference engine of this model (the prior settings of one model file share its
+        compiled programs)."""
+        if self.spec is not None:
+            return InferenceEngine(self.compiled, programs=self.spec.__dict__.setdefault("_programs", ProgramCache()))
         return InferenceEngine(self.compiled)
 
     @cached_property
@@ -333,7 +336,13 @@ def _mtime(path: Path) -> float:
 @functools.lru_cache(maxsize=16)
 def _bundled(name: str, priors: str | None, _model_mtime: float, _priors_mtime: float) -> Model:
     """A bundled model with a bundled prior setting; cached, and re-read when a file changes."""
-    return _from_spec(read_model_file(_resources.data_dir("models") / f"{name}.toml"), priors)
+    return _from_spec(_bundled_spec(name, _model_mtime), priors)
+
+
+@functools.lru_cache(maxsize=4)
+def _bundled_spec(name: str, _model_mtime: float) -> ModelSpec:
+    """A bundled model file, read once (its prior settings share it, with its compiled structure)."""
+    return read_model_file(_resources.data_dir("models") / f"{name}.toml")
 
 
 def _resolve_priors(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Path:

@@ -29,8 +29,22 @@ under-triage rate
     Share of cases whose true level is higher than the advice, on the model's ordered levels (bundled:
     ``self_care < routine_appointment < prompt_specialist < emergency``).
 
-Intervals are 95% percentile bootstrap intervals over cases (:func:`scipy.stats.bootstrap`, seeded);
-McNemar's exact test compares two settings' top-1 hits on the same cases (:func:`mcnemar_exact`).
+Intervals are 95% percentile bootstrap intervals over cases (:func:`scipy.stats.bootstrap`, seeded),
+except for emergency recall and the per-cause recalls, which are proportions of few cases and get exact
+Clopper-Pearson intervals (:func:`clopper_pearson`, :meth:`scipy.stats.binomtest` ``proportion_ci``).
+McNemar's exact test compares two settings' top-1 hits on the same cases (:func:`mcnemar_exact`, by
+:func:`statsmodels.stats.contingency_tables.mcnemar`).
+
+Libraries and what is still written here
+----------------------------------------
+Top-k accuracy, MRR and the Brier score, plain or weighted by a case mix, come from scikit-learn
+(:func:`summary_metrics`: ``top_k_accuracy_score``, ``label_ranking_average_precision_score``, which is
+the MRR when each case has one true cause, and ``brier_score_loss`` over the (case, hypothesis) pairs).
+Three are written here because no library computes them as defined above: the log loss (scikit-learn's
+``log_loss`` renormalises each row to sum to one, but the causes may co-occur, so the posteriors are not a
+distribution), the ECE (no library function), and the reliability table, which keeps empty bins and counts
+and puts a probability on a bin edge in the upper bin (``sklearn.calibration.calibration_curve`` drops empty
+bins and puts it in the lower one; the tests check the two agree away from the edges).
 """
 
 from __future__ import annotations
@@ -46,10 +60,14 @@ __all__ = [
     "McNemarResult",
     "bootstrap_interval",
     "brier_scores",
+    "clopper_pearson",
     "expected_calibration_error",
     "log_losses",
     "mcnemar_exact",
+    "per_cause_recall",
+    "rank_scores",
     "reliability_table",
+    "summary_metrics",
     "top_k_accuracy",
     "true_cause_ranks",
     "under_triage",
@@ -82,6 +100,111 @@ def true_cause_ranks(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray
     truth = np.asarray(truth, dtype=int)
     order = np.argsort(-probabilities, axis=1, kind="stable")
     return np.argmax(order == truth[:, None], axis=1) + 1
+
+
+def rank_scores(order: np.ndarray) -> np.ndarray:
+    """``(n, H)`` scores that decrease along each case's ranked order (``H`` for the first, 1 for the last).
+
+    ``order[i]`` lists case ``i``'s hypothesis indices best first; the scores have no ties, so library
+    metrics that take scores reproduce the ranking exactly, ties included as the engine broke them.
+    """
+    order = np.asarray(order, dtype=int)
+    n, n_h = order.shape
+    scores = np.empty((n, n_h))
+    np.put_along_axis(scores, order, np.broadcast_to(np.arange(n_h, 0, -1, dtype=float), (n, n_h)), axis=1)
+    return scores
+
+
+def summary_metrics(order: np.ndarray, probabilities: np.ndarray, truth: np.ndarray,
+                    weights: np.ndarray | None = None) -> dict[str, float]:
+    """Top-1, top-3, MRR, log loss and Brier score of a set of cases, optionally weighted.
+
+    Parameters
+    ----------
+    order : numpy.ndarray
+        ``(n, H)`` each case's hypothesis indices, best first (the ranking's order).
+    probabilities : numpy.ndarray
+        ``(n, H)`` posteriors.
+    truth : numpy.ndarray
+        ``(n,)`` index of each case's true cause.
+    weights : numpy.ndarray, optional
+        Per-case weights (a case mix, :mod:`bayesdx.evaluation.case_mix`); default: equal.
+
+    Returns
+    -------
+    dict of str to float
+        ``top1``, ``top3``, ``mrr``, ``log_loss``, ``brier``: weighted means over cases.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        label_ranking_average_precision_score,
+        top_k_accuracy_score,
+    )
+
+    probabilities = np.asarray(probabilities, dtype=float)
+    truth = np.asarray(truth, dtype=int)
+    n, n_h = probabilities.shape
+    scores = rank_scores(order)
+    labels = np.arange(n_h)
+    outcome = np.zeros((n, n_h))
+    outcome[np.arange(n), truth] = 1.0
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    # top-1 is the accuracy of the first-ranked cause; with three causes or fewer every case is in the top three
+    top3 = (float(top_k_accuracy_score(truth, scores, k=3, labels=labels, sample_weight=w)) if n_h > 3
+            else 1.0)
+    return {
+        "top1": float(accuracy_score(truth, np.asarray(order)[:, 0], sample_weight=w)),
+        "top3": top3,
+        "mrr": float(label_ranking_average_precision_score(outcome, scores, sample_weight=w)),
+        "log_loss": float(np.average(log_losses(probabilities[np.arange(n), truth]), weights=w)),
+        "brier": float(brier_score_loss(outcome.ravel(), probabilities.ravel(),
+                                        sample_weight=None if w is None else np.repeat(w, n_h))),
+    }
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a proportion; NaN without trials.
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in clopper_pearson(7, 7)]  # all 7 emergencies caught: the low end is 0.025 ** (1/7)
+    [0.5904, 1.0]
+    """
+    from scipy import stats
+
+    if trials <= 0:
+        return float("nan"), float("nan")
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def per_cause_recall(ranks: np.ndarray, true_causes: Sequence[str], causes: Sequence[str]) -> pd.DataFrame:
+    """Per true cause: how many vignettes, and the share ranked first and within the top three.
+
+    The top-3 recall is the sensitivity a differential list of three has for that cause; both come with
+    Clopper-Pearson intervals. Causes without vignettes are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cause``, ``n``, ``top1``, ``top1_lo``, ``top1_hi``, ``top3``, ``top3_lo``, ``top3_hi``.
+    """
+    ranks = np.asarray(ranks)
+    labels = np.asarray(true_causes, dtype=object)
+    rows = []
+    for cause in causes:
+        at = labels == cause
+        n = int(at.sum())
+        if not n:
+            continue
+        row: dict[str, object] = {"cause": cause, "n": n}
+        for k in (1, 3):
+            hits = int((ranks[at] <= k).sum())
+            row[f"top{k}"] = hits / n
+            row[f"top{k}_lo"], row[f"top{k}_hi"] = clopper_pearson(hits, n)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["cause", "n", "top1", "top1_lo", "top1_hi", "top3", "top3_lo", "top3_hi"])
 
 
 def top_k_accuracy(ranks: np.ndarray, k: int) -> float:
@@ -141,7 +264,7 @@ def expected_calibration_error(predicted: np.ndarray, outcome: np.ndarray, n_bin
 
     Examples
     --------
-    >>> expected_calibration_error(np.array([0.05, 0.05, 0.95, 0.95]), np.array([0, 0, 1, 0]))
+    >>> round(expected_calibration_error(np.array([0.05, 0.05, 0.95, 0.95]), np.array([0, 0, 1, 0])), 12)
     0.25
     """
     p = np.asarray(predicted, dtype=float).ravel()
@@ -237,7 +360,8 @@ class McNemarResult:
         Cases right under both, only ``a``, only ``b``, neither.
     p_value : float
         Two-sided exact binomial test of ``a_only`` among the ``a_only + b_only`` discordant cases against
-        1/2 (:func:`scipy.stats.binomtest`); 1.0 when there are no discordant cases.
+        1/2 (:func:`statsmodels.stats.contingency_tables.mcnemar` with ``exact=True``); 1.0 when there are no
+        discordant cases.
     """
 
     a: str
@@ -258,12 +382,11 @@ def mcnemar_exact(hits_a: np.ndarray, hits_b: np.ndarray, a: str = "a", b: str =
     >>> (r.a_only, r.b_only, r.p_value)
     (3, 0, 0.25)
     """
-    from scipy import stats
+    from statsmodels.stats.contingency_tables import mcnemar
 
     ha = np.asarray(hits_a, dtype=bool)
     hb = np.asarray(hits_b, dtype=bool)
-    a_only = int(np.sum(ha & ~hb))
-    b_only = int(np.sum(~ha & hb))
-    discordant = a_only + b_only
-    p = 1.0 if discordant == 0 else float(stats.binomtest(a_only, discordant, 0.5).pvalue)
-    return McNemarResult(a, b, int(np.sum(ha & hb)), a_only, b_only, int(np.sum(~ha & ~hb)), p)
+    both, a_only = int(np.sum(ha & hb)), int(np.sum(ha & ~hb))
+    b_only, neither = int(np.sum(~ha & hb)), int(np.sum(~ha & ~hb))
+    p = float(mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue)
+    return McNemarResult(a, b, both, a_only, b_only, neither, min(p, 1.0))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_reliability", "plot_top_k", "plot_tornado"]
+__all__ = ["plot_per_cause", "plot_reliability", "plot_top_k", "plot_tornado"]
 
 
 def _pyplot() -> Any:
@@ -130,4 +130,35 @@ def plot_tornado(summary: pd.DataFrame, path: str | os.PathLike[str], *, top: in
         ax.set(xlabel="top-1 accuracy", title=f"{name} (line: unchanged)", xlim=(lo, hi))
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Prior sensitivity: top-1 accuracy when one cause's prior odds change tenfold", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_per_cause(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Per-cause sensitivity: the share of each cause's vignettes ranked within the top three, per setting,
+    with Clopper-Pearson intervals (one row per cause, one marker per setting).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``priors``, ``cause``, ``n``, ``top3``, ``top3_lo``, ``top3_hi`` (``per_cause.csv``).
+    path : str or path-like
+    """
+    plt = _pyplot()
+    settings = list(dict.fromkeys(table["priors"]))
+    causes = list(dict.fromkeys(table["cause"]))
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(causes) + 1.2))
+    step = 0.7 / max(len(settings), 1)
+    for k, name in enumerate(settings):
+        t = table[table["priors"] == name].set_index("cause").reindex(causes)
+        y = np.arange(len(causes)) + (k - (len(settings) - 1) / 2) * step
+        err = np.vstack([t["top3"] - t["top3_lo"], t["top3_hi"] - t["top3"]]).astype(float)
+        ax.errorbar(t["top3"].astype(float), y, xerr=err, fmt="o", ms=4, lw=1, capsize=2, color=f"C{k}", label=name)
+    counts = table.drop_duplicates("cause").set_index("cause")["n"].reindex(causes)
+    ax.set_yticks(np.arange(len(causes)), [f"{c} (n={int(n)})" for c, n in counts.items()])
+    ax.invert_yaxis()
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("share of the cause's vignettes ranked in the top 3 (95% Clopper-Pearson)")
+    ax.set_title("Per-cause sensitivity of a three-item differential")
+    ax.grid(axis="x", color="0.9")
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
     return _save(fig, path)

@@ -3,8 +3,14 @@
 A report folder holds:
 
 ``metrics.csv``
-    One row per prior setting: ``priors``, ``n``, then each metric of :data:`METRICS` followed by its
-    ``_lo``/``_hi`` 95% bootstrap bounds (``n`` has no interval). Unrounded.
+    One row per prior setting (per setting and case mix when several are given): ``priors``, ``ranking``,
+    ``n``, then each metric of :data:`METRICS` followed by its ``_lo``/``_hi`` 95% bounds (bootstrap;
+    Clopper-Pearson for ``emergency_recall``, with ``emergencies`` the number of emergency vignettes), then
+    ``case_mix`` and each metric of :data:`WEIGHTED_METRICS` weighted by it (``_weighted``, ``_weighted_lo``,
+    ``_weighted_hi``; see :mod:`bayesdx.evaluation.case_mix`). Unrounded.
+``per_cause.csv``
+    One row per setting and true cause: ``n`` vignettes, the share ranked first (``top1``) and within the top
+    three (``top3``, the sensitivity of a three-item differential), each with a Clopper-Pearson interval.
 ``cases.csv``
     One row per vignette: ``case_id``, ``true_cause``, ``true_triage``, then per setting ``rank_<s>``
     (rank of the true cause), ``probability_<s>`` (its posterior), ``top1_<s>``, ``triage_<s>``,
@@ -22,7 +28,7 @@ import html
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +36,16 @@ import pandas as pd
 
 from ..exceptions import OutputPathError
 from ..results import CAVEAT
+from .case_mix import CaseMix
 
-__all__ = ["METRICS", "EvaluationResult", "metrics_columns"]
+__all__ = ["METRICS", "WEIGHTED_METRICS", "EvaluationResult", "metrics_columns"]
 
 #: The metrics of ``metrics.csv``, in column order (each followed by ``_lo`` and ``_hi``).
 METRICS = ("top1", "top3", "mrr", "log_loss", "brier", "ece", "triage_accuracy", "under_triage", "over_triage",
            "safe_triage", "emergency_recall", "policy_auc", "cost_to_top1", "policy_top1")
+
+#: The metrics that ``case_mix`` reweights (columns ``<metric>_weighted`` with ``_lo`` and ``_hi``).
+WEIGHTED_METRICS = ("top1", "top3", "mrr", "log_loss", "brier")
 
 _DESCRIPTIONS = {
     "top1": "top-1 accuracy (higher is better)",
@@ -49,7 +59,8 @@ _DESCRIPTIONS = {
     "over_triage": "advice above the true level (lower is better, but safer than under-triage)",
     "safe_triage": "advice at the true level, more cautious, or one level less; emergencies only as emergencies "
                    "(Gilbert 2020; higher is better)",
-    "emergency_recall": "share of the vignettes' emergencies advised as emergencies (higher is better)",
+    "emergency_recall": "share of the vignettes' emergencies advised as emergencies, with an exact Clopper-Pearson "
+                        "interval (higher is better)",
     "policy_auc": "simulated consultation: share of the cost range 0-100 during which the true cause leads "
                   "(the area under the accuracy-cost curve; higher is better)",
     "cost_to_top1": "simulated consultation: cost spent when the true cause first leads, over the cases where "
@@ -62,7 +73,7 @@ TABLES = {
     "metrics": "metrics.csv", "cases": "cases.csv", "sensitivity": "sensitivity.csv",
     "sensitivity_summary": "sensitivity_summary.csv", "stability": "stability.csv",
     "prior_uncertainty": "prior_uncertainty.csv", "mcnemar": "mcnemar.csv", "top_k": "top_k.csv",
-    "consultation": "consultation.csv",
+    "consultation": "consultation.csv", "per_cause": "per_cause.csv",
     "reliability": "reliability.csv", "self_consistency": "self_consistency.csv",
     "self_consistency_summary": "self_consistency_summary.csv",
 }
@@ -70,7 +81,8 @@ TABLES = {
 
 def metrics_columns() -> list[str]:
     """The columns of ``metrics.csv``, in order."""
-    return ["priors", "ranking", "n"] + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+    return (["priors", "ranking", "n"] + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")] + ["emergencies", "case_mix"]
+            + [c for m in WEIGHTED_METRICS for c in (f"{m}_weighted", f"{m}_weighted_lo", f"{m}_weighted_hi")])
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,6 +120,8 @@ class EvaluationResult:
         exact McNemar ``p_value`` on top-1 hits.
     top_k : pandas.DataFrame
         ``priors``, ``k``, ``accuracy``, ``lo``, ``hi`` for k = 1 .. number of hypotheses.
+    per_cause : pandas.DataFrame
+        Per setting and true cause: ``n``, ``top1`` and ``top3`` recall with Clopper-Pearson bounds.
     consultation : pandas.DataFrame
         The accuracy-cost curve of the simulated consultations (:mod:`bayesdx.evaluation.consultation`):
         ``priors``, ``budget``, ``accuracy``.
@@ -120,6 +134,8 @@ class EvaluationResult:
     model_id, model_version : str
     options : mapping
         The options that produced the result (bootstrap size, draws, spread, seed, ...).
+    case_mixes : tuple of CaseMix
+        The case mixes the weighted columns are for (:mod:`bayesdx.evaluation.case_mix`).
     """
 
     settings: tuple[str, ...]
@@ -139,13 +155,15 @@ class EvaluationResult:
     model_id: str
     model_version: str
     options: Mapping[str, Any]
+    per_cause: pd.DataFrame = field(default_factory=pd.DataFrame)
+    case_mixes: tuple[CaseMix, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics table (a copy)."""
         return self.metrics.copy()
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{r.priors}: top1={r.top1:.3f}" for r in self.metrics.itertuples())
+        parts = ", ".join(f"{r.priors}: top1={r.top1:.3f}" for r in self.metrics.drop_duplicates("priors").itertuples())
         return f"<EvaluationResult {len(self.cases)} cases | {parts} | model={self.model_id} {self.model_version}>"
 
     def _repr_html_(self) -> str:
@@ -153,8 +171,63 @@ class EvaluationResult:
 
     # ------------------------------------------------------------------ markdown
     def metrics_markdown(self) -> str:
-        """The metrics table as Markdown, each value with its interval, rounded for display."""
-        return _markdown_table(_display_metrics(self.metrics))
+        """The metrics table as Markdown, each value with its interval, rounded for display (and, with case
+        mixes, the weighted metrics after it)."""
+        text = _markdown_table(_display_metrics(self.metrics.drop_duplicates("priors")))
+        if self.case_mixes:
+            text += "\n\nWeighted by case mix:\n\n" + _markdown_table(_display_weighted(self.metrics))
+        return text
+
+    def safety_markdown(self) -> str:
+        """Triage safety per setting as the field reports it (Gilbert 2020): safe advice, under- and
+        over-triage, and emergency recall as caught/total with its exact interval."""
+        rows = []
+        for r in self.metrics.drop_duplicates("priors").to_dict("records"):
+            caught = r["emergency_recall"] * r["emergencies"] if r["emergencies"] else math.nan
+            recall = ("n/a" if not r["emergencies"] else
+                      f"{round(caught)}/{r['emergencies']} = {r['emergency_recall']:.3f} "
+                      f"[{r['emergency_recall_lo']:.3f}, {r['emergency_recall_hi']:.3f}]")
+            rows.append({"priors": r["priors"],
+                         **{m: _with_interval(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
+                            for m in ("safe_triage", "under_triage", "over_triage", "triage_accuracy")},
+                         "emergency_recall": recall})
+        return _markdown_table(pd.DataFrame(rows))
+
+    def case_mix_markdown(self) -> str:
+        """Balanced against weighted results, with the numbers that explain the difference."""
+        if not self.case_mixes:
+            return ""
+        balanced = self.metrics.drop_duplicates("priors").set_index("priors")["top1"]
+        truth = self.cases["true_cause"]
+        counts = truth.value_counts()
+        out = [
+            "Vignette sets are balanced by cause, so each cause's share among the vignettes is the writers' "
+            "choice. On a balanced set a flat prior matches the test distribution by construction, and a prior "
+            "close to the real case mix is penalised for being right about the population: the prior-shift "
+            "problem (Saerens, Latinne and Decaestecker, Neural Computation 2002). Vignette studies of symptom "
+            "checkers make the same point (Kopka et al., RepVig, 2025; base-rate stratified vignettes, Frontiers "
+            "in Digital Health 2024): accuracy must be weighted by the case mix of the population it is claimed "
+            "for. Each vignette of cause c is weighted by pi(c) / n(c) (`bayesdx.evaluation.case_mix`); intervals "
+            "resample vignettes within each cause.",
+            "",
+        ]
+        best = balanced.idxmax()
+        out.append(f"On the {len(truth)} vignettes as written, `{best}` ranks the most first ({balanced[best]:.3f}).")
+        for mix in self.case_mixes:
+            rows = self.metrics[self.metrics["case_mix"] == mix.name].set_index("priors")["top1_weighted"]
+            lead = rows.idxmax()
+            heavy = sorted(mix.shares.items(), key=lambda kv: -kv[1])[:3]
+            out.append(
+                f"Weighted by `{mix.name}`, `{lead}` does ({rows[lead]:.3f}): that case mix gives "
+                + ", ".join(f"{c} {share:.0%} (vignettes: {counts.get(c, 0) / len(truth):.0%})" for c, share in heavy)
+                + ".")
+        out += ["", _markdown_table(_display_weighted(self.metrics)), ""]
+        shares = pd.DataFrame({"cause": counts.index, "vignettes": counts.to_numpy(),
+                               "share_in_vignettes": counts.to_numpy() / len(truth)})
+        for mix in self.case_mixes:
+            shares[mix.name] = shares["cause"].map(mix.shares).astype(float)
+        out += ["Each cause's share among the vignettes and in each case mix:", "", _markdown_table(shares, digits=3)]
+        return "\n".join(out)
 
     def to_markdown(self, images: Mapping[str, str] | None = None) -> str:
         """The report as Markdown; ``images`` maps plot names to file names to embed."""
@@ -181,6 +254,23 @@ class EvaluationResult:
             *[f"- `{m}`: {_DESCRIPTIONS[m]}" for m in METRICS],
             "",
         ]
+        if self.case_mixes:
+            out += ["## Case mix: balanced against weighted", "", self.case_mix_markdown(), ""]
+        if self.metrics["emergencies"].notna().any() and self.metrics["safe_triage"].notna().any():
+            out += ["## Safety", "",
+                    "Safe advice (Gilbert 2020): at the vignette's level, more cautious, or one level less cautious, "
+                    "and emergencies only as emergencies. Emergency recall with its exact (Clopper-Pearson) interval.",
+                    "", self.safety_markdown(), ""]
+        if len(self.per_cause):
+            wide = self.per_cause.pivot(index="cause", columns="priors", values="top3")
+            wide = wide.reindex(columns=list(self.settings)).reset_index()
+            wide.insert(1, "n", wide["cause"].map(self.per_cause.drop_duplicates("cause").set_index("cause")["n"]))
+            out += ["## Per-cause sensitivity", "",
+                    "Share of each cause's vignettes ranked within the top three (`per_cause.csv` has top-1 and "
+                    "the Clopper-Pearson bounds).", ""]
+            if "per_cause" in images:
+                out += [f"![Per-cause top-3 recall with 95% intervals]({images['per_cause']})", ""]
+            out += [_markdown_table(wide, digits=3), ""]
         if len(self.mcnemar):
             out += ["## Paired comparison of top-1 hits (exact McNemar)", "",
                     _markdown_table(self.mcnemar, digits=4), ""]
@@ -256,6 +346,7 @@ class EvaluationResult:
                 "reliability": (p.plot_reliability, self.reliability),
                 "top_k": (p.plot_top_k, self.top_k),
                 "tornado": (p.plot_tornado, self.sensitivity_summary),
+                "per_cause": (p.plot_per_cause, self.per_cause),
                 "self_consistency": (p.plot_reliability, self.self_consistency),
             }
             for key, (function, data) in figures.items():
@@ -281,6 +372,16 @@ def _display_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
             row[m] = _with_interval(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
         rows.append(row)
     return pd.DataFrame(rows, columns=["priors", "n", *METRICS])
+
+
+def _display_weighted(metrics: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in metrics[metrics["case_mix"].astype(str) != ""].to_dict("records"):
+        row: dict[str, Any] = {"case_mix": r["case_mix"], "priors": r["priors"], "top1 (balanced)": f"{r['top1']:.3f}"}
+        for m in WEIGHTED_METRICS:
+            row[f"{m}_weighted"] = _with_interval(r[f"{m}_weighted"], r[f"{m}_weighted_lo"], r[f"{m}_weighted_hi"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _with_interval(value: float, lo: float, hi: float) -> str:

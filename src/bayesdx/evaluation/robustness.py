@@ -42,15 +42,16 @@ summarised by its mean and 2.5% and 97.5% quantiles.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..evidence import likelihoods_from_evidence
+from ..exceptions import ImpossibleEvidenceError
 from ..model import Model
-from ..ranking import posterior_matrix
+from ..ranking import hypothesis_matrix
 from .scoring import with_presenting
 
 __all__ = [
@@ -139,22 +140,30 @@ def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabili
     """
     n, n_h = probabilities.shape
     hyps = model.hypotheses
-    rows: list[tuple[int, int]] = []
-    observed: list[dict[str, str]] = []
-    for k, ev in enumerate(evidence):
-        base = with_presenting(model, ev)
-        for j, h in enumerate(hyps):
-            q = probabilities[k, j]
-            if h.node in base or not 0.0 < q < 1.0:
-                continue
-            rows.append((k, j))
-            observed.append({**base, h.node: h.state})
+    observed = [with_presenting(model, ev) for ev in evidence]
+    rows = [(k, j) for k, base in enumerate(observed) for j, h in enumerate(hyps)
+            if h.node not in base and 0.0 < probabilities[k, j] < 1.0]
     clamped = np.full((n, n_h, n_h), np.nan)
     if rows:
-        matrix, _ = posterior_matrix(model, likelihoods_from_evidence(model, observed), len(rows),
-                                     [f"{labels[k]} with {hyps[j].id} present" for k, j in rows])
         ks, js = np.array(rows).T
-        clamped[ks, js] = matrix
+        # one engine row per (case, hypothesis), the hypothesis clamped by a row likelihood: the case's own
+        # evidence (and its Quickscore terms) is entered once per case and shared by its rows
+        clamps: dict[str, np.ndarray] = {}
+        for j, h in enumerate(hyps):
+            at = js == j
+            if not at.any():
+                continue
+            states = model.states[h.node]
+            arr = clamps.setdefault(h.node, np.ones((len(rows), len(states))))
+            onehot = np.zeros(len(states))
+            onehot[states.index(h.state)] = 1.0
+            arr[at] = onehot
+        post = model.engine.posterior(likelihoods_from_evidence(model, observed), model.causes, n,
+                                      row_case=ks, row_likelihoods=clamps)
+        if post.impossible.any():
+            raise ImpossibleEvidenceError([f"{labels[ks[r]]} with {hyps[js[r]].id} present"
+                                           for r in np.flatnonzero(post.impossible)])
+        clamped[ks, js] = hypothesis_matrix(model, post.marginals, len(rows))
     factors = np.full((n, n_h), np.nan)
     flips_to = np.full((n, n_h), -1, dtype=int)
     top = leader(probabilities)
@@ -233,15 +242,17 @@ def _perturbed_blocks(model: Model, evidence: Sequence[Mapping[str, str]],
     for start in range(0, len(log_factors), per_call):
         block = log_factors[start:start + per_call]
         d = len(block)
-        lik = {v: np.tile(a, (d, 1)) for v, a in base_lik.items()}  # row = draw * n + case
+        # row = draw * n + case; the tilts are row likelihoods, so each case's evidence is entered once
+        tilts: dict[str, np.ndarray] = {}
         for j, h in enumerate(hyps):
             states = model.states[h.node]
-            arr = lik.get(h.node)
-            if arr is None:
-                arr = lik[h.node] = np.ones((d * n, len(states)))
+            arr = tilts.setdefault(h.node, np.ones((d * n, len(states))))
             arr[:, states.index(h.state)] *= np.repeat(np.exp(block[:, j]), n)
-        matrix, _ = posterior_matrix(model, lik, d * n)
-        yield start, matrix.reshape(d, n, len(hyps))
+        post = model.engine.posterior(base_lik, model.causes, n, row_case=np.tile(np.arange(n), d),
+                                      row_likelihoods=tilts)
+        if post.impossible.any():
+            raise ImpossibleEvidenceError(sorted({int(r % n) for r in np.flatnonzero(post.impossible)}))
+        yield start, hypothesis_matrix(model, post.marginals, d * n).reshape(d, n, len(hyps))
 
 
 def perturbed_posteriors(model: Model, evidence: Sequence[Mapping[str, str]], log_factors: np.ndarray) -> np.ndarray:
@@ -267,6 +278,7 @@ def prior_monte_carlo(
     log_factors: np.ndarray,
     truth: np.ndarray,
     top1: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-1 of every case under every draw of perturbed priors, on the batched engine.
 
@@ -281,6 +293,8 @@ def prior_monte_carlo(
         Column index of each case's true cause.
     top1 : numpy.ndarray
         Column index of each case's unperturbed leading hypothesis.
+    progress : callable, optional
+        Called with ``(draws done, draws)`` after each block of draws.
 
     Returns
     -------
@@ -302,4 +316,6 @@ def prior_monte_carlo(
         keep += (leaders == top1[None, :]).sum(axis=0)
         true_top += (leaders == truth[None, :]).sum(axis=0)
         accuracy[start:start + d] = (leaders == truth[None, :]).mean(axis=1)
+        if progress is not None:
+            progress(start + d, n_draws)
     return keep / n_draws, true_top / n_draws, accuracy

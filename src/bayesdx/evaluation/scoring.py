@@ -46,6 +46,8 @@ class SettingScores:
         The advised triage level (None when the model has no triage rules).
     ranking : str
         What the ranks follow (see :func:`bayesdx.rank_causes`).
+    order : numpy.ndarray
+        ``(n_cases, n_hypotheses)``: each case's hypothesis indices in the ranking's order, best first.
     """
 
     setting: str
@@ -56,6 +58,7 @@ class SettingScores:
     top1: tuple[str, ...]
     triage: tuple[str | None, ...]
     ranking: str = "posterior"
+    order: np.ndarray | None = None
 
     @property
     def p_true(self) -> np.ndarray:
@@ -92,12 +95,12 @@ def score_setting(model: Model, vignettes: Vignettes, ranking: str | None = None
     truth = np.array([ids.index(t) for t in vignettes.true_cause], dtype=int)
     top1 = tuple(str(c) for c in frame["cause_1"].tolist())
     triage = advised_triage(model, vignettes.evidence, matrix)
-    if ranking == "posterior":
-        ranks = true_cause_ranks(matrix, truth)
-    else:  # the position of the true cause in the ranking's order, as rank_causes lists it
-        order = frame[[f"cause_{j}" for j in range(1, len(ids) + 1)]].to_numpy(dtype=object)
-        ranks = 1 + np.argmax(order == np.asarray(vignettes.true_cause, dtype=object)[:, None], axis=1)
-    return SettingScores(model.priors, model, matrix, truth, ranks, top1, triage, ranking)
+    order_ids = frame[[f"cause_{j}" for j in range(1, len(ids) + 1)]].to_numpy(dtype=object)
+    position = {h: j for j, h in enumerate(ids)}
+    order = np.vectorize(position.__getitem__, otypes=[int])(order_ids) if n else np.empty((0, len(ids)), dtype=int)
+    # by posterior: with ties in model order; otherwise the true cause's position as rank_causes lists it
+    ranks = true_cause_ranks(matrix, truth) if ranking == "posterior" else 1 + np.argmax(order == truth[:, None], axis=1)
+    return SettingScores(model.priors, model, matrix, truth, ranks, top1, triage, ranking, order)
 
 
 def advised_triage(model: Model, evidence: Sequence[Mapping[str, str]], matrix: np.ndarray) -> tuple[str | None, ...]:
