@@ -153,6 +153,7 @@ def _present(post: Any) -> np.ndarray:
 
 
 def test_cancelling_terms_are_recomputed_and_match_variable_elimination(monkeypatch):
+    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)  # signed terms for every finding (see below)
     net, pg = _rare_causes_network()
     sets = _evidence_sets()
     spy = Spy(monkeypatch)
@@ -169,6 +170,7 @@ def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch
     """The network above is ill-conditioned enough that the checks are needed (the test of the guards can fail)."""
     net, pg = _rare_causes_network()
     sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) == N_CAUSES]
+    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)
     monkeypatch.setattr(inference, "ERROR_BUDGET", np.inf)
     post = _posteriors(InferenceEngine(net), sets)
     assert np.abs(np.nan_to_num(_present(post), nan=10.0) - _reference(pg, sets)).max() > ATOL
@@ -177,12 +179,28 @@ def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch
 def test_cases_with_too_many_terms_use_one_contraction_per_pattern(monkeypatch):
     net, pg = _rare_causes_network()
     sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) >= 3]
+    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)
     monkeypatch.setattr(inference, "MAX_TERMS", 4)  # 2**3 terms and more: too many
     spy = Spy(monkeypatch)
     post = _posteriors(InferenceEngine(net), sets)
     assert spy.used(patterns=True)
     assert not spy.used("float64")
     assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+
+
+def test_telescoped_findings_do_not_cancel(monkeypatch):
+    """A positive finding whose parents the case leaves free numbers at most TELESCOPE_PARENTS enters as
+    positive telescoped terms (one parent: a single exact likelihood), so the rare-causes network, whose
+    signed terms cancel by up to 3e16, needs neither extended precision nor per-pattern contractions: every
+    case is one double-precision pass, and it still matches VariableElimination."""
+    net, pg = _rare_causes_network()
+    sets = _evidence_sets()
+    spy = Spy(monkeypatch)
+    post = _posteriors(InferenceEngine(net), sets)
+    assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+    assert spy.used("float64")
+    assert not spy.used("float128")
+    assert not spy.used(patterns=True)
 
 
 def test_impossible_evidence_is_reported_through_the_expanded_path():
@@ -236,3 +254,32 @@ def test_cancelling_terms_with_a_tiny_probability_of_evidence_stay_within_the_er
     yes_present, yes_absent = Fraction(table[0, 0]), Fraction(table[0, 1])
     exact = float(Fraction(rare) * yes_present / (Fraction(rare) * yes_present + Fraction(1 - rare) * yes_absent))
     assert_allclose(post.marginals["c0"][:, 0], exact, rtol=inference.ERROR_BUDGET, atol=0)
+
+
+@pytest.mark.parametrize("telescope", [-1, 0, 1, 2, 3])
+def test_telescoped_terms_match_variable_elimination_on_graded_findings(monkeypatch, graded_model, telescope):
+    """Every combination of evidence on the graded network (a noisy-MAX severity with three parents, a
+    noisy-OR rash with two, age observed or not, a cause observed or not), with telescoping off (-1) and
+    allowed up to 0, 1, 2 and 3 free parents: so positive findings enter as a constant, one likelihood,
+    several positive terms, or signed terms, alone and mixed in one batch. Posteriors and P(e) match
+    pgmpy VariableElimination to 1e-12."""
+    from pgmpy.inference import VariableElimination
+
+    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", telescope)
+    model = graded_model
+    engine = InferenceEngine(model.compiled)
+    options = {v: [None, *model.states[v]] for v in ("age", "severity", "rash", "toxin")}
+    sets = [{v: s for v, s in zip(options, combo, strict=True) if s is not None}
+            for combo in itertools.product(*options.values())]
+    lik = {v: np.ones((len(sets), len(model.states[v]))) for v in options}
+    for k, e in enumerate(sets):
+        for v, s in e.items():
+            lik[v][k] = np.eye(len(model.states[v]))[model.states[v].index(s)]
+    post = engine.posterior(lik, ["infection", "toxin"], len(sets))
+    ve = VariableElimination(model.network)
+    for k, e in enumerate(sets):
+        q = ve.query(["infection"], evidence=e, show_progress=False)
+        assert_allclose(post.marginals["infection"][k], q.values, atol=1e-12, rtol=0, err_msg=str(e))
+        if e:
+            z = ve.query(list(e), show_progress=False).get_value(**e)
+            assert abs(post.log_evidence[k] - np.log(z)) <= 1e-12, e

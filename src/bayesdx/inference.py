@@ -49,6 +49,9 @@ CHUNK_BUDGET_ENTRIES = 2**20
 SPLIT_ENTRIES = 2**13
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
+#: A noisy finding observed above its lowest level, with at most this many parents the case does not
+#: observe, enters as positive telescoped terms instead of two signed ones (see InferenceEngine._telescoped).
+TELESCOPE_PARENTS = 2
 #: Largest relative rounding error allowed for a case computed as a signed sum of terms, bounded by machine
 #: epsilon times sum_r |term_r| * (50 + |log Z_r|) / |sum| (each term comes back from its log, log Z_r).
 ERROR_BUDGET = 1e-10
@@ -524,11 +527,34 @@ class InferenceEngine:
         case_coef = np.ones(n)  # product of the single terms; common to all rows of a case, so an input
         case_log = np.zeros(n)  # log of the scale taken out of each leaf's coefficients (no under- or overflow)
         counts = np.ones(n)
-        multi = []  # leaves with several terms in some case: (v, coefficients, term order, count per case)
+        multi = []  # leaves with several signed terms in some case: (v, coefficients, term order, count per case)
+        telescoped = []  # leaves with several positive terms in some case: (count per case, coefficients, factors)
+        # each case's state of the variables it observes (one-hot likelihood), -1 elsewhere: a leaf's observed
+        # parents are constants of the case, its other parents are free
+        observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1)
+                          for v, a in lam.items()}
+
+        def fold(rows: np.ndarray, coef: np.ndarray, factors: Sequence[tuple[int, np.ndarray]]) -> None:
+            """Multiply a single term into its cases: the coefficient, and a likelihood on each parent."""
+            case_coef[rows] *= coef
+            for p, factor in factors:
+                if (factor == 1.0).all():
+                    continue  # an unobserved leaf: its term is all ones
+                if p not in copied:
+                    base = case_lam.get(p)
+                    case_lam[p] = np.ones((n, len(net.states[p]))) if base is None else base.copy()
+                    copied.add(p)
+                case_lam[p][rows] *= factor
+
         for v in leaves:
             dec = decs[v]
             # a = W @ lambda per case, as products then sums: equal likelihoods cancel to exactly zero (BLAS may not)
             a = (lam[v][:, None, :] * dec.weights[None, :, :]).sum(axis=2)  # (n, levels)
+            tel = self._telescoped(v, lam[v], observed_state, n)
+            if tel is not None:
+                rows, t_count, t_coef, t_factors = tel
+                a[rows] = 0.0
+                a[rows, 0] = 1.0  # a placeholder single term, replaced by the telescoped terms below
             scale = np.abs(a).max(axis=1)
             scale = np.where(scale > 0, scale, 1.0)
             a = a / scale[:, None]
@@ -536,22 +562,33 @@ class InferenceEngine:
             nonzero = a != 0
             count = nonzero.sum(axis=1)
             order = np.argsort(~nonzero, axis=1, kind="stable")  # the nonzero terms first, in level order
-            counts = np.minimum(counts * count, MAX_TERMS + 1)
             single = np.flatnonzero(count == 1)
+            if tel is not None:
+                single = np.setdiff1d(single, rows, assume_unique=True)
+                scale_t = np.abs(t_coef).max(axis=1)
+                scale_t = np.where(scale_t > 0, scale_t, 1.0)
+                t_coef = t_coef / scale_t[:, None]
+                case_log[rows] += np.log(scale_t)
+                one = t_count == 1
+                if one.any():
+                    fold(rows[one], t_coef[one, 0], [(p, f[one, 0]) for p, f in t_factors])
+                if (~one).any():
+                    full = np.ones(n, dtype=np.int64)
+                    full[rows] = t_count
+                    place = np.full(n, -1)
+                    place[rows] = np.arange(rows.size)
+                    telescoped.append((full, place, t_coef, t_factors))
+                count = count.copy()
+                count[rows] = t_count
+            counts = np.minimum(counts * count, MAX_TERMS + 1)
             if single.size:
                 term = order[single, 0]
-                case_coef[single] *= a[single, term]
-                for i, p in enumerate(net.parents[v]):
-                    factor = dec.factors[i][term]
-                    if (factor == 1.0).all():
-                        continue  # an unobserved leaf: its term is all ones
-                    if p not in copied:
-                        base = case_lam.get(p)
-                        case_lam[p] = np.ones((n, len(net.states[p]))) if base is None else base.copy()
-                        copied.add(p)
-                    case_lam[p][single] *= factor
-            if (count > 1).any():
-                multi.append((v, a, order, count))
+                fold(single, a[single, term], [(p, dec.factors[i][term]) for i, p in enumerate(net.parents[v])])
+            signed = count > 1
+            if tel is not None:
+                signed[rows] = False
+            if signed.any():
+                multi.append((v, a, order, np.where(signed, count, 1)))
         if row_case is None:  # one row per case
             row_case = np.arange(n)
         row_lam = row_lam or {}
@@ -590,6 +627,19 @@ class InferenceEngine:
                     factor = decs[v].factors[i]
                     for state in range(factor.shape[1]):
                         term_lam[p][state, sel] *= factor[term, state]
+            for full, place, t_coef, t_factors in telescoped:
+                c = full[term_case]
+                sel = np.flatnonzero(c > 1)
+                if not sel.size:
+                    continue
+                term = (within[sel] // stride[sel]) % c[sel]
+                stride[sel] *= c[sel]
+                at = place[term_case[sel]]
+                term_coef[sel] *= t_coef[at, term]
+                for p, factor in t_factors:
+                    if p not in term_lam:
+                        term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
+                    term_lam[p][:, sel] *= factor[at, term].T
             return term_start, term_coef, term_lam
 
         def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
@@ -653,6 +703,90 @@ class InferenceEngine:
             for t, name in zip(target_ids, target_names, strict=True):
                 marg[t][retry] = part.marginals[name]
         return _finish(net, marg, log_z, None)
+
+    def _telescoped(self, v: int, lam_v: np.ndarray, observed_state: Mapping[int, np.ndarray], n: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]] | None:
+        """Positive terms for a noisy leaf observed above its lowest level in cases where few parents are free.
+
+        Observed at level ``y > 0`` the leaf contributes ``F(y) - F(y - 1)`` with ``F(t) = L(t) prod_i C_i(t)``:
+        a difference of two products, which the signed expansion enters as two terms that cancel (the
+        cancellation grows with every rare finding, and a case past the error budget is redone in extended
+        precision). With ``A_i = C_i(y)`` and ``B_i = C_i(y - 1)`` (``A_i >= B_i``: the CDFs grow with the
+        level) the difference telescopes into positive terms,
+
+            prod_{i=0..f} A_i - prod_{i=0..f} B_i = sum_m (A_m - B_m) prod_{i<m} B_i prod_{i>m} A_i,
+
+        one per free parent plus one for the constants (the leak and the parents the case observes). With no
+        free parent that is one number, with one a likelihood on it: exact, a single term and no cancellation;
+        with up to ``TELESCOPE_PARENTS`` free parents, ``f + 1`` positive terms instead of two signed ones.
+
+        Returns ``(cases, terms per case, coefficients (cases, T), [(parent, factors (cases, T, states))])``
+        for the cases this applies to, or None.
+        """
+        net = self.network
+        dec = net.decompositions[v]  # type: ignore[index]
+        if dec is None or dec.leak_cdf is None:
+            return None
+        onehot = np.count_nonzero(lam_v, axis=1) == 1
+        observed = np.argmax(lam_v != 0, axis=1)
+        level_of = np.full(lam_v.shape[1], -1)
+        level_of[list(dec.order)] = np.arange(len(dec.order))
+        level = level_of[observed]
+        parents = net.parents[v]
+        free = np.stack([observed_state[p] < 0 if p in observed_state else np.ones(n, dtype=bool) for p in parents],
+                        axis=1) if parents else np.zeros((n, 0), dtype=bool)
+        n_free = free.sum(axis=1)
+        rows = np.flatnonzero(onehot & (level > 0) & (n_free <= TELESCOPE_PARENTS)
+                              & (np.abs(lam_v[np.arange(n), observed]) > 0))
+        if not rows.size:
+            return None
+        y = level[rows]
+        m = rows.size
+        f = n_free[rows]
+        is_free = free[rows]
+        # the constants: the leak and the observed parents' factors at their states
+        a_c = dec.leak_cdf[y] * lam_v[rows, observed[rows]]
+        b_c = dec.leak_cdf[y - 1] * lam_v[rows, observed[rows]]
+        a_par, b_par = [], []
+        for i, p in enumerate(parents):
+            g = dec.factors[i]
+            a_i, b_i = g[y], g[y - 1]  # (m, states)
+            a_par.append(a_i)
+            b_par.append(b_i)
+            hard = ~is_free[:, i]
+            if hard.any():
+                s_obs = observed_state[p][rows[hard]]
+                a_c[hard] *= a_i[hard, s_obs]
+                b_c[hard] *= b_i[hard, s_obs]
+        width = max(1, int(f.max()) + 1)
+        count = np.where(f <= 1, 1, f + 1)
+        coef = np.zeros((m, width))
+        coef[:, 0] = np.where(f == 1, 1.0, a_c - b_c)
+        many = f >= 2
+        for t in range(1, width):
+            coef[:, t] = np.where(many & (t <= f), b_c, 0.0)
+        position = np.cumsum(is_free, axis=1) - 1  # rank of each free parent among the case's free parents
+        factors: list[tuple[int, np.ndarray]] = []
+        for i, p in enumerate(parents):
+            if not is_free[:, i].any():
+                continue
+            a_i, b_i = a_par[i], b_par[i]
+            out = np.ones((m, width, a_i.shape[1]))
+            mine = is_free[:, i]
+            single = mine & (f == 1)
+            out[single, 0] = a_c[single, None] * a_i[single] - b_c[single, None] * b_i[single]
+            several = mine & many
+            out[several, 0] = a_i[several]
+            for t in range(1, width):
+                here = several & (t <= f)
+                before = here & (position[:, i] < t - 1)
+                at = here & (position[:, i] == t - 1)
+                after = here & (position[:, i] > t - 1)
+                out[before, t] = b_i[before]
+                out[at, t] = a_i[at] - b_i[at]
+                out[after, t] = a_i[after]
+            factors.append((p, out))
+        return rows, count, coef, factors
 
     def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
