@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -224,7 +224,7 @@ def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize
 def _write_rows(frame: pd.DataFrame, out: IO[str]) -> None:
     """Append ``frame``'s rows as CSV. A text cell holding a bare carriage return is quoted (the writer only
     quotes the characters of its line terminator, "\\n"), so no reader splits the row there."""
-    quoting = csv.QUOTE_MINIMAL
+    quoting: Literal[0, 2] = csv.QUOTE_MINIMAL  # or csv.QUOTE_NONNUMERIC
     texts = frame.select_dtypes(include=["object", "string"])
     if len(texts.columns) and texts.apply(lambda col: col.astype(str).str.contains("\r", regex=False)).to_numpy().any():
         quoting = csv.QUOTE_NONNUMERIC
@@ -630,10 +630,10 @@ def score_csv(
     for name, value in (("next_step", next_step), ("skip_invalid", skip_invalid)):
         if not isinstance(value, bool):
             raise TypeError(f"The {name!r} parameter of score_csv must be a bool. Got {value!r} instead.")
-    for name, value in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+    for name, names in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
+        if isinstance(names, str) or not all(isinstance(v, str) for v in names):
             raise TypeError(
-                f"The {name!r} parameter of score_csv must be a list of column names. Got {value!r} instead.")
+                f"The {name!r} parameter of score_csv must be a list of column names. Got {names!r} instead.")
     model = _model_or_default(model, priors, "score_csv")
     ranking = resolve_ranking(model, "score_csv", ranking)
     per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")

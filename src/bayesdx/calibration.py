@@ -67,7 +67,7 @@ def _structure(spec: ModelSpec, base_rates: Mapping[str, float]) -> tuple[
     cached = spec.__dict__.get("_compiled_structure")
     if cached is None or not set(cached[2]).isdisjoint(base_rates):
         order = tuple(_topological(spec))
-        decompositions = []
+        decompositions: list[Decomposition | None] = []
         for v in order:
             if spec.cpds[v]["kind"] in ("noisy_or", "noisy_max"):
                 noisy = noisy_parameters(spec, v)
@@ -104,7 +104,7 @@ def calibrate_base_rates(
     ModelFileError
         If the iteration does not converge (the priors cannot be reached at the reference evidence).
     """
-    causes = [c for c in priors]
+    causes = list(priors)
     rates = dict(priors)
     net = compile_spec(spec, rates)
     engine = InferenceEngine(net)

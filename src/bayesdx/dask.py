@@ -145,7 +145,7 @@ def score_dask(
                         f"Got {type(cases).__name__} instead.")
     check_positive_int("score_dask", "top_k", top_k)
     model = _model_or_default(model, priors, "score_dask")
-    options = {"top_k": top_k, "next_step": next_step, "alpha": alpha, "ranking": ranking}
+    options: dict[str, Any] = {"top_k": top_k, "next_step": next_step, "alpha": alpha, "ranking": ranking}
     # The explicit meta: score one case with nothing observed (always possible) through the same code path,
     # which also checks every column name and option before the graph runs.
     probe = pd.DataFrame({c: pd.Series([""], dtype=object) for c in cases.columns})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import difflib
 import math
@@ -151,10 +152,8 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
                 label = frame.index[k]
                 state = to_state(model, column, value, f" in {row_label} {label!r}")
                 code = -1 if state is None else states.index(state)
-                try:
+                with contextlib.suppress(TypeError):  # an unhashable value is not cached
                     lookup[key] = code
-                except TypeError:
-                    pass
             codes[k] = code
         observed = codes >= 0
         if observed.any():

@@ -273,7 +273,7 @@ def load_model(
     >>> "als" in model.causes
     True
     """
-    extra = {"presenting": presenting, "hidden": hidden, "costs": costs}
+    extra: dict[str, Any] = {"presenting": presenting, "hidden": hidden, "costs": costs}
     if source is None or (isinstance(source, str) and source in _resources.available("models")):
         name = _resources.BUNDLED_MODEL if source is None else source
         _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
@@ -466,7 +466,7 @@ def from_network(
         missing = sorted(set(nodes) - {c.variable for c in network.get_cpds()})
         raise ValueError(f"The network {source!r} has nodes without a CPD: {missing!r}.")
     compiled = CompiledNetwork.from_pgmpy(network)
-    states = {v: s for v, s in zip(compiled.variables, compiled.states, strict=True)}
+    states = dict(zip(compiled.variables, compiled.states, strict=True))
     normals: dict[str, str | None] = {v: default_normal(states[v]) for v in nodes}
     for node, normal in (normal_states or {}).items():
         if node not in causes:
@@ -521,7 +521,8 @@ def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None
     if model is None:
         return load_model(priors=priors)
     if not isinstance(model, Model):
-        raise TypeError(f"The 'model' parameter of {function} must be a bayesdx Model (from load_model). Got {type(model).__name__} instead.")
+        raise TypeError(f"The 'model' parameter of {function} must be a bayesdx Model (from load_model). "
+                        f"Got {type(model).__name__} instead.")
     if priors is not None and (model.spec is None or os.fspath(priors) != model.priors):
         return model.with_priors(priors)
     return model

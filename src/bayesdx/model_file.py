@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def default_normal(states: Sequence[str]) -> str | None:
 
 
 # ---------------------------------------------------------------------- model file
-def read_model_file(path: str | Path) -> ModelSpec:
+def read_model_file(path: str | os.PathLike[str]) -> ModelSpec:
     """Parse and validate a model file.
 
     Raises
@@ -262,7 +263,8 @@ def _evidence_table(path: Path, key: str, raw: Any, nodes: Mapping[str, NodeSpec
         if node not in nodes:
             raise ModelFileError(path, f"{key}.{node}", _unknown(node, nodes), node)
         if state not in nodes[node].states:
-            raise ModelFileError(path, f"{key}.{node}", f"{state!r} is not a state of {node!r}; valid states are {list(nodes[node].states)!r}", state)
+            raise ModelFileError(path, f"{key}.{node}",
+                                 f"{state!r} is not a state of {node!r}; valid states are {list(nodes[node].states)!r}", state)
     return dict(raw)
 
 
@@ -315,7 +317,7 @@ def _check_acyclic(spec: ModelSpec) -> None:
         if state.get(n) == 2:
             return
         if state.get(n) == 1:
-            cycle = trail[trail.index(n):] + [n]
+            cycle = [*trail[trail.index(n):], n]
             raise ModelFileError(spec.path, f"cpds.{n}", f"the network has a cycle: {' -> '.join(cycle)}", cycle)
         state[n] = 1
         for p in spec.parents(n):
@@ -330,7 +332,8 @@ def _noisy_or_positive(spec: ModelSpec, node_id: str) -> str:
     node, cpd = spec.nodes[node_id], spec.cpds[node_id]
     where = f"cpds.{node_id}.positive"
     if len(node.states) != 2:
-        raise ModelFileError(spec.path, f"cpds.{node_id}.kind", f"'noisy_or' needs a binary node; {node_id!r} has states {list(node.states)!r}", "noisy_or")
+        raise ModelFileError(spec.path, f"cpds.{node_id}.kind",
+                             f"'noisy_or' needs a binary node; {node_id!r} has states {list(node.states)!r}", "noisy_or")
     positive = cpd.get("positive")
     if positive is None:
         if node.normal is None:
@@ -347,7 +350,8 @@ def _active_states(spec: ModelSpec, child: str, parent: str, value: Any, key: st
     if isinstance(value, dict):
         for s in value:
             if s not in pnode.states:
-                raise ModelFileError(spec.path, f"{key}.{s}", f"{s!r} is not a state of {parent!r}; valid states are {list(pnode.states)!r}", s)
+                raise ModelFileError(spec.path, f"{key}.{s}",
+                                     f"{s!r} is not a state of {parent!r}; valid states are {list(pnode.states)!r}", s)
         return dict(value)
     if pnode.normal is None:
         raise ModelFileError(spec.path, key, f"parent {parent!r} has no normal state, so give the parameter per state as a table", value)
@@ -394,26 +398,31 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
         if not isinstance(rows, list):
             raise ModelFileError(spec.path, f"{where}.rows", f"must be an array of tables, got {rows!r}", rows)
         filled: dict[tuple[int, ...], int] = {}
+        at: tuple[slice | int, ...]  # an index into ``out``: every child state, one state per parent
         for k, row in enumerate(rows):
             rkey = f"{where}.rows[{k}]"
             given = row.get("given") if isinstance(row, dict) else None
             if not isinstance(given, dict) or set(given) != set(parents):
-                raise ModelFileError(spec.path, f"{rkey}.given", f"must give a state for each parent {list(parents)!r}, got {given!r}", given)
+                raise ModelFileError(spec.path, f"{rkey}.given",
+                                     f"must give a state for each parent {list(parents)!r}, got {given!r}", given)
             idx = []
             for p, states in zip(parents, pstates, strict=True):
                 if given[p] not in states:
-                    raise ModelFileError(spec.path, f"{rkey}.given.{p}", f"{given[p]!r} is not a state of {p!r}; valid states are {list(states)!r}", given[p])
+                    raise ModelFileError(spec.path, f"{rkey}.given.{p}",
+                                         f"{given[p]!r} is not a state of {p!r}; valid states are {list(states)!r}", given[p])
                 idx.append(states.index(given[p]))
             if tuple(idx) in filled:
                 raise ModelFileError(spec.path, f"{rkey}.given", f"repeats the configuration of rows[{filled[tuple(idx)]}]", given)
             filled[tuple(idx)] = k
-            out[(slice(None), *idx)] = _distribution(spec.path, f"{rkey}.probabilities", row.get("probabilities"), len(node.states))
-        for idx in itertools.product(*[range(len(s)) for s in pstates]):
-            if idx not in filled:
+            at = (slice(None), *idx)
+            out[at] = _distribution(spec.path, f"{rkey}.probabilities", row.get("probabilities"), len(node.states))
+        for config in itertools.product(*[range(len(s)) for s in pstates]):
+            if config not in filled:
                 if default_arr is None:
-                    missing = {p: s[i] for p, s, i in zip(parents, pstates, idx, strict=True)}
+                    missing = {p: s[i] for p, s, i in zip(parents, pstates, config, strict=True)}
                     raise ModelFileError(spec.path, f"{where}.rows", f"has no row for parent states {missing!r} and no default", missing)
-                out[(slice(None), *idx)] = default_arr
+                at = (slice(None), *config)
+                out[at] = default_arr
         return out
     if kind == "cause_prior":
         assert prior is not None
@@ -430,7 +439,7 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
         return out
     # noisy_or / noisy_max: P(child <= y | parents) = L(y) * prod_active C_i(y)
     noisy = noisy_parameters(spec, node_id)
-    cdf = np.broadcast_to(noisy.leak_cdf, shape[1:] + (len(noisy.order),)).copy()
+    cdf = np.broadcast_to(noisy.leak_cdf, (*shape[1:], len(noisy.order))).copy()
     for axis, factor in enumerate(noisy.parent_cdfs):
         cdf = cdf * factor.reshape([-1 if a == axis else 1 for a in range(len(parents))] + [len(noisy.order)])
     pmf = np.diff(cdf, axis=-1, prepend=0.0)
@@ -547,9 +556,11 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         qualifier = entry.get("qualifier")
         if qualifier is not None:
             if qualifier not in scale:
-                raise ModelFileError(path, f"{key}.qualifier", f"{qualifier!r} is not a term of [scale.terms]; terms are {sorted(scale)!r}", qualifier)
+                raise ModelFileError(path, f"{key}.qualifier",
+                                     f"{qualifier!r} is not a term of [scale.terms]; terms are {sorted(scale)!r}", qualifier)
             if prob is not None and "share" not in entry and abs(prob - scale[qualifier]) > 1e-12:
-                raise ModelFileError(path, f"{key}.probability", f"{prob!r} disagrees with the scale's {scale[qualifier]!r} for {qualifier!r}", prob)
+                raise ModelFileError(path, f"{key}.probability",
+                                     f"{prob!r} disagrees with the scale's {scale[qualifier]!r} for {qualifier!r}", prob)
             prob = scale[qualifier]
             share = entry.get("share")
             if share is not None:  # the qualifier speaks of a group; this cause takes a share of it
@@ -577,7 +588,8 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         factor = expected / sum(probabilities.values())
         for cause, p in probabilities.items():
             if not 0 < p * factor < 1:
-                raise ModelFileError(path, f"causes.{cause}", f"scaled to expected_causes = {expected} it becomes {p * factor!r}, outside (0, 1)", p)
+                raise ModelFileError(path, f"causes.{cause}",
+                                     f"scaled to expected_causes = {expected} it becomes {p * factor!r}, outside (0, 1)", p)
             provenance[cause]["scaled"] = f"{p!r} x {factor:.6g} (expected_causes = {expected})"
             probabilities[cause] = p * factor
     return PriorSetting(

@@ -68,7 +68,7 @@ def posterior_matrix(model: Model, likelihoods: Mapping[str, np.ndarray], n_case
     post = model.engine.posterior(likelihoods, model.causes, n_cases)
     if post.impossible.any():
         where = np.flatnonzero(post.impossible)
-        raise ImpossibleEvidenceError([labels[k] if labels is not None else int(k) for k in where])
+        raise ImpossibleEvidenceError([labels[int(k)] if labels is not None else int(k) for k in where])
     return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence
 
 
@@ -391,7 +391,8 @@ def score(
     if not next_step:
         matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
         cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
-        scores = ranking_scores(ranking, matrix, cf and cf.disablement, cf and cf.expected_disablement)
+        scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement,
+                                None if cf is None else cf.expected_disablement)
         order = rank_order(scores, matrix)[:, :k]
         ids = np.array([h.id for h in model.hypotheses], dtype=object)
         rows = np.arange(n)

@@ -305,4 +305,4 @@ class Diagnosis:
 
 
 # ``model`` is an init-only argument of Diagnosis (so that asdict and == see results only); read it back here.
-Diagnosis.model = property(Diagnosis.source_model, doc="The model that produced this result (None if absent).")  # type: ignore[assignment,method-assign]
+Diagnosis.model = property(Diagnosis.source_model, doc="The model that produced this result (None if absent).")  # type: ignore[attr-defined]

@@ -131,7 +131,7 @@ class TriagePolicy:
         if not isinstance(levels, list) or len(levels) < 2 or not all(isinstance(x, str) for x in levels):
             raise ModelFileError(path, "triage.levels", f"must list at least two level names, lowest first; got {levels!r}", levels)
         default = raw.get("default")
-        if default not in levels:
+        if not isinstance(default, str) or default not in levels:
             raise ModelFileError(path, "triage.default", f"must be one of {levels!r}, got {default!r}", default)
         rules = []
         for k, r in enumerate(raw.get("rules", [])):
@@ -149,7 +149,8 @@ class TriagePolicy:
                 vals = (value,) if isinstance(value, str) else tuple(value)
                 for v in vals:
                     if v not in states[var]:
-                        raise ModelFileError(path, f"{key}.when.{var}", f"{v!r} is not a state of {var!r}; valid states are {list(states[var])!r}", v)
+                        raise ModelFileError(path, f"{key}.when.{var}",
+                                             f"{v!r} is not a state of {var!r}; valid states are {list(states[var])!r}", v)
                 node_aliases = (aliases or {}).get(var, {})
                 expanded = list(vals)
                 for v in vals:  # an alias stands for its states
@@ -165,7 +166,8 @@ class TriagePolicy:
             threshold = r.get("posterior_at_least")
             if (threshold is None) != (not causes):
                 raise ModelFileError(path, key, "'causes' and 'posterior_at_least' go together", r)
-            if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
+            if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                          or not 0 <= threshold <= 1):
                 raise ModelFileError(path, f"{key}.posterior_at_least", f"must be a probability, got {threshold!r}", threshold)
             if not when and threshold is None:
                 raise ModelFileError(path, key, "needs a 'when' condition or 'causes' with 'posterior_at_least'", r)

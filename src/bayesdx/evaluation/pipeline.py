@@ -116,6 +116,7 @@ def _weighted(mix: CaseMix | None, s: SettingScores, per_case: Mapping[str, np.n
         for metric in WEIGHTED_METRICS:
             out[f"{metric}_weighted"] = out[f"{metric}_weighted_lo"] = out[f"{metric}_weighted_hi"] = np.nan
         return out
+    assert s.order is not None  # score_setting always sets it
     value = summary_metrics(s.order, s.probabilities, s.truth, mix.weights)
     for metric in WEIGHTED_METRICS:
         lo, hi = stratified_bootstrap(per_case[metric], true_causes, mix.shares, n_resamples=n_bootstrap, rng=rng)
@@ -135,8 +136,8 @@ def _per_case_metrics(s: SettingScores, true_triage: Sequence[str | None], level
     }
     known = np.array([t is not None and a is not None for t, a in zip(true_triage, s.triage, strict=True)])
     if levels is not None and known.any():
-        adv = [a for a, k in zip(s.triage, known, strict=True) if k]
-        tru = [t for t, k in zip(true_triage, known, strict=True) if k]
+        adv = [a for a, k in zip(s.triage, known, strict=True) if k and a is not None]  # k implies both known
+        tru = [t for t, k in zip(true_triage, known, strict=True) if k and t is not None]
         values["triage_accuracy"] = np.array([float(a == t) for a, t in zip(adv, tru, strict=True)])
         values["under_triage"] = under_triage(adv, tru, levels)
         values["over_triage"] = over_triage(adv, tru, levels)
@@ -266,6 +267,7 @@ def evaluate(
     draws = _rng(seed, _PRIOR_DRAWS).normal(0.0, float(prior_spread), size=(n_prior_draws, len(ids)))
     mixes = _case_mixes(case_mix, first, list(cases.true_cause))
 
+    case_cols: dict[str, Any]  # one column per entry
     metric_rows, case_cols, top_k_rows, reliability_rows, curve_rows, cause_rows = [], {}, [], [], [], []
     sens_rows, sens_summary, stab_rows, mc_rows, sc_rows, sc_summary = [], [], [], [], [], []
     hits: dict[str, np.ndarray] = {}
@@ -289,6 +291,7 @@ def evaluate(
         outcome[np.arange(n), s.truth] = 1.0
 
         row: dict[str, Any] = {"priors": name, "ranking": s.ranking, "n": n}
+        assert s.order is not None  # score_setting always sets it
         summary = summary_metrics(s.order, s.probabilities, s.truth)  # scikit-learn; equal to the per-case means
         boot = _rng(seed, _BOOTSTRAP, index)
         for metric in METRICS:
@@ -330,17 +333,19 @@ def evaluate(
 
         say(f"{name}: rank-flip factors")
         flips = flip_analysis(m, cases.evidence, s.probabilities, cases.case_ids)
-        per, summary = sensitivity_frames(name, m, cases.case_ids, s.truth, flips)
+        per, flip_summary = sensitivity_frames(name, m, cases.case_ids, s.truth, flips)
         sens_rows.append(per)
-        sens_summary.append(summary)
+        sens_summary.append(flip_summary)
 
         if n_prior_draws:
             say(f"{name}: {n_prior_draws} prior draws x {n} cases")
             # the prior robustness analyses are on the posterior (the leader by probability), whatever the ranking
             top1 = np.argmax(s.probabilities, axis=1)  # first maximum: ties in model order, as the stable sort
-            stability, true_top, accuracy = prior_monte_carlo(
-                m, cases.evidence, draws, s.truth, top1,
-                progress=lambda done, total, name=name: say(f"{name}: prior draws {done}/{total}"))
+
+            def draws_done(done: int, total: int, name: str = name) -> None:
+                say(f"{name}: prior draws {done}/{total}")
+
+            stability, true_top, accuracy = prior_monte_carlo(m, cases.evidence, draws, s.truth, top1, progress=draws_done)
             case_cols[f"stability_{name}"] = stability
             stab_rows.append(pd.DataFrame({"priors": name, "case_id": list(cases.case_ids),
                                            "top1": [ids[j] for j in top1],

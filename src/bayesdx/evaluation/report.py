@@ -27,7 +27,7 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,13 +212,13 @@ class EvaluationResult:
             "",
         ]
         best = balanced.idxmax()
-        out.append(f"On the {len(truth)} vignettes as written, `{best}` ranks the most first ({balanced[best]:.3f}).")
+        out.append(f"On the {len(truth)} vignettes as written, `{best}` ranks the most first ({balanced.at[best]:.3f}).")
         for mix in self.case_mixes:
             rows = self.metrics[self.metrics["case_mix"] == mix.name].set_index("priors")["top1_weighted"]
             lead = rows.idxmax()
             heavy = sorted(mix.shares.items(), key=lambda kv: -kv[1])[:3]
             out.append(
-                f"Weighted by `{mix.name}`, `{lead}` does ({rows[lead]:.3f}): that case mix gives "
+                f"Weighted by `{mix.name}`, `{lead}` does ({rows.at[lead]:.3f}): that case mix gives "
                 + ", ".join(f"{c} {share:.0%} (vignettes: {counts.get(c, 0) / len(truth):.0%})" for c, share in heavy)
                 + ".")
         out += ["", _markdown_table(_display_weighted(self.metrics)), ""]
@@ -342,7 +342,7 @@ class EvaluationResult:
         if plots:
             from . import plots as p
 
-            figures = {
+            figures: dict[str, tuple[Callable[..., Path], pd.DataFrame]] = {
                 "reliability": (p.plot_reliability, self.reliability),
                 "top_k": (p.plot_top_k, self.top_k),
                 "tornado": (p.plot_tornado, self.sensitivity_summary),

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -184,4 +184,4 @@ def read_vignettes(vignettes: str | os.PathLike[str] | pd.DataFrame, model: Mode
 
 
 def _row(frame: pd.DataFrame, k: int) -> Mapping[str, Any]:
-    return {c: v for c, v in frame.iloc[k].items() if not pd.isna(v)}
+    return {cast(str, c): v for c, v in frame.iloc[k].items() if not pd.isna(v)}  # column labels: variable names
