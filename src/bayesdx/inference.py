@@ -68,6 +68,9 @@ UNSCALED_FLOOR = 1e-200
 #: Batch size assumed when searching for a contraction order.
 _NOMINAL_BATCH = 1  # a larger value makes the optimizer multiply evidence-free CPDs into huge tables
 _BATCH = -1  # index id of the batch axis
+#: What a compiled contraction is for: (carried variables, decomposed variables, variables observed at their
+#: lowest level in every case, variables observed in one state in every case).
+ProgramKey = tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int]]
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,7 @@ class InferenceEngine:
         self._too_large: set[tuple[frozenset[int], ...]] = set()
         self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
-        self._universal_key = (everything, frozenset(), frozenset(), frozenset())
+        self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -375,7 +378,7 @@ class InferenceEngine:
             tables = net.tables
         elif len(tables) != len(net.tables) or any(a.shape != b.shape for a, b in zip(tables, net.tables, strict=True)):
             raise ValueError("Replacement tables must match the network's tables in number and shape.")
-        lam = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in likelihoods.items()}
+        lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in likelihoods.items()}
         for v, a in lam.items():
             if a.shape != (n_cases, len(net.states[v])):
                 raise ValueError(
@@ -391,8 +394,8 @@ class InferenceEngine:
                               dict(row_likelihoods or {}), split=split, expand=expand, dtype=dtype)
         if row_likelihoods:
             raise ValueError("row_likelihoods need row_case (the case of each row).")
-        marg = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
-        log_z = np.empty(n_cases, dtype=dtype)
+        marg: dict[int, np.ndarray] = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
+        log_z: np.ndarray = np.empty(n_cases, dtype=dtype)
         carried = frozenset(lam) | frozenset(target_ids)
         decomposed = self._decomposed(tables)
         if expand and split:
@@ -481,7 +484,7 @@ class InferenceEngine:
         net = self.network
         if row_case.ndim != 1 or (row_case.size and (row_case.min() < 0 or row_case.max() >= n)):
             raise ValueError(f"row_case must be a 1-d array of case positions in [0, {n}).")
-        row_lam = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in row_likelihoods.items()}
+        row_lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in row_likelihoods.items()}
         for v, a in row_lam.items():
             if a.shape != (row_case.size, len(net.states[v])):
                 raise ValueError(f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; "
@@ -526,7 +529,7 @@ class InferenceEngine:
         copied: set[int] = set()
         case_coef = np.ones(n)  # product of the single terms; common to all rows of a case, so an input
         case_log = np.zeros(n)  # log of the scale taken out of each leaf's coefficients (no under- or overflow)
-        counts = np.ones(n)
+        counts: np.ndarray = np.ones(n)
         multi = []  # leaves with several signed terms in some case: (v, coefficients, term order, count per case)
         telescoped = []  # leaves with several positive terms in some case: (count per case, coefficients, factors)
         # each case's state of the variables it observes (one-hot likelihood), -1 elsewhere: a leaf's observed
@@ -548,6 +551,7 @@ class InferenceEngine:
 
         for v in leaves:
             dec = decs[v]
+            assert dec is not None  # leaves are decomposed variables
             # a = W @ lambda per case, as products then sums: equal likelihoods cancel to exactly zero (BLAS may not)
             a = (lam[v][:, None, :] * dec.weights[None, :, :]).sum(axis=2)  # (n, levels)
             tel = self._telescoped(v, lam[v], observed_state, n)
@@ -611,7 +615,8 @@ class InferenceEngine:
             term_case = np.repeat(cases, c_count)
             within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
             term_coef = case_coef[term_case].astype(dtype)
-            term_lam = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()}
+            term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype)
+                                               for v, a in case_lam.items()}
             stride = np.ones(term_case.size, dtype=np.int64)
             for v, a, order, count in multi:
                 c = count[term_case]
@@ -624,7 +629,7 @@ class InferenceEngine:
                 for i, p in enumerate(net.parents[v]):
                     if p not in term_lam:
                         term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
-                    factor = decs[v].factors[i]
+                    factor = decs[v].factors[i]  # type: ignore[union-attr]  # v is a decomposed leaf
                     for state in range(factor.shape[1]):
                         term_lam[p][state, sel] *= factor[term, state]
             for full, place, t_coef, t_factors in telescoped:
@@ -790,7 +795,9 @@ class InferenceEngine:
 
     def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
-        dec = self.network.decompositions[v]  # type: ignore[index]
+        decs = self.network.decompositions
+        dec = decs[v] if decs is not None else None
+        assert dec is not None  # only decomposed variables are asked
         lowest = int(np.argmax(dec.weights[0] > 0))  # the state of level 0 carries +L(0)
         onehot = np.zeros(lam.shape[1])
         onehot[lowest] = 1.0
@@ -809,7 +816,7 @@ class InferenceEngine:
 
     def largest_intermediate(self, carried: Sequence[str]) -> int:
         """Entries per case of the largest table built when ``carried`` variables hold evidence or are targets."""
-        key = (frozenset(self._index[v] for v in carried), self._decomposable, frozenset(), frozenset())
+        key: ProgramKey = (frozenset(self._index[v] for v in carried), self._decomposable, frozenset(), frozenset())
         return self._program(key).largest_per_case
 
     # ------------------------------------------------------------------ compile
@@ -835,34 +842,34 @@ class InferenceEngine:
         cards = dict(enumerate(net.cards))
         cards[_BATCH] = _NOMINAL_BATCH
         operands: list[tuple[int, ...]] = []
-        sources: list[tuple[int, int]] = []
+        sources: list[tuple[int, int, tuple[tuple[int, int], ...]]] = []
         for v in keep:
             dec = net.decompositions[v] if v in decomposed and net.decompositions else None
             if dec is None:
                 operands.append((v, *net.parents[v]))
-                sources.append((v, -1))
+                sources.append((v, -1, ()))
                 continue
             if v in lowest:  # observed at the lowest level in every case: L(0) * prod_i G_i[0, pa_i], no sum
                 operands.append((v,))
-                sources.append((v, -2))
+                sources.append((v, -2, ()))
                 for k, p in enumerate(net.parents[v]):
                     operands.append((p,))
-                    sources.append((v, -(k + 3)))
+                    sources.append((v, -(k + 3), ()))
                 continue
             level = n_vars + v  # the hidden level index of this CPD
             cards[level] = dec.weights.shape[0]
             operands.append((level, v))
-            sources.append((v, 0))
+            sources.append((v, 0, ()))
             for k, p in enumerate(net.parents[v]):
                 operands.append((level, p))
-                sources.append((v, k + 1))
+                sources.append((v, k + 1, ()))
         # a variable observed in every case (one state, a single nonzero likelihood) is not summed over: each
         # operand holding it is taken at the case's state, a per-case operand without that index
-        for k, (op, (v, kind)) in enumerate(zip(operands, sources, strict=True)):
+        for k, (op, (v, kind, _)) in enumerate(zip(operands, sources, strict=True)):
             axes = tuple((pos, i) for pos, i in enumerate(op) if i in hard)
             if axes:
                 operands[k] = (*[i for i in op if i not in hard], _BATCH)
-            sources[k] = (v, kind, axes)  # type: ignore[call-overload]
+            sources[k] = (v, kind, axes)
         operands += [(v, _BATCH) for v in lambda_vars]
         symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
         equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
@@ -1017,6 +1024,13 @@ def _spec(letters: dict[int, str], *index_lists: tuple[int, ...]) -> str:
     return ",".join("".join(letters[i] for i in lst) for lst in inputs) + "->" + "".join(letters[i] for i in out)
 
 
+def _decomposition(decompositions: Sequence[Decomposition | None] | None, v: int) -> Decomposition:
+    """The decomposition of a variable a program contracts as one (there is one)."""
+    dec = decompositions[v] if decompositions is not None else None
+    assert dec is not None
+    return dec
+
+
 def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
          lambdas: list[np.ndarray], n: int, states: Mapping[int, np.ndarray], dtype: type = np.float64,
          ) -> tuple[list[np.ndarray], np.ndarray]:
@@ -1036,11 +1050,11 @@ def _run(program: _Program, tables: Sequence[np.ndarray], decompositions: Sequen
         if k == -1:
             base = tables[v]
         elif k == -2:
-            base = decompositions[v].weights[0]  # type: ignore[index]
+            base = _decomposition(decompositions, v).weights[0]
         elif k < -2:
-            base = decompositions[v].factors[-k - 3][0]  # type: ignore[index]
+            base = _decomposition(decompositions, v).factors[-k - 3][0]
         else:
-            dec = decompositions[v]  # type: ignore[index]
+            dec = _decomposition(decompositions, v)
             base = dec.weights if k == 0 else dec.factors[k - 1]
         if axes:  # taken at each case's state of its hard variables: (remaining axes..., cases)
             front = np.moveaxis(base, [pos for pos, _ in axes], list(range(len(axes))))
@@ -1070,8 +1084,8 @@ def _passes(program: _Program, inputs: list[np.ndarray], lambdas: list[np.ndarra
     """The forward and backward passes; with ``scaled``, every batched table is rescaled per case."""
     values = [x.astype(dtype, copy=False) for x in inputs] + lambdas
     scales: list[np.ndarray | None] = []
-    dtype = np.result_type(*lambdas, dtype)
-    log_z = np.zeros(n, dtype=dtype)
+    work = np.result_type(*lambdas, dtype)
+    log_z: np.ndarray = np.zeros(n, dtype=work)
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
         if len(ins) == 1:
@@ -1097,7 +1111,7 @@ def _passes(program: _Program, inputs: list[np.ndarray], lambdas: list[np.ndarra
     with np.errstate(divide="ignore"):
         log_z += np.log(np.where(dead, 1.0, root))
     # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values
-    grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / np.where(dead, 1.0, root).astype(dtype)}
+    grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / np.where(dead, 1.0, root).astype(work)}
     for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
