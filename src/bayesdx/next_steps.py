@@ -23,10 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from .inference import Decomposition
 from .model import Model
+from .studies import Study
 
 __all__ = ["NextStep", "StepAnalysis", "analyse_steps", "binary_entropy_bits"]
 
@@ -73,6 +76,52 @@ class StepAnalysis:
 #: A hypothesis node with at least this many hypotheses has its clamped outcomes computed in a batch of its own.
 OWN_BATCH_HYPOTHESES = 3
 
+#: How :func:`_candidate_plans` computes a candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
+_Plan = tuple[Literal["decomposed", "rows"], Decomposition | None]
+
+
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """One candidate of :func:`analyse_steps`: ``todo`` are the cases that leave it unobserved, each with
+    ``per_case`` rows in the main batch. A subclass says how its outcomes are computed."""
+
+    var: str
+    todo: np.ndarray
+    per_case: int
+
+
+@dataclass(frozen=True, eq=False)
+class _DecomposedBlock(_Block):
+    """A noisy candidate without children: one row ``X <= level`` per level but the top."""
+
+    dec: Decomposition
+
+
+@dataclass(frozen=True, eq=False)
+class _StatesBlock(_Block):
+    """One row ``e + {X = x}`` per state."""
+
+
+@dataclass(frozen=True, eq=False)
+class _RowsBlock(_Block):
+    """No rows in the main batch: outcomes by clamping hypotheses (see :func:`_clamped_outcomes`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class _StudyBlock(_Block):
+    """A study: one row per combination of its tests' states (row-major over the tests)."""
+
+    study: Study
+
+
+@dataclass(frozen=True, eq=False)
+class _StudyDecomposedBlock(_Block):
+    """A study of noisy leaves: one cumulative row ``X_1 <= a_1, ..., X_k <= a_k`` per combination of levels
+    but the all-top one; ``decs`` are its tests' decompositions, in the order of ``study.tests``."""
+
+    study: Study
+    decs: tuple[Decomposition, ...]
+
 
 def step_candidates(model: Model) -> list[str]:
     """The findings and tests that can be a next step (every one that is not a hypothesis node)."""
@@ -106,7 +155,7 @@ def _top3(matrix: np.ndarray) -> np.ndarray:
     return np.argsort(-matrix, axis=1, kind="stable")[:, :3]
 
 
-def _candidate_plans(model: Model, candidates: Sequence[str]) -> dict[str, tuple[str, object]]:
+def _candidate_plans(model: Model, candidates: Sequence[str]) -> dict[str, _Plan]:
     """How to compute each candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
 
     A noisy candidate without children needs no extra variable: ``X <= level y`` multiplies the joint by
@@ -115,7 +164,7 @@ def _candidate_plans(model: Model, candidates: Sequence[str]) -> dict[str, tuple
     net = model.compiled
     index = net.index()
     with_children = {p for ps in net.parents for p in ps}
-    plans: dict[str, tuple[str, object]] = {}
+    plans: dict[str, _Plan] = {}
     for var in candidates:
         i = index[var]
         dec = net.decompositions[i] if net.decompositions else None
@@ -128,7 +177,7 @@ def _candidate_plans(model: Model, candidates: Sequence[str]) -> dict[str, tuple
 
 def _clamped_outcomes(
     model: Model,
-    blocks: Sequence[tuple],
+    blocks: Sequence[_RowsBlock],
     likelihoods: Mapping[str, np.ndarray],
     base_all: np.ndarray,
     n_all: int,
@@ -146,8 +195,8 @@ def _clamped_outcomes(
     """
     if not blocks:
         return {}
-    variables = [b[0] for b in blocks]
-    need = np.unique(np.concatenate([b[3] for b in blocks]))
+    variables = [b.var for b in blocks]
+    need = np.unique(np.concatenate([b.todo for b in blocks]))
     likelihoods = {v: a[need] for v, a in likelihoods.items()}
     base = base_all[need]
     n = need.size
@@ -158,8 +207,8 @@ def _clamped_outcomes(
     # a node with many hypotheses (pathfinder's 63 faults) gets a batch of its own: its state is then fixed
     # in every row, so the engine slices it out; the other hypotheses share one batch (fewer engine calls)
     by_node: dict[str, list[int]] = {}
-    for j, h in enumerate(hyps):
-        by_node.setdefault(h.node, []).append(j)
+    for i, h in enumerate(hyps):
+        by_node.setdefault(h.node, []).append(i)
     groups: list[list[int | None]] = [[*js] for js in by_node.values() if len(js) >= OWN_BATCH_HYPOTHESES]
     # None: the unclamped row, P(x | e); it joins the shared batch
     groups.append([None, *[j for js in by_node.values() if len(js) < OWN_BATCH_HYPOTHESES for j in js]])
@@ -177,11 +226,12 @@ def _clamped_outcomes(
             clamps[node][k::size] = np.eye(len(states))[states.index(hyps[j].state)]
         post = model.engine.posterior(likelihoods, variables, n, row_case=row_case, row_likelihoods=clamps)
         clamped = [k for k, j in enumerate(group) if j is not None]
+        clamped_hyps = [j for j in group if j is not None]  # group[k] for k in clamped
         for v in variables:
             marg = np.nan_to_num(post.marginals[v], nan=0.0).reshape(n, size, -1)
             if group[0] is None:
                 p_x[v] = marg[:, 0, :]
-            p_x_given_h[v][:, [group[k] for k in clamped], :] = marg[:, clamped, :]
+            p_x_given_h[v][:, clamped_hyps, :] = marg[:, clamped, :]
     result = {}
     for var in variables:
         joint = p_x_given_h[var] * base[:, :, None]  # P(x, h | e)
@@ -244,19 +294,23 @@ def analyse_steps(
     # candidates without a decomposition: one row per state (e + {X = x}) when they have fewer states in all
     # than there are hypotheses to clamp, else clamped hypotheses (see _clamped_outcomes)
     by_state = sum(len(model.states[v]) for v, (plan, _) in plans.items() if plan == "rows") <= len(model.hypotheses) + 1
-    blocks = []  # (var, plan, dec, todo cases, rows per case in the main batch)
+    blocks: list[_Block] = []
     row_case_parts = [np.zeros(0, dtype=int)]
     for var in candidates:
         todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
         if todo.size == 0:
             continue
         plan, dec = plans[var]
-        if plan == "rows" and by_state:
-            plan = "states"
-        per_case = {"decomposed": len(dec.order) - 1 if dec is not None else 0,  # type: ignore[attr-defined]
-                    "states": len(model.states[var]), "rows": 0}[plan]
-        blocks.append((var, plan, dec, todo, per_case))
-        row_case_parts.append(np.repeat(todo, per_case))
+        block: _Block
+        if plan == "decomposed":
+            assert dec is not None  # _candidate_plans gives "decomposed" with its decomposition
+            block = _DecomposedBlock(var, todo, len(dec.order) - 1, dec)
+        elif by_state:
+            block = _StatesBlock(var, todo, len(model.states[var]))
+        else:
+            block = _RowsBlock(var, todo, 0)
+        blocks.append(block)
+        row_case_parts.append(np.repeat(todo, block.per_case))
     for study in model.studies.values():  # tests done together: one candidate, outcomes over all their states
         todo = np.array([k for k in range(n) if not any(t in cases[k] for t in study.tests)], dtype=int)
         if todo.size:
@@ -264,24 +318,27 @@ def analyse_steps(
             if all(plans.get(t, ("rows", None))[0] == "decomposed" for t in study.tests):
                 # every test a noisy leaf: the cumulative rows X_1 <= a_1, ..., X_k <= a_k are single likelihoods on
                 # the parents (the all-top combination is e itself), as for one decomposed candidate
-                decs = [plans[t][1] for t in study.tests]
-                blocks.append((study.id, "study_decomposed", (study, decs), todo, per_case - 1))
+                decs = tuple(d for t in study.tests if (d := plans[t][1]) is not None)  # all of them: each plan is "decomposed"
+                blocks.append(_StudyDecomposedBlock(study.id, todo, per_case - 1, study, decs))
                 row_case_parts.append(np.repeat(todo, per_case - 1))
             else:
-                blocks.append((study.id, "study", study, todo, per_case))
+                blocks.append(_StudyBlock(study.id, todo, per_case, study))
                 row_case_parts.append(np.repeat(todo, per_case))
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]
-    clamped = _clamped_outcomes(model, [b for b in blocks if b[1] == "rows"], likelihoods, base, n)
+    clamped = _clamped_outcomes(model, [b for b in blocks if isinstance(b, _RowsBlock)], likelihoods, base, n)
     row_case = np.concatenate(row_case_parts)
     n_rows = row_case.size
     lik: dict[str, np.ndarray] = {}  # each row's own likelihoods, on top of its case's evidence
     log_scale = np.zeros(n_rows)  # log L(y) of decomposed rows
     start = 0
-    for var, plan, dec, todo, per_case in blocks:
+    for block in blocks:
+        var, todo, per_case = block.var, block.todo, block.per_case
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        if plan == "decomposed":
+        if isinstance(block, _DecomposedBlock):
+            dec = block.dec
+            assert dec.leak_cdf is not None  # _candidate_plans decomposes only with a leak CDF
             for level in range(per_case):
                 r = rows[:, level]
                 with np.errstate(divide="ignore"):
@@ -291,29 +348,30 @@ def analyse_steps(
                     if name not in lik:
                         lik[name] = np.ones((n_rows, len(net.states[p])))
                     lik[name][r] = lik[name][r] * factor[level]
-        elif plan == "states":
+        elif isinstance(block, _StatesBlock):
             states = model.states[var]
             if var not in lik:
                 lik[var] = np.ones((n_rows, len(states)))
             for j in range(per_case):
                 r = rows[:, j]
                 lik[var][r] = lik[var][r] * np.eye(len(states))[j]
-        elif plan == "study":  # one row per combination of the tests' states (row-major over the tests)
-            sizes = [len(model.states[t]) for t in dec.tests]  # type: ignore[attr-defined]
+        elif isinstance(block, _StudyBlock):  # one row per combination of the tests' states (row-major over the tests)
+            sizes = [len(model.states[t]) for t in block.study.tests]
             for j, combo in enumerate(np.ndindex(*sizes)):
                 r = rows[:, j]
-                for t, code in zip(dec.tests, combo, strict=True):  # type: ignore[attr-defined]
+                for t, code in zip(block.study.tests, combo, strict=True):
                     if t not in lik:
                         lik[t] = np.ones((n_rows, len(model.states[t])))
                     lik[t][r] = lik[t][r] * np.eye(len(model.states[t]))[code]
-        elif plan == "study_decomposed":
-            study, decs = dec
-            grid = [len(d.order) for d in decs]
+        elif isinstance(block, _StudyDecomposedBlock):
+            study, decs = block.study, block.decs
+            grid = tuple(len(d.order) for d in decs)
             for j, combo in enumerate(c for c in np.ndindex(*grid) if c != tuple(g - 1 for g in grid)):
                 r = rows[:, j]
                 for t, d, level in zip(study.tests, decs, combo, strict=True):
                     if level == len(d.order) - 1:
                         continue  # X_t <= top level: always true
+                    assert d.leak_cdf is not None  # _candidate_plans decomposes only with a leak CDF
                     with np.errstate(divide="ignore"):
                         log_scale[r] += np.log(d.leak_cdf[level])
                     for p, factor in zip(net.parents[index[t]], d.factors, strict=True):
@@ -338,14 +396,16 @@ def analyse_steps(
     probs: dict[str, np.ndarray] = {}
     unsettled = np.zeros(n, dtype=bool)
     start = 0
-    for var, plan, dec, todo, per_case in blocks:
+    for block in blocks:
+        var, todo, per_case = block.var, block.todo, block.per_case
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        n_states = (per_case if plan == "study" else per_case + 1 if plan == "study_decomposed"
+        n_states = (per_case if isinstance(block, _StudyBlock) else per_case + 1 if isinstance(block, _StudyDecomposedBlock)
                     else len(model.states[var]))
         p_x = np.zeros((todo.size, n_states))
         post_x = np.zeros((todo.size, n_states, base.shape[1]))
-        if plan == "decomposed":
+        if isinstance(block, _DecomposedBlock):
+            dec = block.dec
             # cumulative: F[level] = P(X <= level | e), J[level] = P(h, X <= level | e); the top level is e
             levels = len(dec.order)
             cum_p = np.concatenate([p_rows[rows], np.ones((todo.size, 1))], axis=1)
@@ -360,13 +420,13 @@ def analyse_steps(
             ok = p_x > 1e-12
             post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
             post_x = np.clip(post_x, 0.0, 1.0)
-        elif plan in ("states", "study"):
+        elif isinstance(block, _StatesBlock | _StudyBlock):
             p_x = p_rows[rows]
             post_x = matrix[rows]
-        elif plan == "study_decomposed":
+        elif isinstance(block, _StudyDecomposedBlock):
             # cumulative grid F[a_1, ..., a_k] = P(X_1 <= a_1, ..., | e) (and J with the hypotheses), then the
             # joint probabilities by differences along every axis; outcomes in the tests' state order (row-major)
-            study, decs = dec
+            study, decs = block.study, block.decs
             grid = tuple(len(d.order) for d in decs)
             h = base.shape[1]
             cum_p = np.ones((todo.size, *grid))
@@ -380,13 +440,13 @@ def analyse_steps(
                 cum_j = np.diff(cum_j, axis=axis, prepend=0.0)
             sizes = [len(model.states[t]) for t in study.tests]
             for j, states in enumerate(np.ndindex(*sizes)):  # state combination j -> its levels
-                levels = tuple(d.order.index(state) for d, state in zip(decs, states, strict=True))
-                p_x[:, j] = np.maximum(cum_p[(slice(None), *levels)], 0.0)
-                post_x[:, j] = cum_j[(slice(None), *levels)]
+                cell: tuple[slice | int, ...] = (slice(None), *(d.order.index(state) for d, state in zip(decs, states, strict=True)))
+                p_x[:, j] = np.maximum(cum_p[cell], 0.0)
+                post_x[:, j] = cum_j[cell]
             ok = p_x > 1e-12
             post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
             post_x = np.clip(post_x, 0.0, 1.0)
-        else:
+        else:  # _RowsBlock
             p_x, post_x = clamped[var]
             p_x, post_x = p_x[todo], post_x[todo]
         p_x[p_x <= 1e-12] = 0.0
@@ -406,7 +466,7 @@ def analyse_steps(
         changed &= p_x.ravel() > 0
         np.logical_or.at(unsettled, flat_case, changed)
     # per case, as Python objects (converted once per candidate, not once per case and candidate)
-    names = [b[0] for b in blocks]
+    names = [b.var for b in blocks]
     kinds = ["examination" if var in model.examinations else "test" if var in model.tests or var in model.studies
              else "question" for var in names]
     costs = [float(model.studies[var].cost if var in model.studies else model.costs.get(var, 1.0)) for var in names]
