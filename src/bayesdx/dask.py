@@ -22,7 +22,7 @@ import pandas as pd
 from . import _resources
 from ._validation import check_positive_int
 from .model import Model, _model_or_default, load_model
-from .ranking import score
+from .scoring import score_frame as score
 
 __all__ = ["ModelRecipe", "score_dask"]
 

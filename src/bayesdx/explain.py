@@ -113,7 +113,7 @@ def _logit(p: float) -> float:
 def explain_cause(model: Model, evidence: Mapping[str, str], cause: str) -> Explanation:
     """Weight of evidence of each observed item for ``cause`` (see the module docstring)."""
     from .evidence import likelihoods_from_evidence
-    from .ranking import posterior_matrix
+    from .posteriors import posterior_matrix
 
     ids = [h.id for h in model.hypotheses]
     if cause not in ids:

@@ -283,7 +283,7 @@ def analyse_steps(
         ``(n_hypotheses,)`` harm weights of the pursued hypotheses (see :mod:`bayesdx.harm`): the entropy of
         each is weighted by it. Default: weight 1.
     """
-    from .ranking import hypothesis_matrix
+    from .posteriors import hypothesis_matrix
 
     n = len(cases)
     net = model.compiled

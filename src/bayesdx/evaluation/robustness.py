@@ -51,7 +51,7 @@ import pandas as pd
 from ..evidence import likelihoods_from_evidence
 from ..exceptions import ImpossibleEvidenceError
 from ..model import Model
-from ..ranking import hypothesis_matrix
+from ..posteriors import hypothesis_matrix
 from .scoring import with_presenting
 
 __all__ = [

@@ -1,0 +1,172 @@
+"""The pipeline of one batch of cases, in one place: evidence -> likelihoods -> posteriors -> ranking scores
+-> next steps -> triage and referral -> result objects. :func:`bayesdx.rank_causes` and
+:func:`bayesdx.score` are thin layers on top (:mod:`bayesdx.ranking`, :mod:`bayesdx.scoring`)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .counterfactual import counterfactual_scores
+from .model import Model
+from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
+from .options import resolve
+from .posteriors import posterior_matrix
+from .results import Diagnosis, RankedCause
+
+__all__ = ["analyse_cases", "rank_order", "ranking_scores", "resolve_ranking", "triage_and_referral"]
+
+#: Cases whose next steps are analysed together (bounds the memory of the outcome rows) ...
+STEP_BLOCK = 500
+#: ... and fewer when a case needs many outcome rows: at most this many entries of outcome rows per block.
+STEP_BLOCK_ENTRIES = 2**22
+
+
+def _pursued_indices(model: Model, matrix: np.ndarray, pursue: Sequence[str] | None,
+                     n_pursued: int, min_probability: float) -> list[np.ndarray]:
+    if pursue is None:
+        return [default_pursued(row, n_pursued, min_probability) for row in matrix]
+    ids = [h.id for h in model.hypotheses]
+    if isinstance(pursue, str) or not isinstance(pursue, Sequence) or not pursue:
+        raise TypeError(f"The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got {pursue!r} instead.")
+    for p in pursue:
+        if p not in ids:
+            close = difflib.get_close_matches(str(p), ids, n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else f" Valid ids are {', '.join(map(repr, ids))}."
+            raise ValueError(f"The 'pursue' parameter names {p!r}, which is not a cause hypothesis of model {model.id!r}.{hint}")
+    chosen = np.array(sorted({ids.index(p) for p in pursue}), dtype=int)
+    return [chosen] * len(matrix)
+
+
+def analyse_cases(
+    model: Model,
+    observed: Sequence[Mapping[str, str]],
+    likelihoods: Mapping[str, np.ndarray],
+    labels: Sequence[Any],
+    *,
+    pursue: Sequence[str] | None = None,
+    alpha: float | None = None,
+    next_steps: bool = True,
+    function: str = "rank_causes",
+    ranking: str | None = None,
+) -> list[Diagnosis]:
+    """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls."""
+    alpha = resolve(function, "alpha", alpha)
+    ranking = resolve_ranking(model, function, ranking)
+    n_pursued = resolve(function, "n_pursued", None)
+    min_prob = resolve(function, "min_pursued_probability", None)
+    n = len(observed)
+    matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
+    cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
+    if pursue is None and model.harm is not None:  # every cause, weighted by what missing it costs
+        weights = model.harm.vector([h.id for h in model.hypotheses])
+        everything = np.flatnonzero(weights > 0)
+        pursued = [everything[np.argsort(-row[everything], kind="stable")] for row in matrix]
+    else:
+        weights = None
+        pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
+    steps = None
+    if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
+        steps = []
+        size = max(1, min(STEP_BLOCK, STEP_BLOCK_ENTRIES // outcome_rows_per_case(model)))
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            block = {v: a[start:stop] for v, a in likelihoods.items()}
+            steps += analyse_steps(model, observed[start:stop], block, matrix[start:stop], log_z[start:stop],
+                                   pursued[start:stop], alpha, weights)
+    ids = [h.id for h in model.hypotheses]
+    results = []
+    for k in range(n):
+        row = matrix[k]
+        by_id = dict(zip(ids, row.tolist(), strict=True))
+        pursued_ids = tuple(ids[j] for j in pursued[k])
+        # referral weighs what explains the case: the disablement scores (a distribution over "the one cause
+        # of the complaint") under a counterfactual ranking, else the posteriors, over the leading causes
+        # (a case that states the complaint absent has no disablement: then the posteriors)
+        use_cf = cf is not None and cf.disablement[k].sum() > 1e-12
+        scores = dict(zip(ids, cf.disablement[k].tolist(), strict=True)) if use_cf else by_id  # type: ignore[union-attr]
+        leading = pursued_ids if weights is None else tuple(ids[j] for j in default_pursued(row, n_pursued, min_prob))
+        triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, scores, leading)
+        analysis = steps[k] if steps is not None else None
+        results.append(_diagnosis(
+            model, observed[k], row, float(log_z[k]), ranking,
+            None if cf is None else cf.disablement[k], None if cf is None else cf.expected_disablement[k],
+            pursued=pursued_ids, alpha=alpha,
+            next_steps=analysis.steps if analysis else (),
+            should_stop=analysis.should_stop if analysis else None,
+            triage=triage, triage_reasons=reasons, referral=referral, referral_reason=referral_reason,
+        ))
+    return results
+
+
+def resolve_ranking(model: Model, function: str, ranking: str | None) -> str:
+    """The validated ranking; the default is counterfactual only for models with noisy-OR links (model files)."""
+    if ranking is None and model.spec is None:
+        return "posterior"
+    return str(resolve(function, "ranking", ranking))
+
+
+def triage_and_referral(model: Model, observed: Mapping[str, str], posterior: Mapping[str, float],
+                        weights: Mapping[str, float], pursued: Sequence[str],
+                        ) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
+    """Triage level, the bases of the rules that set it, the referral and its reason, for one case.
+
+    Posterior-based triage rules weigh ``posterior``; the referral weighs ``weights`` (see analyse_cases).
+    """
+    triage: str | None = None
+    decided: tuple = ()
+    red_flag = False
+    policy = model.triage_policy
+    if policy is not None:
+        fired = policy.fired(observed, posterior)  # once: the level and the red-flag check both use it
+        triage, decided = policy.decide(fired)
+        referral_policy = model.referral_policy
+        if referral_policy is not None and referral_policy.red_flag_level is not None:
+            floor = policy.levels.index(referral_policy.red_flag_level)
+            red_flag = any(policy.levels.index(r.level) >= floor for r in fired)
+    if model.referral_policy is None:
+        return triage, tuple(r.basis for r in decided), None, None
+    referral, why = model.referral_policy.decide(weights, pursued, level=triage, decided=decided, red_flag=red_flag)
+    return triage, tuple(r.basis for r in decided), referral, why
+
+
+def ranking_scores(ranking: str, posterior: np.ndarray, disablement: np.ndarray | None,
+                   expected: np.ndarray | None) -> np.ndarray:
+    """The scores the causes are sorted by (ties broken by the posterior, then model order)."""
+    if ranking == "disablement" and disablement is not None:
+        return disablement
+    if ranking == "expected_disablement" and expected is not None:
+        return expected
+    return posterior
+
+
+def rank_order(scores: np.ndarray, posterior: np.ndarray) -> np.ndarray:
+    """Indices sorting hypotheses by score, then posterior, then model order (works row-wise on 2-D arrays)."""
+    return np.lexsort((-posterior, -scores), axis=-1)
+
+
+def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float, ranking: str,
+               disablement: np.ndarray | None, expected: np.ndarray | None, **extra: Any) -> Diagnosis:
+    order = rank_order(ranking_scores(ranking, row, disablement, expected), row)
+    hyps = model.hypotheses
+    causes = tuple(RankedCause(
+        hyps[k].id, hyps[k].node, hyps[k].state, float(row[k]),
+        None if disablement is None else float(disablement[k]),
+        None if expected is None else float(expected[k]),
+    ) for k in order)
+    return Diagnosis(
+        ranking=ranking,
+        causes=causes,
+        evidence=dict(observed),
+        model_id=model.id,
+        model_version=model.version,
+        priors=model.priors,
+        log_evidence=log_z,
+        prior_probabilities=dict(model.prior_probabilities),  # a plain dict: results pickle and deepcopy
+        labels={c: model.labels.get(c, c) for c in model.causes},
+        model=model,
+        **extra,
+    )

@@ -1,0 +1,145 @@
+"""Scoring many cases held in pandas: :func:`score_frame`, the work of :func:`bayesdx.score` (which also
+takes a Dask DataFrame and hands it to :mod:`bayesdx.dask`, partition by partition, through this function)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .counterfactual import counterfactual_scores
+from .evidence import KNOWN_ANNOTATIONS, likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
+from .model import Model, _model_or_default
+from .pipeline import analyse_cases, rank_order, ranking_scores, resolve_ranking
+from .posteriors import add_presenting, observed_from_likelihoods, posterior_matrix, with_presenting
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["STEP_COLUMNS", "score_frame"]
+
+#: Cases whose result objects ``score(next_step=True)`` holds at once before turning them into columns.
+SCORE_BLOCK = 2_000
+#: Columns that ``score(..., next_step=True)`` adds after the causes.
+STEP_COLUMNS = ("next_step", "next_step_kind", "next_step_value", "triage", "referral", "should_stop")
+
+
+def score_frame(
+    cases: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    model: Model | None = None,
+    priors: str | os.PathLike[str] | None = None,
+    top_k: int = 3,
+    next_step: bool = False,
+    alpha: float | None = None,
+    ranking: str | None = None,
+    id_column: str | None = None,
+    ignore_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """:func:`bayesdx.score` on a pandas DataFrame or a list of mappings (see there for the parameters)."""
+    if not isinstance(next_step, bool):
+        raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
+    import pandas as pd  # here, not at module level: rank_causes and the command line start without pandas
+
+    model = _model_or_default(model, priors, "score")
+    ranking = resolve_ranking(model, "score", ranking)
+    passed = None
+    if isinstance(cases, pd.DataFrame):
+        cases, passed = _vignette_layout(model, cases, id_column, ignore_columns)
+    if isinstance(cases, pd.DataFrame):
+        index = cases.index
+        n = len(cases)
+        likelihoods = add_presenting(model, likelihoods_from_frame(model, cases, row_label="case"), n)
+        observed = observed_from_likelihoods(model, likelihoods, n) if next_step else None
+    elif isinstance(cases, Sequence) and not isinstance(cases, (str, bytes)):
+        observed = [with_presenting(model, normalize_evidence(c, model, where=f" in case {k}")) for k, c in enumerate(cases)]
+        index = pd.RangeIndex(len(observed))
+        likelihoods = likelihoods_from_evidence(model, observed)
+        n = len(observed)
+    else:
+        raise TypeError(
+            "The 'cases' parameter of score must be a pandas DataFrame or a list of mappings. "
+            f"Got {type(cases).__name__} instead."
+        )
+    k = min(top_k, len(model.hypotheses))
+    per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")
+    columns = [f"{name}_{j}" for j in range(1, k + 1) for name in per_cause]
+    if next_step:
+        columns += list(STEP_COLUMNS)
+    if n == 0:
+        empty = pd.DataFrame({c: pd.Series(dtype=float if c.startswith(("probability", "score", "next_step_value"))
+                                           else object) for c in columns}, index=index)
+        return _with_annotations(empty, passed)
+    data: dict[str, Any] = {}
+    if not next_step:
+        matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
+        cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
+        scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement,
+                                None if cf is None else cf.expected_disablement)
+        order = rank_order(scores, matrix)[:, :k]
+        ids = np.array([h.id for h in model.hypotheses], dtype=object)
+        rows = np.arange(n)
+        for j in range(k):
+            data[f"cause_{j + 1}"] = ids[order[:, j]]
+            data[f"probability_{j + 1}"] = matrix[rows, order[:, j]]
+            if cf is not None:
+                data[f"score_{j + 1}"] = scores[rows, order[:, j]]
+        return _with_annotations(_frame(data, index, columns), passed)
+    assert observed is not None
+    data = {c: [] for c in columns}
+    labels = list(index)
+    for start in range(0, n, SCORE_BLOCK):  # the per-case result objects of one block at a time
+        stop = min(n, start + SCORE_BLOCK)
+        block = {v: a[start:stop] for v, a in likelihoods.items()}
+        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score",
+                                ranking=ranking)
+        for j in range(k):
+            data[f"cause_{j + 1}"] += [r.causes[j].id for r in results]
+            data[f"probability_{j + 1}"] += [r.causes[j].probability for r in results]
+            if ranking != "posterior":
+                data[f"score_{j + 1}"] += [r.causes[j].score(ranking) for r in results]
+        data["next_step"] += [r.next_step.id if r.next_step else None for r in results]
+        data["next_step_kind"] += [r.next_step.kind if r.next_step else None for r in results]
+        data["next_step_value"] += [r.next_step.value if r.next_step else float("nan") for r in results]
+        data["triage"] += [r.triage for r in results]
+        data["referral"] += [r.referral for r in results]
+        data["should_stop"] += [bool(r.should_stop) for r in results]
+    return _with_annotations(_frame(data, index, columns), passed)
+
+
+def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
+                     ignore_columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The evidence columns of a frame in the vignette layout (ids as index), and the annotations to pass on."""
+    if isinstance(ignore_columns, str) or not all(isinstance(c, str) for c in ignore_columns):
+        raise TypeError(f"The 'ignore_columns' parameter of score must be a list of column names. Got {ignore_columns!r} instead.")
+    for name in (*ignore_columns, *([id_column] if id_column else [])):
+        if name not in frame.columns:
+            raise ValueError(f"The cases have no column {name!r}. Their columns are {', '.join(map(repr, frame.columns))}.")
+    frame = frame.drop(columns=list(ignore_columns))
+    if id_column is None and "case_id" in frame.columns and "case_id" not in model.states:
+        id_column = "case_id"
+    if id_column is not None:
+        frame = frame.set_index(id_column)
+    notes = [c for c in frame.columns if c in KNOWN_ANNOTATIONS and c not in model.states]
+    return frame.drop(columns=notes), (frame[notes] if notes else None)
+
+
+def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """The result frame, text columns as object dtype whatever their content (pandas would infer a string
+    dtype for some batches and object for others, so results would depend on how cases are split)."""
+    import pandas as pd
+
+    numeric = ("probability", "score", "next_step_value", "should_stop")
+    return pd.DataFrame({c: pd.Series(np.asarray(data[c], dtype=object) if not c.startswith(numeric) else data[c],
+                                      index=index, dtype=object if not c.startswith(numeric) else None)
+                         for c in columns}, index=index, columns=list(columns))
+
+
+def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:
+    import pandas as pd
+
+    if passed is None:
+        return result
+    return pd.concat([result, passed.set_axis(result.index)], axis=1)
