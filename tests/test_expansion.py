@@ -18,6 +18,7 @@ from numpy.testing import assert_allclose
 
 import bayesdx
 from bayesdx import inference
+from bayesdx.engine import quickscore
 from bayesdx.inference import CompiledNetwork, Decomposition, InferenceEngine
 
 ATOL = 1e-9
@@ -53,9 +54,9 @@ def _tier(monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
         if not EXTENDED:
             pytest.skip("numpy.longdouble is float64 on this platform")
         # no double-precision case can meet this budget (its bound is at least 50 eps); extended ones can
-        monkeypatch.setattr(inference, "ERROR_BUDGET", 5e-15)
+        monkeypatch.setattr(quickscore, "ERROR_BUDGET", 5e-15)
     elif tier == "patterns":
-        monkeypatch.setattr(inference, "MAX_TERMS", 1)  # any case with a positive finding is split
+        monkeypatch.setattr(quickscore, "MAX_TERMS", 1)  # any case with a positive finding is split
 
 
 @pytest.mark.parametrize("tier", ["double", "extended", "patterns"])
@@ -153,25 +154,25 @@ def _present(post: Any) -> np.ndarray:
 
 
 def test_cancelling_terms_are_recomputed_and_match_variable_elimination(monkeypatch):
-    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)  # signed terms for every finding (see below)
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)  # signed terms for every finding (see below)
     net, pg = _rare_causes_network()
     sets = _evidence_sets()
-    spy = Spy(monkeypatch)
     post = _posteriors(InferenceEngine(net), sets)
     assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
     # two positives cancel by ~4e6 (beyond double precision's budget, within extended precision's);
-    # five cancel by ~3e16 (beyond both): all three tiers ran
-    assert spy.used("float64")
-    assert spy.used("float128") or not EXTENDED
-    assert spy.used(patterns=True)
+    # five cancel by ~3e16 (beyond both): all three tiers ran, as the result records
+    assert post.route == "quickscore"
+    assert (~post.extended & ~post.own_contraction).any()
+    assert post.extended.any() or not EXTENDED
+    assert post.own_contraction.any()
 
 
 def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch):
     """The network above is ill-conditioned enough that the checks are needed (the test of the guards can fail)."""
     net, pg = _rare_causes_network()
     sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) == N_CAUSES]
-    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)
-    monkeypatch.setattr(inference, "ERROR_BUDGET", np.inf)
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)
+    monkeypatch.setattr(quickscore, "ERROR_BUDGET", np.inf)
     post = _posteriors(InferenceEngine(net), sets)
     assert np.abs(np.nan_to_num(_present(post), nan=10.0) - _reference(pg, sets)).max() > ATOL
 
@@ -179,28 +180,25 @@ def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch
 def test_cases_with_too_many_terms_use_one_contraction_per_pattern(monkeypatch):
     net, pg = _rare_causes_network()
     sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) >= 3]
-    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", -1)
-    monkeypatch.setattr(inference, "MAX_TERMS", 4)  # 2**3 terms and more: too many
-    spy = Spy(monkeypatch)
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)
+    monkeypatch.setattr(quickscore, "MAX_TERMS", 4)  # 2**3 terms and more: too many
     post = _posteriors(InferenceEngine(net), sets)
-    assert spy.used(patterns=True)
-    assert not spy.used("float64")
+    assert post.own_contraction.all()  # every case has too many terms: each in a contraction of its own
     assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
 
 
-def test_telescoped_findings_do_not_cancel(monkeypatch):
+def test_telescoped_findings_do_not_cancel():
     """A positive finding whose parents the case leaves free numbers at most TELESCOPE_PARENTS enters as
     positive telescoped terms (one parent: a single exact likelihood), so the rare-causes network, whose
     signed terms cancel by up to 3e16, needs neither extended precision nor per-pattern contractions: every
     case is one double-precision pass, and it still matches VariableElimination."""
     net, pg = _rare_causes_network()
     sets = _evidence_sets()
-    spy = Spy(monkeypatch)
     post = _posteriors(InferenceEngine(net), sets)
     assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
-    assert spy.used("float64")
-    assert not spy.used("float128")
-    assert not spy.used(patterns=True)
+    assert post.route == "quickscore"
+    assert not post.extended.any()
+    assert not post.own_contraction.any()
 
 
 def test_impossible_evidence_is_reported_through_the_expanded_path():
@@ -265,7 +263,7 @@ def test_telescoped_terms_match_variable_elimination_on_graded_findings(monkeypa
     pgmpy VariableElimination to 1e-12."""
     from pgmpy.inference import VariableElimination
 
-    monkeypatch.setattr(inference, "TELESCOPE_PARENTS", telescope)
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", telescope)
     model = graded_model
     engine = InferenceEngine(model.compiled)
     options = {v: [None, *model.states[v]] for v in ("age", "severity", "rash", "toxin")}
@@ -283,3 +281,23 @@ def test_telescoped_terms_match_variable_elimination_on_graded_findings(monkeypa
         if e:
             z = ve.query(list(e), show_progress=False).get_value(**e)
             assert abs(post.log_evidence[k] - np.log(z)) <= 1e-12, e
+
+
+def test_a_program_prints_its_plan(bundled_model):
+    """print(program) shows the einsum equation, each operand by kind and variable, each step and the largest
+    table (like opt_einsum's PathInfo)."""
+    from bayesdx.engine import OperandKind, Program
+
+    engine = InferenceEngine(bundled_model.compiled)
+    lik = {"painful_cramps": np.array([[1.0, 0.0]]), "age_group": np.eye(len(bundled_model.states["age_group"]))[[0]]}
+    post = engine.posterior(lik, ["stress_anxiety"], 1)
+    assert post.route == "quickscore"
+    program = next(iter(engine._programs.values()))
+    assert isinstance(program, Program)
+    text = repr(program)
+    assert program.equation in text
+    assert f"{len(program.steps)} steps" in text
+    assert f"largest table: {program.largest_per_case} entries per case" in text
+    assert "likelihood of stress_anxiety" in text
+    assert all(isinstance(src.kind, OperandKind) for src in program.sources)
+    assert any(f"{src.kind.value} of " in text for src in program.sources)

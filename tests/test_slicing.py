@@ -13,6 +13,7 @@ import numpy as np
 from numpy.testing import assert_allclose
 
 from bayesdx import inference
+from bayesdx.engine import engine as engine_module
 from bayesdx.inference import InferenceEngine
 
 
@@ -24,7 +25,7 @@ def _onehot(states: list[int], n_states: int, value: float = 1.0) -> np.ndarray:
 
 def test_a_variable_observed_in_every_case_leaves_the_contraction_and_answers_match_variable_elimination(
         random_small_network, random_small_model, ve_marginal_reference, monkeypatch):
-    monkeypatch.setattr(inference, "SMALL_BATCH", 0)  # no shared all-variable contraction for small batches
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no shared all-variable contraction for small batches
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network
     observed = [v for v in net.variables if v.startswith("f")][:2]
@@ -43,7 +44,7 @@ def test_a_variable_observed_in_every_case_leaves_the_contraction_and_answers_ma
 
 
 def test_a_single_nonzero_likelihood_other_than_one_scales_the_evidence_probability(random_small_model, monkeypatch):
-    monkeypatch.setattr(inference, "SMALL_BATCH", 0)
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network
     var = next(v for v in net.variables if v.startswith("f"))

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.testing import assert_allclose
 
 from bayesdx import inference
+from bayesdx.engine import execute
 from bayesdx.inference import CompiledNetwork, InferenceEngine
 
 N_ROOTS = 120
@@ -34,8 +35,8 @@ def test_evidence_of_probability_1e_minus_360_keeps_its_exact_log_and_marginals(
     lik = {f"r{i}": np.tile([1.0, 0.0], (n, 1)) for i in range(N_ROOTS)}  # every rare root present
     lik["r0"] = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # the third case: r0 absent
     calls = []
-    passes = inference._passes
-    monkeypatch.setattr(inference, "_passes", lambda *a, **k: calls.append(k["scaled"]) or passes(*a, **k))
+    passes = execute.passes
+    monkeypatch.setattr(execute, "passes", lambda *a, **k: calls.append(k["scaled"]) or passes(*a, **k))
     post = engine.posterior(lik, ["child", "r1"], n)
     assert calls == [False, True]  # the unscaled pass underflowed and was redone with rescaling
     expected = [N_ROOTS * math.log(RARE)] * 2 + [(N_ROOTS - 1) * math.log(RARE) + math.log(1 - RARE)]
@@ -49,8 +50,8 @@ def test_evidence_of_probability_1e_minus_360_keeps_its_exact_log_and_marginals(
 def test_ordinary_cases_are_not_rescaled(monkeypatch):
     engine = InferenceEngine(_network())
     calls = []
-    passes = inference._passes
-    monkeypatch.setattr(inference, "_passes", lambda *a, **k: calls.append(k["scaled"]) or passes(*a, **k))
+    passes = execute.passes
+    monkeypatch.setattr(execute, "passes", lambda *a, **k: calls.append(k["scaled"]) or passes(*a, **k))
     post = engine.posterior({"r0": np.array([[1.0, 0.0]])}, ["child"], 1)
     assert calls == [False]
     assert_allclose(post.log_evidence, [math.log(RARE)], rtol=1e-12)

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .engine import CompiledNetwork, Decomposition, InferenceEngine
 from .exceptions import ModelFileError
-from .inference import CompiledNetwork, Decomposition, InferenceEngine
 from .model_file import ModelSpec, noisy_parameters, table_for
 
 __all__ = ["calibrate_base_rates", "compile_spec"]

@@ -16,9 +16,9 @@ import numpy as np
 
 from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
+from .engine import CompiledNetwork, InferenceEngine, ProgramCache
 from .exceptions import ModelFileError
 from .harm import HarmWeights
-from .inference import CompiledNetwork, InferenceEngine, ProgramCache
 from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
 from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy

@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from .inference import Decomposition
+from .engine import Decomposition
 from .model import Model
 from .studies import Study
 

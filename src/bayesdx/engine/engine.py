@@ -1,0 +1,311 @@
+"""The engine: :class:`InferenceEngine` chooses a route for each batch, compiles (and caches) its program and
+runs it. The routes: ``quickscore`` (evidence on noisy leaves as terms, :mod:`~bayesdx.engine.quickscore`),
+``contraction`` (one program for the batch), ``universal`` (a few cases of a small network: one cached
+program carrying every variable) and ``patterns`` (a batch split by each case's observed variables)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from threading import Lock
+
+import numpy as np
+
+from ..exceptions import ModelTooLargeError
+from .execute import finish, run
+from .network import BatchPosterior, CompiledNetwork
+from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
+from .quickscore import expand
+
+__all__ = ["InferenceEngine", "ProgramCache"]
+
+#: Memory budget, in float64 entries, for the tables of one chunk of cases (8 MiB: faster than larger chunks,
+#: whose tables fall out of the cache).
+CHUNK_BUDGET_ENTRIES = 2**20
+#: Above this many entries per case, a batch is split by each case's pattern of observed variables.
+SPLIT_ENTRIES = 2**13
+#: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
+#: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
+SMALL_BATCH = 64
+#: ... and has at most this many variables (compiling the all-variable program for munin's 1,041 took 0.4 s).
+SMALL_NETWORK = 300
+
+
+class ProgramCache:
+    """Compiled contractions, shareable by the engines of networks with the same structure.
+
+    A program depends only on the network's variables, cardinalities, parents and decompositions (never on
+    the numbers in its tables), so the prior settings of one model file share one cache: each setting's
+    engine reuses what another compiled.
+
+    Parameters
+    ----------
+    optimize : str
+        The contraction-order method the programs were compiled with.
+    max_entries : int
+        The engines' size limit (a program is compiled only under it).
+    """
+
+    def __init__(self, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE) -> None:
+        self.optimize = optimize
+        self.max_entries = max_entries
+        self.programs: OrderedDict[tuple[frozenset[int], ...], Program] = OrderedDict()
+        self.lock = Lock()
+
+
+class InferenceEngine:
+    """Exact batched posterior marginals for a :class:`CompiledNetwork`.
+
+    Parameters
+    ----------
+    network : CompiledNetwork
+    optimize : str, default "elimination"
+        How the contraction order is found (once per set of evidence variables; cached).
+        ``"elimination"`` eliminates one variable at a time, always the one whose merged table is
+        smallest (the min-weight heuristic of variable elimination), and contracts the tables holding it
+        smallest first; any ``opt_einsum`` optimizer name (``"greedy"``, ``"random-greedy"``, ...) is
+        also accepted.
+    max_entries : int, default 2**27
+        The largest intermediate table, in entries per case, that the engine may build. Larger
+        contractions raise :class:`~bayesdx.exceptions.ModelTooLargeError` before anything is allocated.
+    programs : ProgramCache, optional
+        A cache shared with engines of networks of the same structure (see :class:`ProgramCache`).
+    """
+
+    def __init__(self, network: CompiledNetwork, *, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE,
+                 programs: ProgramCache | None = None):
+        self.network = network
+        self.optimize = optimize
+        self.max_entries = max_entries
+        self._index = network.index()
+        same = programs is not None and (programs.optimize, programs.max_entries) == (optimize, max_entries)
+        shared = programs if same and programs is not None else ProgramCache(optimize, max_entries)
+        self._programs = shared.programs
+        self._lock = shared.lock
+        decs = network.decompositions or (None,) * len(network.variables)
+        self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
+        self._has_children = frozenset(p for ps in network.parents for p in ps)
+        self._too_large: set[ProgramKey] = set()
+        self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
+        everything = frozenset(range(len(network.variables)))
+        self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
+
+    # ------------------------------------------------------------------ public
+    def posterior(
+        self,
+        likelihoods: Mapping[str, np.ndarray],
+        targets: Sequence[str],
+        n_cases: int,
+        *,
+        tables: Sequence[np.ndarray] | None = None,
+        split: bool = True,
+        expand: bool = True,
+        dtype: type = np.float64,
+        row_case: np.ndarray | None = None,
+        row_likelihoods: Mapping[str, np.ndarray] | None = None,
+    ) -> BatchPosterior:
+        """Posterior marginals of ``targets`` for ``n_cases`` cases.
+
+        Parameters
+        ----------
+        likelihoods : mapping of str to numpy.ndarray
+            Per variable, an array of shape ``(n_cases, n_states)`` of non-negative likelihoods (one-hot for
+            an observed state, ones for unobserved). Variables not listed are unobserved in every case.
+        targets : sequence of str
+            The variables whose marginals are wanted.
+        n_cases : int
+        tables : sequence of numpy.ndarray, optional
+            Replacement CPD tables with the same shapes as ``network.tables`` (for example other priors);
+            the contraction order is reused.
+        split : bool, default True
+            Split the batch by each case's pattern of observed variables when one contraction over all of
+            them would build tables larger than ``SPLIT_ENTRIES`` per case.
+        expand : bool, default True
+            Enter evidence on noisy-OR / noisy-MAX leaves by expanding each case into signed terms
+            (Quickscore, see :meth:`_expanded`), so that every case shares one contraction over the rest of
+            the network whatever its findings.
+        dtype : numpy floating type, default numpy.float64
+            The precision of the arithmetic (``numpy.longdouble`` for extended precision).
+        row_case : numpy.ndarray of int, optional
+            Answer rows instead of cases: row ``r`` has the evidence of case ``row_case[r]``, times its own
+            ``row_likelihoods``. The result then has one entry per row. Many rows of one case (the outcomes of
+            its candidate next steps, say) share the work on the case's own evidence.
+        row_likelihoods : mapping of str to numpy.ndarray, optional
+            Per variable, ``(len(row_case), n_states)`` likelihoods that multiply the case's.
+        """
+        net = self.network
+        if tables is None:
+            tables = net.tables
+        elif len(tables) != len(net.tables) or any(a.shape != b.shape for a, b in zip(tables, net.tables, strict=True)):
+            raise ValueError("Replacement tables must match the network's tables in number and shape.")
+        lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in likelihoods.items()}
+        for v, a in lam.items():
+            if a.shape != (n_cases, len(net.states[v])):
+                raise ValueError(
+                    f"Likelihood of {net.variables[v]!r} has shape {a.shape}; "
+                    f"expected {(n_cases, len(net.states[v]))}."
+                )
+        target_ids = [self._index[t] for t in targets]
+        if row_case is not None:
+            row_case = np.asarray(row_case)
+            if row_case.dtype.kind not in "iu":
+                raise ValueError(f"row_case must hold integer case positions; got dtype {row_case.dtype}.")
+            return self._rows(lam, target_ids, tables, n_cases, row_case.astype(np.intp),
+                              dict(row_likelihoods or {}), split=split, expand=expand, dtype=dtype)
+        if row_likelihoods:
+            raise ValueError("row_likelihoods need row_case (the case of each row).")
+        marg: dict[int, np.ndarray] = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
+        log_z: np.ndarray = np.empty(n_cases, dtype=dtype)
+        carried = frozenset(lam) | frozenset(target_ids)
+        decomposed = self._decomposed(tables)
+        if expand and split:
+            leaves = self._expandable(lam, target_ids, decomposed)
+            if leaves:
+                return self._expanded(lam, target_ids, tables, leaves, n_cases, dtype=dtype)
+        # without expansion, findings stay in the contraction (at their lowest level they need no level index)
+        lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        offset = None
+        lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
+        hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
+        carried_key = (carried, decomposed, lowest, hard)
+        if n_cases <= SMALL_BATCH and not decomposed and self._small_network and self._affordable(self._universal_key):
+            # a few cases: one cached contraction carrying every variable costs less than compiling one
+            # for these cases' own evidence
+            carried_key, hard = self._universal_key, frozenset()
+        program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
+        if program is None and n_cases > 1:
+            # the variables observed somewhere in the batch make too large a contraction: split the batch
+            # by each case's own pattern of observed variables, one (cached) contraction per pattern
+            # (observed at the lowest level of a noisy CPD needs no level index: a pattern of its own)
+            # targets are carried by every program, whatever their likelihood: they do not split the batch
+            always = {v for v in lam if v in set(target_ids)}
+            observed = {v: ~(a == 1.0).all(axis=1) for v, a in lam.items() if v not in always}
+            names = list(observed)
+            keys = np.zeros((n_cases, 2 * len(names)), dtype=bool)
+            for k, v in enumerate(names):
+                keys[:, 2 * k] = observed[v]
+                keys[:, 2 * k + 1] = lowest_rows.get(v, False)
+            patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
+            for p, pattern in enumerate(patterns):
+                rows = np.flatnonzero(inverse.ravel() == p)
+                sub = {net.variables[names[k]]: lam[names[k]][rows] for k in np.flatnonzero(pattern[0::2])}
+                sub.update({net.variables[v]: lam[v][rows] for v in always})
+                part = self.posterior(sub, targets, rows.size, tables=tables, split=False, dtype=dtype)
+                log_z[rows] = part.log_evidence
+                for t in target_ids:
+                    marg[t][rows] = part.marginals[net.variables[t]]
+            return finish(net, marg, log_z, offset, route="patterns")
+        if program is None:
+            program = self._program(carried_key)
+        chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
+        ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
+        observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
+        for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
+            with np.errstate(divide="ignore"):
+                offset = (0.0 if offset is None else offset) + np.log(lam[v][np.arange(n_cases), observed[v]])
+            if v in marg:
+                marg[v][:] = 0.0
+                marg[v][np.arange(n_cases), observed[v]] = 1.0
+        for start in range(0, n_cases, chunk):
+            stop = min(n_cases, start + chunk)
+            size = stop - start
+            lambdas = [
+                lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
+                for v in program.lambda_vars
+            ]
+            columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
+            states = {v: o[start:stop] for v, o in observed.items()}
+            grads, log_z[start:stop] = run(program, tables, net.decompositions, columns, size, states, dtype)
+            for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
+                if v in marg:
+                    m = column * g
+                    onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+                    if onehot.any():
+                        m[:, onehot] = column[:, onehot] != 0
+                    marg[v][start:stop] = m.T
+        return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
+
+    def _decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
+        """The noisy variables whose decomposition still holds with ``tables`` (a replaced table has none)."""
+        if tables is self.network.tables:
+            return self._decomposable
+        return frozenset(v for v in self._decomposable if tables[v] is self.network.tables[v])
+
+    def _expandable(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> list[int]:
+        """The noisy leaves with evidence that enter as signed terms (see :meth:`_expanded`)."""
+        targets = set(target_ids)
+        return [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in targets]
+
+    def _rows(
+        self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], n: int, row_case: np.ndarray,
+        row_likelihoods: Mapping[str, np.ndarray], *, split: bool, expand: bool, dtype: type,
+    ) -> BatchPosterior:
+        """:meth:`posterior` for rows that share their case's evidence (see its ``row_case``)."""
+        net = self.network
+        if row_case.ndim != 1 or (row_case.size and (row_case.min() < 0 or row_case.max() >= n)):
+            raise ValueError(f"row_case must be a 1-d array of case positions in [0, {n}).")
+        row_lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in row_likelihoods.items()}
+        for v, a in row_lam.items():
+            if a.shape != (row_case.size, len(net.states[v])):
+                raise ValueError(f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; "
+                                 f"expected {(row_case.size, len(net.states[v]))}.")
+        decomposed = self._decomposed(tables)
+        leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
+        if leaves and not set(row_lam) & set(leaves):
+            return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
+        merged = {v: a[row_case] for v, a in lam.items()}
+        for v, a in row_lam.items():
+            merged[v] = merged[v] * a if v in merged else a
+        return self.posterior({net.variables[v]: a for v, a in merged.items()}, [net.variables[t] for t in target_ids],
+                              row_case.size, tables=tables, split=split, expand=expand, dtype=dtype)
+
+
+
+    def _expanded(self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int],
+                  n: int, row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
+                  dtype: type = np.float64) -> BatchPosterior:
+        """Evidence on noisy leaves as signed (and telescoped) terms: :func:`bayesdx.engine.quickscore.expand`."""
+        return expand(self, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype)
+
+    def _compile(self, key: ProgramKey) -> Program:
+        return compile_program(self.network, key, self.optimize, self.max_entries)
+
+    def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
+        """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
+        decs = self.network.decompositions
+        dec = decs[v] if decs is not None else None
+        assert dec is not None  # only decomposed variables are asked
+        lowest = int(np.argmax(dec.weights[0] > 0))  # the state of level 0 carries +L(0)
+        onehot = np.zeros(lam.shape[1])
+        onehot[lowest] = 1.0
+        return (lam == onehot).all(axis=1)
+
+    def _affordable(self, carried: ProgramKey) -> bool:
+        """Whether one contraction carrying ``carried`` keeps its tables at or under SPLIT_ENTRIES per case."""
+        if carried in self._too_large:
+            return False
+        try:
+            return self._program(carried).largest_per_case <= SPLIT_ENTRIES
+        except ModelTooLargeError:
+            with self._lock:
+                self._too_large.add(carried)  # not compiled again
+            return False
+
+    def largest_intermediate(self, carried: Sequence[str]) -> int:
+        """Entries per case of the largest table built when ``carried`` variables hold evidence or are targets."""
+        key: ProgramKey = (frozenset(self._index[v] for v in carried), self._decomposable, frozenset(), frozenset())
+        return self._program(key).largest_per_case
+
+    # ------------------------------------------------------------------ compile
+    def _program(self, carried: ProgramKey) -> Program:
+        with self._lock:
+            program = self._programs.get(carried)
+            if program is not None:
+                self._programs.move_to_end(carried)
+                return program
+        program = self._compile(carried)
+        with self._lock:
+            self._programs[carried] = program
+            if len(self._programs) > 4096:
+                self._programs.popitem(last=False)
+        return program

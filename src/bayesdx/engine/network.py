@@ -1,0 +1,158 @@
+"""A Bayesian network as arrays (:class:`CompiledNetwork`), the decomposition of noisy CPDs and the result
+of a batch (:class:`BatchPosterior`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = ["BatchPosterior", "CompiledNetwork", "Decomposition"]
+
+
+@dataclass(frozen=True)
+class CompiledNetwork:
+    """A discrete Bayesian network as plain arrays.
+
+    Attributes
+    ----------
+    variables : tuple of str
+        Variable names in a fixed order.
+    states : tuple of tuple of str
+        State names of each variable.
+    parents : tuple of tuple of int
+        Parent positions of each variable.
+    tables : tuple of numpy.ndarray
+        ``tables[i]`` has axes ``(variable i, *parents[i])`` and holds ``P(variable | parents)``.
+    decompositions : tuple of Decomposition or None, optional
+        For noisy-OR / noisy-MAX variables, the same CPD as a sum of products over a hidden level index
+        (see :class:`Decomposition`); the engine contracts these small factors instead of the table.
+    """
+
+    variables: tuple[str, ...]
+    states: tuple[tuple[str, ...], ...]
+    parents: tuple[tuple[int, ...], ...]
+    tables: tuple[np.ndarray, ...]
+    decompositions: tuple[Decomposition | None, ...] | None = None
+
+    @cached_property
+    def cards(self) -> tuple[int, ...]:
+        return tuple(len(s) for s in self.states)
+
+    def index(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.variables)}
+
+    def ancestors(self, seeds: Sequence[int]) -> set[int]:
+        """Positions of ``seeds`` and all their ancestors."""
+        seen: set[int] = set()
+        stack = list(seeds)
+        while stack:
+            v = stack.pop()
+            if v not in seen:
+                seen.add(v)
+                stack.extend(self.parents[v])
+        return seen
+
+    @classmethod
+    def from_pgmpy(cls, network: object) -> CompiledNetwork:
+        """Build from a pgmpy ``DiscreteBayesianNetwork`` whose CPDs are ``TabularCPD`` objects.
+
+        pgmpy accepts CPD columns that sum to 1 only within its own tolerance (hepar2's ``ggtp`` is off by
+        1e-7). Each column is renormalised to sum to 1 exactly, so that an unobserved variable drops out
+        of every computation whatever else is in the batch; a column off by more than 1e-6 is an error.
+        """
+        import networkx as nx
+
+        order = list(nx.topological_sort(network))  # type: ignore[call-overload]
+        cpds = {cpd.variable: cpd for cpd in network.get_cpds()}  # type: ignore[attr-defined]
+        states = {v: tuple(str(s) for s in cpds[v].state_names[v]) for v in order}
+        position = {v: i for i, v in enumerate(order)}
+        parents, tables = [], []
+        for v in order:
+            cpd = cpds[v]
+            axes = list(cpd.variables)
+            values = np.asarray(cpd.values, dtype=float).reshape([len(cpd.state_names[a]) for a in axes])
+            for k, a in enumerate(axes):  # align each axis with the variable's canonical state order
+                given = tuple(str(s) for s in cpd.state_names[a])
+                if given != states[a]:
+                    values = np.take(values, [given.index(s) for s in states[a]], axis=k)
+            sums = values.sum(axis=0, keepdims=True)
+            if np.abs(sums - 1.0).max() > 1e-6:
+                raise ValueError(
+                    f"The CPD of {v!r} has a column that sums to {float(sums.flat[np.abs(sums - 1).argmax()])!r}, "
+                    "not 1; fix the network."
+                )
+            parents.append(tuple(position[a] for a in axes[1:]))
+            tables.append(np.ascontiguousarray(values / sums))
+        return cls(tuple(order), tuple(states[v] for v in order), tuple(parents), tuple(tables))
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """A noisy-OR / noisy-MAX CPD as a sum over a hidden level index ``t`` (Diez and Galan 2003).
+
+    With levels ordered from least to most, ``F(t) = L(t) * prod_i C_i(t, pa_i)`` is the probability
+    that the child is at most at level ``t``, and ``P(child = level y | pa) = F(y) - F(y - 1)``. So
+
+        P(child | pa) = sum_t W[t, child] * prod_i G_i[t, pa_i],
+        W[t, state(t)] = L(t),  W[t, state(t + 1)] = -L(t),  G_i[t, s] = C_i(t, s).
+
+    Each factor involves one parent, so the contraction stays small however many parents the child has,
+    and it is exact (some entries of ``W`` are negative; the sum is the probability).
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        ``W``, shape ``(levels, child states)``.
+    factors : tuple of numpy.ndarray
+        ``G_i``, shape ``(levels, parent i states)``, in the order of the variable's parents.
+    """
+
+    weights: np.ndarray
+    factors: tuple[np.ndarray, ...]
+    order: tuple[int, ...] = ()
+    leak_cdf: np.ndarray | None = None
+
+    @classmethod
+    def from_cdfs(cls, order: Sequence[int], leak_cdf: np.ndarray, parent_cdfs: Sequence[np.ndarray]) -> Decomposition:
+        levels = len(order)
+        weights = np.zeros((levels, levels))
+        for t in range(levels):
+            weights[t, order[t]] += leak_cdf[t]
+            if t + 1 < levels:
+                weights[t, order[t + 1]] -= leak_cdf[t]
+        factors = tuple(np.ascontiguousarray(np.asarray(c, dtype=float).T) for c in parent_cdfs)
+        return cls(weights, factors, tuple(order), np.asarray(leak_cdf, dtype=float))
+
+
+@dataclass(frozen=True)
+class BatchPosterior:
+    """Marginals of the requested variables for a batch of cases.
+
+    Attributes
+    ----------
+    marginals : dict of str to numpy.ndarray
+        ``marginals[v][n]`` is ``P(v | e_n)`` over the states of ``v``.
+    log_evidence : numpy.ndarray
+        ``log P(e_n)`` per case (``-inf`` where the evidence is impossible).
+    impossible : numpy.ndarray of bool
+        True for cases whose evidence has probability zero; their marginals are NaN.
+    route : str
+        How the engine computed the batch (:mod:`bayesdx.engine.engine`): ``"quickscore"`` (evidence on
+        noisy leaves as terms), ``"contraction"`` (one program), ``"universal"`` (the cached all-variable
+        program of a small network) or ``"patterns"`` (one program per pattern of observed variables).
+    extended : numpy.ndarray of bool
+        Per case (row): recomputed in extended precision because its Quickscore terms cancelled.
+    own_contraction : numpy.ndarray of bool
+        Per case (row): computed with its findings inside a contraction of its own (too many terms, or
+        too much cancellation even in extended precision).
+    """
+
+    marginals: dict[str, np.ndarray]
+    log_evidence: np.ndarray
+    impossible: np.ndarray
+    route: str = "contraction"
+    extended: np.ndarray | None = None
+    own_contraction: np.ndarray | None = None

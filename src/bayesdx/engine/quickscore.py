@@ -1,0 +1,344 @@
+"""Evidence on noisy-OR / noisy-MAX leaves as a sum of product terms (Heckerman's Quickscore, generalised).
+
+A noisy leaf ``v`` with parents ``pa`` has ``P(v <= level t | pa) = L(t) prod_i C_i(t, pa_i)`` (see
+:class:`~bayesdx.engine.network.Decomposition`). Its evidence, a likelihood ``lambda`` over its states,
+contributes ``sum_t a_t prod_i G_i[t, pa_i]`` with ``a = W @ lambda``: a few terms, each a product of one
+likelihood per parent, so a case becomes a few rows of one contraction over the rest of the network, however
+its findings differ from other cases'. Positive findings give signed terms that can cancel; a finding with
+at most ``TELESCOPE_PARENTS`` parents the case leaves free is entered as positive telescoped terms instead
+(:func:`telescoped`).
+
+A worked example (the one of ``tests/test_hand_computed.py``): one cause ``c`` with ``P(c) = 0.1`` and one
+noisy-OR finding ``f`` with leak 0.05 and link 0.8, observed ``yes``. Signed, ``P(f = yes | c) = 1 -
+0.95 * g(c)`` with ``g = (0.2, 1)`` for ``c`` present, absent: two terms, ``+1`` with likelihood ``(1, 1)``
+and ``-0.95`` with likelihood ``(0.2, 1)``, so ``P(e) = 1 - 0.95 * (0.1 * 0.2 + 0.9) = 0.126``. The cause is
+the finding's only free parent, so it is telescoped instead: one positive likelihood ``(1 - 0.95 * 0.2,
+1 - 0.95) = (0.81, 0.05)`` and ``P(e) = 0.1 * 0.81 + 0.9 * 0.05 = 0.126``, with no cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .execute import finish
+from .network import BatchPosterior, CompiledNetwork
+
+if TYPE_CHECKING:
+    from .engine import InferenceEngine
+
+__all__ = ["ERROR_BUDGET", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "telescoped"]
+
+#: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
+MAX_TERMS = 2**12
+#: A noisy finding observed above its lowest level, with at most this many parents the case does not
+#: observe, enters as positive telescoped terms instead of two signed ones (see :func:`telescoped`).
+TELESCOPE_PARENTS = 2
+#: Largest relative rounding error allowed for a case computed as a signed sum of terms, bounded by machine
+#: epsilon times sum_r |term_r| * (50 + |log Z_r|) / |sum| (each term comes back from its log, log Z_r).
+ERROR_BUDGET = 1e-10
+#: Rows of expanded terms contracted together (bounds the memory of one block).
+ROWS_PER_BLOCK = 2**16
+
+
+def expand(
+    engine: InferenceEngine, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int], n: int,
+    row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
+    dtype: type = np.float64,
+) -> BatchPosterior:
+    """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
+
+    For a noisy leaf ``v`` with likelihood ``lambda``, ``sum_y lambda(y) P(v = y | pa)`` equals
+    ``sum_t a_t * prod_i G_i[t, pa_i]`` with ``a = W @ lambda`` (see :class:`Decomposition`): a few
+    terms, each a product of one likelihood per parent. A negative finding has one term (``L(0)``), a
+    positive binary finding two (``1`` and ``-L(0)``), an unobserved one a single term of ones.
+    Single terms fold into the parents' likelihoods of the case. A case with several multi-term leaves
+    becomes one row per combination of their terms, with a signed coefficient; every row is the same
+    contraction over the rest of the network, so a whole batch shares one compiled program however its
+    findings differ. The case's ``P(e)`` and joint marginals are the signed sums over its rows.
+
+    The terms can cancel: the rows' relative rounding errors (about ``eps * (50 + |log Z_r|)``: the steps
+    of the contraction and the way back from ``log Z_r``) grow by ``sum|terms| / |sum|``.
+    A case whose bound exceeds ``ERROR_BUDGET`` is recomputed in extended precision (``np.longdouble``,
+    where the platform has it), and failing that, or with more than ``MAX_TERMS`` rows, through the
+    pattern-splitting path, which keeps its findings inside the contraction.
+    """
+    net = engine.network
+    decs = net.decompositions
+    assert decs is not None
+    leaf_set = set(leaves)
+    case_lam = {v: a for v, a in lam.items() if v not in leaf_set}
+    copied: set[int] = set()
+    case_coef = np.ones(n)  # product of the single terms; common to all rows of a case, so an input
+    case_log = np.zeros(n)  # log of the scale taken out of each leaf's coefficients (no under- or overflow)
+    counts: np.ndarray = np.ones(n)
+    multi = []  # leaves with several signed terms in some case: (v, coefficients, term order, count per case)
+    # leaves with several positive terms in some case: (count per case, place, coefficients, factors)
+    positive: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]] = []
+    # each case's state of the variables it observes (one-hot likelihood), -1 elsewhere: a leaf's observed
+    # parents are constants of the case, its other parents are free
+    observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1)
+                      for v, a in lam.items()}
+
+    def fold(rows: np.ndarray, coef: np.ndarray, factors: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Multiply a single term into its cases: the coefficient, and a likelihood on each parent."""
+        case_coef[rows] *= coef
+        for p, factor in factors:
+            if (factor == 1.0).all():
+                continue  # an unobserved leaf: its term is all ones
+            if p not in copied:
+                base = case_lam.get(p)
+                case_lam[p] = np.ones((n, len(net.states[p]))) if base is None else base.copy()
+                copied.add(p)
+            case_lam[p][rows] *= factor
+
+    for v in leaves:
+        dec = decs[v]
+        assert dec is not None  # leaves are decomposed variables
+        # a = W @ lambda per case, as products then sums: equal likelihoods cancel to exactly zero (BLAS may not)
+        a = (lam[v][:, None, :] * dec.weights[None, :, :]).sum(axis=2)  # (n, levels)
+        tel = telescoped(engine.network, v, lam[v], observed_state, n)
+        if tel is not None:
+            rows, t_count, t_coef, t_factors = tel
+            a[rows] = 0.0
+            a[rows, 0] = 1.0  # a placeholder single term, replaced by the telescoped terms below
+        scale = np.abs(a).max(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        a = a / scale[:, None]
+        case_log += np.log(scale)
+        nonzero = a != 0
+        count = nonzero.sum(axis=1)
+        order = np.argsort(~nonzero, axis=1, kind="stable")  # the nonzero terms first, in level order
+        single = np.flatnonzero(count == 1)
+        if tel is not None:
+            single = np.setdiff1d(single, rows, assume_unique=True)
+            scale_t = np.abs(t_coef).max(axis=1)
+            scale_t = np.where(scale_t > 0, scale_t, 1.0)
+            t_coef = t_coef / scale_t[:, None]
+            case_log[rows] += np.log(scale_t)
+            one = t_count == 1
+            if one.any():
+                fold(rows[one], t_coef[one, 0], [(p, f[one, 0]) for p, f in t_factors])
+            if (~one).any():
+                full = np.ones(n, dtype=np.int64)
+                full[rows] = t_count
+                place = np.full(n, -1)
+                place[rows] = np.arange(rows.size)
+                positive.append((full, place, t_coef, t_factors))
+            count = count.copy()
+            count[rows] = t_count
+        counts = np.minimum(counts * count, MAX_TERMS + 1)
+        if single.size:
+            term = order[single, 0]
+            fold(single, a[single, term], [(p, dec.factors[i][term]) for i, p in enumerate(net.parents[v])])
+        signed = count > 1
+        if tel is not None:
+            signed[rows] = False
+        if signed.any():
+            multi.append((v, a, order, np.where(signed, count, 1)))
+    if row_case is None:  # one row per case
+        row_case = np.arange(n)
+    row_lam = row_lam or {}
+    units = row_case.size
+    case_counts = counts.astype(np.int64)
+    counts = case_counts[row_case]  # per row of the result
+    target_names = [net.variables[t] for t in target_ids]
+    marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
+    log_z = np.full(units, -np.inf)
+
+    def case_terms(cases: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """The terms of ``cases``: where each case's start, their coefficients and (states, terms) likelihoods.
+
+        Built in ``dtype``: the terms of a case differ, so their rounding errors are independent and
+        need the precision.
+        """
+        c_count = case_counts[cases]
+        term_start = np.zeros(n, dtype=np.int64)
+        term_start[cases] = np.cumsum(c_count) - c_count
+        term_case = np.repeat(cases, c_count)
+        within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
+        term_coef = case_coef[term_case].astype(dtype)
+        term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype)
+                                           for v, a in case_lam.items()}
+        stride = np.ones(term_case.size, dtype=np.int64)
+        for v, a, order, count in multi:
+            c = count[term_case]
+            sel = np.flatnonzero(c > 1)  # the terms of the cases where this leaf has several
+            if not sel.size:
+                continue
+            term = order[term_case[sel], (within[sel] // stride[sel]) % c[sel]]
+            stride[sel] *= c[sel]
+            term_coef[sel] *= a[term_case[sel], term]
+            for i, p in enumerate(net.parents[v]):
+                if p not in term_lam:
+                    term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
+                factor = decs[v].factors[i]  # type: ignore[union-attr]  # v is a decomposed leaf
+                for state in range(factor.shape[1]):
+                    term_lam[p][state, sel] *= factor[term, state]
+        for full, place, t_coef, t_factors in positive:
+            c = full[term_case]
+            sel = np.flatnonzero(c > 1)
+            if not sel.size:
+                continue
+            term = (within[sel] // stride[sel]) % c[sel]
+            stride[sel] *= c[sel]
+            at = place[term_case[sel]]
+            term_coef[sel] *= t_coef[at, term]
+            for p, factor in t_factors:
+                if p not in term_lam:
+                    term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
+                term_lam[p][:, sel] *= factor[at, term].T
+        return term_start, term_coef, term_lam
+
+    def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
+        """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
+        eps = float(np.finfo(dtype).eps)
+        todo = todo[np.argsort(row_case[todo], kind="stable")]  # a case's rows together: its terms once per block
+        ends = np.cumsum(counts[todo])
+        unstable = []
+        first = 0
+        while first < todo.size:
+            done = ends[first - 1] if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, done + ROWS_PER_BLOCK, side="right")))
+            block = todo[first:last]
+            first = last
+            term_start, term_coef, term_lam = case_terms(np.unique(row_case[block]), dtype)
+            m = counts[block]
+            starts = np.concatenate([[0], np.cumsum(m)[:-1]])
+            rows = int(m.sum())
+            row_unit = np.repeat(block, m)
+            index = np.repeat(term_start[row_case[block]] - starts, m) + np.arange(rows)  # each row's term
+            coef = term_coef[index]
+            # likelihoods as (states, rows), the layout of the contraction
+            core = {v: a[:, index] for v, a in term_lam.items()}
+            for v, a in row_lam.items():
+                own = a.T[:, row_unit]
+                core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
+            post = engine.posterior({net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables,
+                                  expand=False, dtype=dtype)
+            peak = np.maximum.reduceat(post.log_evidence, starts)
+            finite_peak = np.where(np.isfinite(peak), peak, 0.0)
+            with np.errstate(invalid="ignore"):
+                weight = np.where(post.impossible, 0.0, coef * np.exp(post.log_evidence - np.repeat(finite_peak, m)))
+            z = np.add.reduceat(weight, starts)
+            # each weight is exp(log Z_r - peak): relative error about eps * (steps + |log Z_r|), independent
+            # between rows; the sum's relative error is at most their sum over |z| (with 50 for the steps)
+            error = np.abs(weight) * (50.0 + np.abs(np.where(post.impossible, 0.0, post.log_evidence)))
+            spread = np.add.reduceat(error, starts)
+            ok = z > 0  # a signed sum at or below zero: the evidence is impossible
+            bad = (spread > 0) & (~ok | (eps * spread > ERROR_BUDGET * z))
+            unstable.append(block[bad])
+            keep = ~bad
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
+                log_z[block[keep]] += case_log[row_case[block[keep]]]
+                for t, name in zip(target_ids, target_names, strict=True):
+                    joint = np.add.reduceat(weight[:, None] * np.nan_to_num(post.marginals[name]), starts, axis=0)
+                    marg[t][block[keep]] = (joint / z[:, None])[keep]
+        return np.concatenate(unstable) if unstable else np.zeros(0, dtype=np.int64)
+
+    unstable = signed_sums(np.flatnonzero((counts > 0) & (counts <= MAX_TERMS)), dtype)  # no term: impossible
+    extended = np.zeros(units, dtype=bool)
+    if unstable.size and np.finfo(np.longdouble).eps < np.finfo(dtype).eps:
+        extended[unstable] = True
+        unstable = signed_sums(unstable, np.longdouble)
+    retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
+    own = np.zeros(units, dtype=bool)
+    own[retry] = True
+    extended[retry] = False
+    if retry.size:  # too many terms, or too much cancellation: one contraction per pattern instead
+        sub = {v: a[row_case[retry]] for v, a in lam.items()}
+        for v, a in row_lam.items():
+            sub[v] = sub[v] * a[retry] if v in sub else a[retry]
+        part = engine.posterior({net.variables[v]: a for v, a in sub.items()}, target_names, retry.size,
+                              tables=tables, expand=False, dtype=dtype)
+        log_z[retry] = part.log_evidence
+        for t, name in zip(target_ids, target_names, strict=True):
+            marg[t][retry] = part.marginals[name]
+    return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own)
+
+
+def telescoped(net: CompiledNetwork, v: int, lam_v: np.ndarray, observed_state: Mapping[int, np.ndarray], n: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]] | None:
+    """Positive terms for a noisy leaf observed above its lowest level in cases where few parents are free.
+
+    Observed at level ``y > 0`` the leaf contributes ``F(y) - F(y - 1)`` with ``F(t) = L(t) prod_i C_i(t)``:
+    a difference of two products, which the signed expansion enters as two terms that cancel (the
+    cancellation grows with every rare finding, and a case past the error budget is redone in extended
+    precision). With ``A_i = C_i(y)`` and ``B_i = C_i(y - 1)`` (``A_i >= B_i``: the CDFs grow with the
+    level) the difference telescopes into positive terms,
+
+        prod_{i=0..f} A_i - prod_{i=0..f} B_i = sum_m (A_m - B_m) prod_{i<m} B_i prod_{i>m} A_i,
+
+    one per free parent plus one for the constants (the leak and the parents the case observes). With no
+    free parent that is one number, with one a likelihood on it: exact, a single term and no cancellation;
+    with up to ``TELESCOPE_PARENTS`` free parents, ``f + 1`` positive terms instead of two signed ones.
+
+    Returns ``(cases, terms per case, coefficients (cases, T), [(parent, factors (cases, T, states))])``
+    for the cases this applies to, or None.
+    """
+    dec = net.decompositions[v]  # type: ignore[index]
+    if dec is None or dec.leak_cdf is None:
+        return None
+    onehot = np.count_nonzero(lam_v, axis=1) == 1
+    observed = np.argmax(lam_v != 0, axis=1)
+    level_of = np.full(lam_v.shape[1], -1)
+    level_of[list(dec.order)] = np.arange(len(dec.order))
+    level = level_of[observed]
+    parents = net.parents[v]
+    free = np.stack([observed_state[p] < 0 if p in observed_state else np.ones(n, dtype=bool) for p in parents],
+                    axis=1) if parents else np.zeros((n, 0), dtype=bool)
+    n_free = free.sum(axis=1)
+    rows = np.flatnonzero(onehot & (level > 0) & (n_free <= TELESCOPE_PARENTS)
+                          & (np.abs(lam_v[np.arange(n), observed]) > 0))
+    if not rows.size:
+        return None
+    y = level[rows]
+    m = rows.size
+    f = n_free[rows]
+    is_free = free[rows]
+    # the constants: the leak and the observed parents' factors at their states
+    a_c = dec.leak_cdf[y] * lam_v[rows, observed[rows]]
+    b_c = dec.leak_cdf[y - 1] * lam_v[rows, observed[rows]]
+    a_par, b_par = [], []
+    for i, p in enumerate(parents):
+        g = dec.factors[i]
+        a_i, b_i = g[y], g[y - 1]  # (m, states)
+        a_par.append(a_i)
+        b_par.append(b_i)
+        hard = ~is_free[:, i]
+        if hard.any():
+            s_obs = observed_state[p][rows[hard]]
+            a_c[hard] *= a_i[hard, s_obs]
+            b_c[hard] *= b_i[hard, s_obs]
+    width = max(1, int(f.max()) + 1)
+    count = np.where(f <= 1, 1, f + 1)
+    coef = np.zeros((m, width))
+    coef[:, 0] = np.where(f == 1, 1.0, a_c - b_c)
+    many = f >= 2
+    for t in range(1, width):
+        coef[:, t] = np.where(many & (t <= f), b_c, 0.0)
+    position = np.cumsum(is_free, axis=1) - 1  # rank of each free parent among the case's free parents
+    factors: list[tuple[int, np.ndarray]] = []
+    for i, p in enumerate(parents):
+        if not is_free[:, i].any():
+            continue
+        a_i, b_i = a_par[i], b_par[i]
+        out = np.ones((m, width, a_i.shape[1]))
+        mine = is_free[:, i]
+        single = mine & (f == 1)
+        out[single, 0] = a_c[single, None] * a_i[single] - b_c[single, None] * b_i[single]
+        several = mine & many
+        out[several, 0] = a_i[several]
+        for t in range(1, width):
+            here = several & (t <= f)
+            before = here & (position[:, i] < t - 1)
+            at = here & (position[:, i] == t - 1)
+            after = here & (position[:, i] > t - 1)
+            out[before, t] = b_i[before]
+            out[at, t] = a_i[at] - b_i[at]
+            out[after, t] = a_i[after]
+        factors.append((p, out))
+    return rows, count, coef, factors
