@@ -12,7 +12,6 @@ import math
 import numpy as np
 from numpy.testing import assert_allclose
 
-from bayesdx import inference
 from bayesdx.engine import engine as engine_module
 from bayesdx.inference import InferenceEngine
 
