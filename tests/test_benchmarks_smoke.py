@@ -1,9 +1,10 @@
-"""Smoke tests of the benchmark script (benchmarks/run.py): tiny runs, no timing assertions.
+"""Smoke tests of the benchmark scripts (benchmarks/run.py, benchmarks/sweep.py): tiny runs, no timing assertions.
 
 They check that run.py runs end to end on the bundled model and pgmpy's child for both workloads (sampled
 cases and vignettes), that the agreement check against pgmpy's VariableElimination and pyAgrum's
 LazyPropagation ran (posteriors and EIG, to 1e-9), that the Markdown table has one row per network,
-workload, task and batch size.
+workload, task and batch size, and that sweep.py measures asia and cancer against pyAgrum in a child
+process, agreeing to 1e-9, and records a network whose step runs over the budget as skipped.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def bench():
     finally:
         for stem in ("run", "workloads"):
             sys.modules.pop(f"bayesdx_benchmarks_{stem}", None)
+
+
+@pytest.fixture(scope="module")
+def sweep(bench):
+    module = _load("sweep")
+    try:
+        yield module
+    finally:
+        sys.modules.pop("bayesdx_benchmarks_sweep", None)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +143,43 @@ def test_engines_that_disagree_fail_loudly(bench):
     theirs = [bench.Answer({h.id: 0.5 + (1e-6 if k == 0 else 0.0) for k, h in enumerate(model.hypotheses)}, {})]
     with pytest.raises(bench.AgreementError, match=r"in bayesdx and .* in pgmpy \(difference 1e-06"):
         bench.check_agreement(model, "leg_twitch", "pgmpy", ours, theirs, [{}])
+
+
+def test_quick_sweep_agrees_with_pyagrum(sweep, tmp_path):
+    output = tmp_path / "sweep.md"
+    lines: list[str] = []
+    result = sweep.main(["--quick", "--networks", "asia,cancer", "--output", str(output)], log=lines.append)
+    assert not result.skipped
+    assert [r["network"] for r in result.rows] == ["asia", "cancer"]
+    for r in result.rows:
+        assert r["max_difference"] <= sweep.ATOL
+        assert r["compared_cases"] >= 3  # the cold call's case and the single cases
+        assert r["roots"] == 2
+        assert r["single_cases"] >= 1
+        assert r["batch"] >= 1
+        for key in ("single_bayesdx_ms", "single_pyagrum_ms", "cold_bayesdx_s", "cold_pyagrum_s", "batch_bayesdx_ms"):
+            assert r[key] > 0
+    table = output.read_text(encoding="utf-8")
+    assert table == result.table
+    assert sum(line.startswith(("| asia |", "| cancer |")) for line in table.splitlines()) == 2
+    assert "bayesdx is slower than pyAgrum in:" in table
+
+
+def test_sweep_cases_observe_a_fifth_to_two_fifths_of_the_leaves(sweep):
+    network = sweep.run._normalized(sweep.run._example("alarm"))
+    roots, leaves = sweep.roots_and_leaves(network)
+    assert not set(roots) & set(leaves)
+    cases = sweep.sweep_cases(network, leaves, 50, sweep.SEED)
+    assert cases == sweep.sweep_cases(network, leaves, 50, sweep.SEED)  # seeded
+    for case in cases:
+        assert set(case) <= set(leaves)
+        assert 0.2 * len(leaves) - 0.5 <= len(case) <= 0.4 * len(leaves) + 0.5
+
+
+def test_sweep_records_a_network_over_budget_as_skipped(sweep):
+    lines: list[str] = []
+    result = sweep.main(["--quick", "--networks", "asia", "--budget", "0.05"], log=lines.append)
+    assert not result.rows
+    assert [s["network"] for s in result.skipped] == ["asia"]
+    assert "more than --budget" in result.skipped[0]["reason"]
+    assert "| skipped network | step | reason | measured before the stop |" in result.table
