@@ -26,7 +26,7 @@ and *vignettes* (issue 16): the rows of ``evaluation/vignettes/*.csv`` on the bu
 ``--vignette-cases`` cases (see ``benchmarks/workloads.py``). Both run the same tasks, batch sizes and
 agreement checks, and the table has a ``workload`` column plus the two side by side.
 
-Run ``python benchmarks/run.py --help``; ``--quick`` is a smoke run of a few seconds.
+Run ``python benchmarks/run.py --help``; ``--quick`` is a smoke run of about 20 seconds.
 """
 
 from __future__ import annotations
