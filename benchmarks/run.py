@@ -21,13 +21,19 @@ pgmpy and pyAgrum answer one case at a time, so they are timed on the first few 
 ``--pgmpy-cases`` and friends) and compared per case. All three must agree to 1e-9 on every posterior
 and every EIG of the cases the references ran; a disagreement raises :class:`AgreementError`.
 
-Run ``python benchmarks/run.py --help``; ``--quick`` is a smoke run of a few seconds.
+Two workloads (``--workloads``, default both): *sampled* cases (forward samples of each ``--networks`` network)
+and *vignettes* (issue 16): the rows of ``evaluation/vignettes/*.csv`` on the bundled model, replicated to
+``--vignette-cases`` cases (see ``benchmarks/workloads.py``). Both run the same tasks, batch sizes and
+agreement checks, and the table has a ``workload`` column plus the two side by side.
+
+Run ``python benchmarks/run.py --help``; ``--quick`` is a smoke run of about 20 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 import platform
 import resource
@@ -36,6 +42,8 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -56,6 +64,26 @@ CAUSES: dict[str, tuple[str, ...]] = {
 TOP_K = 3
 
 
+def load_sibling(stem: str) -> ModuleType:
+    """The module ``benchmarks/<stem>.py`` (the benchmarks are scripts, not a package), imported once per process."""
+    name = f"bayesdx_benchmarks_{stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name(f"{stem}.py"))
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load benchmarks/{stem}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return sys.modules[name]
+
+
+workloads = load_sibling("workloads")
+
+
 class AgreementError(AssertionError):
     """bayesdx, pgmpy and pyAgrum disagree on a posterior or an EIG."""
 
@@ -72,6 +100,7 @@ class Row:
     pyagrum_ms: float
     pyagrum_n: int
     estimated: bool = False  # not run: per-case time of the largest batch that ran within --budget
+    workload: str = "sampled"  # "sampled" or "vignettes"
 
     @property
     def cases_per_second(self) -> float:
@@ -139,6 +168,33 @@ def forward_samples(compiled: Any, n: int, rng: np.random.Generator) -> np.ndarr
 def presenting(model: bayesdx.Model) -> dict[str, str]:
     """Evidence bayesdx adds to every case (the model's presenting complaint), which the references need too."""
     return dict(getattr(model, "presenting", {}) or {})
+
+
+def split_evidence(model: bayesdx.Model, evidence: Mapping[str, str]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Split a case into hard evidence and set-valued answers, as the references must enter them.
+
+    Parameters
+    ----------
+    model : bayesdx.Model
+    evidence : mapping
+        ``{variable: answer}``; an answer is a state or an alias of the model file (the vignettes answer EMG
+        ``abnormal`` for ``myopathic`` or ``neurogenic``).
+
+    Returns
+    -------
+    hard : dict
+        ``{variable: state}``.
+    soft : dict
+        ``{variable: 0/1 likelihood over its states}`` for the aliases.
+    """
+    hard: dict[str, str] = {}
+    soft: dict[str, np.ndarray] = {}
+    for variable, answer in evidence.items():
+        if answer in model.states[variable]:
+            hard[variable] = answer
+        else:
+            soft[variable] = model.answer_vector(variable, answer)
+    return hard, soft
 
 
 def sample_cases(model: bayesdx.Model, n: int, n_observed: int, rng: np.random.Generator) -> list[dict[str, str]]:
@@ -245,9 +301,23 @@ def run_pgmpy(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], pursued:
     ve = VariableElimination(model.network)
 
     def marginal(var: str, evidence: Mapping[str, str]) -> np.ndarray:
-        factor = ve.query([var], evidence=dict(evidence), show_progress=False)
-        names = [str(s) for s in factor.state_names[var]]
-        return np.array([factor.values[names.index(s)] for s in model.states[var]], dtype=float)
+        hard, soft = split_evidence(model, evidence)
+        if not soft:
+            factor = ve.query([var], evidence=hard, show_progress=False)
+            names = [str(s) for s in factor.state_names[var]]
+            return np.array([factor.values[names.index(s)] for s in model.states[var]], dtype=float)
+        # a set-valued answer X in S: the joint of var and X given the hard evidence, summed over S
+        factor = ve.query([var, *soft], evidence=hard, joint=True, show_progress=False)
+        values = np.asarray(factor.values, dtype=float)
+        for axis, name in enumerate(factor.variables):
+            names = [str(s) for s in factor.state_names[name]]
+            values = np.take(values, [names.index(s) for s in model.states[name]], axis=axis)
+        for name, likelihood in soft.items():
+            shape = [1] * values.ndim
+            shape[factor.variables.index(name)] = -1
+            values = values * likelihood.reshape(shape)
+        p = values.sum(axis=tuple(k for k, name in enumerate(factor.variables) if name != var))
+        return p / p.sum()
 
     answers, seconds = [], []
     for k, case in enumerate(cases):
@@ -269,6 +339,12 @@ def run_pgmpy(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], pursued:
 
 
 # ---------------------------------------------------------------------- pyAgrum
+def _pyagrum_evidence(model: bayesdx.Model, case: Mapping[str, str]) -> dict[str, str | list[float]]:
+    """``setEvidence`` argument: a label per hard finding, a likelihood list per set-valued answer."""
+    hard, soft = split_evidence(model, case)
+    return {**hard, **{v: vector.tolist() for v, vector in soft.items()}}
+
+
 def run_pyagrum(model: bayesdx.Model, bn: Any, cases: Sequence[Mapping[str, str]],
                 pursued: Sequence[Sequence[Any]] | None, limit: int | None = None) -> tuple[list[Answer], list[float]]:
     """pyAgrum LazyPropagation, engines reused between cases, targets restricted to what is asked."""
@@ -285,14 +361,14 @@ def run_pyagrum(model: bayesdx.Model, bn: Any, cases: Sequence[Mapping[str, str]
     for k, case in enumerate(cases):
         start = time.perf_counter()
         ie.eraseAllEvidence()
-        ie.setEvidence(dict(case))
+        ie.setEvidence(_pyagrum_evidence(model, case))
         ie.makeInference()
         base = {c: ie.posterior(c).toarray() for c in model.causes}
         eig = None
         if pursued is not None:
             assert ie_x is not None
             ie_x.eraseAllEvidence()
-            ie_x.setEvidence(dict(case))
+            ie_x.setEvidence(_pyagrum_evidence(model, case))
             ie_x.makeInference()
             nodes = list(dict.fromkeys(h.node for h in pursued[k]))
 
@@ -497,11 +573,44 @@ def munin_exact() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the run
-def bench_network(name: str, args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
-    model = load(name)
+def bench_network(name: str, args: argparse.Namespace, results: Results, log: Callable[[str], None],
+                  models: dict[str, bayesdx.Model] | None = None) -> None:
+    """The sampled workload on network ``name``: forward samples with ``--observed`` findings or tests."""
+    model = _cached(name, models)
     rng = np.random.default_rng(SEED)
-    n_cases = max(args.sizes)
-    cases = sample_cases(model, n_cases, args.observed, rng)
+    cases = sample_cases(model, max(args.sizes), args.observed, rng)
+    bench_cases(name, "sampled", model, cases, sorted(args.sizes), args, results, log)
+
+
+def bench_vignettes(args: argparse.Namespace, results: Results, log: Callable[[str], None],
+                    models: dict[str, bayesdx.Model] | None = None) -> None:
+    """The vignette workload: ``evaluation/vignettes/*.csv`` on the bundled model, replicated to ``--vignette-cases``."""
+    name = workloads.VIGNETTE_NETWORK
+    model = _cached(name, models)
+    cases, distinct = workloads.vignette_cases(model, args.vignette_cases, SEED, args.vignette_files)
+    results.settings["vignettes"] = workloads.describe(cases, distinct, args.vignette_files)
+    sizes = sorted(b for b in set(args.sizes) if b <= len(cases))
+    dropped = sorted(b for b in set(args.sizes) if b > len(cases))
+    if dropped:
+        log(f"[{name}/vignettes] batch sizes {dropped} exceed --vignette-cases {len(cases)}: not run")
+    log(f"[{name}/vignettes] {distinct} vignettes replicated to {len(cases):,} cases")
+    bench_cases(name, "vignettes", model, cases, sizes, args, results, log)
+
+
+def _cached(name: str, models: dict[str, bayesdx.Model] | None) -> bayesdx.Model:
+    if models is None:
+        return load(name)
+    if name not in models:
+        models[name] = load(name)
+    return models[name]
+
+
+def bench_cases(name: str, workload: str, model: bayesdx.Model, cases: Sequence[Mapping[str, str]],
+                sizes: Sequence[int], args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+    """Time both tasks at every batch size in ``sizes`` on ``cases``; references on the first few cases."""
+    tag = name if workload == "sampled" else f"{name}/{workload}"
+    n_cases = max(sizes)
+    cases = list(cases)[:n_cases]
     columns = [v for v in model.findings + model.tests if v not in model.causes]
     frame = pd.DataFrame.from_records(cases, columns=columns)
     bayesdx.rank_causes({}, model=model)  # warm-up: priors, imports
@@ -512,29 +621,32 @@ def bench_network(name: str, args: argparse.Namespace, results: Results, log: Ca
     ours, _ = bayesdx_answers(model, full[:max(n_pg, n_ga)], steps=False)
     ours_steps, pursued = bayesdx_answers(model, full[:max(n_pg_steps, n_ga_steps)], steps=True)
 
-    log(f"[{name}] pgmpy: ranking on {n_pg} cases, next steps on {n_pg_steps}")
+    log(f"[{tag}] pgmpy: ranking on {n_pg} cases, next steps on {n_pg_steps}")
     pg_rank, pg_rank_s = run_pgmpy(model, full[:n_pg], None)
     pg_steps, pg_steps_s = run_pgmpy(model, full[:n_pg_steps], pursued[:n_pg_steps], args.step_candidates)
-    log(f"[{name}] pyAgrum: ranking on {n_ga} cases, next steps on {n_ga_steps}")
+    log(f"[{tag}] pyAgrum: ranking on {n_ga} cases, next steps on {n_ga_steps}")
     bn = to_pyagrum(model.network, model)
     ga_rank, ga_rank_s = run_pyagrum(model, bn, full[:n_ga], None)
     ga_steps, ga_steps_s = run_pyagrum(model, bn, full[:n_ga_steps], pursued[:n_ga_steps], args.step_candidates)
 
+    checked = []
     for engine, rank, steps in (("pgmpy", pg_rank, pg_steps), ("pyAgrum", ga_rank, ga_steps)):
-        results.agreement.append(check_agreement(model, name, engine, ours, rank, full))
-        entry = check_agreement(model, name, engine + " (next steps)", ours_steps, steps, full,
-                                args.step_candidates)
-        results.agreement.append(entry)
-    log(f"[{name}] agreement to {ATOL}: " + "; ".join(
+        checked.append(check_agreement(model, tag, engine, ours, rank, full))
+        checked.append(check_agreement(model, tag, engine + " (next steps)", ours_steps, steps, full,
+                                       args.step_candidates))
+    for entry in checked:
+        entry.update(network=name, workload=workload)
+    results.agreement.extend(checked)
+    log(f"[{tag}] agreement to {ATOL}: " + "; ".join(
         f"{a['engine']} {a['cases']} cases max |dp| {a['max_posterior_diff']:.1e} max |dEIG| {a['max_eig_diff']:.1e}"
-        for a in results.agreement if a["network"] == name))
+        for a in checked))
 
     one = cases[0]
-    results.engine_calls[f"{name}: rank_causes, next steps"] = count_engine_calls(
+    results.engine_calls[f"{tag}: rank_causes, next steps"] = count_engine_calls(
         model, lambda: bayesdx.rank_causes(one, model=model))
     rate: dict[str, tuple[str, float]] = {}  # task -> (call, seconds per case) of the last batch that ran
     memory_batch = 0
-    for batch in sorted(args.sizes):
+    for batch in sizes:
         for task, steps, refs in (("ranking", False, (pg_rank_s, ga_rank_s)),
                                   ("ranking+next steps", True, (pg_steps_s, ga_steps_s))):
             estimated = task in rate and batch > 1 and rate[task][1] * batch > args.budget
@@ -549,17 +661,17 @@ def bench_network(name: str, args: argparse.Namespace, results: Results, log: Ca
             pg = refs[0][:max(1, min(batch, len(refs[0])))]
             ga = refs[1][:max(1, min(batch, len(refs[1])))]
             row = Row(name, task, batch, call, per_case * 1e3, float(np.mean(pg)) * 1e3, len(pg),
-                      float(np.mean(ga)) * 1e3, len(ga), estimated)
+                      float(np.mean(ga)) * 1e3, len(ga), estimated, workload)
             results.rows.append(row)
-            log(f"[{name}] batch {batch:>6} {task:<19} bayesdx {row.bayesdx_ms:9.4f} ms/case "
+            log(f"[{tag}] batch {batch:>6} {task:<19} bayesdx {row.bayesdx_ms:9.4f} ms/case "
                 f"{'(ESTIMATED, not run: over --budget) ' if estimated else ''}"
                 f"({row.cases_per_second:9.0f}/s)  pgmpy {row.pgmpy_ms:9.2f} ms ({row.pgmpy_n})  "
                 f"pyAgrum {row.pyagrum_ms:8.2f} ms ({row.pyagrum_n})  x{row.vs_pgmpy:8.0f} pgmpy  "
                 f"x{row.vs_pyagrum:7.0f} pyAgrum")
     if not args.no_memory and memory_batch:
-        mem = {"network": name, **peak_memory(model, frame.iloc[:memory_batch])}
+        mem = {"network": name, "workload": workload, **peak_memory(model, frame.iloc[:memory_batch])}
         results.memory.append(mem)
-        log(f"[{name}] peak memory (tracemalloc), score(next_step=True) on {mem['cases']} cases: "
+        log(f"[{tag}] peak memory (tracemalloc), score(next_step=True) on {mem['cases']} cases: "
             f"{mem['peak_mib']:.1f} MiB")
 
 
@@ -571,8 +683,10 @@ def markdown(results: Results) -> str:
     s = results.settings
     lines = [
         f"Machine: {s['machine']}. Python {s['python']}, numpy {s['numpy']}, pgmpy {s['pgmpy']}, "
-        f"pyAgrum {s['pyagrum']}, bayesdx {s['bayesdx']}. Cases: forward samples with {s['observed']} observed "
-        f"findings or tests (plus the model's presenting complaint, given to all three engines), seed {SEED}. pgmpy and pyAgrum time the first cases only "
+        f"pyAgrum {s['pyagrum']}, bayesdx {s['bayesdx']}. Sampled workload: forward samples with {s['observed']} observed "
+        f"findings or tests (plus the model's presenting complaint, given to all three engines), seed {SEED}. "
+        + (f"{s['vignettes']} " if s.get("vignettes") else "")
+        + "Both workloads: pgmpy and pyAgrum time the first cases only "
         "(counts in brackets); their per-case time is the mean over those cases, and the speed-up is "
         "(their ms per case) / (bayesdx ms per case). A batch of one is the interactive `rank_causes` call "
         f"(mean over {s['single_cases']} different cases); larger batches are one `score` call. A row marked "
@@ -581,19 +695,23 @@ def markdown(results: Results) -> str:
         + ("" if s["step_candidates"] is None else
            f" The references compute the EIG of the first {s['step_candidates']} candidates only (smoke run)."),
         "",
-        "| network | task | batch | bayesdx call | bayesdx ms/case | bayesdx cases/s | pgmpy ms/case (cases) "
+        "| network | workload | task | batch | bayesdx call | bayesdx ms/case | bayesdx cases/s | pgmpy ms/case (cases) "
         "| pyAgrum ms/case (cases) | speed-up vs pgmpy | speed-up vs pyAgrum |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.rows:
         est = "≈" if r.estimated else ""
-        lines.append(f"| {r.network} | {r.task} | {r.batch:,} | `{r.call}`{' (not run, est.)' if r.estimated else ''} "
+        lines.append(f"| {r.network} | {r.workload} | {r.task} | {r.batch:,} | `{r.call}`"
+                     f"{' (not run, est.)' if r.estimated else ''} "
                      f"| {est}{r.bayesdx_ms:.4g} | "
                      f"{est}{r.cases_per_second:,.0f} | {r.pgmpy_ms:.4g} ({r.pgmpy_n}) | {r.pyagrum_ms:.4g} ({r.pyagrum_n}) | "
                      f"{est}{_ratio(r.vs_pgmpy)} | {est}{_ratio(r.vs_pyagrum)} |")
+    lines += workloads.side_by_side(results.rows, _ratio)
     if results.memory:
-        lines += ["", "| network | peak memory (tracemalloc), `score(next_step=True)` | cases |", "|---|---:|---:|"]
-        lines += [f"| {m['network']} | {m['peak_mib']:.1f} MiB | {m['cases']:,} |" for m in results.memory]
+        lines += ["", "| network | workload | peak memory (tracemalloc), `score(next_step=True)` | cases |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {m['network']} | {m.get('workload', 'sampled')} | {m['peak_mib']:.1f} MiB | {m['cases']:,} |"
+                  for m in results.memory]
         lines.append(f"\nProcess peak RSS (ru_maxrss, whole run incl. pgmpy and pyAgrum): {s['maxrss_mib']:.0f} MiB.")
     if results.too_large:
         lines += ["", "| network | observed | time to ModelTooLargeError | largest intermediate (entries per case) "
@@ -602,14 +720,21 @@ def markdown(results: Results) -> str:
                   f"{t['largest_intermediate']:.3g} ({t['largest_intermediate'] * 8 / 2**30:.3g} GiB) | "
                   f"{t['peak_mib']:.1f} MiB |" for t in results.too_large]
     if results.agreement:
-        lines += ["", "| network | reference | cases | EIG values | max posterior difference | max EIG difference |",
-                  "|---|---|---:|---:|---:|---:|"]
-        lines += [f"| {a['network']} | {a['engine']} | {a['cases']} | {a['eig_values']} | "
+        lines += ["", "| network | workload | reference | cases | EIG values | max posterior difference "
+                  "| max EIG difference |", "|---|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {a['network']} | {a.get('workload', 'sampled')} | {a['engine']} | {a['cases']} | {a['eig_values']} | "
                   f"{a['max_posterior_diff']:.1e} | {a['max_eig_diff']:.1e} |" for a in results.agreement]
     if results.engine_calls:
         lines += ["", "Engine calls of one `rank_causes` with next steps: "
                   + ", ".join(f"{k.split(':')[0]} {v}" for k, v in results.engine_calls.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _workloads(text: str) -> list[str]:
+    try:
+        return workloads.parse_workloads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -618,7 +743,15 @@ def parser() -> argparse.ArgumentParser:
     sizes = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     p.add_argument("--sizes", type=sizes, default=[1, 100, 10_000], help="batch sizes, comma-separated")
     p.add_argument("--networks", type=lambda t: t.split(","), default=list(NETWORKS),
-                   help=f"comma-separated, from {', '.join(NETWORKS)}")
+                   help=f"comma-separated, from {', '.join(NETWORKS)} (sampled workload)")
+    p.add_argument("--workloads", type=_workloads, default=list(workloads.WORKLOADS),
+                   help="comma-separated: sampled (forward samples of --networks), vignettes "
+                   "(evaluation/vignettes/*.csv on the bundled model)")
+    p.add_argument("--vignette-cases", type=int, default=10_000,
+                   help="vignette workload: the vignettes are replicated to this many cases (--quick: the largest --sizes)")
+    p.add_argument("--vignette-files", type=lambda t: t.split(","), default=None,
+                   help=f"vignette workload: comma-separated CSV files (default {','.join(workloads.VIGNETTE_FILES)} "
+                   "in evaluation/vignettes)")
     p.add_argument("--observed", type=int, default=8, help="observed variables per case")
     p.add_argument("--pgmpy-cases", type=int, default=5, help="cases pgmpy ranks (per network)")
     p.add_argument("--pgmpy-step-cases", type=int, default=1, help="cases pgmpy ranks with next steps")
@@ -633,7 +766,8 @@ def parser() -> argparse.ArgumentParser:
                    help="skip pgmpy's munin (exact, against pyAgrum) and the too-large check on a 40x40 grid")
     p.add_argument("--no-memory", action="store_true", help="skip the traced peak-memory run")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: sizes 1,2, leg_twitch and child, 1/1 pgmpy and 2/1 pyAgrum cases, references' EIG on 3 candidates, no munin")
+                   help="smoke run: sizes 1,2, leg_twitch and child, 1/1 pgmpy and 2/1 pyAgrum cases, references' EIG "
+                   "on 3 candidates, no munin, vignettes replicated to the largest size only")
     p.add_argument("--output", help="write the Markdown table to this file")
     return p
 
@@ -648,6 +782,10 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
             args.networks = ["leg_twitch", "child"]
         args.pgmpy_cases, args.pgmpy_step_cases, args.pyagrum_cases, args.pyagrum_step_cases = 1, 1, 2, 1
         args.single_cases, args.no_munin, args.step_candidates = 1, True, 3
+        if "--vignette-cases" not in given:
+            args.vignette_cases = max(args.sizes)
+    if args.vignette_cases < 1:
+        raise SystemExit("Error: --vignette-cases must be at least 1")
     unknown = [n for n in args.networks if n not in NETWORKS]
     if unknown:
         raise SystemExit(f"Error: unknown network(s) {unknown!r}; choose from {', '.join(NETWORKS)}")
@@ -661,11 +799,15 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
         "python": platform.python_version(), "numpy": np.__version__, "pgmpy": pgmpy.__version__,
         "pyagrum": pyagrum.__version__, "bayesdx": bayesdx.__version__, "observed": args.observed,
         "single_cases": args.single_cases, "sizes": args.sizes, "budget": args.budget,
-        "step_candidates": args.step_candidates,
+        "step_candidates": args.step_candidates, "workloads": args.workloads,
     }
-    for name in args.networks:
-        bench_network(name, args, results, log)
-    if not args.no_munin:
+    models: dict[str, bayesdx.Model] = {}
+    if "sampled" in args.workloads:
+        for name in args.networks:
+            bench_network(name, args, results, log, models)
+    if "vignettes" in args.workloads:
+        bench_vignettes(args, results, log, models)
+    if not args.no_munin and "sampled" in args.workloads:
         exact = munin_exact()
         results.settings["munin"] = exact
         log(f"[munin] exact: {exact['observed']} leaves observed, ranking in {exact['bayesdx_s'] * 1e3:.0f} ms "
