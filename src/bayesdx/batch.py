@@ -42,7 +42,8 @@ import pandas as pd
 
 from ._validation import check_option, check_positive_int
 from .evidence import KNOWN_ANNOTATIONS, to_state
-from .exceptions import BayesdxError, ImpossibleEvidenceError, InvalidStateError
+from .exceptions import ImpossibleEvidenceError, InputFileError, InvalidStateError
+from .exceptions import _rebuild_input_file_error as _rebuild_input_file_error  # (pickles naming its old home)
 from .model import Model, _model_or_default
 from .ranking import STEP_COLUMNS, resolve_ranking, score
 
@@ -69,60 +70,6 @@ DEFAULT_CHUNKSIZE_NEXT_STEP = 200
 
 ERROR_COLUMN = "error"
 LONG_COLUMNS = ("rank", "cause", "probability")
-
-
-class InputFileError(BayesdxError, ValueError):
-    """A cases file cannot be scored: a bad header, a malformed line or a bad cell.
-
-    Attributes
-    ----------
-    source : str
-        The file (``"<stdin>"`` for standard input).
-    line : int or None
-        1-based line of the file where the offending record starts.
-    row : int or None
-        1-based data row (the header is not a row; blank lines are not counted).
-    case_id : str or None
-        The case id of the row, where it could be read.
-    column : str or None
-        The offending column.
-    value : object
-        The offending value (or ``None``).
-    valid_states : tuple of str
-        For a bad state: the states of the column's variable.
-    reason : str
-        The message without its location, as written to the ``error`` column with ``skip_invalid=True``.
-    """
-
-    def __init__(self, source: str, reason: str, *, line: int | None = None, row: int | None = None,
-                 case_id: str | None = None, column: str | None = None, value: Any = None,
-                 valid_states: Sequence[str] = ()) -> None:
-        self.source = source
-        self.reason = reason
-        self.line = line
-        self.row = row
-        self.case_id = case_id
-        self.column = column
-        self.value = value
-        self.valid_states = tuple(valid_states)
-        where = source
-        if line is not None:
-            where += f", line {line}"
-            details = [f"row {row}"] if row is not None else []
-            if case_id is not None:
-                details.append(f"case {case_id!r}")
-            if details:
-                where += f" ({', '.join(details)})"
-        super().__init__(f"{where}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keep the attributes across processes
-        return (_rebuild_input_file_error, (self.source, self.reason, self.__dict__.copy()))
-
-
-def _rebuild_input_file_error(source: str, reason: str, attrs: dict[str, Any]) -> InputFileError:
-    return InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
-                          column=attrs.get("column"), value=attrs.get("value"),
-                          valid_states=attrs.get("valid_states", ()))
 
 
 @dataclass(frozen=True)
