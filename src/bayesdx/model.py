@@ -19,7 +19,9 @@ from .calibration import calibrate_base_rates, compile_spec
 from .exceptions import ModelFileError
 from .harm import HarmWeights
 from .inference import CompiledNetwork, InferenceEngine, ProgramCache
-from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
+from .model_file import read_model_file, read_prior_file
+from .model_spec import ModelSpec, PriorSetting, default_normal
+from .network_build import build_network
 from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy
 
