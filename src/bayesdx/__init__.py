@@ -7,11 +7,13 @@ probabilities from a pgmpy Bayesian network. It supports a clinician's decision;
 from .exceptions import (
     BayesdxError,
     ImpossibleEvidenceError,
+    InputFileError,
     InvalidStateError,
     ModelFileError,
     ModelTooLargeError,
     OutputPathError,
     UnknownVariableError,
+    VignetteError,
 )
 from .model import Hypothesis, Model, load_model
 from .ranking import rank_causes, score
@@ -25,6 +27,7 @@ __all__ = [
     "Diagnosis",
     "Hypothesis",
     "ImpossibleEvidenceError",
+    "InputFileError",
     "InvalidStateError",
     "Model",
     "ModelFileError",
@@ -32,6 +35,7 @@ __all__ = [
     "OutputPathError",
     "RankedCause",
     "UnknownVariableError",
+    "VignetteError",
     "load_model",
     "rank_causes",
     "score",

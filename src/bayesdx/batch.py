@@ -19,30 +19,43 @@ value and the valid states, and an output *file* is only created (or replaced) w
 scored: it is written to a temporary file next to it and renamed at the end. With ``skip_invalid=True``
 every input row is still written, invalid ones with empty results and the reason in ``error``.
 
-This module never prints; progress is reported through the ``on_progress`` callback.
+This module never prints; progress is reported through the ``on_progress`` callback. It scores; reading
+and checking the input (records, the header's layout, cells) lives in :mod:`bayesdx.csv_input`, and
+writing the output (the two layouts, atomic files) in :mod:`bayesdx.csv_output`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import difflib
-import itertools
 import logging
 import os
-import stat
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from ._validation import check_option, check_positive_int
-from .evidence import KNOWN_ANNOTATIONS, to_state
-from .exceptions import BayesdxError, ImpossibleEvidenceError, InvalidStateError
+from .csv_input import DELIMITERS as DELIMITERS  # (score_csv's sep= detection; named here before)
+from .csv_input import (
+    _check_states,
+    _Chunk,
+    _chunks,
+    _detect_sep,
+    _Layout,
+    _layout,
+    _parse_chunk,
+    _Parsed,
+    _records,
+    _StateChecker,
+    _undecodable,
+)
+from .csv_output import ERROR_COLUMN, LONG_COLUMNS, _long, _wide, _write_rows, atomic_output
+from .evidence import KNOWN_ANNOTATIONS
+from .exceptions import ImpossibleEvidenceError, InputFileError
+from .exceptions import _rebuild_input_file_error as _rebuild_input_file_error  # (pickles naming its old home)
 from .model import Model, _model_or_default
 from .ranking import STEP_COLUMNS, resolve_ranking, score
 
@@ -67,63 +80,6 @@ DEFAULT_CHUNKSIZE = 10_000
 #: Rows per chunk with next steps: each case is re-scored once per outcome of every candidate step.
 DEFAULT_CHUNKSIZE_NEXT_STEP = 200
 
-ERROR_COLUMN = "error"
-LONG_COLUMNS = ("rank", "cause", "probability")
-
-
-class InputFileError(BayesdxError, ValueError):
-    """A cases file cannot be scored: a bad header, a malformed line or a bad cell.
-
-    Attributes
-    ----------
-    source : str
-        The file (``"<stdin>"`` for standard input).
-    line : int or None
-        1-based line of the file where the offending record starts.
-    row : int or None
-        1-based data row (the header is not a row; blank lines are not counted).
-    case_id : str or None
-        The case id of the row, where it could be read.
-    column : str or None
-        The offending column.
-    value : object
-        The offending value (or ``None``).
-    valid_states : tuple of str
-        For a bad state: the states of the column's variable.
-    reason : str
-        The message without its location, as written to the ``error`` column with ``skip_invalid=True``.
-    """
-
-    def __init__(self, source: str, reason: str, *, line: int | None = None, row: int | None = None,
-                 case_id: str | None = None, column: str | None = None, value: Any = None,
-                 valid_states: Sequence[str] = ()) -> None:
-        self.source = source
-        self.reason = reason
-        self.line = line
-        self.row = row
-        self.case_id = case_id
-        self.column = column
-        self.value = value
-        self.valid_states = tuple(valid_states)
-        where = source
-        if line is not None:
-            where += f", line {line}"
-            details = [f"row {row}"] if row is not None else []
-            if case_id is not None:
-                details.append(f"case {case_id!r}")
-            if details:
-                where += f" ({', '.join(details)})"
-        super().__init__(f"{where}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keep the attributes across processes
-        return (_rebuild_input_file_error, (self.source, self.reason, self.__dict__.copy()))
-
-
-def _rebuild_input_file_error(source: str, reason: str, attrs: dict[str, Any]) -> InputFileError:
-    return InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
-                          column=attrs.get("column"), value=attrs.get("value"),
-                          valid_states=attrs.get("valid_states", ()))
-
 
 @dataclass(frozen=True)
 class BatchSummary:
@@ -145,270 +101,6 @@ class BatchSummary:
     scored: int
     invalid: int
     columns: tuple[str, ...]
-
-
-# ---------------------------------------------------------------------- reading records
-@dataclass
-class _Chunk:
-    rows: list[list[str] | None]  # the fields of each record (None: not valid CSV)
-    reasons: list[str]            # why a record is not valid CSV ("" when it is)
-    lines: list[int]              # 1-based line where each record starts
-    first_row: int                # 1-based data row of the first record
-    chars: int                    # characters consumed from the input, blank lines included
-
-
-class _CountingLines:
-    """The stream's lines, counting the characters handed to the CSV reader (for progress)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.chars = 0
-        self.raw: list[str] = []  # the lines of the record being read
-
-    def __iter__(self) -> _CountingLines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.stream)
-        self.chars += len(line)
-        self.raw.append(line)
-        return line
-
-
-def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int, list[str] | None, str, int]]:
-    """``(start line, fields or None, reason, characters consumed)`` of each non-blank CSV record.
-
-    Records are split by the ``csv`` module (RFC 4180: a quote inside an unquoted field is an ordinary
-    character; a quoted field may span lines). A record that is not valid CSV yields ``None`` and the reason,
-    and reading goes on at the next line. Lines are counted by the reader (``line_num``).
-    """
-    lines = _CountingLines(stream)
-    reader = csv.reader(lines, strict=True, delimiter=sep)
-    last = 0
-    while True:
-        reason = ""
-        fields: list[str] | None
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields = None
-            reason = ("a quoted field opened on this line is never closed (unbalanced '\"')."
-                      if "unexpected end of data" in str(exc) else f"the line is not valid CSV ({exc}).")
-            # what the record holds up to the error, read leniently: enough to name the case
-            lenient = next(csv.reader(["".join(lines.raw)], delimiter=sep, strict=False), [])
-            reason = "\0".join([reason, *lenient])
-        lines.raw = []
-        start, last = last + 1, reader.line_num
-        if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
-            continue  # a blank line: its characters count towards the next record
-        consumed, lines.chars = lines.chars, 0
-        yield start, fields, reason, consumed
-
-
-def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize: int) -> Iterator[_Chunk]:
-    chunk = _Chunk([], [], [], 1, 0)
-    for line, fields, reason, consumed in records:
-        chunk.rows.append(fields)
-        chunk.reasons.append(reason)
-        chunk.lines.append(line)
-        chunk.chars += consumed
-        if len(chunk.rows) >= chunksize:
-            yield chunk
-            chunk = _Chunk([], [], [], chunk.first_row + len(chunk.rows), 0)
-    if chunk.rows or chunk.chars:
-        yield chunk
-
-
-def _write_rows(frame: pd.DataFrame, out: IO[str]) -> None:
-    """Append ``frame``'s rows as CSV. A text cell holding a bare carriage return is quoted (the writer only
-    quotes the characters of its line terminator, "\\n"), so no reader splits the row there."""
-    quoting: Literal[0, 2] = csv.QUOTE_MINIMAL  # or csv.QUOTE_NONNUMERIC
-    texts = frame.select_dtypes(include=["object", "string"])
-    if len(texts.columns) and texts.apply(lambda col: col.astype(str).str.contains("\r", regex=False)).to_numpy().any():
-        quoting = csv.QUOTE_NONNUMERIC
-    frame.to_csv(out, header=False, index=False, lineterminator="\n", quoting=quoting)
-
-
-#: Delimiters ``score_csv`` recognises in the header line when ``sep`` is not given.
-DELIMITERS = (",", ";", "\t", "|")
-
-
-def _detect_sep(stream: IO[str]) -> tuple[str, Iterator[str]]:
-    """The delimiter of the first non-blank line (the one of ``DELIMITERS`` it holds most often outside quotes;
-    a comma when it holds none), and the stream's lines with that line put back."""
-    head: list[str] = []
-    lines = iter(stream)
-    for line in lines:
-        head.append(line)
-        if line.strip():
-            break
-    text = head[-1] if head else ""
-    unquoted = "".join(part for k, part in enumerate(text.split('"')) if k % 2 == 0)
-    counts = {d: unquoted.count(d) for d in DELIMITERS}
-    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return (best if counts[best] else ","), itertools.chain(head, lines)
-
-
-def _undecodable(text: str) -> str | None:
-    """The first byte that was not valid UTF-8 (read with errors="surrogateescape"), as ``0x..``, or None."""
-    for ch in text:
-        if "\udc80" <= ch <= "\udcff":
-            return f"0x{ord(ch) - 0xDC00:02x}"
-    return None
-
-
-# ---------------------------------------------------------------------- the input's layout
-@dataclass(frozen=True)
-class _Layout:
-    columns: tuple[str, ...]           # as in the header
-    id_column: str
-    variables: tuple[str, ...]         # model variables used as evidence
-    annotations: tuple[str, ...]       # passed through
-
-
-def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_columns: Sequence[str],
-            annotation_columns: Sequence[str], id_column: str | None) -> _Layout:
-    if not header or header == [""]:
-        raise InputFileError(source, "the header line is empty.", line=line)
-    seen: set[str] = set()
-    for name in header:
-        if name == "":
-            raise InputFileError(source, f"column {header.index(name) + 1} of the header has no name.", line=line)
-        if name in seen:
-            raise InputFileError(source, f"column {name!r} appears twice in the header.", line=line, column=name)
-        seen.add(name)
-    for option, names in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
-        for name in names:
-            if name not in seen:
-                raise InputFileError(
-                    source, f"{option} names {name!r}, which is not a column of the input. "
-                    f"Its columns are {', '.join(map(repr, header))}.", line=line, column=name)
-    if id_column is None:
-        id_column = "case_id" if "case_id" in seen else header[0]
-        if id_column in model.states and id_column not in ignore_columns:
-            raise InputFileError(
-                source, f"the input has no 'case_id' column and its first column {id_column!r} is a variable of "
-                f"model {model.id!r}, not a case id. Add a case_id column first (or name the id column).",
-                line=line, column=id_column)
-    elif id_column not in seen:
-        raise InputFileError(source, f"the id column {id_column!r} is not a column of the input. "
-                             f"Its columns are {', '.join(map(repr, header))}.", line=line, column=id_column)
-    for name in annotation_columns:
-        if name in model.states and name not in ignore_columns:
-            raise InputFileError(
-                source, f"annotation_columns names {name!r}, a variable of model {model.id!r}: passing it through "
-                "would drop its evidence. Rename the column to keep it as an annotation.", line=line, column=name)
-    variables: list[str] = []
-    annotations: list[str] = []
-    for name in header:
-        if name == id_column or name in ignore_columns:
-            continue
-        if name in annotation_columns or (name in KNOWN_ANNOTATIONS and name not in model.states):
-            annotations.append(name)
-        elif name in model.states:
-            variables.append(name)
-        else:
-            close = difflib.get_close_matches(name, list(model.variables) + list(KNOWN_ANNOTATIONS), n=3, cutoff=0.6)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise InputFileError(
-                source, f"column {name!r} is neither a variable of model {model.id!r} nor a known annotation "
-                f"({', '.join(KNOWN_ANNOTATIONS)}).{hint} To drop it, name it in ignore_columns "
-                f"(bayesdx score --ignore-column {name}); to pass it through, in annotation_columns "
-                f"(--keep-column {name}).", line=line, column=name)
-    if not any(name in model.states for name in header):  # (ignoring every variable on purpose is allowed)
-        raise InputFileError(
-            source, f"no column is a variable of model {model.id!r} (columns: {', '.join(map(repr, header))}), so "
-            "every case would be scored with nothing observed. Is the file separated by something other than "
-            "the delimiter used (bayesdx score --sep)?", line=line)
-    return _Layout(tuple(header), id_column, tuple(variables), tuple(annotations))
-
-
-# ---------------------------------------------------------------------- parsing and checking a chunk
-@dataclass
-class _Parsed:
-    frame: pd.DataFrame              # every well-formed row, all layout columns, str cells
-    errors: dict[int, InputFileError]  # position in the chunk -> why the row is invalid
-    ids: list[str]                   # case id of every row of the chunk (may be "" for malformed rows)
-
-
-def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -> _Parsed:
-    ncols = len(layout.columns)
-    id_pos = layout.columns.index(layout.id_column)
-    rows: list[list[str]] = []
-    errors: dict[int, InputFileError] = {}
-    ids = []
-    for k, fields in enumerate(chunk.rows):
-        reason, *lenient = chunk.reasons[k].split("\0")  # a record that is not valid CSV: the fields read leniently
-        source_fields = fields if fields is not None else lenient
-        case_id = source_fields[id_pos] if len(source_fields) > id_pos else None
-        column = None
-        if fields is not None and len(fields) != ncols:
-            reason = f"the line has {len(fields)} fields; the header has {ncols}."
-        elif fields is not None:
-            for name, value in zip(layout.columns, fields, strict=True):
-                byte = _undecodable(value)
-                if byte is not None:
-                    reason, column = f"column {name!r} is not valid UTF-8 (byte {byte}).", name
-                    break
-        if reason:
-            shown = None if case_id is None or _undecodable(case_id) else case_id
-            err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=shown,
-                                 column=column)
-            if strict:
-                raise err
-            errors[k] = err
-            fields = [""] * ncols
-            if shown is not None:
-                fields[id_pos] = shown
-            case_id = shown
-        assert fields is not None
-        rows.append(fields)
-        ids.append(case_id if case_id is not None else "")
-    return _Parsed(pd.DataFrame(rows, columns=list(layout.columns), dtype=object), errors, ids)
-
-
-class _StateChecker:
-    """Which cell values of each variable are valid, remembered across chunks."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-        self.known: dict[str, dict[str, InvalidStateError | TypeError | None]] = {}
-
-    def bad_values(self, variable: str, values: np.ndarray) -> dict[str, InvalidStateError | TypeError]:
-        seen = self.known.setdefault(variable, {})
-        for value in pd.unique(values):
-            if value not in seen:
-                try:
-                    to_state(self.model, variable, value)
-                except (InvalidStateError, TypeError) as exc:
-                    seen[value] = exc
-                else:
-                    seen[value] = None
-        return {v: e for v, e in seen.items() if e is not None}
-
-
-def _check_states(parsed: _Parsed, chunk: _Chunk, layout: _Layout, checker: _StateChecker, model: Model,
-                  source: str, *, strict: bool) -> None:
-    for variable in layout.variables:
-        values = parsed.frame[variable].to_numpy(dtype=object)
-        bad = checker.bad_values(variable, values)
-        if not bad:
-            continue
-        for k in np.flatnonzero(pd.Series(values).isin(list(bad)).to_numpy()).tolist():
-            if k in parsed.errors:
-                continue
-            value = values[k]
-            states = model.states[variable]
-            err = InputFileError(
-                source, f"invalid state {value!r} for column {variable!r}. Valid states are "
-                f"{', '.join(map(repr, states))} (or an empty cell for not observed).",
-                line=chunk.lines[k], row=chunk.first_row + k, case_id=parsed.ids[k], column=variable,
-                value=value, valid_states=states)
-            if strict:
-                raise err
-            parsed.errors[k] = err
 
 
 # ---------------------------------------------------------------------- scoring a chunk
@@ -436,96 +128,6 @@ def _score_valid(parsed: _Parsed, chunk: _Chunk, layout: _Layout, scorer: Scorer
                 if strict:
                     raise err from None
                 parsed.errors[k] = err
-
-
-def _wide(parsed: _Parsed, results: pd.DataFrame, layout: _Layout, n: int, skip_invalid: bool) -> pd.DataFrame:
-    out = results.reindex(pd.RangeIndex(n))
-    out.insert(0, layout.id_column, parsed.ids)
-    for name in layout.annotations:
-        out[name] = parsed.frame[name].to_numpy()
-    if skip_invalid:
-        out[ERROR_COLUMN] = [parsed.errors[k].reason if k in parsed.errors else "" for k in range(n)]
-    return out
-
-
-def _long(parsed: _Parsed, results: pd.DataFrame, layout: _Layout, n: int, k: int, skip_invalid: bool) -> pd.DataFrame:
-    aligned = results.reindex(pd.RangeIndex(n))
-    causes = aligned[[f"cause_{j}" for j in range(1, k + 1)]].to_numpy(dtype=object)
-    probs = aligned[[f"probability_{j}" for j in range(1, k + 1)]].to_numpy(dtype=float)
-    invalid = np.zeros(n, dtype=bool)
-    invalid[list(parsed.errors)] = True
-    take = np.ones((n, k), dtype=bool)
-    take[invalid, 1:] = False
-    ranks = np.tile(np.arange(1, k + 1), (n, 1))
-    position = np.repeat(np.arange(n), take.sum(axis=1))
-    rank = pd.array(ranks[take], dtype="Int64")
-    rank[invalid[position]] = pd.NA
-    out = pd.DataFrame({
-        layout.id_column: np.asarray(parsed.ids, dtype=object)[position],
-        "rank": rank,
-        "cause": causes[take],
-        "probability": probs[take],
-    })
-    if "score_1" in aligned.columns:
-        out["score"] = aligned[[f"score_{j}" for j in range(1, k + 1)]].to_numpy(dtype=float)[take]
-    for name in layout.annotations:
-        out[name] = parsed.frame[name].to_numpy(dtype=object)[position]
-    if skip_invalid:
-        reasons = np.array([parsed.errors[j].reason if j in parsed.errors else "" for j in range(n)], dtype=object)
-        out[ERROR_COLUMN] = reasons[position]
-    return out
-
-
-# ---------------------------------------------------------------------- output
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, newline: str = "") -> Iterator[IO[str]]:
-    """A text handle on a temporary file next to ``path``, renamed over ``path`` when the block succeeds.
-
-    On any exception the temporary file is removed (and directories created for it, if empty), so no
-    partial output is left and an existing file at ``path`` is untouched. A symbolic link is written
-    through (its target is replaced, the link kept); an existing file keeps its permissions (patient data
-    written 0600 stays 0600); a FIFO or a device (``/dev/null``, ``/dev/stdout``) is written directly, never
-    replaced by a regular file.
-    """
-    text = os.fspath(path)
-    if not text:
-        raise ValueError("The output path is empty; name a file, or - for standard output.")
-    if text.endswith(("/", os.sep)):
-        raise IsADirectoryError(f"The output path {text!r} ends with a separator: name a file, not a folder.")
-    target = Path(os.path.realpath(text))
-    if target.is_dir():
-        raise IsADirectoryError(f"The output path {text!r} is a folder: name a file.")
-    if target.exists() and not target.is_file():  # a FIFO or a device: no temporary file, no rename
-        with open(target, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-        return
-    created: list[Path] = []
-    parent = target.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    for folder in reversed(created):
-        folder.mkdir()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        if target.exists():
-            mode = stat.S_IMODE(target.stat().st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
 
 
 def _source_name(source: Any) -> str:

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .cpd_tables import noisy_parameters, table_for
 from .engine import CompiledNetwork, Decomposition, InferenceEngine
 from .exceptions import ModelFileError
-from .model_file import ModelSpec, noisy_parameters, table_for
+from .model_spec import ModelSpec
 
 __all__ = ["calibrate_base_rates", "compile_spec"]
 

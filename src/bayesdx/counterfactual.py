@@ -57,8 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cpd_tables import noisy_parameters
 from .model import Model
-from .model_file import noisy_parameters
 
 __all__ = ["RANKINGS", "CounterfactualScores", "counterfactual_scores"]
 

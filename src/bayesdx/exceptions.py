@@ -9,10 +9,14 @@ offending item without parsing text::
     ├── InvalidStateError     evidence gives a state the variable does not have (.variable, .state, .valid_states)
     ├── ImpossibleEvidenceError  the evidence has probability zero under the model (.cases)
     ├── ModelTooLargeError    exact inference would need more memory than allowed (.largest_intermediate)
-    └── OutputPathError       an output cannot be written where asked (.path)
+    ├── OutputPathError       an output cannot be written where asked (.path)
+    ├── InputFileError        a cases file cannot be scored (.source, .line, .row, .case_id, .column, .value)
+    └── VignetteError         a vignette file or frame cannot be evaluated (.source, .case, .column, .value)
 
-``UnknownVariableError``, ``InvalidStateError``, ``ModelFileError`` and ``ImpossibleEvidenceError`` are
-also ``ValueError`` subclasses, so generic handlers keep working.
+``UnknownVariableError``, ``InvalidStateError``, ``ModelFileError``, ``ImpossibleEvidenceError``,
+``InputFileError`` and ``VignetteError`` are also ``ValueError`` subclasses, so generic handlers keep working.
+``InputFileError`` is raised by :func:`bayesdx.batch.score_csv` (and re-exported there), ``VignetteError``
+by :mod:`bayesdx.evaluation` (and re-exported there).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Any
 __all__ = [
     "BayesdxError",
     "ImpossibleEvidenceError",
+    "InputFileError",
     "InvalidStateError",
     "ModelFileError",
     "ModelTooLargeError",
     "OutputPathError",
     "UnknownVariableError",
+    "VignetteError",
 ]
 
 
@@ -180,6 +186,85 @@ class OutputPathError(BayesdxError, OSError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.path, self.reason))
+
+
+class InputFileError(BayesdxError, ValueError):
+    """A cases file cannot be scored: a bad header, a malformed line or a bad cell.
+
+    Attributes
+    ----------
+    source : str
+        The file (``"<stdin>"`` for standard input).
+    line : int or None
+        1-based line of the file where the offending record starts.
+    row : int or None
+        1-based data row (the header is not a row; blank lines are not counted).
+    case_id : str or None
+        The case id of the row, where it could be read.
+    column : str or None
+        The offending column.
+    value : object
+        The offending value (or ``None``).
+    valid_states : tuple of str
+        For a bad state: the states of the column's variable.
+    reason : str
+        The message without its location, as written to the ``error`` column with ``skip_invalid=True``.
+    """
+
+    def __init__(self, source: str, reason: str, *, line: int | None = None, row: int | None = None,
+                 case_id: str | None = None, column: str | None = None, value: Any = None,
+                 valid_states: Sequence[str] = ()) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        self.row = row
+        self.case_id = case_id
+        self.column = column
+        self.value = value
+        self.valid_states = tuple(valid_states)
+        where = source
+        if line is not None:
+            where += f", line {line}"
+            details = [f"row {row}"] if row is not None else []
+            if case_id is not None:
+                details.append(f"case {case_id!r}")
+            if details:
+                where += f" ({', '.join(details)})"
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the attributes across processes
+        return (_rebuild_input_file_error, (self.source, self.reason, self.__dict__.copy()))
+
+
+def _rebuild_input_file_error(source: str, reason: str, attrs: dict[str, Any]) -> InputFileError:
+    return InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
+                          column=attrs.get("column"), value=attrs.get("value"),
+                          valid_states=attrs.get("valid_states", ()))
+
+
+class VignetteError(BayesdxError, ValueError):
+    """A vignette file or frame that cannot be evaluated.
+
+    Attributes
+    ----------
+    source : str
+        The file (or ``"<DataFrame>"``).
+    case : str or None
+        The case id of the offending row, where there is one.
+    column : str or None
+        The offending column.
+    value : object
+        The bad value.
+    """
+
+    def __init__(self, source: str, message: str, *, case: str | None = None, column: str | None = None,
+                 value: Any = None) -> None:
+        self.source = source
+        self.case = case
+        self.column = column
+        self.value = value
+        where = f"case {case!r} of " if case is not None else ""
+        super().__init__(f"In {where}{source}: {message}")
 
 
 def _rebuild(cls: type, args: tuple, kwargs: dict) -> BayesdxError:

@@ -1,9 +1,12 @@
-"""The :class:`Model`: a pgmpy network with roles, hypotheses and costs, and :func:`load_model`."""
+"""The :class:`Model`: a pgmpy network with roles, hypotheses and costs, and :func:`load_model`.
+
+Model and prior files are read by :mod:`bayesdx.model_file`; pgmpy networks and BIF/XMLBIF files are read
+and their roles checked by :mod:`bayesdx.network_loading`.
+"""
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ import numpy as np
 from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
 from .engine import CompiledNetwork, InferenceEngine, ProgramCache
-from .exceptions import ModelFileError
 from .harm import HarmWeights
-from .model_file import ModelSpec, PriorSetting, build_network, default_normal, read_model_file, read_prior_file
+from .model_file import read_model_file, read_prior_file
+from .model_spec import ModelSpec, PriorSetting
+from .network_build import build_network
+from .network_loading import NETWORK_SUFFIXES, network_roles, read_network_file
 from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy
 
@@ -287,17 +292,8 @@ def load_model(
         if suffix == ".toml":
             _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
             return _from_spec(read_model_file(path), priors)
-        if suffix in (".bif", ".xml", ".xmlbif", ".bifxml"):
-            if not path.is_file():
-                raise FileNotFoundError(f"No such network file: {str(path)!r}")
-            from pgmpy.readwrite import BIFReader, XMLBIFReader
-
-            try:
-                reader = BIFReader(str(path)) if suffix == ".bif" else XMLBIFReader(str(path))
-                network = reader.get_model()
-            except Exception as exc:  # the readers raise ParseError, ValueError, KeyError, ...: name the file
-                kind = "BIF" if suffix == ".bif" else "XMLBIF"
-                raise ModelFileError(path, "", f"is not a valid {kind} network ({type(exc).__name__}: {exc})") from exc
+        if suffix in NETWORK_SUFFIXES:
+            network = read_network_file(path)
             return from_network(network, causes=causes, tests=tests, normal_states=normal_states,
                                 priors=priors, source=str(path), model_id=path.stem, **extra)
         if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:
@@ -441,72 +437,28 @@ def from_network(
     hidden: Sequence[str] | None = None,
     costs: Mapping[str, float] | None = None,
 ) -> Model:
-    """Wrap a pgmpy ``DiscreteBayesianNetwork`` (see :func:`load_model`)."""
-    if priors is not None:
-        raise ValueError(f"The network {source!r} carries its own prior tables; priors= is only for model files.")
-    if causes is None or isinstance(causes, str) or not len(causes):
-        raise ValueError(
-            f"Loading {source!r} needs causes=[...] (on the command line --causes NODES): the nodes to rank "
-            "(for example causes=['Cirrhosis']). "
-            "Tests go in tests=[...]; every other node is a finding."
-        )
-    nodes = [str(n) for n in network.nodes()]
-    for role, names in (("causes", causes), ("tests", tests)):
-        for name in names:
-            if name not in nodes:
-                import difflib
-
-                close = difflib.get_close_matches(str(name), nodes, n=3)
-                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"The {role} of load_model name {name!r}, which is not a node of {source!r}.{hint}")
-    overlap = set(causes) & set(tests)
-    if overlap:
-        raise ValueError(f"{sorted(overlap)!r} cannot be both a cause and a test.")
-    if len(network.get_cpds()) != len(nodes):
-        missing = sorted(set(nodes) - {c.variable for c in network.get_cpds()})
-        raise ValueError(f"The network {source!r} has nodes without a CPD: {missing!r}.")
-    compiled = CompiledNetwork.from_pgmpy(network)
-    states = dict(zip(compiled.variables, compiled.states, strict=True))
-    normals: dict[str, str | None] = {v: default_normal(states[v]) for v in nodes}
-    for node, normal in (normal_states or {}).items():
-        if node not in causes:
-            raise ValueError(f"normal_states names {node!r}, which is not among the causes {list(causes)!r}.")
-        if normal is not None and normal not in states[node]:
-            raise ValueError(f"normal_states gives {normal!r} for {node!r}; its states are {list(states[node])!r}.")
-        normals[node] = normal
-    hidden_nodes = tuple(n for n in nodes if "__part" in n) if hidden is None else tuple(hidden)
-    for name in hidden_nodes:
-        if name not in nodes or name in causes or name in tests:
-            raise ValueError(f"hidden= names {name!r}, which is not a node of {source!r} outside the causes and tests.")
-    for var, state in (presenting or {}).items():
-        if var not in nodes or state not in states[var]:
-            raise ValueError(f"presenting= gives {var}={state!r}, which is not a node and state of {source!r}.")
-    findings = tuple(n for n in nodes if n not in causes and n not in tests and n not in hidden_nodes)
-    cost_of = dict.fromkeys(findings + tuple(tests), 1.0)
-    for var, value in (costs or {}).items():
-        if var not in cost_of:
-            raise ValueError(f"costs= names {var!r}, which is not a finding or test of {source!r}.")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"costs= gives {var!r} the cost {value!r}; a cost is a finite number >= 0.")
-        cost_of[var] = float(value)
+    """Wrap a pgmpy ``DiscreteBayesianNetwork`` (see :func:`load_model`; the roles are checked by
+    :func:`bayesdx.network_loading.network_roles`)."""
+    roles = network_roles(network, causes=causes, tests=tests, normal_states=normal_states, priors=priors,
+                          source=source, presenting=presenting, hidden=hidden, costs=costs)
     model = Model(
         _pgmpy=network,
-        causes=tuple(causes),
-        findings=findings,
-        tests=tuple(tests),
-        hypotheses=_hypotheses(causes, states, normals),
-        states=MappingProxyType({n: states[n] for n in nodes}),
-        normal_states=MappingProxyType(normals),
-        costs=MappingProxyType(cost_of),
-        labels=MappingProxyType({n: n for n in nodes}),
+        causes=roles.causes,
+        findings=roles.findings,
+        tests=roles.tests,
+        hypotheses=_hypotheses(roles.causes, roles.states, roles.normals),
+        states=MappingProxyType({n: roles.states[n] for n in roles.nodes}),
+        normal_states=MappingProxyType(roles.normals),
+        costs=MappingProxyType(roles.costs),
+        labels=MappingProxyType({n: n for n in roles.nodes}),
         id=model_id,
         version="",
         priors="network",
         source=source,
-        hidden=hidden_nodes,
-        presenting=MappingProxyType(dict(presenting or {})),
+        hidden=roles.hidden,
+        presenting=MappingProxyType(roles.presenting),
     )
-    model.__dict__["compiled"] = compiled  # already built; cached_property reads it from here
+    model.__dict__["compiled"] = roles.compiled  # already built; cached_property reads it from here
     return model
 
 

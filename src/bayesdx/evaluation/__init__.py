@@ -18,9 +18,9 @@ and a Markdown report. The definitions live in the modules:
 
 from __future__ import annotations
 
+from ..exceptions import VignetteError
 from .metrics import McNemarResult
 from .pipeline import evaluate
 from .report import METRICS, EvaluationResult
-from .vignettes import VignetteError
 
 __all__ = ["METRICS", "EvaluationResult", "McNemarResult", "VignetteError", "evaluate"]

@@ -45,7 +45,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .._resources import available
-from ..batch import InputFileError
+from ..exceptions import InputFileError
 from ..model import Model
 
 __all__ = ["CaseMix", "case_mix_weights", "read_case_mix", "stratified_bootstrap"]

@@ -27,38 +27,13 @@ from typing import Any, cast
 import pandas as pd
 
 from ..evidence import normalize_evidence
-from ..exceptions import BayesdxError
+from ..exceptions import VignetteError
 from ..model import Model
 
 __all__ = ["META_COLUMNS", "VignetteError", "Vignettes", "read_vignettes"]
 
 #: Columns of a vignette file that are not evidence.
 META_COLUMNS = ("case_id", "true_cause", "true_triage", "rationale")
-
-
-class VignetteError(BayesdxError, ValueError):
-    """A vignette file or frame that cannot be evaluated.
-
-    Attributes
-    ----------
-    source : str
-        The file (or ``"<DataFrame>"``).
-    case : str or None
-        The case id of the offending row, where there is one.
-    column : str or None
-        The offending column.
-    value : object
-        The bad value.
-    """
-
-    def __init__(self, source: str, message: str, *, case: str | None = None, column: str | None = None,
-                 value: Any = None) -> None:
-        self.source = source
-        self.case = case
-        self.column = column
-        self.value = value
-        where = f"case {case!r} of " if case is not None else ""
-        super().__init__(f"In {where}{source}: {message}")
 
 
 @dataclass(frozen=True)
