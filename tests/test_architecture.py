@@ -61,3 +61,10 @@ def test_the_import_graph_is_found():
 def test_no_import_cycle():
     cycles = list(nx.simple_cycles(import_graph()))
     assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_no_module_over_500_lines():
+    """Small modules with one job each: a newcomer can point at where each idea lives."""
+    long = {str(p.relative_to(SRC)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}

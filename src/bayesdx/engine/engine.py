@@ -22,8 +22,14 @@ __all__ = ["InferenceEngine", "ProgramCache"]
 #: Memory budget, in float64 entries, for the tables of one chunk of cases (8 MiB: faster than larger chunks,
 #: whose tables fall out of the cache).
 CHUNK_BUDGET_ENTRIES = 2**20
+#: A chunk narrower than this runs one case at a time instead (see InferenceEngine.posterior).
+MIN_CHUNK = 16
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
+#: A batch whose one program builds more than this many entries per case, and more than SPLIT_WORTH_RATIO times
+#: what one case's own program builds, is split by each case's pattern of observed variables instead.
+SPLIT_WORTH_ENTRIES = 2**12
+SPLIT_WORTH_RATIO = 4
 #: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
 #: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
 SMALL_BATCH = 64
@@ -173,6 +179,9 @@ class InferenceEngine:
             # for these cases' own evidence
             carried_key, hard = self._universal_key, frozenset()
         program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
+        if program is not None and split and n_cases > 1 and carried_key != self._universal_key \
+                and self._union_costs_more(program, lam, target_ids, decomposed):
+            program = None  # cheaper case by case: every observed variable taken at its state
         if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
             # by each case's own pattern of observed variables, one (cached) contraction per pattern
@@ -197,7 +206,12 @@ class InferenceEngine:
             return finish(net, marg, log_z, offset, route="patterns")
         if program is None:
             program = self._program(carried_key)
-        chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
+        chunk = CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)
+        if chunk < MIN_CHUNK:
+            # tables this large gain nothing from a batch axis, and a narrow one is slow (einsum's inner loops
+            # run over a handful of cases: on mildew 4 cases at a time cost 3.6 times 1 at a time)
+            chunk = 1
+        chunk = max(1, min(n_cases, chunk))
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
         observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
         for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
@@ -224,6 +238,27 @@ class InferenceEngine:
                         m[:, onehot] = column[:, onehot] != 0
                     marg[v][start:stop] = m.T
         return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
+
+    def _union_costs_more(self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int],
+                          decomposed: frozenset[int]) -> bool:
+        """Whether one program for the whole batch costs much more per case than the first case's own.
+
+        The batch's program carries every variable some case observes; where other cases leave it unobserved
+        it stays a likelihood to sum over, where one program per pattern takes it at the case's state and
+        slices it out of every table. On networks with large tables (mildew, pathfinder) that makes the
+        batch's tables many times larger than a case's, and splitting the batch by pattern, one cached
+        program each, is cheaper than one contraction for all (the batch was slower per case than single
+        calls). The first case's program stands for the others'.
+        """
+        if program.entries_per_case <= SPLIT_WORTH_ENTRIES:
+            return False
+        first = {v: a[:1] for v, a in lam.items() if v in set(target_ids) or not (a[0] == 1.0).all()}
+        lowest = frozenset(v for v in decomposed if v in first and self._at_lowest(v, first[v]).all())
+        hard = frozenset(v for v, a in first.items() if np.count_nonzero(a[0]) == 1)
+        key: ProgramKey = (frozenset(first) | frozenset(target_ids), decomposed, lowest, hard)
+        if not self._affordable(key):
+            return False
+        return program.entries_per_case > SPLIT_WORTH_RATIO * self._program(key).entries_per_case
 
     def _decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
         """The noisy variables whose decomposition still holds with ``tables`` (a replaced table has none)."""
