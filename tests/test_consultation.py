@@ -31,6 +31,6 @@ def test_the_accuracy_cost_curve_and_area_follow_the_step_function(bundled_model
         dx = bayesdx.rank_causes({v: cases[k][v] for v in ("age_group", "sex") if v in cases[k]}, model=bundled_model)
         assert hist[0][1] == (dx.causes[0].id == ["restless_legs_syndrome", "stress_anxiety"][k])
     area = result.auc(100.0)
-    assert ((0.0 <= area) & (area <= 1.0)).all()
+    assert ((area >= 0.0) & (area <= 1.0)).all()
     curve = result.accuracy_at([0.0, 1e9])
     assert curve[1] == np.mean(result.top1_final())

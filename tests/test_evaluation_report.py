@@ -217,7 +217,8 @@ def test_forward_samples_follow_the_networks_marginals_and_links():
     model = bayesdx.load_model()
     n = 20_000
     samples = forward_sample(model, n, np.random.default_rng(7))
-    assert len(samples) == n and set(model.variables) <= set(samples.columns)
+    assert len(samples) == n
+    assert set(model.variables) <= set(samples.columns)
     ve = VariableElimination(model.network)
     checked = ["age_group", "sex", "stress_anxiety", "diabetes_mellitus", "polyneuropathy", "leg_twitching",
                "numbness_tingling", "frequency", "creatine_kinase"]

@@ -66,8 +66,8 @@ def test_installed_wheel_loads_the_bundled_model_outside_the_checkout(wheel, tmp
         zf.extractall(site)
     code = (
         "import bayesdx, bayesdx._resources as r; "
-        "assert bayesdx.__file__.startswith(%r), bayesdx.__file__; "
-        "print(r.data_dir('models')); m = bayesdx.load_model(); print(m.id, m.priors)" % str(site)
+        f"assert bayesdx.__file__.startswith({str(site)!r}), bayesdx.__file__; "
+        "print(r.data_dir('models')); m = bayesdx.load_model(); print(m.id, m.priors)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})

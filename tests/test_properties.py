@@ -45,7 +45,8 @@ def _check_probabilities(model, dx):
     assert not np.isnan(probs).any()
     assert ((probs >= -ATOL) & (probs <= 1 + ATOL)).all()
     assert list(probs) == sorted(probs, reverse=True)  # most probable first
-    assert math.isfinite(dx.log_evidence) and dx.log_evidence <= ATOL
+    assert math.isfinite(dx.log_evidence)
+    assert dx.log_evidence <= ATOL
     totals = _node_totals(model, dx)
     for node in model.causes:
         ranked_all = len([h for h in model.hypotheses if h.node == node]) == len(model.states[node])
@@ -57,7 +58,7 @@ def _check_probabilities(model, dx):
 
 def _state_sums_to_one(model, evidence):
     """Every cause node's full marginal (normal state included) sums to 1, through the engine."""
-    observed = {v: s for v, s in evidence.items()}
+    observed = dict(evidence.items())
     n = 1
     lik = {}
     for v, s in observed.items():
