@@ -5,6 +5,7 @@ program carrying every variable) and ``patterns`` (a batch split by each case's 
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from threading import Lock
@@ -22,7 +23,7 @@ __all__ = ["InferenceEngine", "ProgramCache"]
 #: Memory budget, in float64 entries, for the tables of one chunk of cases (8 MiB: faster than larger chunks,
 #: whose tables fall out of the cache).
 CHUNK_BUDGET_ENTRIES = 2**20
-#: A chunk narrower than this runs one case at a time instead (see InferenceEngine.posterior).
+#: A chunk narrower than this is timed against one case at a time, once per program (see InferenceEngine.posterior).
 MIN_CHUNK = 16
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
@@ -92,6 +93,7 @@ class InferenceEngine:
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)
         self._too_large: set[ProgramKey] = set()
+        self._narrow: dict[ProgramKey, int] = {}  # chunk width measured best for programs of narrow chunks
         self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
         self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
@@ -206,12 +208,19 @@ class InferenceEngine:
             return finish(net, marg, log_z, offset, route="patterns")
         if program is None:
             program = self._program(carried_key)
-        chunk = CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)
-        if chunk < MIN_CHUNK:
-            # tables this large gain nothing from a batch axis, and a narrow one is slow (einsum's inner loops
-            # run over a handful of cases: on mildew 4 cases at a time cost 3.6 times 1 at a time)
-            chunk = 1
-        chunk = max(1, min(n_cases, chunk))
+        chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
+        # A narrow chunk of large tables can cost more per case than one case at a time (einsum's inner loops
+        # over a handful of cases: on mildew 4 at a time cost 3.6 times 1 at a time; on pathfinder's next-step
+        # rows 5 at a time cost 0.7 times). Which wins is measured once per program, on the batch's own cases.
+        trial = False
+        if 1 < chunk < MIN_CHUNK:
+            if carried_key in self._narrow:
+                chunk = min(chunk, self._narrow[carried_key])
+            elif n_cases > chunk:
+                trial = True
+            else:
+                chunk = 1  # too few cases to compare: one at a time, the cheaper mistake
+        timing: list[float] = []
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
         observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
         for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
@@ -220,9 +229,14 @@ class InferenceEngine:
             if v in marg:
                 marg[v][:] = 0.0
                 marg[v][np.arange(n_cases), observed[v]] = 1.0
-        for start in range(0, n_cases, chunk):
-            stop = min(n_cases, start + chunk)
+        start = 0
+        while start < n_cases:
+            if trial and len(timing) == 2:  # the first chunk ran wide, the next case alone: keep the faster
+                chunk, trial = self._narrow[carried_key], False
+            width = 1 if trial and len(timing) == 1 else chunk
+            stop = min(n_cases, start + width)
             size = stop - start
+            clock = time.perf_counter()
             lambdas = [
                 lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
                 for v in program.lambda_vars
@@ -237,6 +251,11 @@ class InferenceEngine:
                     if onehot.any():
                         m[:, onehot] = column[:, onehot] != 0
                     marg[v][start:stop] = m.T
+            if trial:
+                timing.append((time.perf_counter() - clock) / size)
+                if len(timing) == 2:
+                    self._narrow[carried_key] = 1 if timing[1] < timing[0] else chunk
+            start = stop
         return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
 
     def _union_costs_more(self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int],
