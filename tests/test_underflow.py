@@ -37,7 +37,8 @@ def test_evidence_of_probability_1e_minus_360_keeps_its_exact_log_and_marginals(
     passes = execute.passes
     monkeypatch.setattr(execute, "passes", lambda *a, **k: calls.append(k["scaled"]) or passes(*a, **k))
     post = engine.posterior(lik, ["child", "r1"], n)
-    assert calls == [False, True]  # the unscaled pass underflowed and was redone with rescaling
+    assert calls[0] is False  # the unscaled pass ran first ...
+    assert True in calls  # ... underflowed, and was redone with rescaling (however the cases were chunked)
     expected = [N_ROOTS * math.log(RARE)] * 2 + [(N_ROOTS - 1) * math.log(RARE) + math.log(1 - RARE)]
     assert_allclose(post.log_evidence, expected, rtol=1e-12)
     assert not post.impossible.any()
