@@ -281,3 +281,15 @@ def test_cli_case_mix_writes_the_weighted_columns(tmp_path):
     bad = CliRunner().invoke(main, ["evaluate", str(DEV), "--case-mix", "nope", "--samples", "0", "-q"])
     assert bad.exit_code != 0
     assert "must name a prior setting" in bad.output
+
+
+def test_progress_is_reported_inside_the_long_stages():
+    """Every stage announces itself, and the two long ones report inside: each consultation round and each
+    block of prior draws."""
+    frame = pd.read_csv(DEV, dtype=str).head(4)
+    messages: list[str] = []
+    evaluate(frame, priors=["article"], next_steps=True, n_prior_draws=3, n_self_consistency=0, n_bootstrap=5,
+             progress=messages.append)
+    assert any(m.startswith("article: scoring 4 cases") for m in messages)
+    assert any("consultation round 1, 4 cases open" in m for m in messages)
+    assert any(m == "article: prior draws 3/3" for m in messages)

@@ -30,7 +30,7 @@ budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +110,7 @@ def simulate_consultations(
     ranking: str | None = None,
     alpha: float | None = None,
     max_steps: int = 30,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Consultations:
     """Hold a simulated consultation on every vignette (see the module docstring).
 
@@ -126,6 +127,8 @@ def simulate_consultations(
         As for :func:`bayesdx.rank_causes`.
     max_steps : int, default 30
         Steps at most per case.
+    progress : callable, optional
+        Called with ``(round, cases still open)`` as each round starts.
     """
     n = len(evidence)
     current = [{v: ev[v] for v in START if v in ev} for ev in evidence]
@@ -134,7 +137,11 @@ def simulate_consultations(
     spent = np.zeros(n)
     history: list[list[tuple[float, bool]]] = [[] for _ in range(n)]
     open_cases = list(range(n))
+    rounds = 0
     while open_cases:
+        rounds += 1
+        if progress is not None:
+            progress(rounds, len(open_cases))
         observed = [with_presenting(model, current[k]) for k in open_cases]
         results = analyse_cases(model, observed, likelihoods_from_evidence(model, observed),
                                 [labels[k] for k in open_cases], alpha=alpha, next_steps=True, ranking=ranking)

@@ -283,8 +283,12 @@ def evaluate(
         if next_steps:
             k = n if step_cases is None else min(step_cases, n)
             say(f"{name}: simulated consultations of {k} cases")
-            consult = simulate_consultations(m, cases.evidence[:k], list(cases.true_cause[:k]), list(cases.case_ids[:k]),
-                                             ranking=ranking)
+
+            def rounds(r: int, still_open: int, name: str = name) -> None:
+                say(f"{name}: consultation round {r}, {still_open} cases open")
+
+            consult = simulate_consultations(m, cases.evidence[:k], list(cases.true_cause[:k]),
+                                             list(cases.case_ids[:k]), ranking=ranking, progress=rounds)
             curve_rows.append(consult.curve(CURVE_BUDGETS).assign(priors=name))
         per_case = _per_case_metrics(s, cases.true_triage, levels, consult)
         outcome = np.zeros_like(s.probabilities)
