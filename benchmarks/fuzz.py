@@ -35,7 +35,7 @@ def _base_rows(rng: random.Random, model: bayesdx.Model, n: int) -> list[list[st
         row = [f"c{k}"]
         for v in VARIABLES:
             row.append(rng.choice(["", *model.answers(v)]))
-        row.append(rng.choice(["ok", "5\" tall", "a,b", "line\nbreak", "=1+1", "café", ""]))
+        row.append(rng.choice(["ok", '5" tall', "a,b", "line\nbreak", "=1+1", "café", ""]))
         rows.append(row)
     return rows
 
@@ -87,8 +87,11 @@ def fuzz_cli(n: int, rng: random.Random, model: bayesdx.Model) -> tuple[int, int
             import csv
 
             with open(source, encoding="utf-8-sig", newline="") as handle:  # the oracle: the csv module
-                records = [r for r in csv.reader(handle, delimiter=";" if name == "semicolon" else ",")
-                           if r and not (len(r) == 1 and not r[0].strip())]
+                records = [
+                    r
+                    for r in csv.reader(handle, delimiter=";" if name == "semicolon" else ",")
+                    if r and not (len(r) == 1 and not r[0].strip())
+                ]
             header, data = records[0], records[1:]
             if got["case_id"].tolist() != [r[0] if r else "" for r in data]:
                 problem = "rows lost or reordered"
@@ -122,8 +125,27 @@ def fuzz_cli(n: int, rng: random.Random, model: bayesdx.Model) -> tuple[int, int
 
 
 def fuzz_api(n: int, rng: random.Random, model: bayesdx.Model) -> tuple[int, int, list[str]]:
-    values = ["yes", "no", "", None, float("nan"), np.float32("nan"), True, False, 3, "YES", "abnormal", "neurogenic",
-              "adult", "child", "daily", pd.NA, np.str_("yes"), b"yes", ["yes"]]
+    values = [
+        "yes",
+        "no",
+        "",
+        None,
+        float("nan"),
+        np.float32("nan"),
+        True,
+        False,
+        3,
+        "YES",
+        "abnormal",
+        "neurogenic",
+        "adult",
+        "child",
+        "daily",
+        pd.NA,
+        np.str_("yes"),
+        b"yes",
+        ["yes"],
+    ]
     names = [*VARIABLES, "fevr", 7, "leg_twitching"]
     clean, defects = 0, []
     allowed = (bayesdx.BayesdxError, TypeError, ValueError)
@@ -158,8 +180,7 @@ def main_(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     model = bayesdx.load_model()
     total = 0
-    for label, (tried, clean, defects) in (("CLI runs", fuzz_cli(args.cli, rng, model)),
-                                          ("API inputs", fuzz_api(args.api, rng, model))):
+    for label, (tried, clean, defects) in (("CLI runs", fuzz_cli(args.cli, rng, model)), ("API inputs", fuzz_api(args.api, rng, model))):
         print(f"{label}: {tried} tried, {clean} clean, {len(defects)} defects")
         for d in defects[:20]:
             print("  ", d)

@@ -57,8 +57,7 @@ SEED = 20261124
 NETWORKS = ("leg_twitch", "child", "hepar2", "pathfinder")
 CAUSES: dict[str, tuple[str, ...]] = {
     "child": ("Disease",),
-    "hepar2": ("Cirrhosis", "PBC", "hepatotoxic", "THepatitis", "ChHepatitis", "fibrosis", "Steatosis",
-               "Hyperbilirubinemia"),
+    "hepar2": ("Cirrhosis", "PBC", "hepatotoxic", "THepatitis", "ChHepatitis", "fibrosis", "Steatosis", "Hyperbilirubinemia"),
     "pathfinder": ("Fault",),
 }
 TOP_K = 3
@@ -238,8 +237,7 @@ def to_pyagrum(network: Any, model: bayesdx.Model) -> Any:
             continue
         import itertools
 
-        for column, configuration in enumerate(itertools.product(*[[str(s) for s in cpd.state_names[p]]
-                                                                    for p in parents])):
+        for column, configuration in enumerate(itertools.product(*[[str(s) for s in cpd.state_names[p]] for p in parents])):
             bn.cpt(name)[dict(zip(parents, configuration, strict=True))] = values[:, column].tolist()
     for name in model.variables:
         labels = tuple(bn.variable(name).labels())
@@ -258,8 +256,7 @@ def _h2(p: np.ndarray) -> np.ndarray:
 def _entropy(model: bayesdx.Model, pursued: Sequence[Any], marginals: Mapping[str, np.ndarray]) -> float:
     """Entropy of the pursued hypotheses, each weighted by the model file's harm weight (1 without [harm])."""
     weight = model.harm.weights if model.harm is not None else {}
-    return float(sum(weight.get(h.id, 1.0) * _h2(marginals[h.node][model.states[h.node].index(h.state)])
-                     for h in pursued))
+    return float(sum(weight.get(h.id, 1.0) * _h2(marginals[h.node][model.states[h.node].index(h.state)]) for h in pursued))
 
 
 def candidates(model: bayesdx.Model, case: Mapping[str, str]) -> list[str]:
@@ -279,9 +276,15 @@ def _probabilities(model: bayesdx.Model, marginals: Mapping[str, np.ndarray]) ->
     return {h.id: float(marginals[h.node][model.states[h.node].index(h.state)]) for h in model.hypotheses}
 
 
-def _eig(model: bayesdx.Model, pursued: Sequence[Any], base: Mapping[str, np.ndarray],
-         outcome: Callable[[str, np.ndarray], list[Mapping[str, np.ndarray] | None]],
-         p_x: Callable[[str], np.ndarray], case: Mapping[str, str], limit: int | None) -> dict[str, float]:
+def _eig(
+    model: bayesdx.Model,
+    pursued: Sequence[Any],
+    base: Mapping[str, np.ndarray],
+    outcome: Callable[[str, np.ndarray], list[Mapping[str, np.ndarray] | None]],
+    p_x: Callable[[str], np.ndarray],
+    case: Mapping[str, str],
+    limit: int | None,
+) -> dict[str, float]:
     s_now = _entropy(model, pursued, base)
     result = {}
     for var in candidates(model, case)[:limit]:
@@ -293,8 +296,9 @@ def _eig(model: bayesdx.Model, pursued: Sequence[Any], base: Mapping[str, np.nda
 
 
 # ---------------------------------------------------------------------- pgmpy
-def run_pgmpy(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], pursued: Sequence[Sequence[Any]] | None,
-              limit: int | None = None) -> tuple[list[Answer], list[float]]:
+def run_pgmpy(
+    model: bayesdx.Model, cases: Sequence[Mapping[str, str]], pursued: Sequence[Sequence[Any]] | None, limit: int | None = None
+) -> tuple[list[Answer], list[float]]:
     """pgmpy VariableElimination, one query per cause node (and per candidate outcome with ``pursued``)."""
     from pgmpy.inference import VariableElimination
 
@@ -327,10 +331,10 @@ def run_pgmpy(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], pursued:
         if pursued is not None:
             nodes = list(dict.fromkeys(h.node for h in pursued[k]))
 
-            def outcome(var: str, px: np.ndarray, case: Mapping[str, str] = case, nodes: list[str] = nodes
-                        ) -> list[dict[str, np.ndarray] | None]:
-                return [{c: marginal(c, {**case, var: x}) for c in nodes} if px[j] > 0 else None
-                        for j, x in enumerate(model.states[var])]
+            def outcome(
+                var: str, px: np.ndarray, case: Mapping[str, str] = case, nodes: list[str] = nodes
+            ) -> list[dict[str, np.ndarray] | None]:
+                return [{c: marginal(c, {**case, var: x}) for c in nodes} if px[j] > 0 else None for j, x in enumerate(model.states[var])]
 
             eig = _eig(model, pursued[k], base, outcome, lambda var, case=case: marginal(var, case), case, limit)
         seconds.append(time.perf_counter() - start)
@@ -345,8 +349,9 @@ def _pyagrum_evidence(model: bayesdx.Model, case: Mapping[str, str]) -> dict[str
     return {**hard, **{v: vector.tolist() for v, vector in soft.items()}}
 
 
-def run_pyagrum(model: bayesdx.Model, bn: Any, cases: Sequence[Mapping[str, str]],
-                pursued: Sequence[Sequence[Any]] | None, limit: int | None = None) -> tuple[list[Answer], list[float]]:
+def run_pyagrum(
+    model: bayesdx.Model, bn: Any, cases: Sequence[Mapping[str, str]], pursued: Sequence[Sequence[Any]] | None, limit: int | None = None
+) -> tuple[list[Answer], list[float]]:
     """pyAgrum LazyPropagation, engines reused between cases, targets restricted to what is asked."""
     import pyagrum as gum
 
@@ -391,18 +396,19 @@ def run_pyagrum(model: bayesdx.Model, bn: Any, cases: Sequence[Mapping[str, str]
 
 
 # ---------------------------------------------------------------------- bayesdx
-def bayesdx_answers(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], *, steps: bool
-                    ) -> tuple[list[Answer], list[tuple]]:
+def bayesdx_answers(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], *, steps: bool) -> tuple[list[Answer], list[tuple]]:
     """Posteriors (and EIGs, pursued hypotheses with ``steps``) from bayesdx: one batched analysis, untimed."""
     from bayesdx.evidence import likelihoods_from_evidence
 
-    results = analyse_cases(model, list(cases), likelihoods_from_evidence(model, list(cases)), list(range(len(cases))),
-                            next_steps=steps)
+    results = analyse_cases(model, list(cases), likelihoods_from_evidence(model, list(cases)), list(range(len(cases))), next_steps=steps)
     by_id = {h.id: h for h in model.hypotheses}
-    answers = [Answer({c.id: c.probability for c in r.causes},  # studies (tests done together) have no per-variable reference
-                      {s.id: s.expected_information_gain for s in r.next_steps if s.id not in model.studies}
-                      if steps else None)
-               for r in results]
+    answers = [
+        Answer(
+            {c.id: c.probability for c in r.causes},  # studies (tests done together) have no per-variable reference
+            {s.id: s.expected_information_gain for s in r.next_steps if s.id not in model.studies} if steps else None,
+        )
+        for r in results
+    ]
     return answers, [tuple(by_id[i] for i in r.pursued) for r in results]
 
 
@@ -418,8 +424,15 @@ def _best(function: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def time_bayesdx(model: bayesdx.Model, cases: Sequence[Mapping[str, str]], frame: pd.DataFrame, batch: int,
-                 steps: bool, single_cases: int, quick: bool = False) -> tuple[str, float]:
+def time_bayesdx(
+    model: bayesdx.Model,
+    cases: Sequence[Mapping[str, str]],
+    frame: pd.DataFrame,
+    batch: int,
+    steps: bool,
+    single_cases: int,
+    quick: bool = False,
+) -> tuple[str, float]:
     """Seconds per case. A batch of one is the interactive ``rank_causes`` call, averaged over distinct cases."""
     if batch == 1:
         chosen = cases[:single_cases]
@@ -464,9 +477,15 @@ def peak_memory(model: bayesdx.Model, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- agreement
-def check_agreement(model: bayesdx.Model, name: str, engine: str, ours: Sequence[Answer],
-                    theirs: Sequence[Answer], cases: Sequence[Mapping[str, str]],
-                    limit: int | None = None) -> dict[str, Any]:
+def check_agreement(
+    model: bayesdx.Model,
+    name: str,
+    engine: str,
+    ours: Sequence[Answer],
+    theirs: Sequence[Answer],
+    cases: Sequence[Mapping[str, str]],
+    limit: int | None = None,
+) -> dict[str, Any]:
     worst_p = worst_eig = 0.0
     n_eig = 0
     for k, (a, b) in enumerate(zip(ours, theirs, strict=False)):
@@ -476,22 +495,31 @@ def check_agreement(model: bayesdx.Model, name: str, engine: str, ours: Sequence
             diff = abs(a.probabilities[h] - p)
             worst_p = max(worst_p, diff)
             if not diff <= ATOL:
-                raise AgreementError(f"{name}, case {k} {dict(cases[k])!r}: P({h} | e) is {a.probabilities[h]!r} "
-                                     f"in bayesdx and {p!r} in {engine} (difference {diff:.3g} > {ATOL}).")
+                raise AgreementError(
+                    f"{name}, case {k} {dict(cases[k])!r}: P({h} | e) is {a.probabilities[h]!r} "
+                    f"in bayesdx and {p!r} in {engine} (difference {diff:.3g} > {ATOL})."
+                )
         if b.eig is not None:
             assert a.eig is not None
             if not b.eig or not set(b.eig) <= set(a.eig) or (limit is None and set(a.eig) != set(b.eig)):
-                raise AgreementError(f"{name}, case {k}: candidates differ between bayesdx {sorted(a.eig)} and "
-                                     f"{engine} {sorted(b.eig)}")
+                raise AgreementError(f"{name}, case {k}: candidates differ between bayesdx {sorted(a.eig)} and {engine} {sorted(b.eig)}")
             for var, g in b.eig.items():
                 diff = abs(a.eig[var] - g)
                 worst_eig = max(worst_eig, diff)
                 n_eig += 1
                 if not diff <= ATOL:
-                    raise AgreementError(f"{name}, case {k} {dict(cases[k])!r}: EIG of {var!r} is {a.eig[var]!r} "
-                                         f"in bayesdx and {g!r} in {engine} (difference {diff:.3g} > {ATOL}).")
-    return {"network": name, "engine": engine, "cases": len(theirs), "eig_values": n_eig,
-            "max_posterior_diff": worst_p, "max_eig_diff": worst_eig}
+                    raise AgreementError(
+                        f"{name}, case {k} {dict(cases[k])!r}: EIG of {var!r} is {a.eig[var]!r} "
+                        f"in bayesdx and {g!r} in {engine} (difference {diff:.3g} > {ATOL})."
+                    )
+    return {
+        "network": name,
+        "engine": engine,
+        "cases": len(theirs),
+        "eig_values": n_eig,
+        "max_posterior_diff": worst_p,
+        "max_eig_diff": worst_eig,
+    }
 
 
 # ---------------------------------------------------------------------- networks too large
@@ -514,8 +542,9 @@ def grid_network(side: int, seed: int = SEED) -> Any:
             parents = [name(r - 1, c)] * (r > 0) + [name(r, c - 1)] * (c > 0)
             network.add_edges_from((p, name(r, c)) for p in parents)
             p = rng.uniform(0.05, 0.95, size=2 ** len(parents))
-            cpds.append(TabularCPD(name(r, c), 2, np.vstack([p, 1 - p]), evidence=parents or None,
-                                   evidence_card=[2] * len(parents) or None))
+            cpds.append(
+                TabularCPD(name(r, c), 2, np.vstack([p, 1 - p]), evidence=parents or None, evidence_card=[2] * len(parents) or None)
+            )
     network.add_cpds(*cpds)
     return network
 
@@ -535,9 +564,16 @@ def too_large(side: int = 40) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        return {"network": f"grid{side}x{side}", "nodes": len(model.variables), "observed": len(case),
-                "causes": causes, "seconds_to_error": elapsed, "largest_intermediate": error.largest_intermediate,
-                "peak_mib": peak / 2**20, "message": str(error)}
+        return {
+            "network": f"grid{side}x{side}",
+            "nodes": len(model.variables),
+            "observed": len(case),
+            "causes": causes,
+            "seconds_to_error": elapsed,
+            "largest_intermediate": error.largest_intermediate,
+            "peak_mib": peak / 2**20,
+            "message": str(error),
+        }
     tracemalloc.stop()
     raise AgreementError(f"grid{side}x{side}: expected ModelTooLargeError; got an answer")
 
@@ -563,18 +599,25 @@ def munin_exact() -> dict[str, Any]:
     ie.setEvidence(case)
     ie.makeInference()
     theirs = time.perf_counter() - start
-    diff = max(abs(dx.probability(h.id) - ie.posterior(h.node).toarray()[model.states[h.node].index(h.state)])
-               for h in model.hypotheses)
+    diff = max(abs(dx.probability(h.id) - ie.posterior(h.node).toarray()[model.states[h.node].index(h.state)]) for h in model.hypotheses)
     if diff > 1e-9:
         raise AgreementError(f"munin: bayesdx and pyAgrum differ by {diff:.3g}")
     largest = model.engine.largest_intermediate(list(case) + list(causes))
-    return {"network": "munin", "nodes": len(model.variables), "observed": len(case), "bayesdx_s": ours,
-            "pyagrum_s": theirs, "max_difference": diff, "largest_intermediate": largest}
+    return {
+        "network": "munin",
+        "nodes": len(model.variables),
+        "observed": len(case),
+        "bayesdx_s": ours,
+        "pyagrum_s": theirs,
+        "max_difference": diff,
+        "largest_intermediate": largest,
+    }
 
 
 # ---------------------------------------------------------------------- the run
-def bench_network(name: str, args: argparse.Namespace, results: Results, log: Callable[[str], None],
-                  models: dict[str, bayesdx.Model] | None = None) -> None:
+def bench_network(
+    name: str, args: argparse.Namespace, results: Results, log: Callable[[str], None], models: dict[str, bayesdx.Model] | None = None
+) -> None:
     """The sampled workload on network ``name``: forward samples with ``--observed`` findings or tests."""
     model = _cached(name, models)
     rng = np.random.default_rng(SEED)
@@ -582,8 +625,9 @@ def bench_network(name: str, args: argparse.Namespace, results: Results, log: Ca
     bench_cases(name, "sampled", model, cases, sorted(args.sizes), args, results, log)
 
 
-def bench_vignettes(args: argparse.Namespace, results: Results, log: Callable[[str], None],
-                    models: dict[str, bayesdx.Model] | None = None) -> None:
+def bench_vignettes(
+    args: argparse.Namespace, results: Results, log: Callable[[str], None], models: dict[str, bayesdx.Model] | None = None
+) -> None:
     """The vignette workload: ``evaluation/vignettes/*.csv`` on the bundled model, replicated to ``--vignette-cases``."""
     name = workloads.VIGNETTE_NETWORK
     model = _cached(name, models)
@@ -605,8 +649,16 @@ def _cached(name: str, models: dict[str, bayesdx.Model] | None) -> bayesdx.Model
     return models[name]
 
 
-def bench_cases(name: str, workload: str, model: bayesdx.Model, cases: Sequence[Mapping[str, str]],
-                sizes: Sequence[int], args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+def bench_cases(
+    name: str,
+    workload: str,
+    model: bayesdx.Model,
+    cases: Sequence[Mapping[str, str]],
+    sizes: Sequence[int],
+    args: argparse.Namespace,
+    results: Results,
+    log: Callable[[str], None],
+) -> None:
     """Time both tasks at every batch size in ``sizes`` on ``cases``; references on the first few cases."""
     tag = name if workload == "sampled" else f"{name}/{workload}"
     n_cases = max(sizes)
@@ -618,8 +670,8 @@ def bench_cases(name: str, workload: str, model: bayesdx.Model, cases: Sequence[
     n_pg, n_pg_steps = min(args.pgmpy_cases, n_cases), min(args.pgmpy_step_cases, n_cases)
     n_ga, n_ga_steps = min(args.pyagrum_cases, n_cases), min(args.pyagrum_step_cases, n_cases)
     full = [{**presenting(model), **case} for case in cases]  # the evidence bayesdx conditions on
-    ours, _ = bayesdx_answers(model, full[:max(n_pg, n_ga)], steps=False)
-    ours_steps, pursued = bayesdx_answers(model, full[:max(n_pg_steps, n_ga_steps)], steps=True)
+    ours, _ = bayesdx_answers(model, full[: max(n_pg, n_ga)], steps=False)
+    ours_steps, pursued = bayesdx_answers(model, full[: max(n_pg_steps, n_ga_steps)], steps=True)
 
     log(f"[{tag}] pgmpy: ranking on {n_pg} cases, next steps on {n_pg_steps}")
     pg_rank, pg_rank_s = run_pgmpy(model, full[:n_pg], None)
@@ -632,23 +684,23 @@ def bench_cases(name: str, workload: str, model: bayesdx.Model, cases: Sequence[
     checked = []
     for engine, rank, steps in (("pgmpy", pg_rank, pg_steps), ("pyAgrum", ga_rank, ga_steps)):
         checked.append(check_agreement(model, tag, engine, ours, rank, full))
-        checked.append(check_agreement(model, tag, engine + " (next steps)", ours_steps, steps, full,
-                                       args.step_candidates))
+        checked.append(check_agreement(model, tag, engine + " (next steps)", ours_steps, steps, full, args.step_candidates))
     for entry in checked:
         entry.update(network=name, workload=workload)
     results.agreement.extend(checked)
-    log(f"[{tag}] agreement to {ATOL}: " + "; ".join(
-        f"{a['engine']} {a['cases']} cases max |dp| {a['max_posterior_diff']:.1e} max |dEIG| {a['max_eig_diff']:.1e}"
-        for a in checked))
+    log(
+        f"[{tag}] agreement to {ATOL}: "
+        + "; ".join(
+            f"{a['engine']} {a['cases']} cases max |dp| {a['max_posterior_diff']:.1e} max |dEIG| {a['max_eig_diff']:.1e}" for a in checked
+        )
+    )
 
     one = cases[0]
-    results.engine_calls[f"{tag}: rank_causes, next steps"] = count_engine_calls(
-        model, lambda: bayesdx.rank_causes(one, model=model))
+    results.engine_calls[f"{tag}: rank_causes, next steps"] = count_engine_calls(model, lambda: bayesdx.rank_causes(one, model=model))
     rate: dict[str, tuple[str, float]] = {}  # task -> (call, seconds per case) of the last batch that ran
     memory_batch = 0
     for batch in sizes:
-        for task, steps, refs in (("ranking", False, (pg_rank_s, ga_rank_s)),
-                                  ("ranking+next steps", True, (pg_steps_s, ga_steps_s))):
+        for task, steps, refs in (("ranking", False, (pg_rank_s, ga_rank_s)), ("ranking+next steps", True, (pg_steps_s, ga_steps_s))):
             estimated = task in rate and batch > 1 and rate[task][1] * batch > args.budget
             if estimated:
                 call, per_case = rate[task]
@@ -658,21 +710,33 @@ def bench_cases(name: str, workload: str, model: bayesdx.Model, cases: Sequence[
                 rate[task] = (call, per_case)
                 if steps and batch > 1 and per_case * batch <= args.budget:
                     memory_batch = batch  # the traced memory run repeats the largest affordable batch
-            pg = refs[0][:max(1, min(batch, len(refs[0])))]
-            ga = refs[1][:max(1, min(batch, len(refs[1])))]
-            row = Row(name, task, batch, call, per_case * 1e3, float(np.mean(pg)) * 1e3, len(pg),
-                      float(np.mean(ga)) * 1e3, len(ga), estimated, workload)
+            pg = refs[0][: max(1, min(batch, len(refs[0])))]
+            ga = refs[1][: max(1, min(batch, len(refs[1])))]
+            row = Row(
+                name,
+                task,
+                batch,
+                call,
+                per_case * 1e3,
+                float(np.mean(pg)) * 1e3,
+                len(pg),
+                float(np.mean(ga)) * 1e3,
+                len(ga),
+                estimated,
+                workload,
+            )
             results.rows.append(row)
-            log(f"[{tag}] batch {batch:>6} {task:<19} bayesdx {row.bayesdx_ms:9.4f} ms/case "
+            log(
+                f"[{tag}] batch {batch:>6} {task:<19} bayesdx {row.bayesdx_ms:9.4f} ms/case "
                 f"{'(ESTIMATED, not run: over --budget) ' if estimated else ''}"
                 f"({row.cases_per_second:9.0f}/s)  pgmpy {row.pgmpy_ms:9.2f} ms ({row.pgmpy_n})  "
                 f"pyAgrum {row.pyagrum_ms:8.2f} ms ({row.pyagrum_n})  x{row.vs_pgmpy:8.0f} pgmpy  "
-                f"x{row.vs_pyagrum:7.0f} pyAgrum")
+                f"x{row.vs_pyagrum:7.0f} pyAgrum"
+            )
     if not args.no_memory and memory_batch:
         mem = {"network": name, "workload": workload, **peak_memory(model, frame.iloc[:memory_batch])}
         results.memory.append(mem)
-        log(f"[{tag}] peak memory (tracemalloc), score(next_step=True) on {mem['cases']} cases: "
-            f"{mem['peak_mib']:.1f} MiB")
+        log(f"[{tag}] peak memory (tracemalloc), score(next_step=True) on {mem['cases']} cases: {mem['peak_mib']:.1f} MiB")
 
 
 def _ratio(x: float) -> str:
@@ -692,8 +756,11 @@ def markdown(results: Results) -> str:
         f"(mean over {s['single_cases']} different cases); larger batches are one `score` call. A row marked "
         f"≈ was not run: its time at the rate of the largest batch that ran would exceed --budget "
         f"({s['budget']:.0f} s)."
-        + ("" if s["step_candidates"] is None else
-           f" The references compute the EIG of the first {s['step_candidates']} candidates only (smoke run)."),
+        + (
+            ""
+            if s["step_candidates"] is None
+            else f" The references compute the EIG of the first {s['step_candidates']} candidates only (smoke run)."
+        ),
         "",
         "| network | workload | task | batch | bayesdx call | bayesdx ms/case | bayesdx cases/s | pgmpy ms/case (cases) "
         "| pyAgrum ms/case (cases) | speed-up vs pgmpy | speed-up vs pyAgrum |",
@@ -701,32 +768,48 @@ def markdown(results: Results) -> str:
     ]
     for r in results.rows:
         est = "≈" if r.estimated else ""
-        lines.append(f"| {r.network} | {r.workload} | {r.task} | {r.batch:,} | `{r.call}`"
-                     f"{' (not run, est.)' if r.estimated else ''} "
-                     f"| {est}{r.bayesdx_ms:.4g} | "
-                     f"{est}{r.cases_per_second:,.0f} | {r.pgmpy_ms:.4g} ({r.pgmpy_n}) | {r.pyagrum_ms:.4g} ({r.pyagrum_n}) | "
-                     f"{est}{_ratio(r.vs_pgmpy)} | {est}{_ratio(r.vs_pyagrum)} |")
+        lines.append(
+            f"| {r.network} | {r.workload} | {r.task} | {r.batch:,} | `{r.call}`"
+            f"{' (not run, est.)' if r.estimated else ''} "
+            f"| {est}{r.bayesdx_ms:.4g} | "
+            f"{est}{r.cases_per_second:,.0f} | {r.pgmpy_ms:.4g} ({r.pgmpy_n}) | {r.pyagrum_ms:.4g} ({r.pyagrum_n}) | "
+            f"{est}{_ratio(r.vs_pgmpy)} | {est}{_ratio(r.vs_pyagrum)} |"
+        )
     lines += workloads.side_by_side(results.rows, _ratio)
     if results.memory:
-        lines += ["", "| network | workload | peak memory (tracemalloc), `score(next_step=True)` | cases |",
-                  "|---|---|---:|---:|"]
-        lines += [f"| {m['network']} | {m.get('workload', 'sampled')} | {m['peak_mib']:.1f} MiB | {m['cases']:,} |"
-                  for m in results.memory]
+        lines += ["", "| network | workload | peak memory (tracemalloc), `score(next_step=True)` | cases |", "|---|---|---:|---:|"]
+        lines += [f"| {m['network']} | {m.get('workload', 'sampled')} | {m['peak_mib']:.1f} MiB | {m['cases']:,} |" for m in results.memory]
         lines.append(f"\nProcess peak RSS (ru_maxrss, whole run incl. pgmpy and pyAgrum): {s['maxrss_mib']:.0f} MiB.")
     if results.too_large:
-        lines += ["", "| network | observed | time to ModelTooLargeError | largest intermediate (entries per case) "
-                  "| memory traced until the error |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {t['network']} | {t['observed']} | {t['seconds_to_error'] * 1e3:.0f} ms | "
-                  f"{t['largest_intermediate']:.3g} ({t['largest_intermediate'] * 8 / 2**30:.3g} GiB) | "
-                  f"{t['peak_mib']:.1f} MiB |" for t in results.too_large]
+        lines += [
+            "",
+            "| network | observed | time to ModelTooLargeError | largest intermediate (entries per case) | memory traced until the error |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {t['network']} | {t['observed']} | {t['seconds_to_error'] * 1e3:.0f} ms | "
+            f"{t['largest_intermediate']:.3g} ({t['largest_intermediate'] * 8 / 2**30:.3g} GiB) | "
+            f"{t['peak_mib']:.1f} MiB |"
+            for t in results.too_large
+        ]
     if results.agreement:
-        lines += ["", "| network | workload | reference | cases | EIG values | max posterior difference "
-                  "| max EIG difference |", "|---|---|---|---:|---:|---:|---:|"]
-        lines += [f"| {a['network']} | {a.get('workload', 'sampled')} | {a['engine']} | {a['cases']} | {a['eig_values']} | "
-                  f"{a['max_posterior_diff']:.1e} | {a['max_eig_diff']:.1e} |" for a in results.agreement]
+        lines += [
+            "",
+            "| network | workload | reference | cases | EIG values | max posterior difference | max EIG difference |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {a['network']} | {a.get('workload', 'sampled')} | {a['engine']} | {a['cases']} | {a['eig_values']} | "
+            f"{a['max_posterior_diff']:.1e} | {a['max_eig_diff']:.1e} |"
+            for a in results.agreement
+        ]
     if results.engine_calls:
-        lines += ["", "Engine calls of one `rank_causes` with next steps: "
-                  + ", ".join(f"{k.split(':')[0]} {v}" for k, v in results.engine_calls.items()) + "."]
+        lines += [
+            "",
+            "Engine calls of one `rank_causes` with next steps: "
+            + ", ".join(f"{k.split(':')[0]} {v}" for k, v in results.engine_calls.items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -738,36 +821,58 @@ def _workloads(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sizes = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     p.add_argument("--sizes", type=sizes, default=[1, 100, 10_000], help="batch sizes, comma-separated")
-    p.add_argument("--networks", type=lambda t: t.split(","), default=list(NETWORKS),
-                   help=f"comma-separated, from {', '.join(NETWORKS)} (sampled workload)")
-    p.add_argument("--workloads", type=_workloads, default=list(workloads.WORKLOADS),
-                   help="comma-separated: sampled (forward samples of --networks), vignettes "
-                   "(evaluation/vignettes/*.csv on the bundled model)")
-    p.add_argument("--vignette-cases", type=int, default=10_000,
-                   help="vignette workload: the vignettes are replicated to this many cases (--quick: the largest --sizes)")
-    p.add_argument("--vignette-files", type=lambda t: t.split(","), default=None,
-                   help=f"vignette workload: comma-separated CSV files (default {','.join(workloads.VIGNETTE_FILES)} "
-                   "in evaluation/vignettes)")
+    p.add_argument(
+        "--networks",
+        type=lambda t: t.split(","),
+        default=list(NETWORKS),
+        help=f"comma-separated, from {', '.join(NETWORKS)} (sampled workload)",
+    )
+    p.add_argument(
+        "--workloads",
+        type=_workloads,
+        default=list(workloads.WORKLOADS),
+        help="comma-separated: sampled (forward samples of --networks), vignettes (evaluation/vignettes/*.csv on the bundled model)",
+    )
+    p.add_argument(
+        "--vignette-cases",
+        type=int,
+        default=10_000,
+        help="vignette workload: the vignettes are replicated to this many cases (--quick: the largest --sizes)",
+    )
+    p.add_argument(
+        "--vignette-files",
+        type=lambda t: t.split(","),
+        default=None,
+        help=f"vignette workload: comma-separated CSV files (default {','.join(workloads.VIGNETTE_FILES)} in evaluation/vignettes)",
+    )
     p.add_argument("--observed", type=int, default=8, help="observed variables per case")
     p.add_argument("--pgmpy-cases", type=int, default=5, help="cases pgmpy ranks (per network)")
     p.add_argument("--pgmpy-step-cases", type=int, default=1, help="cases pgmpy ranks with next steps")
     p.add_argument("--pyagrum-cases", type=int, default=50, help="cases pyAgrum ranks")
     p.add_argument("--pyagrum-step-cases", type=int, default=5, help="cases pyAgrum ranks with next steps")
     p.add_argument("--single-cases", type=int, default=5, help="distinct cases timed at batch size 1")
-    p.add_argument("--budget", type=float, default=60.0,
-                   help="seconds one bayesdx measurement may take; larger ones are estimated, not run")
-    p.add_argument("--step-candidates", type=int, default=None,
-                   help="references compute the EIG of the first N candidates only (smoke runs; default: all)")
-    p.add_argument("--no-munin", action="store_true",
-                   help="skip pgmpy's munin (exact, against pyAgrum) and the too-large check on a 40x40 grid")
+    p.add_argument(
+        "--budget", type=float, default=60.0, help="seconds one bayesdx measurement may take; larger ones are estimated, not run"
+    )
+    p.add_argument(
+        "--step-candidates",
+        type=int,
+        default=None,
+        help="references compute the EIG of the first N candidates only (smoke runs; default: all)",
+    )
+    p.add_argument(
+        "--no-munin", action="store_true", help="skip pgmpy's munin (exact, against pyAgrum) and the too-large check on a 40x40 grid"
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the traced peak-memory run")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: sizes 1,2, leg_twitch and child, 1/1 pgmpy and 2/1 pyAgrum cases, references' EIG "
-                   "on 3 candidates, no munin, vignettes replicated to the largest size only")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: sizes 1,2, leg_twitch and child, 1/1 pgmpy and 2/1 pyAgrum cases, references' EIG "
+        "on 3 candidates, no munin, vignettes replicated to the largest size only",
+    )
     p.add_argument("--output", help="write the Markdown table to this file")
     return p
 
@@ -796,10 +901,17 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
     results = Results()
     results.settings = {
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.system()}",
-        "python": platform.python_version(), "numpy": np.__version__, "pgmpy": pgmpy.__version__,
-        "pyagrum": pyagrum.__version__, "bayesdx": bayesdx.__version__, "observed": args.observed,
-        "single_cases": args.single_cases, "sizes": args.sizes, "budget": args.budget,
-        "step_candidates": args.step_candidates, "workloads": args.workloads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pgmpy": pgmpy.__version__,
+        "pyagrum": pyagrum.__version__,
+        "bayesdx": bayesdx.__version__,
+        "observed": args.observed,
+        "single_cases": args.single_cases,
+        "sizes": args.sizes,
+        "budget": args.budget,
+        "step_candidates": args.step_candidates,
+        "workloads": args.workloads,
     }
     models: dict[str, bayesdx.Model] = {}
     if "sampled" in args.workloads:
@@ -810,13 +922,17 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
     if not args.no_munin and "sampled" in args.workloads:
         exact = munin_exact()
         results.settings["munin"] = exact
-        log(f"[munin] exact: {exact['observed']} leaves observed, ranking in {exact['bayesdx_s'] * 1e3:.0f} ms "
+        log(
+            f"[munin] exact: {exact['observed']} leaves observed, ranking in {exact['bayesdx_s'] * 1e3:.0f} ms "
             f"(pyAgrum LazyPropagation {exact['pyagrum_s'] * 1e3:.0f} ms), largest table "
-            f"{exact['largest_intermediate']:,} entries, max difference {exact['max_difference']:.1e}")
+            f"{exact['largest_intermediate']:,} entries, max difference {exact['max_difference']:.1e}"
+        )
         entry = too_large()
         results.too_large.append(entry)
-        log(f"[{entry['network']}] ModelTooLargeError after {entry['seconds_to_error'] * 1e3:.0f} ms, largest "
-            f"intermediate {entry['largest_intermediate']:.3g} entries, {entry['peak_mib']:.1f} MiB traced")
+        log(
+            f"[{entry['network']}] ModelTooLargeError after {entry['seconds_to_error'] * 1e3:.0f} ms, largest "
+            f"intermediate {entry['largest_intermediate']:.3g} entries, {entry['peak_mib']:.1f} MiB traced"
+        )
     results.settings["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.table = markdown(results)
     log("\n" + results.table)

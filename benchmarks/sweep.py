@@ -73,8 +73,28 @@ run = _run_module()
 
 ATOL = run.ATOL
 SEED = run.SEED
-NETWORKS = ("asia", "cancer", "earthquake", "sachs", "survey", "alarm", "barley", "child", "insurance", "mildew",
-            "water", "hailfinder", "hepar2", "win95pts", "andes", "diabetes", "pigs", "link", "munin", "pathfinder")
+NETWORKS = (
+    "asia",
+    "cancer",
+    "earthquake",
+    "sachs",
+    "survey",
+    "alarm",
+    "barley",
+    "child",
+    "insurance",
+    "mildew",
+    "water",
+    "hailfinder",
+    "hepar2",
+    "win95pts",
+    "andes",
+    "diabetes",
+    "pigs",
+    "link",
+    "munin",
+    "pathfinder",
+)
 #: Networks whose cases are kept few (large networks; pathfinder's Fault node has 63 states).
 FEW_CASES = ("link", "munin", "pathfinder")
 #: (single cases, batch size) per mode; the single cases come after the cold call's case.
@@ -171,8 +191,7 @@ def sweep_cases(network: Any, leaves: Sequence[str], n: int, seed: int) -> list[
 # ---------------------------------------------------------------------- the measurement (in the worker)
 def _difference(model: Any, probability: Callable[[str], float], posterior: Mapping[str, np.ndarray]) -> float:
     """Largest |bayesdx - pyAgrum| over the cause hypotheses of one case."""
-    return max(abs(probability(h.id) - float(posterior[h.node][model.states[h.node].index(h.state)]))
-               for h in model.hypotheses)
+    return max(abs(probability(h.id) - float(posterior[h.node][model.states[h.node].index(h.state)])) for h in model.hypotheses)
 
 
 def warm_up_network() -> Any:
@@ -181,9 +200,11 @@ def warm_up_network() -> Any:
     from pgmpy.models import DiscreteBayesianNetwork
 
     network = DiscreteBayesianNetwork([("warm_a", "warm_b"), ("warm_b", "warm_c")])
-    network.add_cpds(TabularCPD("warm_a", 2, [[0.3], [0.7]]),
-                     TabularCPD("warm_b", 3, [[0.2, 0.5], [0.3, 0.25], [0.5, 0.25]], evidence=["warm_a"], evidence_card=[2]),
-                     TabularCPD("warm_c", 2, [[0.9, 0.4, 0.1], [0.1, 0.6, 0.9]], evidence=["warm_b"], evidence_card=[3]))
+    network.add_cpds(
+        TabularCPD("warm_a", 2, [[0.3], [0.7]]),
+        TabularCPD("warm_b", 3, [[0.2, 0.5], [0.3, 0.25], [0.5, 0.25]], evidence=["warm_a"], evidence_card=[2]),
+        TabularCPD("warm_c", 2, [[0.9, 0.4, 0.1], [0.1, 0.6, 0.9]], evidence=["warm_b"], evidence_card=[3]),
+    )
     return network
 
 
@@ -262,7 +283,7 @@ def measure(name: str, n_single: int, n_batch: int, seed: int, step: Callable[..
     engine_first = time.perf_counter() - start
     worst = _difference(model, first.probability, posteriors[0])
 
-    singles = cases[1:1 + n_single]
+    singles = cases[1 : 1 + n_single]
     ours, theirs = [], []
     step("single", pyagrum_cold_s=build + engine_first)
     for k, case in enumerate(singles):
@@ -303,23 +324,36 @@ def measure(name: str, n_single: int, n_batch: int, seed: int, step: Callable[..
         if best > 2.0:
             break
     assert scored is not None
-    for r, posterior in enumerate(posteriors[:len(frame)]):
+    for r, posterior in enumerate(posteriors[: len(frame)]):
         listed = {scored[f"cause_{i}"].iloc[r]: float(scored[f"probability_{i}"].iloc[r]) for i in range(1, top_k + 1)}
         if set(listed) != {h.id for h in model.hypotheses}:
             raise AgreementError(f"{name}: score lists {sorted(listed)} for row {r}, not every cause hypothesis")
         worst = max(worst, _difference(model, listed.__getitem__, posterior))
 
     return {
-        "network": name, "nodes": len(network.nodes()), "edges": len(network.edges()), "roots": len(roots),
-        "hypotheses": len(model.hypotheses), "leaves": len(leaves),
-        "observed_mean": float(np.mean([len(c) for c in cases])), "pgmpy_load_s": pgmpy_load,
-        "single_cases": len(singles), "single_bayesdx_ms": float(np.median(ours)) * 1e3,
-        "single_bayesdx_mean_ms": float(np.mean(ours)) * 1e3, "same_batch_ms": same_best / max(1, len(same)) * 1e3,
+        "network": name,
+        "nodes": len(network.nodes()),
+        "edges": len(network.edges()),
+        "roots": len(roots),
+        "hypotheses": len(model.hypotheses),
+        "leaves": len(leaves),
+        "observed_mean": float(np.mean([len(c) for c in cases])),
+        "pgmpy_load_s": pgmpy_load,
+        "single_cases": len(singles),
+        "single_bayesdx_ms": float(np.median(ours)) * 1e3,
+        "single_bayesdx_mean_ms": float(np.mean(ours)) * 1e3,
+        "same_batch_ms": same_best / max(1, len(same)) * 1e3,
         "single_pyagrum_ms": float(np.median(theirs)) * 1e3,
-        "cold_bayesdx_load_s": load, "cold_bayesdx_first_s": first_call, "cold_bayesdx_s": load + first_call,
-        "cold_pyagrum_build_s": build, "cold_pyagrum_engine_s": engine_first, "cold_pyagrum_s": build + engine_first,
-        "batch": len(frame), "batch_bayesdx_ms": best / len(frame) * 1e3,
-        "compared_cases": len(posteriors), "max_difference": worst,
+        "cold_bayesdx_load_s": load,
+        "cold_bayesdx_first_s": first_call,
+        "cold_bayesdx_s": load + first_call,
+        "cold_pyagrum_build_s": build,
+        "cold_pyagrum_engine_s": engine_first,
+        "cold_pyagrum_s": build + engine_first,
+        "batch": len(frame),
+        "batch_bayesdx_ms": best / len(frame) * 1e3,
+        "compared_cases": len(posteriors),
+        "max_difference": worst,
     }
 
 
@@ -362,7 +396,7 @@ def worker(name: str, n_single: int, n_batch: int, seed: int, memory_limit_gib: 
 def _reader(stream: Any, events: queue.Queue[dict[str, Any] | None]) -> None:
     for line in stream:
         if line.startswith(PREFIX):
-            events.put(json.loads(line[len(PREFIX):]))
+            events.put(json.loads(line[len(PREFIX) :]))
     events.put(None)
 
 
@@ -372,8 +406,7 @@ def _tail(path: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_network(name: str, n_single: int, n_batch: int, args: argparse.Namespace, log: Callable[[str], None]
-                ) -> dict[str, Any]:
+def run_network(name: str, n_single: int, n_batch: int, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
     """One network in a child process; a ``{"event": "result"}`` or ``{"event": "skip"}`` dict.
 
     Parameters
@@ -388,8 +421,20 @@ def run_network(name: str, n_single: int, n_batch: int, args: argparse.Namespace
     -------
     dict
     """
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--single-cases", str(n_single),
-               "--batch", str(n_batch), "--seed", str(args.seed), "--memory-limit", str(args.memory_limit)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--single-cases",
+        str(n_single),
+        "--batch",
+        str(n_batch),
+        "--seed",
+        str(args.seed),
+        "--memory-limit",
+        str(args.memory_limit),
+    ]
     with tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False) as err:
         stderr_path = err.name
     try:
@@ -410,8 +455,11 @@ def run_network(name: str, n_single: int, n_batch: int, args: argparse.Namespace
                 over_network = now - started >= args.network_budget
                 process.kill()  # our own child, by its handle
                 process.wait()
-                reason = (f"the network took more than --network-budget {args.network_budget:.0f} s" if over_network
-                          else f"the step took more than --budget {args.budget:.0f} s")
+                reason = (
+                    f"the network took more than --network-budget {args.network_budget:.0f} s"
+                    if over_network
+                    else f"the step took more than --budget {args.budget:.0f} s"
+                )
                 outcome = {"event": "skip", "step": current, "reason": reason + " (stopped)"}
                 break
             if event is None:  # the worker ended without a result
@@ -495,37 +543,63 @@ def markdown(sweep: Sweep) -> str:
             f"{_ratio(r['single_pyagrum_ms'] / r['batch_bayesdx_ms'])} | "
             f"{r['single_bayesdx_mean_ms']:.3g} / {r['same_batch_ms']:.3g} | "
             f"{_ratio(r['single_bayesdx_mean_ms'] / r['same_batch_ms'])} | "
-            f"{r['max_difference']:.1e} ({r['compared_cases']}) |")
-    slower = [(r["network"], what) for r in sweep.rows for what, ratio in (
-        ("single", r["single_pyagrum_ms"] / r["single_bayesdx_ms"]),
-        ("cold", r["cold_pyagrum_s"] / r["cold_bayesdx_s"]),
-        ("cold excl. build", r["cold_pyagrum_engine_s"] / r["cold_bayesdx_s"]),
-        ("batch", r["single_pyagrum_ms"] / r["batch_bayesdx_ms"])) if ratio < 1]
+            f"{r['max_difference']:.1e} ({r['compared_cases']}) |"
+        )
+    slower = [
+        (r["network"], what)
+        for r in sweep.rows
+        for what, ratio in (
+            ("single", r["single_pyagrum_ms"] / r["single_bayesdx_ms"]),
+            ("cold", r["cold_pyagrum_s"] / r["cold_bayesdx_s"]),
+            ("cold excl. build", r["cold_pyagrum_engine_s"] / r["cold_bayesdx_s"]),
+            ("batch", r["single_pyagrum_ms"] / r["batch_bayesdx_ms"]),
+        )
+        if ratio < 1
+    ]
     if sweep.rows:
-        lines += ["", "bayesdx is slower than pyAgrum in: "
-                  + (", ".join(f"{n} ({w})" for n, w in slower) if slower else "none of the measurements") + "."]
+        lines += [
+            "",
+            "bayesdx is slower than pyAgrum in: "
+            + (", ".join(f"{n} ({w})" for n, w in slower) if slower else "none of the measurements")
+            + ".",
+        ]
     if sweep.skipped:
         lines += ["", "| skipped network | step | reason | measured before the stop |", "|---|---|---|---|"]
-        lines += [f"| {k['network']} | {k['step']} | {k['reason'].replace('|', '/')} | {_measured(k)} |"
-                  for k in sweep.skipped]
+        lines += [f"| {k['network']} | {k['step']} | {k['reason'].replace('|', '/')} | {_measured(k)} |" for k in sweep.skipped]
     return "\n".join(lines) + "\n"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--networks", type=lambda t: [n.strip() for n in t.split(",") if n.strip()], default=list(NETWORKS),
-                   help=f"comma-separated pgmpy example networks (default all {len(NETWORKS)})")
-    p.add_argument("--single-cases", type=int, default=None,
-                   help=f"cases timed one by one (default {CASES['full'][0]}; {CASES['full-few'][0]} for "
-                   f"{', '.join(FEW_CASES)}; --quick {CASES['quick'][0]})")
-    p.add_argument("--batch", type=int, default=None,
-                   help=f"cases in the score batch (default {CASES['full'][1]}; {CASES['full-few'][1]} for "
-                   f"{', '.join(FEW_CASES)}; --quick {CASES['quick'][1]}, {CASES['quick-few'][1]})")
+    p.add_argument(
+        "--networks",
+        type=lambda t: [n.strip() for n in t.split(",") if n.strip()],
+        default=list(NETWORKS),
+        help=f"comma-separated pgmpy example networks (default all {len(NETWORKS)})",
+    )
+    p.add_argument(
+        "--single-cases",
+        type=int,
+        default=None,
+        help=f"cases timed one by one (default {CASES['full'][0]}; {CASES['full-few'][0]} for "
+        f"{', '.join(FEW_CASES)}; --quick {CASES['quick'][0]})",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"cases in the score batch (default {CASES['full'][1]}; {CASES['full-few'][1]} for "
+        f"{', '.join(FEW_CASES)}; --quick {CASES['quick'][1]}, {CASES['quick-few'][1]})",
+    )
     p.add_argument("--budget", type=float, default=60.0, help="seconds one step (a load, a call, a batch) may take")
     p.add_argument("--network-budget", type=float, default=600.0, help="seconds one network may take in all")
-    p.add_argument("--memory-limit", type=float, default=8.0,
-                   help="GiB of address space each network's process may use (RLIMIT_AS; 0: no limit); an engine that "
-                   "needs more fails and the network is recorded as skipped")
+    p.add_argument(
+        "--memory-limit",
+        type=float,
+        default=8.0,
+        help="GiB of address space each network's process may use (RLIMIT_AS; 0: no limit); an engine that "
+        "needs more fails and the network is recorded as skipped",
+    )
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--quick", action="store_true", help="smoke run: fewer cases per network")
     p.add_argument("--output", help="write the Markdown table to this file")
@@ -565,12 +639,21 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
 
     import bayesdx
 
-    sweep = Sweep(settings={
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "python": platform.python_version(), "numpy": np.__version__, "pgmpy": pgmpy.__version__,
-        "pyagrum": pyagrum.__version__, "bayesdx": bayesdx.__version__, "seed": args.seed, "budget": args.budget,
-        "network_budget": args.network_budget, "quick": args.quick, "memory_limit": args.memory_limit,
-    })
+    sweep = Sweep(
+        settings={
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "pgmpy": pgmpy.__version__,
+            "pyagrum": pyagrum.__version__,
+            "bayesdx": bayesdx.__version__,
+            "seed": args.seed,
+            "budget": args.budget,
+            "network_budget": args.network_budget,
+            "quick": args.quick,
+            "memory_limit": args.memory_limit,
+        }
+    )
     mode = "quick" if args.quick else "full"
     failed: list[str] = []
     for name in args.networks:
@@ -581,30 +664,39 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
         if outcome["event"] == "result":
             r = outcome["result"]
             sweep.rows.append(r)
-            log(f"[{name}] {r['nodes']} nodes, {r['roots']} causes, {r['observed_mean']:.1f}/{r['leaves']} leaves observed: "
+            log(
+                f"[{name}] {r['nodes']} nodes, {r['roots']} causes, {r['observed_mean']:.1f}/{r['leaves']} leaves observed: "
                 f"single {r['single_bayesdx_ms']:.3g} ms vs pyAgrum {r['single_pyagrum_ms']:.3g} ms "
                 f"({_ratio(r['single_pyagrum_ms'] / r['single_bayesdx_ms'])}); cold {r['cold_bayesdx_s']:.3g} s vs "
                 f"{r['cold_pyagrum_s']:.3g} s ({_ratio(r['cold_pyagrum_s'] / r['cold_bayesdx_s'])}); batch of "
                 f"{r['batch']} {r['batch_bayesdx_ms']:.3g} ms/case "
                 f"({_ratio(r['single_pyagrum_ms'] / r['batch_bayesdx_ms'])} vs pyAgrum single); "
-                f"max |diff| {r['max_difference']:.1e}")
+                f"max |diff| {r['max_difference']:.1e}"
+            )
         elif outcome["reason"].startswith("AgreementError"):
             failed.append(f"{name}: {outcome['reason']}")
-            sweep.skipped.append({"network": name, "step": outcome["step"], "reason": "DISAGREES: " + outcome["reason"],
-                                  "measured": outcome.get("measured", {})})
+            sweep.skipped.append(
+                {
+                    "network": name,
+                    "step": outcome["step"],
+                    "reason": "DISAGREES: " + outcome["reason"],
+                    "measured": outcome.get("measured", {}),
+                }
+            )
             log(f"[{name}] DISAGREES at {outcome['step']!r}: {outcome['reason']}")
         else:
-            sweep.skipped.append({"network": name, "step": outcome["step"], "reason": outcome["reason"],
-                                  "measured": outcome.get("measured", {})})
-            log(f"[{name}] SKIPPED at {outcome['step']!r}: {outcome['reason']} (measured before: "
-                f"{_measured(sweep.skipped[-1])})")
+            sweep.skipped.append(
+                {"network": name, "step": outcome["step"], "reason": outcome["reason"], "measured": outcome.get("measured", {})}
+            )
+            log(f"[{name}] SKIPPED at {outcome['step']!r}: {outcome['reason']} (measured before: {_measured(sweep.skipped[-1])})")
     sweep.table = markdown(sweep)
     log("\n" + sweep.table)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(sweep.table)
-    failed += [f"{r['network']}: bayesdx and pyAgrum differ by {r['max_difference']:.3g}" for r in sweep.rows
-               if not r["max_difference"] <= ATOL]
+    failed += [
+        f"{r['network']}: bayesdx and pyAgrum differ by {r['max_difference']:.3g}" for r in sweep.rows if not r["max_difference"] <= ATOL
+    ]
     if failed:
         raise AgreementError("; ".join(failed))
     return sweep

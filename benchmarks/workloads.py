@@ -94,8 +94,7 @@ def vignette_pool(model: bayesdx.Model, files: Sequence[str | Path] | None = Non
     return pool
 
 
-def vignette_cases(model: bayesdx.Model, n: int, seed: int, files: Sequence[str | Path] | None = None
-                   ) -> tuple[list[dict[str, str]], int]:
+def vignette_cases(model: bayesdx.Model, n: int, seed: int, files: Sequence[str | Path] | None = None) -> tuple[list[dict[str, str]], int]:
     """``n`` vignette-shaped cases: the pooled vignettes in a seeded order, replicated to ``n``.
 
     Parameters
@@ -135,9 +134,11 @@ def describe(cases: Sequence[dict[str, str]], distinct: int, files: Sequence[str
     """
     names = ", ".join(p.name for p in vignette_paths(files))
     mean = float(np.mean([len(c) for c in cases])) if cases else math.nan
-    return (f"Vignette workload: the {distinct} vignettes of {names} (bundled model; an empty cell is not observed, "
-            f"{mean:.1f} observed findings or tests per case on average, plus the presenting complaint), in a seeded "
-            f"order and replicated to {len(cases):,} cases.")
+    return (
+        f"Vignette workload: the {distinct} vignettes of {names} (bundled model; an empty cell is not observed, "
+        f"{mean:.1f} observed findings or tests per case on average, plus the presenting complaint), in a seeded "
+        f"order and replicated to {len(cases):,} cases."
+    )
 
 
 def side_by_side(rows: Sequence[Any], ratio: Any) -> list[str]:
@@ -156,19 +157,24 @@ def side_by_side(rows: Sequence[Any], ratio: Any) -> list[str]:
         Empty when no network ran both workloads.
     """
     by_key = {(r.network, r.task, r.batch, r.workload): r for r in rows}
-    keys = [(r.network, r.task, r.batch) for r in rows if r.workload == "sampled"
-            and (r.network, r.task, r.batch, "vignettes") in by_key]
+    keys = [(r.network, r.task, r.batch) for r in rows if r.workload == "sampled" and (r.network, r.task, r.batch, "vignettes") in by_key]
     if not keys:
         return []
-    lines = ["", "Sampled and vignette workload side by side (bayesdx ms per case; speed-up = reference ms per case "
-             "/ bayesdx ms per case, each on its own workload's cases):", "",
-             "| network | task | batch | sampled ms/case | vignettes ms/case | sampled vs pgmpy | vignettes vs pgmpy "
-             "| sampled vs pyAgrum | vignettes vs pyAgrum |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "Sampled and vignette workload side by side (bayesdx ms per case; speed-up = reference ms per case "
+        "/ bayesdx ms per case, each on its own workload's cases):",
+        "",
+        "| network | task | batch | sampled ms/case | vignettes ms/case | sampled vs pgmpy | vignettes vs pgmpy "
+        "| sampled vs pyAgrum | vignettes vs pyAgrum |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for network, task, batch in keys:
         s, v = by_key[(network, task, batch, "sampled")], by_key[(network, task, batch, "vignettes")]
         es, ev = ("≈" if s.estimated else ""), ("≈" if v.estimated else "")
-        lines.append(f"| {network} | {task} | {batch:,} | {es}{s.bayesdx_ms:.4g} | {ev}{v.bayesdx_ms:.4g} | "
-                     f"{es}{ratio(s.vs_pgmpy)} | {ev}{ratio(v.vs_pgmpy)} | {es}{ratio(s.vs_pyagrum)} | "
-                     f"{ev}{ratio(v.vs_pyagrum)} |")
+        lines.append(
+            f"| {network} | {task} | {batch:,} | {es}{s.bayesdx_ms:.4g} | {ev}{v.bayesdx_ms:.4g} | "
+            f"{es}{ratio(s.vs_pgmpy)} | {ev}{ratio(v.vs_pgmpy)} | {es}{ratio(s.vs_pyagrum)} | "
+            f"{ev}{ratio(v.vs_pyagrum)} |"
+        )
     return lines

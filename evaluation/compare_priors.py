@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[{time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    result = evaluate(VIGNETTES, priors=SETTINGS, report_dir=output, progress=say, next_steps=True,
-                      n_prior_draws=1000, case_mix=CASE_MIXES)
+    result = evaluate(VIGNETTES, priors=SETTINGS, report_dir=output, progress=say, next_steps=True, n_prior_draws=1000, case_mix=CASE_MIXES)
     print(result.metrics_markdown())
     return 0
 

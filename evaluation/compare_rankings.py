@@ -46,13 +46,15 @@ def main(argv: list[str]) -> int:
             for ranking in RANKINGS:
                 r = ranks(model, frame, ranking)
                 hits[ranking] = r == 1
-                rows.append({"priors": setting, "ranking": ranking, "top1": np.mean(r == 1), "top3": np.mean(r <= 3),
-                             "mrr": np.mean(1.0 / r)})
+                rows.append(
+                    {"priors": setting, "ranking": ranking, "top1": np.mean(r == 1), "top3": np.mean(r <= 3), "mrr": np.mean(1.0 / r)}
+                )
             for ranking in RANKINGS:
                 if ranking != "posterior":
                     m = mcnemar_exact(hits["posterior"], hits[ranking], "posterior", ranking)
-                    tests.append({"priors": setting, "a": "posterior", "b": ranking, "a_only": m.a_only,
-                                  "b_only": m.b_only, "p_value": m.p_value})
+                    tests.append(
+                        {"priors": setting, "a": "posterior", "b": ranking, "a_only": m.a_only, "b_only": m.b_only, "p_value": m.p_value}
+                    )
         print(f"## {path.relative_to(ROOT)} ({len(frame)} vignettes)\n")
         print(pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))
         print("\nExact McNemar on top-1 hits:\n")

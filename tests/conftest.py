@@ -24,7 +24,14 @@ DATA = Path(__file__).parent / "data"
 
 CHILD_CAUSES = ("Disease",)
 HEPAR2_CAUSES = (
-    "Cirrhosis", "PBC", "hepatotoxic", "THepatitis", "ChHepatitis", "fibrosis", "Steatosis", "Hyperbilirubinemia",
+    "Cirrhosis",
+    "PBC",
+    "hepatotoxic",
+    "THepatitis",
+    "ChHepatitis",
+    "fibrosis",
+    "Steatosis",
+    "Hyperbilirubinemia",
 )
 
 
@@ -181,12 +188,16 @@ def random_network(seed: int, n_nodes: int = 7, max_parents: int = 2) -> Any:
         columns = math.prod(len(states[p]) for p in parents[name])
         values = gen.dirichlet(np.full(len(states[name]), 1.5), size=columns).T
         values = 0.02 / len(states[name]) + 0.98 * values  # keep every entry away from zero
-        cpds.append(TabularCPD(
-            name, len(states[name]), values,
-            evidence=parents[name] or None,
-            evidence_card=[len(states[p]) for p in parents[name]] or None,
-            state_names={name: states[name], **{p: states[p] for p in parents[name]}},
-        ))
+        cpds.append(
+            TabularCPD(
+                name,
+                len(states[name]),
+                values,
+                evidence=parents[name] or None,
+                evidence_card=[len(states[p]) for p in parents[name]] or None,
+                state_names={name: states[name], **{p: states[p] for p in parents[name]}},
+            )
+        )
     network.add_cpds(*cpds)
     network.check_model()
     return network
@@ -277,8 +288,9 @@ def pyagrum_from_pgmpy(network: Any) -> Any:
     return bn
 
 
-def sample_evidence(network: Any, n: int, rng: np.random.Generator, *, observe: float = 0.3,
-                    exclude: Sequence[str] = ()) -> list[dict[str, str]]:
+def sample_evidence(
+    network: Any, n: int, rng: np.random.Generator, *, observe: float = 0.3, exclude: Sequence[str] = ()
+) -> list[dict[str, str]]:
     """``n`` evidence sets that are possible under ``network``: forward samples with a random subset observed.
 
     Each variable (except ``exclude``) is observed with probability ``observe``; every case observes at
@@ -288,9 +300,7 @@ def sample_evidence(network: Any, n: int, rng: np.random.Generator, *, observe: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        samples = BayesianModelSampling(network).forward_sample(
-            size=n, seed=int(rng.integers(2**31 - 1)), show_progress=False
-        )
+        samples = BayesianModelSampling(network).forward_sample(size=n, seed=int(rng.integers(2**31 - 1)), show_progress=False)
     columns = [c for c in samples.columns if c not in exclude]
     cases = []
     for k in range(n):

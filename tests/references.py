@@ -32,8 +32,5 @@ def pgmpy_evidence(network: Any, evidence: Mapping[str, str]) -> tuple[dict[str,
         if members is None or state in names:
             hard[var] = state
         else:
-            virtual.append(TabularCPD(var, len(names), [[1.0 if n in members else 0.0] for n in names],
-                                      state_names={var: names}))
+            virtual.append(TabularCPD(var, len(names), [[1.0 if n in members else 0.0] for n in names], state_names={var: names}))
     return hard, virtual or None
-
-

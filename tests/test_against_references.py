@@ -24,8 +24,7 @@ def _assert_matches(model, network, cases, ve_reference, probabilities_by_id):
         got = probabilities_by_id(bayesdx.rank_causes(case, model=model))
         expected = ve_reference(network, model, case)
         ids = [h.id for h in model.hypotheses]
-        assert_allclose([got[i] for i in ids], [expected[i] for i in ids], atol=ATOL, rtol=0,
-                        err_msg=f"evidence {case!r}")
+        assert_allclose([got[i] for i in ids], [expected[i] for i in ids], atol=ATOL, rtol=0, err_msg=f"evidence {case!r}")
 
 
 def _assert_score_matches(model, network, cases, ve_reference):
@@ -37,8 +36,7 @@ def _assert_score_matches(model, network, cases, ve_reference):
         row = frame.iloc[k]
         got = {row[f"cause_{j}"]: row[f"probability_{j}"] for j in range(1, n_hyp + 1)}
         assert set(got) == set(expected)
-        assert_allclose([got[i] for i in expected], list(expected.values()), atol=ATOL, rtol=0,
-                        err_msg=f"case {k}: {case!r}")
+        assert_allclose([got[i] for i in expected], list(expected.values()), atol=ATOL, rtol=0, err_msg=f"case {k}: {case!r}")
 
 
 # ---------------------------------------------------------------------- small files, every evidence set
@@ -48,8 +46,7 @@ def _every_evidence_set(model):
         yield {v: s for v, s in zip(model.variables, combo, strict=True) if s is not None}
 
 
-def test_tiny_posterior_matches_pgmpy_variable_elimination_for_every_evidence_set(
-        tiny_model, ve_reference, probabilities_by_id):
+def test_tiny_posterior_matches_pgmpy_variable_elimination_for_every_evidence_set(tiny_model, ve_reference, probabilities_by_id):
     cases = list(_every_evidence_set(tiny_model))  # 3**4 = 81 sets, none impossible (no zero in any table)
     assert len(cases) == 81
     _assert_matches(tiny_model, tiny_model.network, cases, ve_reference, probabilities_by_id)
@@ -57,7 +54,8 @@ def test_tiny_posterior_matches_pgmpy_variable_elimination_for_every_evidence_se
 
 
 def test_graded_posterior_matches_pgmpy_variable_elimination_for_possible_evidence_sets(
-        graded_model, ve_reference, probabilities_by_id, rng):
+    graded_model, ve_reference, probabilities_by_id, rng
+):
     cases = list(_every_evidence_set(graded_model))
     # some sets are impossible here (severity=none needs infection absent): keep those of probability > 0
     from pgmpy.inference import VariableElimination
@@ -78,7 +76,8 @@ def test_graded_posterior_matches_pgmpy_variable_elimination_for_possible_eviden
 
 # ---------------------------------------------------------------------- the bundled network
 def test_bundled_posterior_matches_pgmpy_variable_elimination_on_200_random_evidence_sets(
-        bundled_model, ve_reference, probabilities_by_id, evidence_sampler, rng):
+    bundled_model, ve_reference, probabilities_by_id, evidence_sampler, rng
+):
     network = bundled_model.network
     hidden = [str(n) for n in network.nodes() if str(n) not in bundled_model.states]  # not observable
     cases = evidence_sampler(network, 200, rng, observe=0.35, exclude=hidden)
@@ -103,13 +102,13 @@ def test_bundled_log_evidence_matches_pyagrum_lazy_propagation(bundled_model, to
         for h in bundled_model.hypotheses:
             if h.node not in case and h.node not in bundled_model.presenting:
                 posterior = ie.posterior(h.node).toarray()
-                assert_allclose(dx.probability(h.id), posterior[bundled_model.states[h.node].index(h.state)],
-                                atol=ATOL, rtol=0)
+                assert_allclose(dx.probability(h.id), posterior[bundled_model.states[h.node].index(h.state)], atol=ATOL, rtol=0)
 
 
 # ---------------------------------------------------------------------- pgmpy's medical networks
 def test_child_posterior_matches_pgmpy_variable_elimination(
-        child_model, child_network, ve_reference, probabilities_by_id, evidence_sampler, rng):
+    child_model, child_network, ve_reference, probabilities_by_id, evidence_sampler, rng
+):
     cases = evidence_sampler(child_network, 50, rng, observe=0.3)
     assert [h.id for h in child_model.hypotheses] == [f"Disease={s}" for s in child_model.states["Disease"]]
     _assert_score_matches(child_model, child_network, cases, ve_reference)
@@ -117,15 +116,15 @@ def test_child_posterior_matches_pgmpy_variable_elimination(
 
 
 def test_hepar2_posterior_matches_pgmpy_variable_elimination(
-        hepar2_model, hepar2_network, ve_reference, probabilities_by_id, evidence_sampler, rng):
+    hepar2_model, hepar2_network, ve_reference, probabilities_by_id, evidence_sampler, rng
+):
     cases = evidence_sampler(hepar2_network, 50, rng, observe=0.25)
     assert any(set(c) & set(hepar2_model.causes) for c in cases)  # some cases observe a cause itself
     _assert_score_matches(hepar2_model, hepar2_network, cases, ve_reference)
     _assert_matches(hepar2_model, hepar2_network, cases[:10], ve_reference, probabilities_by_id)
 
 
-def test_hepar2_as_shipped_is_renormalised_and_matches_the_renormalised_network(
-        hepar2_raw_network, hepar2_network, evidence_sampler, rng):
+def test_hepar2_as_shipped_is_renormalised_and_matches_the_renormalised_network(hepar2_raw_network, hepar2_network, evidence_sampler, rng):
     # pgmpy ships hepar2 with CPD columns that sum to 1 only within 1e-7 (ggtp). bayesdx renormalises
     # every column on load (documented in CompiledNetwork.from_pgmpy), so the shipped network gives the
     # answers of the renormalised copy, which the tests above check against VariableElimination.
@@ -135,13 +134,17 @@ def test_hepar2_as_shipped_is_renormalised_and_matches_the_renormalised_network(
     for table in raw.compiled.tables:
         assert_allclose(table.sum(axis=0), 1.0, atol=1e-15, rtol=0)
     cases = evidence_sampler(hepar2_raw_network, 8, rng, observe=0.25)
-    assert_allclose(bayesdx.score(cases, model=raw, top_k=len(raw.hypotheses)).filter(like="probability").to_numpy(),
-                    bayesdx.score(cases, model=clean, top_k=len(clean.hypotheses)).filter(like="probability").to_numpy(),
-                    atol=1e-12, rtol=0)
+    assert_allclose(
+        bayesdx.score(cases, model=raw, top_k=len(raw.hypotheses)).filter(like="probability").to_numpy(),
+        bayesdx.score(cases, model=clean, top_k=len(clean.hypotheses)).filter(like="probability").to_numpy(),
+        atol=1e-12,
+        rtol=0,
+    )
 
 
 def test_hepar2_posterior_and_evidence_probability_match_pyagrum_lazy_propagation(
-        hepar2_model, hepar2_network, to_pyagrum, evidence_sampler, rng):
+    hepar2_model, hepar2_network, to_pyagrum, evidence_sampler, rng
+):
     import pyagrum as gum
 
     bn = to_pyagrum(hepar2_network)
@@ -153,8 +156,13 @@ def test_hepar2_posterior_and_evidence_probability_match_pyagrum_lazy_propagatio
         dx = bayesdx.rank_causes(case, model=hepar2_model)
         for h in hepar2_model.hypotheses:
             posterior = ie.posterior(h.node).toarray()
-            assert_allclose(dx.probability(h.id), posterior[hepar2_model.states[h.node].index(h.state)],
-                            atol=ATOL, rtol=0, err_msg=f"{h.id} given {case!r}")
+            assert_allclose(
+                dx.probability(h.id),
+                posterior[hepar2_model.states[h.node].index(h.state)],
+                atol=ATOL,
+                rtol=0,
+                err_msg=f"{h.id} given {case!r}",
+            )
         assert_allclose(dx.log_evidence, math.log(ie.evidenceProbability()), atol=ATOL, rtol=0)
 
 
@@ -180,7 +188,8 @@ def _one_hot_likelihoods(model, cases):
 
 
 def test_engine_batch_with_mixed_observed_sets_matches_pgmpy_variable_elimination_on_hepar2(
-        hepar2_model, hepar2_network, ve_marginal_reference, evidence_sampler, rng):
+    hepar2_model, hepar2_network, ve_marginal_reference, evidence_sampler, rng
+):
     cases = evidence_sampler(hepar2_network, 25, rng, observe=0.2)
     cases.append({})  # a case with nothing observed in the same batch
     targets = [*hepar2_model.causes, "fatigue", "bilirubin", "alt", "carcinoma"]
@@ -192,8 +201,7 @@ def test_engine_batch_with_mixed_observed_sets_matches_pgmpy_variable_eliminatio
             assert_allclose(post.marginals[t][k], expected, atol=ATOL, rtol=0, err_msg=f"{t} given {case!r}")
 
 
-def test_engine_batch_log_evidence_matches_pyagrum_on_child(child_model, child_network, to_pyagrum,
-                                                            evidence_sampler, rng):
+def test_engine_batch_log_evidence_matches_pyagrum_on_child(child_model, child_network, to_pyagrum, evidence_sampler, rng):
     import pyagrum as gum
 
     bn = to_pyagrum(child_network)
@@ -223,7 +231,8 @@ def test_engine_soft_evidence_matches_pyagrum_lazy_propagation_on_child(child_mo
 
 
 def test_score_on_a_dataframe_with_missing_cells_matches_pgmpy_variable_elimination_on_child(
-        child_model, child_network, ve_reference, evidence_sampler, rng):
+    child_model, child_network, ve_reference, evidence_sampler, rng
+):
     cases = evidence_sampler(child_network, 20, rng, observe=0.3, exclude=["Disease"])
     frame = pd.DataFrame(cases, index=[f"patient-{k}" for k in range(len(cases))])  # NaN where not observed
     scored = bayesdx.score(frame, model=child_model, top_k=6)

@@ -30,9 +30,12 @@ def import_graph() -> nx.DiGraph:
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         graph.add_node(module)
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        typing_only = {id(sub) for node in ast.walk(tree)
-                       if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                       for sub in ast.walk(node)}
+        typing_only = {
+            id(sub)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for sub in ast.walk(node)
+        }
         for node in ast.walk(tree):
             if id(node) in typing_only:
                 continue
@@ -65,6 +68,5 @@ def test_no_import_cycle():
 
 def test_no_module_over_500_lines():
     """Small modules with one job each: a newcomer can point at where each idea lives."""
-    long = {str(p.relative_to(SRC)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    long = {str(p.relative_to(SRC)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
     assert long == {}

@@ -37,8 +37,14 @@ def impossible_model() -> bayesdx.Model:
     net = DiscreteBayesianNetwork([("flu", "fever")])
     net.add_cpds(
         TabularCPD("flu", 2, [[0.1], [0.9]], state_names={"flu": ["present", "absent"]}),
-        TabularCPD("fever", 2, [[1.0, 0.2], [0.0, 0.8]], evidence=["flu"], evidence_card=[2],
-                   state_names={"fever": ["yes", "no"], "flu": ["present", "absent"]}),
+        TabularCPD(
+            "fever",
+            2,
+            [[1.0, 0.2], [0.0, 0.8]],
+            evidence=["flu"],
+            evidence_card=[2],
+            state_names={"fever": ["yes", "no"], "flu": ["present", "absent"]},
+        ),
     )
     return bayesdx.load_model(net, causes=["flu"])
 
@@ -54,8 +60,7 @@ def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 
     probability = [c for c in got.columns if c.startswith(("probability", "score", "next_step_value"))]
     assert got.drop(columns=probability).equals(expected.drop(columns=probability))
     for column in probability:
-        assert_allclose(pd.to_numeric(got[column]), pd.to_numeric(expected[column]), rtol=0, atol=atol,
-                        err_msg=column)
+        assert_allclose(pd.to_numeric(got[column]), pd.to_numeric(expected[column]), rtol=0, atol=atol, err_msg=column)
 
 
 @pytest.mark.parametrize("chunksize", [1, 2, 5, 10_000])
@@ -69,17 +74,16 @@ def test_output_does_not_depend_on_the_chunk_size(chunksize):
 
 
 def test_line_numbers_count_physical_lines_of_multi_line_records():
-    text = ('case_id,fever,rationale\r\n'
-            'a,yes,"one\r\ntwo ""quoted""\r\nthree"\r\n'
-            '\r\n'
-            'b,maybe,\r\n')
+    text = 'case_id,fever,rationale\r\na,yes,"one\r\ntwo ""quoted""\r\nthree"\r\n\r\nb,maybe,\r\n'
     with pytest.raises(InputFileError) as info:
         _score_text(text)
     err = info.value
     assert (err.line, err.row, err.case_id, err.column, err.value) == (6, 2, "b", "fever", "maybe")
     assert err.valid_states == ("yes", "no")
-    assert str(err) == ("<input>, line 6 (row 2, case 'b'): invalid state 'maybe' for column 'fever'. "
-                        "Valid states are 'yes', 'no' (or an empty cell for not observed).")
+    assert str(err) == (
+        "<input>, line 6 (row 2, case 'b'): invalid state 'maybe' for column 'fever'. "
+        "Valid states are 'yes', 'no' (or an empty cell for not observed)."
+    )
 
 
 def test_crlf_bom_and_quoted_newlines_round_trip(tmp_path):
@@ -102,14 +106,17 @@ def test_probabilities_are_written_unrounded():
         assert_array_equal(frame[f"probability_{j}"].astype(float), expected[f"probability_{j}"])
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("", "the file is empty"),
-    ("\n\n", "the file is empty"),
-    ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
-    ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
-    ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1, case 'c1'\): a quoted field opened on this line is never closed"),
-    ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "the file is empty"),
+        ("\n\n", "the file is empty"),
+        ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
+        ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
+        ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1, case 'c1'\): a quoted field opened on this line is never closed"),
+        ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
+    ],
+)
 def test_bad_files_raise_input_file_error(text, match):
     with pytest.raises(InputFileError, match=match):
         _score_text(text)
@@ -119,7 +126,8 @@ def test_header_only_writes_the_header():
     got, summary = _score_text("case_id,fever,true_cause\n", next_step=True)
     assert got.splitlines() == [
         "case_id,cause_1,probability_1,score_1,cause_2,probability_2,score_2,cause_3,probability_3,score_3,next_step,next_step_kind,"
-        "next_step_value,triage,referral,should_stop,true_cause"]
+        "next_step_value,triage,referral,should_stop,true_cause"
+    ]
     assert (summary.rows, summary.scored, summary.invalid) == (0, 0, 0)
 
 
@@ -130,8 +138,11 @@ def test_short_row_is_malformed_not_silently_padded():
 
 def test_impossible_evidence_names_the_row(impossible_model):
     text = "case_id,flu,fever\nok,,no\nbad,present,no\nok2,absent,yes\n"
-    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'bad'\): the evidence of this case has "
-                                             r"probability zero"):
+    with pytest.raises(
+        InputFileError,
+        match=r"line 3 \(row 2, case 'bad'\): the evidence of this case has "
+        r"probability zero",
+    ):
         _score_text(text, model=impossible_model)
     got, summary = _score_text(text, model=impossible_model, skip_invalid=True, top_k=1)
     frame = _read(got)
@@ -164,13 +175,16 @@ def test_every_column_option_is_checked():
         _score_text(text, id_column="id")
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"format": "tall"}, ValueError, "The 'format' parameter of score_csv must be one of 'wide', 'long'"),
-    ({"top_k": 0}, ValueError, "The 'top_k' parameter of score_csv must be an int >= 1"),
-    ({"chunksize": 0}, ValueError, "The 'chunksize' parameter of score_csv must be an int >= 1"),
-    ({"next_step": "yes"}, TypeError, "The 'next_step' parameter of score_csv must be a bool"),
-    ({"ignore_columns": "fever"}, TypeError, "The 'ignore_columns' parameter of score_csv must be a list"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"format": "tall"}, ValueError, "The 'format' parameter of score_csv must be one of 'wide', 'long'"),
+        ({"top_k": 0}, ValueError, "The 'top_k' parameter of score_csv must be an int >= 1"),
+        ({"chunksize": 0}, ValueError, "The 'chunksize' parameter of score_csv must be an int >= 1"),
+        ({"next_step": "yes"}, TypeError, "The 'next_step' parameter of score_csv must be a bool"),
+        ({"ignore_columns": "fever"}, TypeError, "The 'ignore_columns' parameter of score_csv must be a list"),
+    ],
+)
 def test_parameters_are_validated(kwargs, error, match):
     with pytest.raises(error, match=match):
         _score_text("case_id,fever\nc1,yes\n", **kwargs)
@@ -184,8 +198,7 @@ def test_missing_file(tmp_path):
 def test_progress_reports_every_row_and_every_character():
     text = DEV.read_text(encoding="utf-8")
     calls = []
-    score_csv(io.StringIO(text), io.StringIO(), chunksize=10,
-              on_progress=lambda rows, chars: calls.append((rows, chars)))
+    score_csv(io.StringIO(text), io.StringIO(), chunksize=10, on_progress=lambda rows, chars: calls.append((rows, chars)))
     rows, chars = np.array(calls).sum(axis=0)
     assert rows == 87
     assert chars == len(text)
@@ -194,6 +207,7 @@ def test_progress_reports_every_row_and_every_character():
 def test_atomic_output_replaces_only_on_success(tmp_path):
     target = tmp_path / "out.csv"
     target.write_text("old")
+
     def fail() -> None:
         with atomic_output(target) as handle:
             handle.write("partial")
@@ -215,15 +229,17 @@ def test_input_file_error_pickles_with_its_attributes():
     err = InputFileError("f.csv", "bad.", line=3, row=2, case_id="c", column="fever", value="x", valid_states=("yes",))
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err)
-    assert (back.line, back.row, back.case_id, back.column, back.value, back.valid_states) == \
-        (3, 2, "c", "fever", "x", ("yes",))
+    assert (back.line, back.row, back.case_id, back.column, back.value, back.valid_states) == (3, 2, "c", "fever", "x", ("yes",))
 
 
-@pytest.mark.parametrize(("text", "options", "clash"), [
-    ("case_id,fever,score\nc1,yes,7\n", {"format": "long", "annotation_columns": ["score"]}, "score"),
-    ("case_id,fever,cause_1\nc1,yes,x\n", {"annotation_columns": ["cause_1"]}, "cause_1"),
-    ("case_id,fever,error\nc1,yes,x\n", {"annotation_columns": ["error"], "skip_invalid": True}, "error"),
-])
+@pytest.mark.parametrize(
+    ("text", "options", "clash"),
+    [
+        ("case_id,fever,score\nc1,yes,7\n", {"format": "long", "annotation_columns": ["score"]}, "score"),
+        ("case_id,fever,cause_1\nc1,yes,x\n", {"annotation_columns": ["cause_1"]}, "cause_1"),
+        ("case_id,fever,error\nc1,yes,x\n", {"annotation_columns": ["error"], "skip_invalid": True}, "error"),
+    ],
+)
 def test_an_input_column_named_like_an_output_column_is_refused_before_writing(text, options, clash):
     """Issue 15 defect 2: the output had two columns of one name, or rows shifted under the header."""
     out = io.StringIO()

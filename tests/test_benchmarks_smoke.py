@@ -82,9 +82,11 @@ def test_quick_benchmark_checks_agreement_and_writes_the_table(bench, quick):
 
     table = output.read_text(encoding="utf-8")
     assert table == results.table
-    body = [line for line in table.splitlines()
-            if line.startswith(("| leg_twitch | sampled | ranking", "| child | sampled | ranking",
-                                "| leg_twitch | vignettes | ranking"))]
+    body = [
+        line
+        for line in table.splitlines()
+        if line.startswith(("| leg_twitch | sampled | ranking", "| child | sampled | ranking", "| leg_twitch | vignettes | ranking"))
+    ]
     assert len(body) == len(expected)
     assert "| network | workload | task | batch |" in table
     assert "peak memory" in table
@@ -94,8 +96,9 @@ def test_quick_benchmark_runs_the_vignette_workload(bench, quick):
     results, _, lines = quick
     vignettes = [a for a in results.agreement if a["workload"] == "vignettes"]
     assert {a["engine"] for a in vignettes} == set(ENGINES)
-    assert all(a["network"] == "leg_twitch" and a["max_posterior_diff"] <= bench.ATOL
-               and a["max_eig_diff"] <= bench.ATOL for a in vignettes)
+    assert all(
+        a["network"] == "leg_twitch" and a["max_posterior_diff"] <= bench.ATOL and a["max_eig_diff"] <= bench.ATOL for a in vignettes
+    )
     assert "Vignette workload: the 255 vignettes of dev.csv, dev2.csv, safety.csv" in results.table
     assert "Sampled and vignette workload side by side" in results.table
     side = [line for line in results.table.splitlines() if line.startswith("| leg_twitch | ranking")]
@@ -111,7 +114,7 @@ def test_vignette_cases_replicate_the_pooled_vignettes(bench):
     cases, distinct = bench.workloads.vignette_cases(model, 600, bench.SEED)
     assert distinct == len(pool) == 255
     assert len(cases) == 600
-    assert cases[:distinct] == cases[distinct:2 * distinct]  # replicated in the same seeded order
+    assert cases[:distinct] == cases[distinct : 2 * distinct]  # replicated in the same seeded order
     assert sorted(map(sorted, (c.items() for c in cases[:distinct]))) == sorted(map(sorted, (c.items() for c in pool)))
     assert all("true_cause" not in c and "case_id" not in c and "rationale" not in c for c in cases)
     assert bench.workloads.parse_workloads("vignettes,sampled") == ["sampled", "vignettes"]

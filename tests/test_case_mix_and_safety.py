@@ -61,24 +61,26 @@ def weighted_result(tmp_path_factory: pytest.TempPathFactory):
     shares = _pgmpy_shares("article")
     csv = folder / "mix.csv"
     pd.DataFrame({"cause": list(shares), "weight": [2.5 * v for v in shares.values()]}).to_csv(csv, index=False)
-    result = evaluate(DEV, priors=SETTINGS, n_bootstrap=200, n_self_consistency=0, case_mix=["article", str(csv)],
-                      report_dir=folder, seed=3)
+    result = evaluate(
+        DEV, priors=SETTINGS, n_bootstrap=200, n_self_consistency=0, case_mix=["article", str(csv)], report_dir=folder, seed=3
+    )
     return result, shares, csv, folder
 
 
 def _direct(dx_list: list[bayesdx.Diagnosis], truth: list[str], weights: np.ndarray) -> dict[str, float]:
     ranks = np.array([[c.id for c in dx.causes].index(t) + 1 for dx, t in zip(dx_list, truth, strict=True)])
     p_true = np.array([next(c.probability for c in dx.causes if c.id == t) for dx, t in zip(dx_list, truth, strict=True)])
-    brier = np.array([np.mean([(c.probability - (c.id == t)) ** 2 for c in dx.causes])
-                      for dx, t in zip(dx_list, truth, strict=True)])
-    return {"top1": float(np.sum(weights * (ranks == 1))), "top3": float(np.sum(weights * (ranks <= 3))),
-            "mrr": float(np.sum(weights / ranks)),
-            "log_loss": float(np.sum(weights * -np.log(np.clip(p_true, 1e-15, 1.0)))),
-            "brier": float(np.sum(weights * brier))}
+    brier = np.array([np.mean([(c.probability - (c.id == t)) ** 2 for c in dx.causes]) for dx, t in zip(dx_list, truth, strict=True)])
+    return {
+        "top1": float(np.sum(weights * (ranks == 1))),
+        "top3": float(np.sum(weights * (ranks <= 3))),
+        "mrr": float(np.sum(weights / ranks)),
+        "log_loss": float(np.sum(weights * -np.log(np.clip(p_true, 1e-15, 1.0)))),
+        "brier": float(np.sum(weights * brier)),
+    }
 
 
-def test_weighted_metrics_match_a_direct_recomputation_where_the_weights_change_the_winner(
-        weighted_result, recomputed, dev_frame):
+def test_weighted_metrics_match_a_direct_recomputation_where_the_weights_change_the_winner(weighted_result, recomputed, dev_frame):
     """w_i = pi(c_i) / n(c_i) with pi the article setting's P(cause | twitching) from pgmpy, normalised over the
     causes the vignettes cover; every weighted metric equals sum_i w_i m_i from rank_causes to 1e-9."""
     result, shares, csv, _ = weighted_result
@@ -176,12 +178,12 @@ def test_safety_metrics_on_every_kind_of_triage_error():
     """Seven vignettes, one per kind of triage outcome (levels lowest first)."""
     cases = [  # (true, advised): exact, over by two, under by one, under by two, emergency caught,
         ("routine_appointment", "routine_appointment"),  # exact: safe
-        ("self_care", "prompt_specialist"),              # over-triage: safe
-        ("prompt_specialist", "routine_appointment"),    # one level less cautious: under-triage, still safe
-        ("prompt_specialist", "self_care"),              # two levels less: under-triage, unsafe
-        ("emergency", "emergency"),                      # emergency caught
-        ("emergency", "prompt_specialist"),              # emergency missed by one level: unsafe (Gilbert 2020)
-        ("routine_appointment", "emergency"),            # a non-emergency sent to the emergency department
+        ("self_care", "prompt_specialist"),  # over-triage: safe
+        ("prompt_specialist", "routine_appointment"),  # one level less cautious: under-triage, still safe
+        ("prompt_specialist", "self_care"),  # two levels less: under-triage, unsafe
+        ("emergency", "emergency"),  # emergency caught
+        ("emergency", "prompt_specialist"),  # emergency missed by one level: unsafe (Gilbert 2020)
+        ("routine_appointment", "emergency"),  # a non-emergency sent to the emergency department
     ]
     true = [t for t, _ in cases]
     advised = [a for _, a in cases]
@@ -193,6 +195,7 @@ def test_safety_metrics_on_every_kind_of_triage_error():
     lo, hi = m.clopper_pearson(sum(caught), len(caught))
     # Clopper-Pearson from the beta distribution: [B(a/2; x, n-x+1), B(1-a/2; x+1, n-x)]
     from scipy import stats
+
     assert_allclose([lo, hi], [stats.beta.ppf(0.025, 1, 2), stats.beta.ppf(0.975, 2, 1)], rtol=1e-9)
     assert_allclose(m.clopper_pearson(7, 7), [0.025 ** (1 / 7), 1.0], rtol=1e-9)
     assert all(math.isnan(x) for x in m.clopper_pearson(0, 0))
@@ -208,8 +211,7 @@ def test_emergency_recall_in_the_report_is_caught_over_total_with_an_exact_inter
         advised = result.cases[f"triage_{setting}"][frame["true_triage"] == "emergency"]
         caught = int((advised == "emergency").sum())
         assert row["emergency_recall"] == caught / emergencies
-        assert_allclose([row["emergency_recall_lo"], row["emergency_recall_hi"]],
-                        m.clopper_pearson(caught, emergencies), rtol=1e-12)
+        assert_allclose([row["emergency_recall_lo"], row["emergency_recall_hi"]], m.clopper_pearson(caught, emergencies), rtol=1e-12)
     assert f"/{emergencies} = " in result.safety_markdown()
 
 
@@ -271,8 +273,24 @@ def test_reliability_table_equals_sklearn_calibration_curve_away_from_bin_edges(
 
 
 def test_cli_case_mix_writes_the_weighted_columns(tmp_path):
-    result = CliRunner().invoke(main, ["evaluate", str(DEV), "--priors", "article", "--case-mix", "epidemiology",
-                                       "--samples", "0", "--bootstrap", "20", "-o", str(tmp_path), "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(DEV),
+            "--priors",
+            "article",
+            "--case-mix",
+            "epidemiology",
+            "--samples",
+            "0",
+            "--bootstrap",
+            "20",
+            "-o",
+            str(tmp_path),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert table["case_mix"].tolist() == ["epidemiology"]
@@ -288,8 +306,7 @@ def test_progress_is_reported_inside_the_long_stages():
     block of prior draws."""
     frame = pd.read_csv(DEV, dtype=str).head(4)
     messages: list[str] = []
-    evaluate(frame, priors=["article"], next_steps=True, n_prior_draws=3, n_self_consistency=0, n_bootstrap=5,
-             progress=messages.append)
+    evaluate(frame, priors=["article"], next_steps=True, n_prior_draws=3, n_self_consistency=0, n_bootstrap=5, progress=messages.append)
     assert any(m.startswith("article: scoring 4 cases") for m in messages)
     assert any("consultation round 1, 4 cases open" in m for m in messages)
     assert any(m == "article: prior draws 3/3" for m in messages)

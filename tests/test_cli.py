@@ -26,8 +26,7 @@ DEV = ROOT / "evaluation" / "vignettes" / "dev.csv"
 CLI_DATA = Path(__file__).parent / "data" / "cli"
 ANNOTATIONS = ["true_cause", "true_triage", "rationale"]
 #: The wide columns under the default (counterfactual) ranking: the posterior and the ranking's score per cause.
-TOP3 = ["cause_1", "probability_1", "score_1", "cause_2", "probability_2", "score_2", "cause_3", "probability_3",
-        "score_3"]
+TOP3 = ["cause_1", "probability_1", "score_1", "cause_2", "probability_2", "score_2", "cause_3", "probability_3", "score_3"]
 
 
 def _run(*args: str, input: str | bytes | None = None):
@@ -65,8 +64,9 @@ def test_score_dev_csv_writes_every_row_in_order_with_unrounded_probabilities(tm
     assert len(frame) == len(dev) == 87
     assert frame["case_id"].tolist() == dev["case_id"].tolist()
     assert frame[ANNOTATIONS].equals(dev[ANNOTATIONS])
-    assert frame[["cause_1", "cause_2", "cause_3"]].to_numpy().tolist() == \
-        dev_reference[["cause_1", "cause_2", "cause_3"]].to_numpy().tolist()
+    assert (
+        frame[["cause_1", "cause_2", "cause_3"]].to_numpy().tolist() == dev_reference[["cause_1", "cause_2", "cause_3"]].to_numpy().tolist()
+    )
     # written unrounded: the text reads back to exactly the same floats
     assert_array_equal(_probabilities(frame), _probabilities(dev_reference))
     assert list(tmp_path.joinpath("out").iterdir()) == [out]  # no temporary file left behind
@@ -86,8 +86,7 @@ def test_score_with_next_steps_matches_the_python_api(tmp_path):
     for column in ("next_step", "next_step_kind", "triage", "referral"):
         assert frame[column].tolist() == ["" if pd.isna(v) else v for v in expected[column]], column
     assert frame["should_stop"].tolist() == [str(v) for v in expected["should_stop"]]
-    assert_allclose(pd.to_numeric(frame["next_step_value"]).to_numpy(), expected["next_step_value"].to_numpy(),
-                    rtol=0, atol=0)
+    assert_allclose(pd.to_numeric(frame["next_step_value"]).to_numpy(), expected["next_step_value"].to_numpy(), rtol=0, atol=0)
 
 
 def test_score_reads_standard_input_and_writes_standard_output(dev, dev_reference):
@@ -116,8 +115,7 @@ def test_score_long_format_writes_every_cause_of_every_case(dev, dev_reference):
 
 def test_score_top_k_and_keep_column(tmp_path):
     out = tmp_path / "o.csv"
-    result = _run("score", CLI_DATA / "no_case_id.csv", "-o", out, "--no-next-step", "--top-k", "1",
-                  "--ignore-column", "true_triage")
+    result = _run("score", CLI_DATA / "no_case_id.csv", "-o", out, "--no-next-step", "--top-k", "1", "--ignore-column", "true_triage")
     assert result.exit_code == 0, result.output
     frame = _read(out)
     assert list(frame.columns) == ["patient", "cause_1", "probability_1", "score_1"]
@@ -163,8 +161,9 @@ def test_malformed_line_names_line_and_field_counts(tmp_path):
     out = tmp_path / "o.csv"
     result = _run("score", CLI_DATA / "malformed.csv", "-o", out, "--no-next-step")
     assert result.exit_code == 1
-    assert re.search(r"malformed\.csv, line 3 \(row 2, case 'm2'\): the line has 5 fields; the header has 4\.",
-                     result.stderr), result.stderr
+    assert re.search(r"malformed\.csv, line 3 \(row 2, case 'm2'\): the line has 5 fields; the header has 4\.", result.stderr), (
+        result.stderr
+    )
     assert not out.exists()
 
 
@@ -191,8 +190,7 @@ def test_failure_mid_file_leaves_no_output_and_an_existing_output_untouched(tmp_
 
 def test_skip_invalid_writes_every_row_with_an_error_column(tmp_path):
     out = tmp_path / "o.csv"
-    result = _run("score", CLI_DATA / "bad_state.csv", "-o", out, "--no-next-step", "--skip-invalid",
-                  "--chunk-size", "2")
+    result = _run("score", CLI_DATA / "bad_state.csv", "-o", out, "--no-next-step", "--skip-invalid", "--chunk-size", "2")
     assert result.exit_code == 0, result.output
     assert result.stderr == f"scored 3 rows, 1 invalid (4 written to {out})\n"
     frame = _read(out)
@@ -237,17 +235,20 @@ def test_unknown_priors_and_models_are_data_errors():
     assert "'artcle'" in result.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["score"],
-    ["score", "no-such-file.csv"],
-    ["score", str(DEV), "--format", "tall"],
-    ["score", str(DEV), "--top-k", "0"],
-    ["score", str(DEV), "--scheduler", "tcp://127.0.0.1:1"],
-    ["score", str(DEV), "--no-such-option"],
-    ["rank", "fever"],
-    ["model", "export", "--format", "bif"],
-    ["no-such-command"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score"],
+        ["score", "no-such-file.csv"],
+        ["score", str(DEV), "--format", "tall"],
+        ["score", str(DEV), "--top-k", "0"],
+        ["score", str(DEV), "--scheduler", "tcp://127.0.0.1:1"],
+        ["score", str(DEV), "--no-such-option"],
+        ["rank", "fever"],
+        ["model", "export", "--format", "bif"],
+        ["no-such-command"],
+    ],
+)
 def test_usage_errors_exit_with_code_2(args):
     result = _run(*args)
     assert result.exit_code == 2, result.output
@@ -285,10 +286,13 @@ def test_rank_table_shows_causes_steps_triage_and_the_caveat():
     assert bayesdx.CAVEAT in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["fever=maybe"], "Invalid state 'maybe' for variable 'fever'"),
-    (["fevr=yes"], "Unknown variable 'fevr'. Did you mean 'fever'?"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fever=maybe"], "Invalid state 'maybe' for variable 'fever'"),
+        (["fevr=yes"], "Unknown variable 'fevr'. Did you mean 'fever'?"),
+    ],
+)
 def test_rank_bad_evidence_is_a_data_error(args, message):
     result = _run("rank", *args, "--no-next-step")
     assert result.exit_code == 1

@@ -15,7 +15,7 @@ def test_an_unavailable_study_is_paid_once_and_its_tests_are_not_asked_again(bun
     result = simulate_consultations(bundled_model, [case], ["als"], ["v1"], max_steps=15)
     asked = result.asked[0]
     assert "emg_ncs" in asked
-    after = asked[asked.index("emg_ncs") + 1:]
+    after = asked[asked.index("emg_ncs") + 1 :]
     assert "electromyography" not in after
     assert "electroneurography" not in after
     costs = [c for c, _ in result.history[0]]
@@ -23,8 +23,10 @@ def test_an_unavailable_study_is_paid_once_and_its_tests_are_not_asked_again(bun
 
 
 def test_the_accuracy_cost_curve_and_area_follow_the_step_function(bundled_model):
-    cases = [{"age_group": "adult", "urge_to_move": "yes", "worse_at_rest_or_night": "yes", "sex": "female"},
-             {"age_group": "adult", "emotional_stress": "yes"}]
+    cases = [
+        {"age_group": "adult", "urge_to_move": "yes", "worse_at_rest_or_night": "yes", "sex": "female"},
+        {"age_group": "adult", "emotional_stress": "yes"},
+    ]
     result = simulate_consultations(bundled_model, cases, ["restless_legs_syndrome", "stress_anxiety"], ["a", "b"])
     for k, hist in enumerate(result.history):
         assert hist[0][0] == 0.0

@@ -88,21 +88,38 @@ def twin_disablement(model: bayesdx.Model, evidence: dict[str, str], finding: st
         columns = [_levels(raw, parent, s, normal) for s in pstates]
         name = f"Z{k}"
         net.add_edge(parent, name)
-        net.add_cpds(TabularCPD(name, n, np.array(columns).T.tolist(), evidence=[parent], evidence_card=[len(pstates)],
-                                state_names={name: levels, parent: pstates}))
+        net.add_cpds(
+            TabularCPD(
+                name,
+                n,
+                np.array(columns).T.tolist(),
+                evidence=[parent],
+                evidence_card=[len(pstates)],
+                state_names={name: levels, parent: pstates},
+            )
+        )
     for world, skip in (("T", None), ("U", parents.index(cure))):
         prev = "L"
         for k in range(len(parents)):
             name = f"{world}{k}"
             net.add_edge(prev, name)
             if k == skip:  # the cured cause's level does not reach the counterfactual world
-                net.add_cpds(TabularCPD(name, n, np.eye(n).tolist(), evidence=[prev], evidence_card=[n],
-                                        state_names={name: levels, prev: levels}))
+                net.add_cpds(
+                    TabularCPD(name, n, np.eye(n).tolist(), evidence=[prev], evidence_card=[n], state_names={name: levels, prev: levels})
+                )
             else:
                 net.add_edge(f"Z{k}", name)
                 cols = [[1.0 if y == max(a, b) else 0.0 for y in range(n)] for a, b in itertools.product(range(n), range(n))]
-                net.add_cpds(TabularCPD(name, n, np.array(cols).T.tolist(), evidence=[prev, f"Z{k}"], evidence_card=[n, n],
-                                        state_names={name: levels, prev: levels, f"Z{k}": levels}))
+                net.add_cpds(
+                    TabularCPD(
+                        name,
+                        n,
+                        np.array(cols).T.tolist(),
+                        evidence=[prev, f"Z{k}"],
+                        evidence_card=[n, n],
+                        state_names={name: levels, prev: levels, f"Z{k}": levels},
+                    )
+                )
             prev = name
     assert net.check_model()
     factual, counterfactual = f"T{len(parents) - 1}", f"U{len(parents) - 1}"
@@ -118,16 +135,28 @@ def twin_disablement(model: bayesdx.Model, evidence: dict[str, str], finding: st
             weights = [[1.0 if j in code else 0.0] for j in range(len(names))]
             virtual.append(TabularCPD(target, len(names), weights, state_names={target: names}))
     assert states.index(evidence[finding]) != 0 if evidence[finding] in states else True
-    result = VariableElimination(net).query([counterfactual], evidence=hard, virtual_evidence=virtual or None,
-                                            show_progress=False)
+    result = VariableElimination(net).query([counterfactual], evidence=hard, virtual_evidence=virtual or None, show_progress=False)
     return float(result.get_value(**{counterfactual: "0"}))
 
 
 CASES = [
-    {"age_group": "adult", "sex": "male", "thirst_frequent_urination": "yes", "numbness_tingling": "yes",
-     "both_legs": "yes", "frequency": "daily", "duration": "over_3_months"},
-    {"age_group": "older_adult", "muscle_weakness": "yes", "muscle_wasting": "yes", "painful_cramps": "yes",
-     "emotional_stress": "yes", "electromyography": "abnormal"},
+    {
+        "age_group": "adult",
+        "sex": "male",
+        "thirst_frequent_urination": "yes",
+        "numbness_tingling": "yes",
+        "both_legs": "yes",
+        "frequency": "daily",
+        "duration": "over_3_months",
+    },
+    {
+        "age_group": "older_adult",
+        "muscle_weakness": "yes",
+        "muscle_wasting": "yes",
+        "painful_cramps": "yes",
+        "emotional_stress": "yes",
+        "electromyography": "abnormal",
+    },
     {"age_group": "child", "fever": "yes", "twitch_appearance": "visible_jerk", "loss_of_consciousness": "yes"},
 ]
 
@@ -138,8 +167,7 @@ def test_disablement_of_the_complaint_matches_an_explicit_twin_network(bundled_m
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="disablement", next_steps=False)
     by_id = {c.id: c for c in dx.causes}
     for cause in ("stress_anxiety", "polyneuropathy", "diabetes_mellitus", "als", "febrile_infection", "epilepsy"):
-        assert_allclose(by_id[cause].disablement, twin_disablement(bundled_model, evidence, "leg_twitching", cause),
-                        atol=ATOL, rtol=0)
+        assert_allclose(by_id[cause].disablement, twin_disablement(bundled_model, evidence, "leg_twitching", cause), atol=ATOL, rtol=0)
 
 
 def test_expected_disablement_is_the_sum_over_positive_findings_of_twin_network_probabilities(bundled_model):
@@ -147,12 +175,14 @@ def test_expected_disablement_is_the_sum_over_positive_findings_of_twin_network_
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
     by_id = {c.id: c for c in dx.causes}
     kinds = _model_file()["cpds"]
-    positives = [v for v, s in evidence.items() if kinds.get(v, {}).get("kind") in ("noisy_or", "noisy_max")
-                 and s != bundled_model.normal_states.get(v)]
+    positives = [
+        v
+        for v, s in evidence.items()
+        if kinds.get(v, {}).get("kind") in ("noisy_or", "noisy_max") and s != bundled_model.normal_states.get(v)
+    ]
     assert {"leg_twitching", "muscle_weakness", "electromyography"} <= set(positives)
     for cause in ("als", "myopathy", "polyneuropathy", "stress_anxiety"):
-        expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives
-                       if cause in kinds[f]["links"])
+        expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives if cause in kinds[f]["links"])
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
 
 
@@ -160,15 +190,22 @@ def test_expected_disablement_is_the_sum_over_positive_findings_of_twin_network_
 def test_graded_and_soft_test_results_match_the_twin_network(bundled_model, emg):
     """A graded test (noisy-MAX, normal < myopathic < neurogenic) and the coarse answer 'abnormal' (soft
     evidence on both raised levels), with a graded creatine kinase beside it."""
-    evidence = {**bundled_model.presenting, "age_group": "adult", "muscle_weakness": "yes", "electromyography": emg,
-                "creatine_kinase": "markedly_raised"}
+    evidence = {
+        **bundled_model.presenting,
+        "age_group": "adult",
+        "muscle_weakness": "yes",
+        "electromyography": emg,
+        "creatine_kinase": "markedly_raised",
+    }
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
     by_id = {c.id: c for c in dx.causes}
     kinds = _model_file()["cpds"]
     for cause in ("als", "myopathy", "nerve_root_irritation"):
-        expected = sum(twin_disablement(bundled_model, evidence, f, cause)
-                       for f in ("leg_twitching", "muscle_weakness", "electromyography", "creatine_kinase")
-                       if cause in kinds[f]["links"])
+        expected = sum(
+            twin_disablement(bundled_model, evidence, f, cause)
+            for f in ("leg_twitching", "muscle_weakness", "electromyography", "creatine_kinase")
+            if cause in kinds[f]["links"]
+        )
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
 
 
@@ -184,10 +221,10 @@ def test_score_and_rank_causes_agree_on_the_counterfactual_ranking(bundled_model
     for k, case in enumerate(CASES):
         dx = bayesdx.rank_causes(case, model=bundled_model, ranking="expected_disablement", next_steps=False)
         assert [frame.loc[k, f"cause_{j}"] for j in (1, 2, 3)] == [c.id for c in dx.causes[:3]]
-        assert_allclose([frame.loc[k, f"score_{j}"] for j in (1, 2, 3)],
-                        [c.expected_disablement for c in dx.causes[:3]], atol=1e-12, rtol=0)
-        assert_allclose([frame.loc[k, f"probability_{j}"] for j in (1, 2, 3)],
-                        [c.probability for c in dx.causes[:3]], atol=1e-12, rtol=0)
+        assert_allclose(
+            [frame.loc[k, f"score_{j}"] for j in (1, 2, 3)], [c.expected_disablement for c in dx.causes[:3]], atol=1e-12, rtol=0
+        )
+        assert_allclose([frame.loc[k, f"probability_{j}"] for j in (1, 2, 3)], [c.probability for c in dx.causes[:3]], atol=1e-12, rtol=0)
 
 
 def test_an_unknown_ranking_is_refused_with_the_valid_names(bundled_model):

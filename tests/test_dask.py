@@ -83,16 +83,16 @@ def test_cli_engine_dask_writes_the_same_file_as_the_local_engine(tmp_path):
     local, remote = tmp_path / "local.csv", tmp_path / "dask.csv"
     result = runner.invoke(main, ["score", str(DEV), "-o", str(local), "--no-next-step", "--top-k", "4"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["score", str(DEV), "-o", str(remote), "--no-next-step", "--top-k", "4",
-                                  "--engine", "dask", "--chunk-size", "40"])
+    result = runner.invoke(
+        main, ["score", str(DEV), "-o", str(remote), "--no-next-step", "--top-k", "4", "--engine", "dask", "--chunk-size", "40"]
+    )
     assert result.exit_code == 0, result.output
     read = {"dtype": str, "keep_default_na": False}
     got, expected = pd.read_csv(remote, **read), pd.read_csv(local, **read)
     assert len(got) == 87
     probability = [f"{name}_{j}" for j in range(1, 5) for name in ("probability", "score")]
     assert got.drop(columns=probability).equals(expected.drop(columns=probability))
-    assert_frame_equal(got[probability].astype(float), expected[probability].astype(float),
-                       check_exact=False, rtol=0, atol=1e-10)
+    assert_frame_equal(got[probability].astype(float), expected[probability].astype(float), check_exact=False, rtol=0, atol=1e-10)
 
 
 def test_cli_engine_dask_reports_bad_rows_like_the_local_engine(tmp_path):

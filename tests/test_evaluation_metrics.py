@@ -16,12 +16,14 @@ from bayesdx.evaluation import metrics as m
 #   case 1: true h1, tied with h0 at 0.4; h0 comes first -> rank 2 (ties keep the model's order)
 #   case 2: true h0, lowest of the three                 -> rank 3 (last)
 #   case 3: true h2, tied with h0 at 0.25; h0 comes first-> rank 3 (last, through a tie)
-P = np.array([
-    [0.70, 0.20, 0.10],
-    [0.40, 0.40, 0.20],
-    [0.10, 0.30, 0.60],
-    [0.25, 0.50, 0.25],
-])
+P = np.array(
+    [
+        [0.70, 0.20, 0.10],
+        [0.40, 0.40, 0.20],
+        [0.10, 0.30, 0.60],
+        [0.25, 0.50, 0.25],
+    ]
+)
 TRUTH = np.array([0, 1, 0, 2])
 OUTCOME = np.eye(3)[TRUTH]
 
@@ -78,11 +80,14 @@ def test_triage_accuracy_and_under_triage_by_hand():
     assert m.under_triage(advised, true, levels).tolist() == [0.0, 0.0, 1.0, 0.0]
 
 
-@pytest.mark.parametrize(("a", "b", "a_only", "b_only", "p"), [
-    ([1, 1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0, 1], 3, 0, 2 * 0.5**3),         # 2 * P(X <= 0), X ~ Bin(3, 1/2)
-    ([1, 0, 0, 0, 0, 1, 0], [0, 1, 1, 1, 1, 1, 0], 1, 4, 2 * (1 + 5) / 32),  # 2 * P(X <= 1), X ~ Bin(5, 1/2)
-    ([1, 0, 1], [1, 0, 1], 0, 0, 1.0),                                       # no discordant pair
-])
+@pytest.mark.parametrize(
+    ("a", "b", "a_only", "b_only", "p"),
+    [
+        ([1, 1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0, 1], 3, 0, 2 * 0.5**3),  # 2 * P(X <= 0), X ~ Bin(3, 1/2)
+        ([1, 0, 0, 0, 0, 1, 0], [0, 1, 1, 1, 1, 1, 0], 1, 4, 2 * (1 + 5) / 32),  # 2 * P(X <= 1), X ~ Bin(5, 1/2)
+        ([1, 0, 1], [1, 0, 1], 0, 0, 1.0),  # no discordant pair
+    ],
+)
 def test_exact_mcnemar_by_hand(a, b, a_only, b_only, p):
     result = m.mcnemar_exact(np.array(a), np.array(b), "x", "y")
     assert (result.a, result.b, result.a_only, result.b_only) == ("x", "y", a_only, b_only)
@@ -118,17 +123,14 @@ def test_end_to_end_on_the_tiny_model_by_hand(tiny_model):
 
     p_flu_yes, p_cold_yes = 0.0847 / 0.2962, 0.1758 / 0.2962
     p_flu_no, p_cold_no = 0.0153 / 0.7038, 0.1242 / 0.7038
-    frame = pd.DataFrame({"case_id": ["a", "b", "c"], "true_cause": ["flu", "cold", "flu"],
-                          "fever": ["yes", "yes", "no"]})
-    result = evaluate(frame, model=tiny_model, priors=("tiny",), next_steps=False, n_bootstrap=20,
-                      n_prior_draws=0, n_self_consistency=0)
+    frame = pd.DataFrame({"case_id": ["a", "b", "c"], "true_cause": ["flu", "cold", "flu"], "fever": ["yes", "yes", "no"]})
+    result = evaluate(frame, model=tiny_model, priors=("tiny",), next_steps=False, n_bootstrap=20, n_prior_draws=0, n_self_consistency=0)
     row = result.metrics.iloc[0]
     assert result.cases["rank_tiny"].tolist() == [2, 1, 2]
     assert_allclose(result.cases["probability_tiny"], [p_flu_yes, p_cold_yes, p_flu_no], rtol=1e-9)
     assert_allclose(row[["top1", "top3", "mrr"]].to_numpy(dtype=float), [1 / 3, 1.0, (0.5 + 1 + 0.5) / 3])
     assert_allclose(row["log_loss"], -(math.log(p_flu_yes) + math.log(p_cold_yes) + math.log(p_flu_no)) / 3, rtol=1e-9)
-    brier = ((p_flu_yes - 1) ** 2 + p_cold_yes**2 + p_flu_yes**2 + (p_cold_yes - 1) ** 2
-             + (p_flu_no - 1) ** 2 + p_cold_no**2) / 6
+    brier = ((p_flu_yes - 1) ** 2 + p_cold_yes**2 + p_flu_yes**2 + (p_cold_yes - 1) ** 2 + (p_flu_no - 1) ** 2 + p_cold_no**2) / 6
     assert_allclose(row["brier"], brier, rtol=1e-9)
     assert math.isnan(row["triage_accuracy"])
     assert math.isnan(row["policy_auc"])

@@ -26,25 +26,86 @@ SETTINGS = ("article", "uniform")
 STEP_CASES = 3
 LEVELS = ("self_care", "routine_appointment", "prompt_specialist", "emergency")
 METRICS_CSV_COLUMNS = [
-    "priors", "ranking", "n",
-    "top1", "top1_lo", "top1_hi", "top3", "top3_lo", "top3_hi", "mrr", "mrr_lo", "mrr_hi",
-    "log_loss", "log_loss_lo", "log_loss_hi", "brier", "brier_lo", "brier_hi", "ece", "ece_lo", "ece_hi",
-    "triage_accuracy", "triage_accuracy_lo", "triage_accuracy_hi", "under_triage", "under_triage_lo",
-    "under_triage_hi", "over_triage", "over_triage_lo", "over_triage_hi", "safe_triage", "safe_triage_lo",
-    "safe_triage_hi", "emergency_recall", "emergency_recall_lo", "emergency_recall_hi",
-    "policy_auc", "policy_auc_lo", "policy_auc_hi", "cost_to_top1", "cost_to_top1_lo", "cost_to_top1_hi",
-    "policy_top1", "policy_top1_lo", "policy_top1_hi", "emergencies", "case_mix",
-    "top1_weighted", "top1_weighted_lo", "top1_weighted_hi", "top3_weighted", "top3_weighted_lo", "top3_weighted_hi",
-    "mrr_weighted", "mrr_weighted_lo", "mrr_weighted_hi", "log_loss_weighted", "log_loss_weighted_lo",
-    "log_loss_weighted_hi", "brier_weighted", "brier_weighted_lo", "brier_weighted_hi",
+    "priors",
+    "ranking",
+    "n",
+    "top1",
+    "top1_lo",
+    "top1_hi",
+    "top3",
+    "top3_lo",
+    "top3_hi",
+    "mrr",
+    "mrr_lo",
+    "mrr_hi",
+    "log_loss",
+    "log_loss_lo",
+    "log_loss_hi",
+    "brier",
+    "brier_lo",
+    "brier_hi",
+    "ece",
+    "ece_lo",
+    "ece_hi",
+    "triage_accuracy",
+    "triage_accuracy_lo",
+    "triage_accuracy_hi",
+    "under_triage",
+    "under_triage_lo",
+    "under_triage_hi",
+    "over_triage",
+    "over_triage_lo",
+    "over_triage_hi",
+    "safe_triage",
+    "safe_triage_lo",
+    "safe_triage_hi",
+    "emergency_recall",
+    "emergency_recall_lo",
+    "emergency_recall_hi",
+    "policy_auc",
+    "policy_auc_lo",
+    "policy_auc_hi",
+    "cost_to_top1",
+    "cost_to_top1_lo",
+    "cost_to_top1_hi",
+    "policy_top1",
+    "policy_top1_lo",
+    "policy_top1_hi",
+    "emergencies",
+    "case_mix",
+    "top1_weighted",
+    "top1_weighted_lo",
+    "top1_weighted_hi",
+    "top3_weighted",
+    "top3_weighted_lo",
+    "top3_weighted_hi",
+    "mrr_weighted",
+    "mrr_weighted_lo",
+    "mrr_weighted_hi",
+    "log_loss_weighted",
+    "log_loss_weighted_lo",
+    "log_loss_weighted_hi",
+    "brier_weighted",
+    "brier_weighted_lo",
+    "brier_weighted_hi",
 ]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("report")
-    result = evaluate(DEV, priors=SETTINGS, n_bootstrap=50, n_prior_draws=20, n_self_consistency=150,
-                      next_steps=True, step_cases=STEP_CASES, seed=7, report_dir=folder, case_mix="article")
+    result = evaluate(
+        DEV,
+        priors=SETTINGS,
+        n_bootstrap=50,
+        n_prior_draws=20,
+        n_self_consistency=150,
+        next_steps=True,
+        step_cases=STEP_CASES,
+        seed=7,
+        report_dir=folder,
+        case_mix="article",
+    )
     return result, folder
 
 
@@ -82,7 +143,6 @@ def consultation_by_rank_causes(evidence: dict[str, str], cause: str, model: bay
         current.update({v: evidence[v] for v in items if v in evidence})
 
 
-
 def test_metrics_csv_has_one_row_per_setting_and_the_documented_columns(report):
     _result, folder = report
     table = pd.read_csv(folder / "metrics.csv")
@@ -91,14 +151,23 @@ def test_metrics_csv_has_one_row_per_setting_and_the_documented_columns(report):
     assert (table["n"] == 87).all()
     for m in METRICS:
         ok = table[m].notna()
-        assert ((table.loc[ok, f"{m}_lo"] <= table.loc[ok, m] + 1e-12)
-                & (table.loc[ok, m] <= table.loc[ok, f"{m}_hi"] + 1e-12)).all(), m
+        assert ((table.loc[ok, f"{m}_lo"] <= table.loc[ok, m] + 1e-12) & (table.loc[ok, m] <= table.loc[ok, f"{m}_hi"] + 1e-12)).all(), m
 
 
 def test_report_files_and_plots(report):
     _, folder = report
-    for name in ("metrics.csv", "cases.csv", "report.md", "reliability.png", "top_k.png", "tornado.png",
-                 "self_consistency.png", "sensitivity.csv", "stability.csv", "mcnemar.csv"):
+    for name in (
+        "metrics.csv",
+        "cases.csv",
+        "report.md",
+        "reliability.png",
+        "top_k.png",
+        "tornado.png",
+        "self_consistency.png",
+        "sensitivity.csv",
+        "stability.csv",
+        "mcnemar.csv",
+    ):
         assert (folder / name).is_file(), name
     text = (folder / "report.md").read_text(encoding="utf-8")
     for image in ("reliability.png", "top_k.png", "tornado.png", "self_consistency.png"):
@@ -134,14 +203,14 @@ def test_metrics_match_a_recomputation_from_rank_causes(report, recomputed):
         ece = sum(abs((p[bins == b] - y[bins == b]).sum()) for b in range(10)) / len(p)
         advised = [dx.triage for dx in dxs]
         expected = {
-            "top1": np.mean(ranks == 1), "top3": np.mean(ranks <= 3), "mrr": np.mean(1 / ranks),
+            "top1": np.mean(ranks == 1),
+            "top3": np.mean(ranks <= 3),
+            "mrr": np.mean(1 / ranks),
             "log_loss": np.mean(-np.log(np.maximum(p_true, 1e-15))),
-            "brier": np.mean([np.mean([(c.probability - (c.id == t)) ** 2 for c in dx.causes])
-                              for dx, t in zip(dxs, truth, strict=True)]),
+            "brier": np.mean([np.mean([(c.probability - (c.id == t)) ** 2 for c in dx.causes]) for dx, t in zip(dxs, truth, strict=True)]),
             "ece": ece,
             "triage_accuracy": np.mean([a == t for a, t in zip(advised, true_triage, strict=True)]),
-            "under_triage": np.mean([LEVELS.index(t) > LEVELS.index(a)
-                                     for a, t in zip(advised, true_triage, strict=True)]),
+            "under_triage": np.mean([LEVELS.index(t) > LEVELS.index(a) for a, t in zip(advised, true_triage, strict=True)]),
         }
         row = result.metrics.set_index("priors").loc[s]
         for metric, value in expected.items():
@@ -175,8 +244,9 @@ def test_simulated_consultations_match_a_rank_causes_loop(report):
 
 def test_score_orders_causes_exactly_as_rank_causes(report, recomputed):
     frame = pd.read_csv(DEV, dtype=str).head(10)
-    scored = bayesdx.score(frame.drop(columns=["case_id", "true_cause", "true_triage", "rationale"]),
-                           top_k=len(bayesdx.load_model().hypotheses))
+    scored = bayesdx.score(
+        frame.drop(columns=["case_id", "true_cause", "true_triage", "rationale"]), top_k=len(bayesdx.load_model().hypotheses)
+    )
     for k in range(10):
         dx = recomputed["article"][k]
         assert [scored.iloc[k][f"cause_{j + 1}"] for j in range(len(dx.causes))] == [c.id for c in dx.causes]
@@ -220,8 +290,17 @@ def test_forward_samples_follow_the_networks_marginals_and_links():
     assert len(samples) == n
     assert set(model.variables) <= set(samples.columns)
     ve = VariableElimination(model.network)
-    checked = ["age_group", "sex", "stress_anxiety", "diabetes_mellitus", "polyneuropathy", "leg_twitching",
-               "numbness_tingling", "frequency", "creatine_kinase"]
+    checked = [
+        "age_group",
+        "sex",
+        "stress_anxiety",
+        "diabetes_mellitus",
+        "polyneuropathy",
+        "leg_twitching",
+        "numbness_tingling",
+        "frequency",
+        "creatine_kinase",
+    ]
     for var in checked:
         exact = ve.query([var], show_progress=False)
         for state, p in zip(exact.state_names[var], exact.values, strict=True):
@@ -244,15 +323,20 @@ def tiny_frame(**changes: object) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize(("frame", "match"), [
-    (tiny_frame(true_cause=None), r"In <DataFrame>: there is no 'true_cause' column"),
-    (tiny_frame(case_id=None), r"there is no 'case_id' column"),
-    (tiny_frame(true_cause=["flu", "colds"]),
-     r"In case 'b' of <DataFrame>: true_cause 'colds' is not a cause hypothesis of model 'tiny'\. "
-     r"Did you mean 'cold'\?"),
-    (tiny_frame(fevr=["yes", "no"]), r"column 'fevr' is neither a variable of model 'tiny' .* Did you mean 'fever'\?"),
-    (tiny_frame(case_id=["a", "a"]), r"In case 'a' of <DataFrame>: the case_id appears more than once"),
-])
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (tiny_frame(true_cause=None), r"In <DataFrame>: there is no 'true_cause' column"),
+        (tiny_frame(case_id=None), r"there is no 'case_id' column"),
+        (
+            tiny_frame(true_cause=["flu", "colds"]),
+            r"In case 'b' of <DataFrame>: true_cause 'colds' is not a cause hypothesis of model 'tiny'\. "
+            r"Did you mean 'cold'\?",
+        ),
+        (tiny_frame(fevr=["yes", "no"]), r"column 'fevr' is neither a variable of model 'tiny' .* Did you mean 'fever'\?"),
+        (tiny_frame(case_id=["a", "a"]), r"In case 'a' of <DataFrame>: the case_id appears more than once"),
+    ],
+)
 def test_bad_vignettes(tiny_model, frame, match):
     with pytest.raises(VignetteError, match=match):
         evaluate(frame, model=tiny_model, priors=("tiny",), n_prior_draws=0, n_self_consistency=0)
@@ -260,20 +344,25 @@ def test_bad_vignettes(tiny_model, frame, match):
 
 def test_bad_evidence_cell_names_the_case(tiny_model):
     with pytest.raises(bayesdx.InvalidStateError, match=r"'maybe'.* in case 'b'"):
-        evaluate(tiny_frame(fever=["yes", "maybe"]), model=tiny_model, priors=("tiny",), n_prior_draws=0,
-                 n_self_consistency=0)
+        evaluate(tiny_frame(fever=["yes", "maybe"]), model=tiny_model, priors=("tiny",), n_prior_draws=0, n_self_consistency=0)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"priors": ("articel",)}, ValueError,
-     r"The 'priors' parameter of evaluate must name prior settings among .*'article'.*Got 'articel' instead"),
-    ({"priors": ()}, ValueError, r"The 'priors' parameter of evaluate must be a non-empty sequence"),
-    ({"priors": ("article", "article")}, ValueError, r"names the setting 'article' twice"),
-    ({"priors": ("missing.toml",)}, FileNotFoundError, r"No such prior file: 'missing.toml'"),
-    ({"n_bootstrap": 0}, ValueError, r"The 'n_bootstrap' parameter of evaluate must be an int >= 1\. Got 0"),
-    ({"prior_spread": -1.0}, ValueError, r"The 'prior_spread' parameter of evaluate must be a finite number >= 0"),
-    ({"next_steps": "yes"}, TypeError, r"The 'next_steps' parameter of evaluate must be a bool"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"priors": ("articel",)},
+            ValueError,
+            r"The 'priors' parameter of evaluate must name prior settings among .*'article'.*Got 'articel' instead",
+        ),
+        ({"priors": ()}, ValueError, r"The 'priors' parameter of evaluate must be a non-empty sequence"),
+        ({"priors": ("article", "article")}, ValueError, r"names the setting 'article' twice"),
+        ({"priors": ("missing.toml",)}, FileNotFoundError, r"No such prior file: 'missing.toml'"),
+        ({"n_bootstrap": 0}, ValueError, r"The 'n_bootstrap' parameter of evaluate must be an int >= 1\. Got 0"),
+        ({"prior_spread": -1.0}, ValueError, r"The 'prior_spread' parameter of evaluate must be a finite number >= 0"),
+        ({"next_steps": "yes"}, TypeError, r"The 'next_steps' parameter of evaluate must be a bool"),
+    ],
+)
 def test_bad_parameters(kwargs, error, match):
     with pytest.raises(error, match=match):
         evaluate(DEV, **{"n_prior_draws": 0, "n_self_consistency": 0, **kwargs})
@@ -289,9 +378,25 @@ def test_cli_prints_the_metrics_and_writes_the_report(tmp_path, tiny_model_path)
     csv = tmp_path / "v.csv"
     tiny_frame().to_csv(csv, index=False)
     out = tmp_path / "rep"
-    result = CliRunner().invoke(evaluate_command, [
-        str(csv), "--model", str(tiny_model_path), "--priors", "tiny", "-o", str(out), "--bootstrap", "20",
-        "--prior-draws", "5", "--samples", "50", "--no-steps"])
+    result = CliRunner().invoke(
+        evaluate_command,
+        [
+            str(csv),
+            "--model",
+            str(tiny_model_path),
+            "--priors",
+            "tiny",
+            "-o",
+            str(out),
+            "--bootstrap",
+            "20",
+            "--prior-draws",
+            "5",
+            "--samples",
+            "50",
+            "--no-steps",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("| priors | n | top1 |")
     assert "| tiny | 2 |" in result.stdout
@@ -299,11 +404,14 @@ def test_cli_prints_the_metrics_and_writes_the_report(tmp_path, tiny_model_path)
     assert (out / "report.md").is_file()
 
 
-@pytest.mark.parametrize(("args", "code", "match"), [
-    (["--bootstrap", "x"], 2, r"Invalid value for '--bootstrap'"),
-    (["--prior-draws", "-1"], 2, r"Invalid value for '--prior-draws'"),
-    (["--priors", "nope"], 1, r"Error: No such prior file|Error: .*'nope'"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "match"),
+    [
+        (["--bootstrap", "x"], 2, r"Invalid value for '--bootstrap'"),
+        (["--prior-draws", "-1"], 2, r"Invalid value for '--prior-draws'"),
+        (["--priors", "nope"], 1, r"Error: No such prior file|Error: .*'nope'"),
+    ],
+)
 def test_cli_errors(tmp_path, tiny_model_path, args, code, match):
     csv = tmp_path / "v.csv"
     tiny_frame().to_csv(csv, index=False)

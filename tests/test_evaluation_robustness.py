@@ -34,13 +34,13 @@ def scaled(p: float, factor: float) -> float:
 def prior_file(folder: Path, probabilities: dict[str, float], name: str = "scaled") -> Path:
     path = folder / f"{name}.toml"
     body = "format_version = 1\n[setting]\nid = 'scaled'\n" + "".join(
-        f"[causes.{c}]\nprobability = {float(p)!r}\nassumption = 'test'\n" for c, p in probabilities.items())
+        f"[causes.{c}]\nprobability = {float(p)!r}\nassumption = 'test'\n" for c, p in probabilities.items()
+    )
     path.write_text(body, encoding="utf-8")
     return path
 
 
-def top_with_prior_file(tmp_path: Path, model_path: Path, probabilities: dict[str, float],
-                        evidence: dict[str, str]) -> str:
+def top_with_prior_file(tmp_path: Path, model_path: Path, probabilities: dict[str, float], evidence: dict[str, str]) -> str:
     model = bayesdx.load_model(model_path, priors=prior_file(tmp_path, probabilities))
     # flip factors are defined on the posterior (the leading cause by probability)
     return bayesdx.rank_causes(evidence, model=model, next_steps=False, ranking="posterior").causes[0].id
@@ -77,8 +77,9 @@ def test_flip_factor_against_a_replaced_cause_table(graded_model, rng):
     j = ids.index("infection")
     node = compiled.index()["infection"]
     present = compiled.states[node].index(model.hypotheses[j].state)
-    cases = [{"age": a, "rash": r, "severity": s} for a in model.states["age"] for r in model.states["rash"]
-             for s in model.states["severity"]]
+    cases = [
+        {"age": a, "rash": r, "severity": s} for a in model.states["age"] for r in model.states["rash"] for s in model.states["severity"]
+    ]
     cases = [cases[k] for k in rng.permutation(len(cases))[:6]]
     probabilities = matrix_of(model, cases)
     flips = flip_analysis(model, cases, probabilities, [str(k) for k in range(len(cases))])
@@ -100,7 +101,7 @@ def test_flip_factor_against_a_replaced_cause_table(graded_model, rng):
         factor = flips.factors[k, j]
         if not 0 < factor < math.inf:
             continue
-        top = leader(probabilities[k:k + 1])[0]
+        top = leader(probabilities[k : k + 1])[0]
         direction = 1 if factor > 1 else -1
         assert top_with_table(case, factor * (1 - direction * STEP)) == top
         assert top_with_table(case, factor * (1 + direction * STEP)) == flips.flips_to[k, j] != top
@@ -120,8 +121,10 @@ def test_perturbed_posteriors_match_prior_files(tmp_path, tiny_model, tiny_model
     log_factors = rng.normal(0.0, 1.0, size=(3, 2))
     got = perturbed_posteriors(tiny_model, cases, log_factors)
     for d, (zf, zc) in enumerate(log_factors):
-        model = bayesdx.load_model(tiny_model_path, priors=prior_file(
-            tmp_path, {"flu": scaled(0.1, math.exp(zf)), "cold": scaled(0.3, math.exp(zc))}, name=f"draw{d}"))
+        model = bayesdx.load_model(
+            tiny_model_path,
+            priors=prior_file(tmp_path, {"flu": scaled(0.1, math.exp(zf)), "cold": scaled(0.3, math.exp(zc))}, name=f"draw{d}"),
+        )
         assert_allclose(got[d], matrix_of(model, cases), rtol=1e-10)
 
 

@@ -70,8 +70,9 @@ def test_invalid_state_lists_the_valid_states(tiny_model, evidence, variable, st
 
 def test_invalid_state_in_a_dataframe_names_the_row_label(tiny_model):
     frame = pd.DataFrame({"fever": ["yes", "warm"]}, index=["ann", "bob"])
-    with pytest.raises(InvalidStateError, match=re.escape("Invalid state 'warm' for variable 'fever' in case 'bob'. "
-                                                          "Valid states are 'yes', 'no'.")):
+    with pytest.raises(
+        InvalidStateError, match=re.escape("Invalid state 'warm' for variable 'fever' in case 'bob'. Valid states are 'yes', 'no'.")
+    ):
         bayesdx.score(frame, model=tiny_model)
 
 
@@ -91,8 +92,11 @@ def test_invalid_state_in_a_list_of_cases_names_the_position(tiny_model):
     ],
 )
 def test_non_mapping_evidence_raises_type_error_saying_what_was_expected(tiny_model, evidence, got):
-    with pytest.raises(TypeError, match=r"Evidence must be a mapping of variable to state, such as "
-                                        r"\{'painful_cramps': 'yes'\}\. Got " + got + r" instead\."):
+    with pytest.raises(
+        TypeError,
+        match=r"Evidence must be a mapping of variable to state, such as "
+        r"\{'painful_cramps': 'yes'\}\. Got " + got + r" instead\.",
+    ):
         bayesdx.rank_causes(evidence, model=tiny_model)
 
 
@@ -101,8 +105,11 @@ def test_non_mapping_evidence_raises_type_error_saying_what_was_expected(tiny_mo
     [(1, "int 1"), (0, "int 0"), (1.5, "float 1.5"), (["yes"], r"list \['yes'\]")],
 )
 def test_non_state_value_raises_type_error_listing_valid_states(tiny_model, value, shown):
-    with pytest.raises(TypeError, match=r"Evidence for 'fever' must be a state name \(str\), a bool, or None/NaN/'' "
-                                        r"for not observed\. Got " + shown + r"; valid states are 'yes', 'no'\."):
+    with pytest.raises(
+        TypeError,
+        match=r"Evidence for 'fever' must be a state name \(str\), a bool, or None/NaN/'' "
+        r"for not observed\. Got " + shown + r"; valid states are 'yes', 'no'\.",
+    ):
         bayesdx.rank_causes({"fever": value}, model=tiny_model)
 
 
@@ -119,14 +126,20 @@ def test_non_state_value_in_a_dataframe_names_row_and_column(tiny_model):
 
 @pytest.mark.parametrize("cases", ["fever", 3, {"fever": "yes"}])
 def test_score_rejects_cases_that_are_neither_frame_nor_list(tiny_model, cases):
-    with pytest.raises(TypeError, match=r"The 'cases' parameter of score must be a pandas DataFrame or a list of "
-                                        r"mappings\. Got \w+ instead\."):
+    with pytest.raises(
+        TypeError,
+        match=r"The 'cases' parameter of score must be a pandas DataFrame or a list of "
+        r"mappings\. Got \w+ instead\.",
+    ):
         bayesdx.score(cases, model=tiny_model)
 
 
 def test_model_argument_must_be_a_model(tiny_model):
-    with pytest.raises(TypeError, match=r"The 'model' parameter of rank_causes must be a bayesdx Model \(from "
-                                        r"load_model\)\. Got str instead\."):
+    with pytest.raises(
+        TypeError,
+        match=r"The 'model' parameter of rank_causes must be a bayesdx Model \(from "
+        r"load_model\)\. Got str instead\.",
+    ):
         bayesdx.rank_causes({"fever": "yes"}, model="tiny")
 
 
@@ -167,8 +180,11 @@ IMPOSSIBLE = {"fever": "yes", "thermometer": "normal"}  # P(normal | yes) = 0 in
 
 
 def test_impossible_evidence_raises_naming_the_case_in_rank_causes(impossible_model):
-    with pytest.raises(ImpossibleEvidenceError, match=r"The evidence of case 'evidence' has probability zero under "
-                                                      r"the model: .*Check the observed values for a contradiction\.") as info:
+    with pytest.raises(
+        ImpossibleEvidenceError,
+        match=r"The evidence of case 'evidence' has probability zero under "
+        r"the model: .*Check the observed values for a contradiction\.",
+    ) as info:
         bayesdx.rank_causes(IMPOSSIBLE, model=impossible_model)
     assert info.value.cases == ("evidence",)
     assert isinstance(info.value, ValueError)

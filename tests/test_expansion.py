@@ -61,7 +61,8 @@ def _tier(monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
 
 @pytest.mark.parametrize("tier", ["double", "extended", "patterns"])
 def test_every_tier_matches_variable_elimination_on_the_bundled_model(
-        tier, monkeypatch, bundled_model, ve_reference, evidence_sampler, rng):
+    tier, monkeypatch, bundled_model, ve_reference, evidence_sampler, rng
+):
     # many observed findings, so most cases have several positive findings and cancelling terms
     hidden = [v for v in bundled_model.network.nodes() if v not in bundled_model.variables]  # divorced noisy parts
     exclude = (*bundled_model.causes, *hidden, *bundled_model.presenting)
@@ -112,8 +113,11 @@ def _rare_causes_network() -> tuple[CompiledNetwork, Any]:
     pg = DiscreteBayesianNetwork([(c, f) for c, f in zip(causes, findings, strict=True)])
     for v, s, ps, t in zip(variables, states, parents, tables, strict=True):
         names = {v: list(s), **{variables[p]: list(states[p]) for p in ps}}
-        pg.add_cpds(TabularCPD(v, 2, t.reshape(2, -1), evidence=[variables[p] for p in ps] or None,
-                               evidence_card=[2] * len(ps) or None, state_names=names))
+        pg.add_cpds(
+            TabularCPD(
+                v, 2, t.reshape(2, -1), evidence=[variables[p] for p in ps] or None, evidence_card=[2] * len(ps) or None, state_names=names
+            )
+        )
     pg.check_model()
     return net, pg
 
@@ -245,8 +249,13 @@ def test_cancelling_terms_with_a_tiny_probability_of_evidence_stay_within_the_er
     px[-1] = 1 - px[:-1].sum()
     dec = Decomposition.from_cdfs((1, 0), np.array([1 - leak, 1.0]), [np.array([[1 - link, 1.0], [1.0, 1.0]])])
     table = np.einsum("ty,tp->yp", dec.weights, dec.factors[0])
-    net = CompiledNetwork(("X", "c0", "f0"), (tuple(f"x{i}" for i in range(m + 1)), ("present", "absent"), ("yes", "no")),
-                          ((), (), (1,)), (px, np.array([rare, 1 - rare]), table), (None, None, dec))
+    net = CompiledNetwork(
+        ("X", "c0", "f0"),
+        (tuple(f"x{i}" for i in range(m + 1)), ("present", "absent"), ("yes", "no")),
+        ((), (), (1,)),
+        (px, np.array([rare, 1 - rare]), table),
+        (None, None, dec),
+    )
     lik = {"X": np.eye(m + 1)[:m], "f0": np.tile([1.0, 0.0], (m, 1))}  # X observed at a state of probability ~1e-150
     post = InferenceEngine(net).posterior(lik, ["c0"], m)
     yes_present, yes_absent = Fraction(table[0, 0]), Fraction(table[0, 1])
@@ -267,8 +276,7 @@ def test_telescoped_terms_match_variable_elimination_on_graded_findings(monkeypa
     model = graded_model
     engine = InferenceEngine(model.compiled)
     options = {v: [None, *model.states[v]] for v in ("age", "severity", "rash", "toxin")}
-    sets = [{v: s for v, s in zip(options, combo, strict=True) if s is not None}
-            for combo in itertools.product(*options.values())]
+    sets = [{v: s for v, s in zip(options, combo, strict=True) if s is not None} for combo in itertools.product(*options.values())]
     lik = {v: np.ones((len(sets), len(model.states[v]))) for v in options}
     for k, e in enumerate(sets):
         for v, s in e.items():

@@ -21,8 +21,14 @@ from numpy.testing import assert_allclose
 
 import bayesdx
 
-ALS_CASE = {"muscle_weakness": "yes", "muscle_wasting": "yes", "twitch_appearance": "fine_flicker",
-            "frequency": "daily", "duration": "over_3_months", "age_group": "older_adult"}
+ALS_CASE = {
+    "muscle_weakness": "yes",
+    "muscle_wasting": "yes",
+    "twitch_appearance": "fine_flicker",
+    "frequency": "daily",
+    "duration": "over_3_months",
+    "age_group": "older_adult",
+}
 SEIZURE = {"loss_of_consciousness": "yes", "twitch_appearance": "visible_jerk", "fever": "no"}
 EXERTION_THEN_CHRONIC = {"recent_overexertion": "yes", "duration": "over_3_months", "frequency": "daily"}
 

@@ -107,8 +107,7 @@ def test_tiny_priors_without_evidence_match_prior_file(tiny_model):
     assert_allclose(dx.probability("flu"), 0.1, atol=ATOL, rtol=0)
     assert_allclose(dx.probability("cold"), 0.3, atol=ATOL, rtol=0)
     assert_allclose(dx.log_evidence, 0.0, atol=ATOL, rtol=0)
-    assert_allclose([tiny_model.prior_probabilities["flu"], tiny_model.prior_probabilities["cold"]],
-                    [0.1, 0.3], atol=ATOL, rtol=0)
+    assert_allclose([tiny_model.prior_probabilities["flu"], tiny_model.prior_probabilities["cold"]], [0.1, 0.3], atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -130,8 +129,7 @@ def test_tiny_log_evidence_equals_log_probability_by_hand(tiny_model, evidence, 
 def test_tiny_noisy_or_table_built_by_loader_matches_hand_calculation(tiny_model):
     cpd = tiny_model.network.get_cpds("fever")
     # P(fever=yes | flu, cold) = 1 - 0.9 * (0.2 if flu) * (0.5 if cold)
-    expected = {("present", "present"): 0.91, ("present", "absent"): 0.82,
-                ("absent", "present"): 0.55, ("absent", "absent"): 0.10}
+    expected = {("present", "present"): 0.91, ("present", "absent"): 0.82, ("absent", "present"): 0.55, ("absent", "absent"): 0.10}
     for (flu, cold), p_yes in expected.items():
         assert_allclose(cpd.get_value(fever="yes", flu=flu, cold=cold), p_yes, atol=ATOL, rtol=0)
         assert_allclose(cpd.get_value(fever="no", flu=flu, cold=cold), 1 - p_yes, atol=ATOL, rtol=0)
@@ -161,9 +159,10 @@ SEVERITY_BY_HAND = {
 }
 
 
-@pytest.mark.parametrize(("infection", "toxin", "age"),
-                         [(i, t, a) for i in ("present", "absent") for t in ("present", "absent")
-                          for a in ("child", "adult", "older")])
+@pytest.mark.parametrize(
+    ("infection", "toxin", "age"),
+    [(i, t, a) for i in ("present", "absent") for t in ("present", "absent") for a in ("child", "adult", "older")],
+)
 def test_graded_noisy_max_table_built_by_loader_matches_hand_calculation(graded_model, infection, toxin, age):
     cpd = _cpd(graded_model, "severity")
     expected = SEVERITY_BY_HAND[(infection, toxin, age == "older")]
@@ -251,8 +250,11 @@ def test_graded_roles_hypotheses_and_prior_probabilities_by_hand(graded_model):
     #   = 0.2 * 0.149090.. + 0.5 * 0.116363.. + 0.3 * 0.266666.. = 0.168
     p_toxin = 0.2 * (0.6 * 2 / 11 + 0.04) + 0.5 * (0.2 * 2 / 11 + 0.08) + 0.3 * (0.4 / 9 + 2 / 9)
     assert_allclose(p_toxin, 0.168, atol=ATOL, rtol=0)
-    assert_allclose([graded_model.prior_probabilities["infection"], graded_model.prior_probabilities["toxin"]],
-                    [p_infection, p_toxin], atol=ATOL, rtol=0)
+    assert_allclose(
+        [graded_model.prior_probabilities["infection"], graded_model.prior_probabilities["toxin"]],
+        [p_infection, p_toxin],
+        atol=ATOL,
+        rtol=0,
+    )
     dx = bayesdx.rank_causes(None, model=graded_model)
-    assert_allclose([dx.probability("infection"), dx.probability("toxin")], [p_infection, p_toxin],
-                    atol=ATOL, rtol=0)
+    assert_allclose([dx.probability("infection"), dx.probability("toxin")], [p_infection, p_toxin], atol=ATOL, rtol=0)

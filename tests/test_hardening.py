@@ -95,8 +95,7 @@ def test_dev_null_stays_a_device():
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-@pytest.mark.parametrize(("output", "message"), [("", "The output path is empty"),
-                                                  ("missing/", "ends with a separator")])
+@pytest.mark.parametrize(("output", "message"), [("", "The output path is empty"), ("missing/", "ends with a separator")])
 def test_an_empty_or_folder_output_is_an_error_before_scoring(tmp_path, output, message):
     """Defect 10: -o "" scored everything and then failed; -o missing/ wrote a file named missing."""
     source = tmp_path / "cases.csv"
@@ -115,8 +114,10 @@ def test_termination_midway_leaves_no_temporary_file(tmp_path, signum):
     source = tmp_path / "big.csv"
     source.write_text("case_id,fever,age_group\n" + rows + "\n")
     out = tmp_path / "out.csv"
-    child = subprocess.Popen([sys.executable, "-m", "bayesdx", "score", str(source), "-o", str(out), "-q",
-                              "--no-next-step", "--chunk-size", "500"], stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bayesdx", "score", str(source), "-o", str(out), "-q", "--no-next-step", "--chunk-size", "500"],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.csv.*.tmp")) and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
@@ -133,8 +134,9 @@ def test_non_finite_costs_are_refused_with_the_file_and_key(tmp_path, tiny_model
     text = tiny_model_path.read_text()
     for bad in ("nan", "inf"):
         path = tmp_path / f"cost_{bad}.toml"
-        bad_text = text.replace('role = "test"\nstates = ["normal", "abnormal"]\ncost = 2.0',
-                                f'role = "test"\nstates = ["normal", "abnormal"]\ncost = {bad}')
+        bad_text = text.replace(
+            'role = "test"\nstates = ["normal", "abnormal"]\ncost = 2.0', f'role = "test"\nstates = ["normal", "abnormal"]\ncost = {bad}'
+        )
         assert bad_text != text
         path.write_text(bad_text)
         with pytest.raises(ModelFileError, match=r"nodes\.thermometer\.cost.*must be a finite number"):
@@ -159,8 +161,11 @@ def test_a_vanishing_prior_nested_toml_and_malformed_xmlbif_are_model_file_error
 
 
 # ---------------------------------------------------------------------- 11: NaN spellings
-@pytest.mark.parametrize("value", [np.float32("nan"), np.float16("nan"), np.longdouble("nan"), decimal.Decimal("NaN"),
-                                   pd.NaT, np.datetime64("NaT")], ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize(
+    "value",
+    [np.float32("nan"), np.float16("nan"), np.longdouble("nan"), decimal.Decimal("NaN"), pd.NaT, np.datetime64("NaT")],
+    ids=lambda v: type(v).__name__,
+)
 def test_every_nan_spelling_means_not_observed(bundled_model, value):
     dx = bayesdx.rank_causes({"fever": value, "age_group": "adult"}, model=bundled_model, next_steps=False)
     assert "fever" not in dx.evidence
@@ -183,8 +188,9 @@ def test_a_failing_dask_engine_is_reported_not_replaced_by_local_scoring(tmp_pat
     monkeypatch.setattr(bdask, "score_dask", broken)
     source = tmp_path / "cases.csv"
     source.write_text(CASES)
-    result = CliRunner().invoke(main, ["score", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "dask",
-                                       "--workers", "1", "-q", "--no-next-step"])
+    result = CliRunner().invoke(
+        main, ["score", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "dask", "--workers", "1", "-q", "--no-next-step"]
+    )
     assert result.exit_code == 1
     assert "the Dask engine failed (RuntimeError: worker lost)" in result.output
     assert not (tmp_path / "out.csv").exists()
@@ -262,15 +268,15 @@ def test_the_bif_export_reloads_to_the_same_answers(tmp_path, bundled_model):
     result = CliRunner().invoke(main, ["model", "export", "--format", "bif", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "presenting={'leg_twitching': 'yes'}" in result.stderr
-    again = bayesdx.load_model(out, causes=list(bundled_model.causes), tests=list(bundled_model.tests),
-                               presenting=dict(bundled_model.presenting))
+    again = bayesdx.load_model(
+        out, causes=list(bundled_model.causes), tests=list(bundled_model.tests), presenting=dict(bundled_model.presenting)
+    )
     assert again.hidden
     assert all("__part" in h for h in again.hidden)
     evidence = {"muscle_weakness": "yes", "age_group": "older_adult", "electromyography": "neurogenic"}
     ours = bayesdx.rank_causes(evidence, model=bundled_model, ranking="posterior", next_steps=False)
     theirs = bayesdx.rank_causes(evidence, model=again)
-    np.testing.assert_allclose([theirs.probability(c.id) for c in ours.causes], [c.probability for c in ours.causes],
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose([theirs.probability(c.id) for c in ours.causes], [c.probability for c in ours.causes], atol=1e-9, rtol=0)
     assert not [s.id for s in theirs.next_steps if "__part" in s.id]
     with pytest.raises(ValueError, match="presenting=, hidden= and costs= are for BIF"):
         bayesdx.load_model(presenting={"fever": "yes"})
@@ -286,9 +292,14 @@ def test_one_name_per_idea_and_quiet_everywhere(tmp_path):
     score_csv(io.StringIO(CASES), b, next_step=False, chunksize=1)
     assert a.getvalue() == b.getvalue()
     runner = CliRunner()
-    for args in (["rank", "-q", "fever=yes", "--no-next-step"], ["model", "show", "-q"], ["model", "validate", "-q"],
-                 ["model", "export", "-q", "-o", str(tmp_path / "m.bif")], ["interview", "-q", "--help"],
-                 ["evaluate", "--help"]):
+    for args in (
+        ["rank", "-q", "fever=yes", "--no-next-step"],
+        ["model", "show", "-q"],
+        ["model", "validate", "-q"],
+        ["model", "export", "-q", "-o", str(tmp_path / "m.bif")],
+        ["interview", "-q", "--help"],
+        ["evaluate", "--help"],
+    ):
         result = runner.invoke(main, args)
         assert result.exit_code == 0, (args, result.output)
     assert result.output.count("--no-next-step") == 1
@@ -299,8 +310,20 @@ def test_one_name_per_idea_and_quiet_everywhere(tmp_path):
 def test_a_bif_network_loads_on_the_command_line_with_its_roles(tmp_path):
     path = tmp_path / "lt.bif"
     CliRunner().invoke(main, ["model", "export", "-q", "-o", str(path)])
-    result = CliRunner().invoke(main, ["rank", "--model", str(path), "--causes", "als,epilepsy",
-                                       "--presenting", "leg_twitching=yes", "muscle_weakness=yes", "--no-next-step"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "rank",
+            "--model",
+            str(path),
+            "--causes",
+            "als,epilepsy",
+            "--presenting",
+            "leg_twitching=yes",
+            "muscle_weakness=yes",
+            "--no-next-step",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "evidence: leg_twitching=yes, muscle_weakness=yes" in result.output
     missing = CliRunner().invoke(main, ["rank", "--model", str(path), "fever=yes"])
@@ -327,11 +350,24 @@ def test_a_report_folder_blocked_by_a_file_is_an_output_path_error(tmp_path):
     blocker.write_text("x")
     frame = pd.DataFrame({"case_id": ["a"], "true_cause": ["febrile_infection"], "fever": ["yes"]})
     with pytest.raises(bayesdx.OutputPathError, match="the report folder cannot be created") as info:
-        evaluate(frame, next_steps=False, n_bootstrap=5, n_prior_draws=0, n_self_consistency=0,
-                 report_dir=blocker / "sub")
+        evaluate(frame, next_steps=False, n_bootstrap=5, n_prior_draws=0, n_self_consistency=0, report_dir=blocker / "sub")
     assert info.value.path == str(blocker / "sub")
-    result = CliRunner().invoke(main, ["evaluate", str(REPO / "evaluation" / "vignettes" / "dev.csv"), "--no-next-step",
-                                       "--prior-draws", "0", "--samples", "0", "--bootstrap", "5", "-q",
-                                       "-o", str(blocker / "sub")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(REPO / "evaluation" / "vignettes" / "dev.csv"),
+            "--no-next-step",
+            "--prior-draws",
+            "0",
+            "--samples",
+            "0",
+            "--bootstrap",
+            "5",
+            "-q",
+            "-o",
+            str(blocker / "sub"),
+        ],
+    )
     assert result.exit_code == 1
     assert "Cannot write to" in result.output

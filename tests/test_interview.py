@@ -19,8 +19,7 @@ SEIZURE = ["age_group=adult", "twitch_appearance=visible_jerk", "loss_of_conscio
 
 def test_piped_answers_hold_a_consultation_with_reprompts_skip_and_quit(tmp_path):
     save = tmp_path / "case.json"
-    result = CliRunner().invoke(main, ["interview", *SEIZURE, "--save", str(save)],
-                                input="no\nmaybe\nyes\nabnormal\nskip\nquit\n")
+    result = CliRunner().invoke(main, ["interview", *SEIZURE, "--save", str(save)], input="no\nmaybe\nyes\nabnormal\nskip\nquit\n")
     assert result.exit_code == 0, result.output
     out = result.output
     # the first question is fever (febrile convulsion or epilepsy?), with its valid answers in brackets
@@ -31,8 +30,13 @@ def test_piped_answers_hold_a_consultation_with_reprompts_skip_and_quit(tmp_path
     assert "'yes' is not a valid answer for eeg" in out
     assert "Consultation ended (quit)" in out
     record = json.loads(save.read_text())
-    assert record["evidence"] == {"age_group": "adult", "twitch_appearance": "visible_jerk",
-                                  "loss_of_consciousness": "yes", "fever": "no", "eeg": "abnormal"}
+    assert record["evidence"] == {
+        "age_group": "adult",
+        "twitch_appearance": "visible_jerk",
+        "loss_of_consciousness": "yes",
+        "fever": "no",
+        "eeg": "abnormal",
+    }
     assert len(record["skipped"]) == 1
     assert record["skipped"][0] not in record["evidence"]
     # the printed command line reproduces the final ranking
@@ -53,10 +57,24 @@ def test_the_end_of_the_input_ends_the_consultation_cleanly():
 def test_a_consultation_runs_to_the_stop_rule():
     """A single bout after a first long run: the article's "If twitching in the leg occurs once, a doctor is
     definitely not necessary"; the engine stops without asking anything."""
-    result = CliRunner().invoke(main, ["interview", "age_group=adult", "sex=male", "frequency=once", "duration=hours",
-                                       "recent_overexertion=yes", "twitch_appearance=fine_flicker", "both_legs=yes",
-                                       "emotional_stress=no", "muscle_weakness=no", "fever=no",
-                                       "rhythm=arrhythmic"], input="")
+    result = CliRunner().invoke(
+        main,
+        [
+            "interview",
+            "age_group=adult",
+            "sex=male",
+            "frequency=once",
+            "duration=hours",
+            "recent_overexertion=yes",
+            "twitch_appearance=fine_flicker",
+            "both_legs=yes",
+            "emotional_stress=no",
+            "muscle_weakness=no",
+            "fever=no",
+            "rhythm=arrhythmic",
+        ],
+        input="",
+    )
     assert result.exit_code == 0, result.output
     assert "Consultation ended (the stop rule" in result.output
     assert "Triage: self_care" in result.output
@@ -72,8 +90,9 @@ def test_bad_evidence_on_the_command_line_is_a_clear_error():
 def test_a_consultation_through_a_real_pseudo_terminal(tmp_path):
     save = tmp_path / "case.json"
     env = {**os.environ, "COLUMNS": "120"}
-    child = pexpect.spawn(sys.executable, ["-m", "bayesdx", "interview", *SEIZURE, "--save", str(save)],
-                          env=env, encoding="utf-8", timeout=120)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "bayesdx", "interview", *SEIZURE, "--save", str(save)], env=env, encoding="utf-8", timeout=120
+    )
     child.expect_exact("Fever? [yes/no/skip/quit]")
     child.sendline("no")
     child.expect_exact("Electroencephalography result? [normal/abnormal/skip/quit]")
@@ -92,8 +111,11 @@ def test_a_consultation_through_a_real_pseudo_terminal(tmp_path):
 
 def test_a_study_asks_each_of_its_tests():
     """EMG and nerve conduction are one study (the model file's [[studies]]): both results are asked."""
-    result = CliRunner().invoke(main, ["interview", "age_group=older_adult", "twitch_appearance=fine_flicker",
-                                       "muscle_weakness=yes", "muscle_wasting=yes"], input="neurogenic\nnormal\nquit\n")
+    result = CliRunner().invoke(
+        main,
+        ["interview", "age_group=older_adult", "twitch_appearance=fine_flicker", "muscle_weakness=yes", "muscle_wasting=yes"],
+        input="neurogenic\nnormal\nquit\n",
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "EMG and nerve conduction study: electromyography, electroneurography" in out
@@ -106,7 +128,10 @@ def test_a_study_asks_each_of_its_tests():
 
 def test_quitting_inside_a_study_keeps_the_result_already_given(tmp_path):
     save = tmp_path / "case.json"
-    result = CliRunner().invoke(main, ["interview", "age_group=older_adult", "muscle_weakness=yes", "muscle_wasting=yes",
-                                       "--save", str(save)], input="neurogenic\nquit\n")
+    result = CliRunner().invoke(
+        main,
+        ["interview", "age_group=older_adult", "muscle_weakness=yes", "muscle_wasting=yes", "--save", str(save)],
+        input="neurogenic\nquit\n",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(save.read_text())["evidence"]["electromyography"] == "neurogenic"

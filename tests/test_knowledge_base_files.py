@@ -145,14 +145,9 @@ def test_every_vocabulary_id_is_a_node_with_its_states_and_role(model, vocabular
         # finer states (electromyography = "abnormal" means myopathic or neurogenic)
         answers = [*node.get("states", []), *node.get("aliases", {})]
         if not set(states) <= set(answers) or (node.get("states") != states and not node.get("aliases")):
-            problems.append(
-                f"{_rel(MODEL_FILE)}: nodes.{node_id} accepts {answers!r}, the vocabulary says {states!r}"
-            )
+            problems.append(f"{_rel(MODEL_FILE)}: nodes.{node_id} accepts {answers!r}, the vocabulary says {states!r}")
         if node.get("role") != row["kind"]:
-            problems.append(
-                f"{_rel(MODEL_FILE)}: nodes.{node_id}.role is {node.get('role')!r}, "
-                f"the vocabulary says {row['kind']!r}"
-            )
+            problems.append(f"{_rel(MODEL_FILE)}: nodes.{node_id}.role is {node.get('role')!r}, the vocabulary says {row['kind']!r}")
     assert not problems, "\n".join(problems)
 
 
@@ -233,9 +228,7 @@ def test_no_table_or_cause_cpd_has_more_than_seven_parents(model):
 
 def test_parents_exist_and_graph_is_acyclic(model):
     parents = {node_id: _parents(cpd) for node_id, cpd in model["cpds"].items()}
-    unknown = [
-        f"cpds.{child} -> {parent}" for child, ps in parents.items() for parent in ps if parent not in model["nodes"]
-    ]
+    unknown = [f"cpds.{child} -> {parent}" for child, ps in parents.items() for parent in ps if parent not in model["nodes"]]
     assert not unknown, f"{_rel(MODEL_FILE)}: unknown parents: {unknown}"
 
     state: dict[str, int] = {}

@@ -24,8 +24,15 @@ SHARED = REPO.parent / "shared"
 PRIOR_DIR = REPO / "priors"
 DEV = REPO / "evaluation" / "vignettes" / "dev.csv"
 SETTINGS = ("article", "article_kent", "epidemiology", "uniform")
-BENIGN = ("overexertion", "stress_anxiety", "substance_use", "medication_side_effect", "magnesium_deficiency",
-          "iron_deficiency", "vitamin_deficiency")
+BENIGN = (
+    "overexertion",
+    "stress_anxiety",
+    "substance_use",
+    "medication_side_effect",
+    "magnesium_deficiency",
+    "iron_deficiency",
+    "vitamin_deficiency",
+)
 
 
 def _shared(relative: str, env_var: str) -> Path:
@@ -78,8 +85,17 @@ def test_weakness_with_wasting_and_daily_fasciculations_for_months_puts_als_in_t
     """Clinical: fasciculations with progressive weakness and muscle wasting in an older adult are the
     picture of motor neuron disease (NICE NG42); ALS must be on the differential. Article: "direct
     prevention of nerve disorders such as amyotrophic lateral sclerosis ... is not possible." """
-    dx = _rank(model, {"muscle_weakness": "yes", "muscle_wasting": "yes", "twitch_appearance": "fine_flicker",
-                       "frequency": "daily", "duration": "over_3_months", "age_group": "older_adult"})
+    dx = _rank(
+        model,
+        {
+            "muscle_weakness": "yes",
+            "muscle_wasting": "yes",
+            "twitch_appearance": "fine_flicker",
+            "frequency": "daily",
+            "duration": "over_3_months",
+            "age_group": "older_adult",
+        },
+    )
     assert "als" in _ids(dx, 3)
 
 
@@ -123,9 +139,19 @@ def test_a_boy_with_months_of_weakness_and_a_raised_ck_ranks_myopathy_above_over
     exercise-induced CK rise peaks within days and settles within about a week, and overexertion "should
     disappear completely on its own after a few hours". (The dev053 vignette; a strict xfail until the
     counterfactual ranking: co-present stress no longer lends overexertion the long course.)"""
-    dx = _rank(model, {"twitch_appearance": "fine_flicker", "frequency": "occasional", "duration": "over_3_months",
-                       "both_legs": "yes", "muscle_weakness": "yes", "age_group": "child", "sex": "male",
-                       "creatine_kinase": "abnormal"})
+    dx = _rank(
+        model,
+        {
+            "twitch_appearance": "fine_flicker",
+            "frequency": "occasional",
+            "duration": "over_3_months",
+            "both_legs": "yes",
+            "muscle_weakness": "yes",
+            "age_group": "child",
+            "sex": "male",
+            "creatine_kinase": "abnormal",
+        },
+    )
     assert dx.rank("myopathy") < dx.rank("overexertion"), _ids(dx, 4)
 
 
@@ -135,15 +161,26 @@ def test_a_child_with_daily_visible_jerks_and_an_epileptiform_eeg_ranks_epilepsy
     about 2-4% of healthy children, so with daily myoclonic jerks they make epilepsy (e.g. a myoclonic
     epilepsy, often without loss of consciousness) far more likely than psychosomatic twitching (NICE NG217).
     (The dev062 vignette.)"""
-    dx = _rank(model, {"twitch_appearance": "visible_jerk", "rhythm": "arrhythmic", "frequency": "daily",
-                       "duration": "days_to_weeks", "stimulus_triggered": "no", "fever": "no",
-                       "loss_of_consciousness": "no", "age_group": "child", "sex": "male", "eeg": "abnormal"})
+    dx = _rank(
+        model,
+        {
+            "twitch_appearance": "visible_jerk",
+            "rhythm": "arrhythmic",
+            "frequency": "daily",
+            "duration": "days_to_weeks",
+            "stimulus_triggered": "no",
+            "fever": "no",
+            "loss_of_consciousness": "no",
+            "age_group": "child",
+            "sex": "male",
+            "eeg": "abnormal",
+        },
+    )
     assert dx.rank("epilepsy") < dx.rank("stress_anxiety"), _ids(dx, 4)
 
 
 # ---------------------------------------------------------------------- explaining away and age
-ALS_EVIDENCE = {"muscle_weakness": "yes", "muscle_wasting": "yes", "electromyography": "neurogenic",
-                "neurological_exam": "abnormal"}
+ALS_EVIDENCE = {"muscle_weakness": "yes", "muscle_wasting": "yes", "electromyography": "neurogenic", "neurological_exam": "abnormal"}
 
 
 def test_strong_als_evidence_explains_away_stress(model):
@@ -171,11 +208,15 @@ def test_without_the_presenting_complaint_als_evidence_leaves_stress_unchanged(m
     assert lower.get_value(stress_anxiety="present") < higher.get_value(stress_anxiety="present")
 
 
-@pytest.mark.parametrize("findings", [
-    {"resting_tremor_slowness": "yes", "rhythm": "rhythmic"},
-    {"rhythm": "rhythmic", "frequency": "daily"},
-    {},
-], ids=["tremor_and_slowness", "rhythmic_daily", "no_findings"])
+@pytest.mark.parametrize(
+    "findings",
+    [
+        {"resting_tremor_slowness": "yes", "rhythm": "rhythmic"},
+        {"rhythm": "rhythmic", "frequency": "daily"},
+        {},
+    ],
+    ids=["tremor_and_slowness", "rhythmic_daily", "no_findings"],
+)
 def test_parkinsons_is_more_probable_in_older_adults_than_adults(model, findings):
     """Clinical: Parkinson disease affects about 1% of people over 60 and is very rare before 40
     (de Lau & Breteler 2006)."""
@@ -184,8 +225,9 @@ def test_parkinsons_is_more_probable_in_older_adults_than_adults(model, findings
     assert older > adult
 
 
-@pytest.mark.parametrize("findings", [{"fever": "yes"}, {"twitch_appearance": "visible_jerk"}, {}],
-                         ids=["fever", "visible_jerk", "no_findings"])
+@pytest.mark.parametrize(
+    "findings", [{"fever": "yes"}, {"twitch_appearance": "visible_jerk"}, {}], ids=["fever", "visible_jerk", "no_findings"]
+)
 def test_febrile_infection_is_more_probable_in_children(model, findings):
     """Article: "Febrile convulsions in infections"; clinical: febrile seizures are a disorder of childhood
     (6 to 60 months, AAP 2011)."""
@@ -220,8 +262,7 @@ def _expected_priors(name: str) -> dict[str, float]:
     with (PRIOR_DIR / f"{name}.toml").open("rb") as handle:
         data = tomllib.load(handle)
     terms = data.get("scale", {}).get("terms", {})
-    raw = {c: (e["probability"] if "probability" in e else terms[e["qualifier"]] * e.get("share", 1.0))
-           for c, e in data["causes"].items()}
+    raw = {c: (e["probability"] if "probability" in e else terms[e["qualifier"]] * e.get("share", 1.0)) for c, e in data["causes"].items()}
     expected = data.get("setting", {}).get("expected_causes")
     if expected is None:
         return raw
@@ -245,8 +286,7 @@ def test_each_prior_setting_loads_and_holds_at_the_reference_evidence_by_variabl
     expected = _expected_priors(name)
     assert set(expected) == set(model.causes)
     evidence = {**dict(model.presenting), "age_group": "adult"}
-    factors = VariableElimination(model.network).query(list(model.causes), evidence=evidence, joint=False,
-                                                       show_progress=False)
+    factors = VariableElimination(model.network).query(list(model.causes), evidence=evidence, joint=False, show_progress=False)
     got = {c: factors[c].get_value(**{c: "present"}) for c in model.causes}
     causes = sorted(expected)
     assert_allclose([got[c] for c in causes], [expected[c] for c in causes], rtol=0, atol=1e-9)

@@ -58,9 +58,14 @@ def _hypothesis_probability(factors: Mapping[str, Any], evidence: Mapping[str, s
     return float(factor.values[list(factor.state_names[node]).index(state)])
 
 
-def brute_force_eig(model: bayesdx.Model, ve: Any, evidence: Mapping[str, str],
-                    pursued: Sequence[str], only: Sequence[str] | None = None,
-                    weights: Mapping[str, float] | None = None) -> dict[str, float]:
+def brute_force_eig(
+    model: bayesdx.Model,
+    ve: Any,
+    evidence: Mapping[str, str],
+    pursued: Sequence[str],
+    only: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> dict[str, float]:
     """EIG of every unobserved finding and test (or of those in ``only``), by VariableElimination queries.
 
     ``evidence`` already contains the presenting complaint where the model has one. With ``weights`` (harm
@@ -76,8 +81,7 @@ def brute_force_eig(model: bayesdx.Model, ve: Any, evidence: Mapping[str, str],
     def entropy_sum(e: Mapping[str, str]) -> float:
         nodes = sorted({hyps[p].node for p in pursued if hyps[p].node not in e})
         factors = query(nodes, e) if nodes else {}
-        return sum(w.get(p, 1.0) * _h2(_hypothesis_probability(factors, e, hyps[p].node, hyps[p].state))
-                   for p in pursued)
+        return sum(w.get(p, 1.0) * _h2(_hypothesis_probability(factors, e, hyps[p].node, hyps[p].state)) for p in pursued)
 
     now = entropy_sum(evidence)
     gains = {}
@@ -129,8 +133,7 @@ def _steps(dx: bayesdx.Diagnosis) -> dict[str, Any]:
 def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_the_bundled_model(model, bundled_ve, evidence):
     dx = bayesdx.rank_causes(evidence, model=model)  # harm-weighted over every cause (the model file's [harm])
     assert len(dx.pursued) == len(model.hypotheses)
-    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, evidence), dx.pursued,
-                                weights=_harm_weights())
+    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, evidence), dx.pursued, weights=_harm_weights())
     steps = _steps(dx)
     # every unobserved finding and test is a candidate, and the model file's studies (checked in
     # tests/test_clinical_next_steps.py), nothing else
@@ -150,7 +153,8 @@ def test_eig_with_a_chosen_pursued_set_equals_variable_elimination_brute_force_o
 
 
 def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_hepar2(
-        hepar2_model, hepar2_network, hepar2_ve, evidence_sampler, rng):
+    hepar2_model, hepar2_network, hepar2_ve, evidence_sampler, rng
+):
     cases = [{"fatigue": "present", "jaundice": "present"}]
     cases += evidence_sampler(hepar2_network, 1, rng, observe=0.15, exclude=hepar2_model.causes)
     for evidence in cases:
@@ -159,12 +163,16 @@ def test_eig_of_every_candidate_equals_variable_elimination_brute_force_on_hepar
         steps = _steps(dx)
         assert set(steps) == set(reference)
         ids = sorted(reference)
-        assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids],
-                        rtol=0, atol=1e-9, err_msg=f"evidence {evidence}")
+        assert_allclose(
+            [steps[i].expected_information_gain for i in ids],
+            [reference[i] for i in ids],
+            rtol=0,
+            atol=1e-9,
+            err_msg=f"evidence {evidence}",
+        )
 
 
-def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_brute_force_on_hepar2(
-        hepar2_model, hepar2_ve):
+def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_brute_force_on_hepar2(hepar2_model, hepar2_ve):
     pursue = ["Cirrhosis=decompensate", "ChHepatitis=active", "PBC"]
     evidence = {"fatigue": "present", "jaundice": "present"}
     dx = bayesdx.rank_causes(evidence, model=hepar2_model, pursue=pursue)
@@ -176,7 +184,8 @@ def test_eig_with_multi_state_pursued_hypotheses_equals_variable_elimination_bru
 
 
 def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_own_equals_brute_force(
-        pathfinder_normalized, evidence_sampler, rng):
+    pathfinder_normalized, evidence_sampler, rng
+):
     """Pathfinder's Fault node has 63 hypotheses: their clamped outcomes run in a batch where Fault is sliced out."""
     from pgmpy.inference import VariableElimination
 
@@ -190,8 +199,9 @@ def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_
     steps = _steps(dx)
     assert set(steps) == set(reference)
     ids = sorted(reference)
-    assert_allclose([steps[i].expected_information_gain for i in ids], [reference[i] for i in ids],
-                    rtol=0, atol=1e-9, err_msg=f"evidence {evidence}")
+    assert_allclose(
+        [steps[i].expected_information_gain for i in ids], [reference[i] for i in ids], rtol=0, atol=1e-9, err_msg=f"evidence {evidence}"
+    )
 
 
 def test_next_steps_do_not_depend_on_how_cases_are_blocked(model, monkeypatch):
@@ -293,10 +303,12 @@ PURSUE_ERRORS = [
     ("als", TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got 'als' instead."),
     ([], TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got [] instead."),
     ({"als": 1}, TypeError, "The 'pursue' parameter must be a non-empty list of cause hypothesis ids. Got {'als': 1}"),
-    (["alz"], ValueError, "The 'pursue' parameter names 'alz', which is not a cause hypothesis of model 'leg_twitch'. "
-                          "Did you mean 'als'?"),
-    (["headache"], ValueError, "names 'headache', which is not a cause hypothesis of model 'leg_twitch'. "
-                               "Valid ids are 'overexertion', 'stress_anxiety'"),
+    (["alz"], ValueError, "The 'pursue' parameter names 'alz', which is not a cause hypothesis of model 'leg_twitch'. Did you mean 'als'?"),
+    (
+        ["headache"],
+        ValueError,
+        "names 'headache', which is not a cause hypothesis of model 'leg_twitch'. Valid ids are 'overexertion', 'stress_anxiety'",
+    ),
     (["fever"], ValueError, "names 'fever', which is not a cause hypothesis"),
 ]
 
@@ -339,9 +351,11 @@ def test_after_a_seizure_of_unknown_age_and_fever_the_first_step_is_to_ask_about
     assert dx.next_step.id == "fever", [(s.id, round(s.value, 3)) for s in dx.next_steps[:5]]
 
 
-@pytest.mark.parametrize("evidence", [{**SEIZURE, "age_group": "adult", "fever": "no"},
-                                      {**SEIZURE, "fever": "no"}],
-                         ids=["afebrile_adult_seizure", "afebrile_seizure"])
+@pytest.mark.parametrize(
+    "evidence",
+    [{**SEIZURE, "age_group": "adult", "fever": "no"}, {**SEIZURE, "fever": "no"}],
+    ids=["afebrile_adult_seizure", "afebrile_seizure"],
+)
 def test_after_a_seizure_with_loss_of_consciousness_the_best_test_is_the_eeg(model, evidence):
     """Article: "if the muscle twitching is clearly visible, the physician refers to it as myoclonia, such as
     can occur during an epileptic seizure" and "Physical and neurological examinations with
@@ -374,8 +388,14 @@ def test_with_painful_cramps_alone_magnesium_outranks_a_csf_puncture(model):
 
 #: A boy who falls often, struggles to rise from the floor, with twitching and a raised CK (as dev053).
 BOY_WITH_RAISED_CK = {
-    "twitch_appearance": "fine_flicker", "frequency": "occasional", "duration": "over_3_months",
-    "both_legs": "yes", "muscle_weakness": "yes", "age_group": "child", "sex": "male", "creatine_kinase": "abnormal",
+    "twitch_appearance": "fine_flicker",
+    "frequency": "occasional",
+    "duration": "over_3_months",
+    "both_legs": "yes",
+    "muscle_weakness": "yes",
+    "age_group": "child",
+    "sex": "male",
+    "creatine_kinase": "abnormal",
 }
 
 
@@ -392,12 +412,12 @@ def test_a_question_beats_an_equally_informative_muscle_biopsy_at_the_default_al
     question ranks above the biopsy. (With the model's harm weights myopathy's uncertainty counts three
     times and EMG comes first: see tests/test_clinical_next_steps.py.)
     """
-    posterior = sorted(bayesdx.rank_causes(BOY_WITH_RAISED_CK, model=model, next_steps=False).causes,
-                       key=lambda c: -c.probability)
+    posterior = sorted(bayesdx.rank_causes(BOY_WITH_RAISED_CK, model=model, next_steps=False).causes, key=lambda c: -c.probability)
     leading = [c.id for c in posterior[:5]] + [c.id for c in posterior[5:] if c.probability >= 0.2]
     dx0 = bayesdx.rank_causes(BOY_WITH_RAISED_CK, model=model, alpha=0, pursue=leading)
-    reference = brute_force_eig(model, bundled_ve, _with_presenting(model, BOY_WITH_RAISED_CK), dx0.pursued,
-                                only=["muscle_biopsy", "recent_overexertion"])
+    reference = brute_force_eig(
+        model, bundled_ve, _with_presenting(model, BOY_WITH_RAISED_CK), dx0.pursued, only=["muscle_biopsy", "recent_overexertion"]
+    )
     biopsy, question = reference["muscle_biopsy"], reference["recent_overexertion"]
     assert question > 0.1
     assert question < biopsy < question + DEFAULTS["alpha"][0] * (100 - 1)
@@ -411,12 +431,21 @@ def test_a_question_beats_an_equally_informative_muscle_biopsy_at_the_default_al
 
 def _full_case(model: bayesdx.Model) -> dict[str, str]:
     """Every finding and test observed: an adult with one bout after exertion and normal tests."""
-    case = {v: ("no" if "no" in model.states[v] else "normal" if "normal" in model.states[v] else None)
-            for v in (*model.findings, *model.tests)}
-    case.update({
-        "age_group": "adult", "sex": "male", "twitch_appearance": "fine_flicker", "rhythm": "arrhythmic",
-        "frequency": "once", "duration": "hours", "recent_overexertion": "yes", "leg_twitching": "yes",
-    })
+    case = {
+        v: ("no" if "no" in model.states[v] else "normal" if "normal" in model.states[v] else None) for v in (*model.findings, *model.tests)
+    }
+    case.update(
+        {
+            "age_group": "adult",
+            "sex": "male",
+            "twitch_appearance": "fine_flicker",
+            "rhythm": "arrhythmic",
+            "frequency": "once",
+            "duration": "hours",
+            "recent_overexertion": "yes",
+            "leg_twitching": "yes",
+        }
+    )
     assert all(case.values()), [k for k, v in case.items() if not v]
     return case
 
@@ -436,9 +465,17 @@ def test_a_single_bout_after_exertion_stops(model):
     positive value or because no answer to any remaining question or test changes the leading cause or
     the set of the three leading causes (next_steps.py)."""
     evidence = {  # as dev001: a first long run in years, no stress, no weakness, no fever
-        "twitch_appearance": "fine_flicker", "rhythm": "arrhythmic", "frequency": "once", "duration": "hours",
-        "both_legs": "yes", "recent_overexertion": "yes", "emotional_stress": "no", "muscle_weakness": "no",
-        "fever": "no", "age_group": "adult", "sex": "male",
+        "twitch_appearance": "fine_flicker",
+        "rhythm": "arrhythmic",
+        "frequency": "once",
+        "duration": "hours",
+        "both_legs": "yes",
+        "recent_overexertion": "yes",
+        "emotional_stress": "no",
+        "muscle_weakness": "no",
+        "fever": "no",
+        "age_group": "adult",
+        "sex": "male",
     }
     dx = bayesdx.rank_causes(evidence, model=model)
     assert dx.causes[0].id == "overexertion"
@@ -446,11 +483,11 @@ def test_a_single_bout_after_exertion_stops(model):
     assert dx.next_step is None
     assert dx.next_steps  # candidates remain; they are just not worth it
     top3 = {c.id for c in dx.causes[:3]}
-    outcomes = [{**evidence, step.id: state} for step in dx.next_steps if step.id not in model.studies
-                for state in model.states[step.id]]
+    outcomes = [{**evidence, step.id: state} for step in dx.next_steps if step.id not in model.studies for state in model.states[step.id]]
     after = bayesdx.score(outcomes, model=model, top_k=3)  # every outcome here has positive probability
     settled = bool((after["cause_1"] == dx.causes[0].id).all()) and all(
-        {r.cause_1, r.cause_2, r.cause_3} == top3 for r in after.itertuples())
+        {r.cause_1, r.cause_2, r.cause_3} == top3 for r in after.itertuples()
+    )
     nothing_worth_it = all(s.value <= 0 for s in dx.next_steps)
     assert settled or nothing_worth_it
 

@@ -26,9 +26,16 @@ def _xml_safe(network):
     for cpd in network.get_cpds():
         names = {v: [_safe(s) for s in cpd.state_names[v]] for v in cpd.variables}
         parents = list(cpd.variables[1:])
-        cpds.append(TabularCPD(cpd.variable, len(names[cpd.variable]), cpd.get_values(),
-                               evidence=parents or None, evidence_card=[len(names[p]) for p in parents] or None,
-                               state_names=names))
+        cpds.append(
+            TabularCPD(
+                cpd.variable,
+                len(names[cpd.variable]),
+                cpd.get_values(),
+                evidence=parents or None,
+                evidence_card=[len(names[p]) for p in parents] or None,
+                state_names=names,
+            )
+        )
     copy.remove_cpds(*copy.get_cpds())
     copy.add_cpds(*cpds)
     return copy
@@ -68,7 +75,8 @@ def test_child_from_file_has_roles_from_arguments(child_files, child_network, fm
 
 @pytest.mark.parametrize("fmt", ["bif", "xml"])
 def test_child_from_file_matches_pgmpy_variable_elimination_on_the_original(
-        child_files, child_network, ve_reference, evidence_sampler, rng, fmt):
+    child_files, child_network, ve_reference, evidence_sampler, rng, fmt
+):
     model = bayesdx.load_model(child_files[fmt], causes=["Disease"])
     # Disease has no state named absent/normal/no/false: each of its six states is a hypothesis
     assert [h.id for h in model.hypotheses] == [f"Disease={s}" for s in model.states["Disease"]]
@@ -149,17 +157,24 @@ def test_unknown_cause_in_a_bif_is_named_with_a_suggestion(child_files):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"causes": ["Diseas"]},
-         "The causes of load_model name 'Diseas', which is not a node of '<pgmpy model>'. Did you mean 'Disease'?"),
-        ({"causes": ["Disease"], "tests": ["XrayReprt"]},
-         "The tests of load_model name 'XrayReprt', which is not a node of '<pgmpy model>'. Did you mean 'XrayReport'?"),
-        ({"causes": ["Disease"], "priors": "article"},
-         "The network '<pgmpy model>' carries its own prior tables; priors= is only for model files."),
+        ({"causes": ["Diseas"]}, "The causes of load_model name 'Diseas', which is not a node of '<pgmpy model>'. Did you mean 'Disease'?"),
+        (
+            {"causes": ["Disease"], "tests": ["XrayReprt"]},
+            "The tests of load_model name 'XrayReprt', which is not a node of '<pgmpy model>'. Did you mean 'XrayReport'?",
+        ),
+        (
+            {"causes": ["Disease"], "priors": "article"},
+            "The network '<pgmpy model>' carries its own prior tables; priors= is only for model files.",
+        ),
         ({"causes": ["Disease"], "tests": ["Disease"]}, "['Disease'] cannot be both a cause and a test."),
-        ({"causes": ["Disease"], "normal_states": {"Age": "0-3_days"}},
-         "normal_states names 'Age', which is not among the causes ['Disease']."),
-        ({"causes": ["Disease"], "normal_states": {"Disease": "Healthy"}},
-         "normal_states gives 'Healthy' for 'Disease'; its states are ['PFC', 'TGA', 'Fallot', 'PAIVS', 'TAPVD', 'Lung']."),
+        (
+            {"causes": ["Disease"], "normal_states": {"Age": "0-3_days"}},
+            "normal_states names 'Age', which is not among the causes ['Disease'].",
+        ),
+        (
+            {"causes": ["Disease"], "normal_states": {"Disease": "Healthy"}},
+            "normal_states gives 'Healthy' for 'Disease'; its states are ['PFC', 'TGA', 'Fallot', 'PAIVS', 'TAPVD', 'Lung'].",
+        ),
     ],
 )
 def test_bad_roles_for_a_pgmpy_network_raise_naming_the_item(child_network, arguments, message):
@@ -170,12 +185,20 @@ def test_bad_roles_for_a_pgmpy_network_raise_naming_the_item(child_network, argu
 @pytest.mark.parametrize(
     ("source", "error", "message"),
     [
-        ("leg_twich", ValueError, r"The 'source' parameter of load_model must be a bundled model name \(.*\), a path "
-                                  r"to a \.toml, \.bif or \.xmlbif file, or a pgmpy network\. Got 'leg_twich' instead\."),
+        (
+            "leg_twich",
+            ValueError,
+            r"The 'source' parameter of load_model must be a bundled model name \(.*\), a path "
+            r"to a \.toml, \.bif or \.xmlbif file, or a pgmpy network\. Got 'leg_twich' instead\.",
+        ),
         ("network.csv", ValueError, r"Cannot load 'network\.csv': the file type '\.csv' is not supported\."),
         ("missing.bif", FileNotFoundError, r"No such network file: 'missing\.bif'"),
-        (42, TypeError, r"The 'source' parameter of load_model must be None, a str or path-like, or a pgmpy "
-                        r"DiscreteBayesianNetwork\. Got int instead\."),
+        (
+            42,
+            TypeError,
+            r"The 'source' parameter of load_model must be None, a str or path-like, or a pgmpy "
+            r"DiscreteBayesianNetwork\. Got int instead\.",
+        ),
     ],
 )
 def test_bad_source_raises_naming_it(source, error, message):

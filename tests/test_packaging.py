@@ -21,7 +21,10 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-w", str(out), "-q"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (path,) = out.glob("bayesdx-*.whl")
     return path
@@ -69,8 +72,9 @@ def test_installed_wheel_loads_the_bundled_model_outside_the_checkout(wheel, tmp
         f"assert bayesdx.__file__.startswith({str(site)!r}), bayesdx.__file__; "
         "print(r.data_dir('models')); m = bayesdx.load_model(); print(m.id, m.priors)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     assert lines[0] == str(site / "bayesdx" / "_data" / "models")

@@ -41,7 +41,10 @@ def test_a_model_file_model_pickles_to_the_same_answers(tiny_model):
     assert copy.priors == tiny_model.priors
     np.testing.assert_allclose(
         [c.probability for c in bayesdx.rank_causes(evidence, model=copy).causes],
-        [c.probability for c in bayesdx.rank_causes(evidence, model=tiny_model).causes], rtol=0, atol=1e-15)
+        [c.probability for c in bayesdx.rank_causes(evidence, model=tiny_model).causes],
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_a_pgmpy_network_model_pickles_with_its_roles(child_model):
@@ -55,5 +58,6 @@ def test_score_accepts_a_dask_dataframe_and_matches_in_process_scoring(tiny_mode
     frame = pd.DataFrame({"fever": ["yes", "no", None, "yes"], "thermometer": [None, "abnormal", "normal", "normal"]})
     result = bayesdx.score(dd.from_pandas(frame, npartitions=2), model=tiny_model, top_k=2)
     assert hasattr(result, "compute")
-    pd.testing.assert_frame_equal(result.compute(scheduler="synchronous"), bayesdx.score(frame, model=tiny_model, top_k=2),
-                                  check_exact=False, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(
+        result.compute(scheduler="synchronous"), bayesdx.score(frame, model=tiny_model, top_k=2), check_exact=False, rtol=0, atol=1e-12
+    )

@@ -94,7 +94,8 @@ def test_random_network_posteriors_lie_in_unit_interval_and_state_probabilities_
 # ---------------------------------------------------------------------- order and unobserved values
 def _same(a, b):
     assert [c.id for c in a.causes] == [c.id for c in b.causes] or all(
-        abs(x.probability - y.probability) <= 1e-12 for x, y in zip(a.causes, b.causes, strict=True))
+        abs(x.probability - y.probability) <= 1e-12 for x, y in zip(a.causes, b.causes, strict=True)
+    )
     pa = {c.id: c.probability for c in a.causes}
     pb = {c.id: c.probability for c in b.causes}
     assert_allclose([pa[i] for i in pb], list(pb.values()), atol=1e-12, rtol=0)
@@ -114,8 +115,7 @@ def test_evidence_order_does_not_matter_on_tiny(tiny_model, data):
 def test_evidence_order_does_not_matter_on_random_network(random_small_model, data):
     evidence = _draw_evidence(data, random_small_model)
     shuffled = dict(data.draw(st.permutations(list(evidence.items())), label="order"))
-    _same(bayesdx.rank_causes(evidence, model=random_small_model),
-          bayesdx.rank_causes(shuffled, model=random_small_model))
+    _same(bayesdx.rank_causes(evidence, model=random_small_model), bayesdx.rank_causes(shuffled, model=random_small_model))
 
 
 @SETTINGS
@@ -188,8 +188,9 @@ def test_evidence_raises_a_cause_exactly_when_it_is_likelier_under_the_cause_on_
     with_h = bayesdx.rank_causes({**evidence, "c0": "present"}, model=model).log_evidence
     with_h_x = bayesdx.rank_causes({**evidence, "c0": "present", x: state}, model=model).log_evidence
     p_x_given_h = math.exp(with_h_x - with_h)
-    p_x = math.exp(bayesdx.rank_causes({**evidence, x: state}, model=model).log_evidence
-                   - bayesdx.rank_causes(evidence, model=model).log_evidence)
+    p_x = math.exp(
+        bayesdx.rank_causes({**evidence, x: state}, model=model).log_evidence - bayesdx.rank_causes(evidence, model=model).log_evidence
+    )
     assert_allclose(after, before * p_x_given_h / p_x, atol=ATOL, rtol=0)
     if p_x_given_h > p_x + 1e-9:
         assert after > before
@@ -217,8 +218,7 @@ def test_law_of_total_probability_over_a_new_observation_on_random_network(rando
     assert_allclose([mixed[c.id] for c in base.causes], [c.probability for c in base.causes], atol=ATOL, rtol=0)
 
 
-def test_random_network_matches_pgmpy_variable_elimination(random_small_model, random_small_network, ve_reference,
-                                                           evidence_sampler, rng):
+def test_random_network_matches_pgmpy_variable_elimination(random_small_model, random_small_network, ve_reference, evidence_sampler, rng):
     for case in evidence_sampler(random_small_network, 25, rng, observe=0.4):
         dx = bayesdx.rank_causes(case, model=random_small_model)
         expected = ve_reference(random_small_network, random_small_model, case)

@@ -26,10 +26,7 @@ def test_all_is_sorted():
 
 def test_all_equals_the_public_names():
     # httpx tests/test_exported_members.py: every public attribute that is not a submodule is exported
-    public = {
-        name for name, value in vars(bayesdx).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
+    public = {name for name, value in vars(bayesdx).items() if not name.startswith("_") and not isinstance(value, types.ModuleType)}
     assert set(bayesdx.__all__) == public
 
 
@@ -49,8 +46,7 @@ def test_arguments_after_the_first_are_keyword_only(function, positional):
 
 @pytest.mark.parametrize(
     "name",
-    ["BayesdxError", "ImpossibleEvidenceError", "InvalidStateError", "ModelFileError", "ModelTooLargeError",
-     "UnknownVariableError"],
+    ["BayesdxError", "ImpossibleEvidenceError", "InvalidStateError", "ModelFileError", "ModelTooLargeError", "UnknownVariableError"],
 )
 def test_exceptions_form_one_hierarchy(name):
     assert issubclass(getattr(bayesdx, name), bayesdx.BayesdxError)

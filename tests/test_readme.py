@@ -22,7 +22,7 @@ def test_the_readme_has_python_examples():
 @pytest.mark.slow
 def test_every_python_example_of_the_readme_runs(tmp_path, monkeypatch):
     (tmp_path / "evaluation").symlink_to(REPO / "evaluation")  # the examples read evaluation/vignettes/dev.csv
-    monkeypatch.chdir(tmp_path)                              # and write asia.bif here, not in the checkout
+    monkeypatch.chdir(tmp_path)  # and write asia.bif here, not in the checkout
     namespace: dict = {}
     for k, block in enumerate(_python_blocks()):
         exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)

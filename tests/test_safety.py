@@ -20,9 +20,16 @@ import bayesdx
 REPO = Path(__file__).resolve().parents[1]
 VIGNETTES = REPO / "evaluation" / "vignettes"
 LEVELS = ("self_care", "routine_appointment", "prompt_specialist", "emergency")
-RED_FLAG_FINDINGS = ("saddle_numbness_or_bladder", "rapidly_worsening", "swallowing_speech_or_breathing",
-                     "neck_stiffness_or_confusion", "dark_urine", "seizure_over_5_minutes",
-                     "sudden_severe_leg_pain", "new_or_worst_headache")
+RED_FLAG_FINDINGS = (
+    "saddle_numbness_or_bladder",
+    "rapidly_worsening",
+    "swallowing_speech_or_breathing",
+    "neck_stiffness_or_confusion",
+    "dark_urine",
+    "seizure_over_5_minutes",
+    "sudden_severe_leg_pain",
+    "new_or_worst_headache",
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,28 +50,45 @@ def _cases(name: str, model: bayesdx.Model) -> tuple[pd.DataFrame, list[dict[str
 RED_FLAG_CASES = [
     # (name, evidence, guideline the firing rule must cite)
     ("cauda equina: saddle numbness", {"saddle_numbness_or_bladder": "yes", "back_pain_radiating": "yes"}, "NICE NG59"),
-    ("cauda equina: bilateral sciatica with deficit", {"back_pain_radiating": "yes", "both_legs": "yes",
-                                                       "numbness_tingling": "yes", "muscle_weakness": "yes"}, "GIRFT"),
-    ("spinal injury: trauma, back pain, weakness", {"recent_injury": "yes", "back_pain_radiating": "yes",
-                                                    "muscle_weakness": "yes"}, "NICE NG41"),
+    (
+        "cauda equina: bilateral sciatica with deficit",
+        {"back_pain_radiating": "yes", "both_legs": "yes", "numbness_tingling": "yes", "muscle_weakness": "yes"},
+        "GIRFT",
+    ),
+    (
+        "spinal injury: trauma, back pain, weakness",
+        {"recent_injury": "yes", "back_pain_radiating": "yes", "muscle_weakness": "yes"},
+        "NICE NG41",
+    ),
     ("spinal injury: trauma, numb legs", {"recent_injury": "yes", "both_legs": "yes", "numbness_tingling": "yes"}, "NICE NG41"),
     ("Guillain-Barre / myelitis: spreading over days", {"rapidly_worsening": "yes", "muscle_weakness": "yes"}, "Guillain-Barre"),
-    ("bulbar or respiratory involvement", {"swallowing_speech_or_breathing": "yes", "muscle_weakness": "yes",
-                                           "twitch_appearance": "fine_flicker"}, "NICE NG42"),
+    (
+        "bulbar or respiratory involvement",
+        {"swallowing_speech_or_breathing": "yes", "muscle_weakness": "yes", "twitch_appearance": "fine_flicker"},
+        "NICE NG42",
+    ),
     ("meningism or confusion", {"neck_stiffness_or_confusion": "yes", "fever": "yes"}, "NICE NG240"),
     ("adult seizure with fever", {"age_group": "adult", "fever": "yes", "loss_of_consciousness": "yes"}, "NICE NG240"),
     ("status epilepticus", {"seizure_over_5_minutes": "yes", "twitch_appearance": "visible_jerk"}, "NICE NG217"),
     ("seizure with worst headache", {"new_or_worst_headache": "yes", "twitch_appearance": "visible_jerk"}, "NICE NG228"),
     ("acute limb ischaemia: cold, pale, painful", {"sudden_severe_leg_pain": "yes", "cold_pale_legs": "yes"}, "ESVS 2020"),
-    ("acute limb ischaemia: cold within hours, numb", {"cold_pale_legs": "yes", "duration": "hours",
-                                                       "numbness_tingling": "yes"}, "ESVS 2020"),
+    (
+        "acute limb ischaemia: cold within hours, numb",
+        {"cold_pale_legs": "yes", "duration": "hours", "numbness_tingling": "yes"},
+        "ESVS 2020",
+    ),
     ("threatened limb: sudden pain and weakness", {"sudden_severe_leg_pain": "yes", "muscle_weakness": "yes"}, "ESVS 2020"),
-    ("child with thirst and polyuria (DKA risk)", {"age_group": "child", "thirst_frequent_urination": "yes",
-                                                    "general_malaise": "yes"}, "NICE NG18"),
+    (
+        "child with thirst and polyuria (DKA risk)",
+        {"age_group": "child", "thirst_frequent_urination": "yes", "general_malaise": "yes"},
+        "NICE NG18",
+    ),
     ("rhabdomyolysis: dark urine after exertion", {"dark_urine": "yes", "recent_overexertion": "yes"}, "Bosch"),
-    ("rhabdomyolysis: cramps, weakness, raised CK after exertion",
-     {"recent_overexertion": "yes", "painful_cramps": "yes", "muscle_weakness": "yes", "creatine_kinase": "abnormal"},
-     "Exertional rhabdomyolysis"),
+    (
+        "rhabdomyolysis: cramps, weakness, raised CK after exertion",
+        {"recent_overexertion": "yes", "painful_cramps": "yes", "muscle_weakness": "yes", "creatine_kinase": "abnormal"},
+        "Exertional rhabdomyolysis",
+    ),
 ]
 
 
@@ -76,28 +100,52 @@ def test_each_red_flag_is_an_emergency_with_its_guideline_named(model, name, evi
     assert dx.referral == "emergency department"
 
 
-@pytest.mark.parametrize("evidence", [
-    {"sudden_severe_leg_pain": "yes"},      # calf tear or DVT: same-day examination, not an ambulance
-    {"dark_urine": "yes"},                  # concentrated urine: a CK and urine test soon
-], ids=["sudden_pain_alone", "dark_urine_alone"])
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"sudden_severe_leg_pain": "yes"},  # calf tear or DVT: same-day examination, not an ambulance
+        {"dark_urine": "yes"},  # concentrated urine: a CK and urine test soon
+    ],
+    ids=["sudden_pain_alone", "dark_urine_alone"],
+)
 def test_a_red_flag_finding_alone_is_at_least_prompt(model, evidence):
     assert LEVELS.index(_dx(model, evidence).triage) >= LEVELS.index("prompt_specialist")
 
 
 # ---------------------------------------------------------------------- look-alikes stay below emergency
 LOOK_ALIKES = [
-    ("sciatica without deficit", {"back_pain_radiating": "yes", "both_legs": "no", "numbness_tingling": "no",
-                                  "muscle_weakness": "no", "saddle_numbness_or_bladder": "no"}),
-    ("cramps after a run, no dark urine", {"recent_overexertion": "yes", "painful_cramps": "yes", "dark_urine": "no",
-                                           "frequency": "once", "duration": "hours"}),
+    (
+        "sciatica without deficit",
+        {
+            "back_pain_radiating": "yes",
+            "both_legs": "no",
+            "numbness_tingling": "no",
+            "muscle_weakness": "no",
+            "saddle_numbness_or_bladder": "no",
+        },
+    ),
+    (
+        "cramps after a run, no dark urine",
+        {"recent_overexertion": "yes", "painful_cramps": "yes", "dark_urine": "no", "frequency": "once", "duration": "hours"},
+    ),
     ("cold feet for years", {"cold_pale_legs": "yes", "duration": "over_3_months", "sudden_severe_leg_pain": "no"}),
-    ("stable diabetic numb feet", {"numbness_tingling": "yes", "both_legs": "yes", "thirst_frequent_urination": "yes",
-                                   "age_group": "older_adult", "duration": "over_3_months", "rapidly_worsening": "no"}),
+    (
+        "stable diabetic numb feet",
+        {
+            "numbness_tingling": "yes",
+            "both_legs": "yes",
+            "thirst_frequent_urination": "yes",
+            "age_group": "older_adult",
+            "duration": "over_3_months",
+            "rapidly_worsening": "no",
+        },
+    ),
     ("adult with thirst, otherwise well", {"age_group": "adult", "thirst_frequent_urination": "yes"}),
-    ("anxious adult with fasciculations", {"emotional_stress": "yes", "twitch_appearance": "fine_flicker",
-                                           "muscle_weakness": "no", "frequency": "daily"}),
-    ("minor knock to the thigh", {"recent_injury": "yes", "frequency": "once", "muscle_weakness": "no",
-                                  "numbness_tingling": "no"}),
+    (
+        "anxious adult with fasciculations",
+        {"emotional_stress": "yes", "twitch_appearance": "fine_flicker", "muscle_weakness": "no", "frequency": "daily"},
+    ),
+    ("minor knock to the thigh", {"recent_injury": "yes", "frequency": "once", "muscle_weakness": "no", "numbness_tingling": "no"}),
 ]
 
 
@@ -109,12 +157,16 @@ def test_benign_look_alikes_are_not_sent_to_the_emergency_department(model, name
 
 
 # ---------------------------------------------------------------------- self care needs nothing unexplained
-@pytest.mark.parametrize("extra", [
-    {"fever": "yes"},
-    {"cold_pale_legs": "yes", "numbness_tingling": "yes"},
-    {"muscle_wasting": "yes"},
-    {"blood_glucose_hba1c": "abnormal"},
-], ids=["fever", "cold_numb_leg", "wasting", "raised_glucose"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"fever": "yes"},
+        {"cold_pale_legs": "yes", "numbness_tingling": "yes"},
+        {"muscle_wasting": "yes"},
+        {"blood_glucose_hba1c": "abnormal"},
+    ],
+    ids=["fever", "cold_numb_leg", "wasting", "raised_glucose"],
+)
 def test_self_care_never_wins_against_a_finding_it_does_not_explain(model, extra):
     """Article: "If twitching in the leg occurs once, a doctor is definitely not necessary" -- but only when
     nothing else positive is left unexplained."""
@@ -123,8 +175,9 @@ def test_self_care_never_wins_against_a_finding_it_does_not_explain(model, extra
 
 
 def test_self_care_still_covers_the_benign_triggers_it_explains(model):
-    dx = _dx(model, {"frequency": "once", "recent_overexertion": "yes", "painful_cramps": "yes",
-                     "emotional_stress": "yes", "duration": "hours"})
+    dx = _dx(
+        model, {"frequency": "once", "recent_overexertion": "yes", "painful_cramps": "yes", "emotional_stress": "yes", "duration": "hours"}
+    )
     assert dx.triage == "self_care"
 
 
@@ -145,14 +198,22 @@ def test_adding_a_red_flag_finding_never_lowers_triage(model, data):
 
 
 # ---------------------------------------------------------------------- referral follows triage
-@pytest.mark.parametrize(("evidence", "contact"), [
-    ({"muscle_wasting": "yes"}, "neurologist"),                                       # wasting alone
-    ({"emotional_stress": "yes", "muscle_weakness": "yes", "electromyography": "abnormal",
-      "duration": "over_3_months"}, "neurologist"),                                  # abnormal EMG with stress
-    ({"loss_of_consciousness": "yes", "twitch_appearance": "visible_jerk", "fever": "no",
-      "frequency": "once", "duration": "hours"}, "emergency department"),             # a first seizure
-    ({"emotional_stress": "yes", "vision_or_balance_problems": "yes"}, "neurologist"),
-], ids=["wasting", "emg_with_stress", "first_seizure", "stress_with_vision"])
+@pytest.mark.parametrize(
+    ("evidence", "contact"),
+    [
+        ({"muscle_wasting": "yes"}, "neurologist"),  # wasting alone
+        (
+            {"emotional_stress": "yes", "muscle_weakness": "yes", "electromyography": "abnormal", "duration": "over_3_months"},
+            "neurologist",
+        ),  # abnormal EMG with stress
+        (
+            {"loss_of_consciousness": "yes", "twitch_appearance": "visible_jerk", "fever": "no", "frequency": "once", "duration": "hours"},
+            "emergency department",
+        ),  # a first seizure
+        ({"emotional_stress": "yes", "vision_or_balance_problems": "yes"}, "neurologist"),
+    ],
+    ids=["wasting", "emg_with_stress", "first_seizure", "stress_with_vision"],
+)
 def test_referral_follows_triage_and_red_flags(model, evidence, contact):
     dx = _dx(model, evidence)
     assert dx.referral == contact, (dx.referral, dx.referral_reason)
@@ -174,11 +235,11 @@ def _advice(model: bayesdx.Model, name: str) -> tuple[pd.DataFrame, list[str]]:
 def test_every_emergency_in_the_blind_safety_set_is_sent_to_emergency_care(model):
     frame, advice = _advice(model, "safety.csv")
     assert len(frame) >= 40
-    missed = [(cid, a) for cid, a, t in zip(frame.case_id, advice, frame.true_triage, strict=True)
-              if t == "emergency" and a != "emergency"]
+    missed = [(cid, a) for cid, a, t in zip(frame.case_id, advice, frame.true_triage, strict=True) if t == "emergency" and a != "emergency"]
     assert not missed
-    look_alikes_to_ed = [cid for cid, a, t in zip(frame.case_id, advice, frame.true_triage, strict=True)
-                         if t != "emergency" and a == "emergency"]
+    look_alikes_to_ed = [
+        cid for cid, a, t in zip(frame.case_id, advice, frame.true_triage, strict=True) if t != "emergency" and a == "emergency"
+    ]
     assert not look_alikes_to_ed
 
 
@@ -199,8 +260,7 @@ def test_safe_advice_on_the_vignette_sets(model, name):
 def test_referral_without_the_complaint_follows_the_posterior(model):
     """A case that states the complaint absent has no disablement scores; the referral then weighs the
     posteriors (it went to the first contact listed, a psychiatrist, for swollen joints with raised CRP)."""
-    dx = _dx(model, {"leg_twitching": "no", "joint_pain_swelling": "yes", "inflammation_markers": "abnormal",
-                     "age_group": "older_adult"})
+    dx = _dx(model, {"leg_twitching": "no", "joint_pain_swelling": "yes", "inflammation_markers": "abnormal", "age_group": "older_adult"})
     assert all(c.disablement == 0.0 for c in dx.causes)
     assert dx.referral == "orthopedist", dx.referral_reason
 
@@ -214,8 +274,7 @@ def test_a_rule_on_an_alias_fires_for_each_of_its_states():
 
     states = {"emg": ("normal", "myopathic", "neurogenic", "abnormal")}
     aliases = {"emg": {"abnormal": ("myopathic", "neurogenic")}}
-    raw = {"levels": ["low", "high"], "default": "low",
-           "rules": [{"level": "high", "when": {"emg": "abnormal"}, "basis": "b"}]}
+    raw = {"levels": ["low", "high"], "default": "low", "rules": [{"level": "high", "when": {"emg": "abnormal"}, "basis": "b"}]}
     policy = TriagePolicy.parse(_Path("m.toml"), raw, states, [], aliases=aliases)
     for answer, level in (("abnormal", "high"), ("neurogenic", "high"), ("myopathic", "high"), ("normal", "low")):
         assert policy.assess({"emg": answer}, {})[0] == level

@@ -21,8 +21,13 @@ def _assert_score_equals_rank_causes(model, cases, frame, top_k):
         dx = bayesdx.rank_causes(case, model=model)
         row = frame.iloc[k]
         k_shown = min(top_k, len(model.hypotheses))
-        assert_allclose([row[f"probability_{j}"] for j in range(1, k_shown + 1)],
-                        [c.probability for c in dx.causes[:k_shown]], atol=EXACT, rtol=0, err_msg=f"case {k}: {case!r}")
+        assert_allclose(
+            [row[f"probability_{j}"] for j in range(1, k_shown + 1)],
+            [c.probability for c in dx.causes[:k_shown]],
+            atol=EXACT,
+            rtol=0,
+            err_msg=f"case {k}: {case!r}",
+        )
         # the same ids in the same order, except that causes tied within 1e-12 may come in either order
         # (test_observed_causes_tie_at_one_and_keep_the_model_order checks exact ties separately)
         by_id = {c.id: c.probability for c in dx.causes}
@@ -52,20 +57,30 @@ def test_score_of_a_dataframe_equals_rank_causes_case_by_case_on_child(child_mod
     frame = pd.DataFrame(cases, index=labels)
     scored = bayesdx.score(frame, model=child_model, top_k=4)
     assert list(scored.index) == labels  # index kept, input order kept
-    assert list(scored.columns) == ["cause_1", "probability_1", "cause_2", "probability_2",
-                                    "cause_3", "probability_3", "cause_4", "probability_4"]
+    assert list(scored.columns) == [
+        "cause_1",
+        "probability_1",
+        "cause_2",
+        "probability_2",
+        "cause_3",
+        "probability_3",
+        "cause_4",
+        "probability_4",
+    ]
     _assert_score_equals_rank_causes(child_model, cases, scored, 4)
 
 
 def test_score_of_a_list_equals_rank_causes_on_graded(graded_model, rng):
-    cases = [c for c in _random_cases(graded_model, 60, rng) if not ("severity" in c and c["severity"] == "none"
-                                                                     and c.get("infection") == "present")]
+    cases = [
+        c
+        for c in _random_cases(graded_model, 60, rng)
+        if not ("severity" in c and c["severity"] == "none" and c.get("infection") == "present")
+    ]
     frame = bayesdx.score(cases, model=graded_model, top_k=2)
     _assert_score_equals_rank_causes(graded_model, cases, frame, 2)
 
 
-def test_score_of_one_case_does_not_depend_on_the_other_cases_in_the_batch_on_hepar2(
-        hepar2_raw_network, evidence_sampler, rng):
+def test_score_of_one_case_does_not_depend_on_the_other_cases_in_the_batch_on_hepar2(hepar2_raw_network, evidence_sampler, rng):
     """pgmpy's hepar2 as shipped: some CPD columns sum to 1 +- 1e-7 (``ggtp``, ``alt``, ...).
 
     score must still give each case the same answer as rank_causes: a case's posterior cannot depend on
@@ -83,14 +98,16 @@ def test_score_of_one_case_does_not_depend_on_the_other_cases_in_the_batch_on_he
 
 
 def test_score_keeps_a_non_default_index_with_missing_cells(tiny_model):
-    frame = pd.DataFrame({"fever": ["yes", np.nan, "no"], "thermometer": [None, "abnormal", ""]},
-                         index=pd.Index([30, 10, 20], name="patient"))
+    frame = pd.DataFrame(
+        {"fever": ["yes", np.nan, "no"], "thermometer": [None, "abnormal", ""]}, index=pd.Index([30, 10, 20], name="patient")
+    )
     scored = bayesdx.score(frame, model=tiny_model, top_k=1)
     assert list(scored.index) == [30, 10, 20]
     assert scored.index.name == "patient"
     assert list(scored.columns) == ["cause_1", "probability_1", "score_1"]
-    expected = [bayesdx.rank_causes(e, model=tiny_model).causes[0]
-                for e in ({"fever": "yes"}, {"thermometer": "abnormal"}, {"fever": "no"})]
+    expected = [
+        bayesdx.rank_causes(e, model=tiny_model).causes[0] for e in ({"fever": "yes"}, {"thermometer": "abnormal"}, {"fever": "no"})
+    ]
     assert scored["cause_1"].tolist() == [c.id for c in expected]
     assert_allclose(scored["probability_1"].to_numpy(float), [c.probability for c in expected], atol=EXACT, rtol=0)
 

@@ -23,7 +23,8 @@ def _onehot(states: list[int], n_states: int, value: float = 1.0) -> np.ndarray:
 
 
 def test_a_variable_observed_in_every_case_leaves_the_contraction_and_answers_match_variable_elimination(
-        random_small_network, random_small_model, ve_marginal_reference, monkeypatch):
+    random_small_network, random_small_model, ve_marginal_reference, monkeypatch
+):
     monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no shared all-variable contraction for small batches
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network
@@ -57,7 +58,8 @@ def test_a_single_nonzero_likelihood_other_than_one_scales_the_evidence_probabil
 
 
 def test_small_batches_share_one_contraction_carrying_every_variable(
-        random_small_network, random_small_model, ve_marginal_reference, evidence_sampler, rng):
+    random_small_network, random_small_model, ve_marginal_reference, evidence_sampler, rng
+):
     """A few cases at a time (an interactive call) reuse one compiled program whatever their evidence."""
     engine = InferenceEngine(random_small_model.compiled)
     net = engine.network

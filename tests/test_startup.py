@@ -11,16 +11,14 @@ import numpy as np
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"], capture_output=True, text=True, check=True
+    )
     return set(out.stdout.split())
 
 
 def test_rank_causes_from_a_cold_start_imports_neither_pgmpy_nor_pandas():
-    loaded = _modules_after(
-        "import bayesdx\n"
-        "dx = bayesdx.rank_causes({'painful_cramps': 'yes', 'age_group': 'adult'})\n"
-        "assert dx.causes\n")
+    loaded = _modules_after("import bayesdx\ndx = bayesdx.rank_causes({'painful_cramps': 'yes', 'age_group': 'adult'})\nassert dx.causes\n")
     assert "pgmpy" not in loaded
     assert "pandas" not in loaded
 
@@ -29,7 +27,8 @@ def test_the_command_line_rank_imports_neither_pgmpy_nor_pandas():
     loaded = _modules_after(
         "import sys\nfrom bayesdx.cli import main\n"
         "sys.argv = ['bayesdx', 'rank', 'painful_cramps=yes', '-q']\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n")
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+    )
     assert "pgmpy" not in loaded
     assert "pandas" not in loaded
 
@@ -46,7 +45,7 @@ def test_the_lazily_built_network_matches_the_engine(bundled_model):
     ve = VariableElimination(network)
     evidence = {"painful_cramps": "yes", "age_group": "older_adult", "leg_twitching": "yes"}
     post = model.engine.posterior(
-        {v: np.eye(len(model.states[v]))[[model.states[v].index(s)]] for v, s in evidence.items()},
-        ["polyneuropathy"], 1)
+        {v: np.eye(len(model.states[v]))[[model.states[v].index(s)]] for v, s in evidence.items()}, ["polyneuropathy"], 1
+    )
     ref = ve.query(["polyneuropathy"], evidence=evidence, show_progress=False)
     assert np.allclose(post.marginals["polyneuropathy"][0], ref.values, atol=1e-12)

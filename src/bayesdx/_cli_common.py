@@ -58,6 +58,7 @@ def _store_role(name: str) -> Callable[[click.Context, click.Parameter, Any], No
             roles[name] = _parse_evidence(value)
         else:
             roles[name] = [v.strip() for part in value for v in part.split(",") if v.strip()]
+
     return store
 
 
@@ -82,32 +83,38 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
     return "\n".join(lines)
 
 
-_MODEL_HELP = ("Model: a bundled name, a .toml model file, or a .bif/.xmlbif network (with --causes).  "
-               "[default: the bundled leg_twitch]")
+_MODEL_HELP = "Model: a bundled name, a .toml model file, or a .bif/.xmlbif network (with --causes).  [default: the bundled leg_twitch]"
 _PRIORS_HELP = "Prior setting: a bundled name (article, uniform, ...) or a prior file.  [default: the model's]"
 
 
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for name, meta, text in (
         ("presenting", "VAR=STATE", "For a BIF/XMLBIF network: evidence every case carries (repeatable)."),
-        ("hidden", "NODES", "For a BIF/XMLBIF network: nodes never asked or ranked, comma-separated "
-                            "(default: the __part nodes of a bayesdx export)."),
+        (
+            "hidden",
+            "NODES",
+            "For a BIF/XMLBIF network: nodes never asked or ranked, comma-separated (default: the __part nodes of a bayesdx export).",
+        ),
         ("tests", "NODES", "For a BIF/XMLBIF network: the test nodes, comma-separated."),
         ("causes", "NODES", "For a BIF/XMLBIF network (required there): the nodes to rank, comma-separated."),
     ):
-        f = click.option(f"--{name}", multiple=True, metavar=meta, expose_value=False, is_eager=True,
-                         callback=_store_role(name), help=text)(f)
+        f = click.option(
+            f"--{name}", multiple=True, metavar=meta, expose_value=False, is_eager=True, callback=_store_role(name), help=text
+        )(f)
     f = click.option("--priors", "priors", metavar="NAME", default=None, help=_PRIORS_HELP)(f)
     return click.option("--model", "model", metavar="MODEL", default=None, help=_MODEL_HELP)(f)
 
 
 def _quiet_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """``-q/--quiet`` on every subcommand: no notes, progress or summaries on stderr (results still print)."""
+
     def store(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         if value:
             ctx.meta["bayesdx.quiet"] = True
-    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=store,
-                        help="No notes, progress or summaries on stderr.")(f)
+
+    return click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=store, help="No notes, progress or summaries on stderr."
+    )(f)
 
 
 def _quiet() -> bool:
@@ -121,11 +128,9 @@ def _parse_evidence(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not of the form variable=state (for example fever=yes).",
-                                     param_hint="EVIDENCE")
+            raise click.BadParameter(f"{pair!r} is not of the form variable=state (for example fever=yes).", param_hint="EVIDENCE")
         if name in evidence and evidence[name] != value.strip():
-            raise click.BadParameter(f"{name!r} is given twice ({evidence[name]!r} and {value.strip()!r}).",
-                                     param_hint="EVIDENCE")
+            raise click.BadParameter(f"{name!r} is given twice ({evidence[name]!r} and {value.strip()!r}).", param_hint="EVIDENCE")
         evidence[name] = value.strip()
     return evidence
 
@@ -134,7 +139,9 @@ def _ranking_option(f: Any) -> Any:
     from .counterfactual import RANKINGS
 
     return click.option(
-        "--ranking", type=click.Choice(sorted(RANKINGS)), default=None,
+        "--ranking",
+        type=click.Choice(sorted(RANKINGS)),
+        default=None,
         show_default="expected_disablement (posterior for networks of full tables)",
         help="What the causes are ranked by: " + "; ".join(f"{k}: {v}" for k, v in RANKINGS.items()) + ".",
     )(f)

@@ -11,17 +11,13 @@ def check_option(function: str, name: str, value: Any, allowed: Iterable[Any]) -
     allowed = tuple(allowed)
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(
-            f"The {name!r} parameter of {function} must be one of {choices}. Got {value!r} instead."
-        )
+        raise ValueError(f"The {name!r} parameter of {function} must be one of {choices}. Got {value!r} instead.")
 
 
 def check_type(function: str, name: str, value: Any, expected: type | tuple[type, ...], what: str) -> None:
     """Raise TypeError unless ``value`` is an instance of ``expected`` (described as ``what``)."""
     if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
-        raise TypeError(
-            f"The {name!r} parameter of {function} must be {what}. Got {type(value).__name__} {value!r} instead."
-        )
+        raise TypeError(f"The {name!r} parameter of {function} must be {what}. Got {type(value).__name__} {value!r} instead.")
 
 
 def check_positive_int(function: str, name: str, value: Any) -> None:

@@ -107,8 +107,7 @@ class BatchSummary:
 Scorer = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-def _score_valid(parsed: _Parsed, chunk: _Chunk, layout: _Layout, scorer: Scorer, source: str,
-                 *, strict: bool) -> pd.DataFrame:
+def _score_valid(parsed: _Parsed, chunk: _Chunk, layout: _Layout, scorer: Scorer, source: str, *, strict: bool) -> pd.DataFrame:
     """Scores of the chunk's valid rows, indexed by position in the chunk."""
     while True:
         keep = [k for k in range(len(chunk.rows)) if k not in parsed.errors]
@@ -122,9 +121,13 @@ def _score_valid(parsed: _Parsed, chunk: _Chunk, layout: _Layout, scorer: Scorer
                 raise
             for k in positions:
                 err = InputFileError(
-                    source, "the evidence of this case has probability zero under the model: no setting of the "
+                    source,
+                    "the evidence of this case has probability zero under the model: no setting of the "
                     "unobserved variables is compatible with it. Check the observed values for a contradiction.",
-                    line=chunk.lines[k], row=chunk.first_row + k, case_id=parsed.ids[k])
+                    line=chunk.lines[k],
+                    row=chunk.first_row + k,
+                    case_id=parsed.ids[k],
+                )
                 if strict:
                     raise err from None
                 parsed.errors[k] = err
@@ -234,8 +237,7 @@ def score_csv(
             raise TypeError(f"The {name!r} parameter of score_csv must be a bool. Got {value!r} instead.")
     for name, names in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
         if isinstance(names, str) or not all(isinstance(v, str) for v in names):
-            raise TypeError(
-                f"The {name!r} parameter of score_csv must be a list of column names. Got {names!r} instead.")
+            raise TypeError(f"The {name!r} parameter of score_csv must be a list of column names. Got {names!r} instead.")
     model = _model_or_default(model, priors, "score_csv")
     ranking = resolve_ranking(model, "score_csv", ranking)
     per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")
@@ -243,8 +245,10 @@ def score_csv(
     k = min(top_k if top_k is not None else (3 if format == "wide" else n_hyp), n_hyp)
     with_steps = next_step and format == "wide"
     if scorer is None:
+
         def scorer(evidence: pd.DataFrame) -> pd.DataFrame:
             return score(evidence, model=model, top_k=k, next_step=with_steps, ranking=ranking)
+
     chunksize = chunksize or (DEFAULT_CHUNKSIZE_NEXT_STEP if with_steps else DEFAULT_CHUNKSIZE)
     name = _source_name(source)
 
@@ -253,8 +257,7 @@ def score_csv(
             if not Path(source).is_file():
                 raise FileNotFoundError(f"No such cases file: {os.fspath(source)!r}")
             # undecodable bytes are kept as surrogates and reported per row, with their line and column
-            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline="",
-                                                       errors="surrogateescape"))
+            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline="", errors="surrogateescape"))
         else:
             stream = source
         if sep is None:
@@ -271,8 +274,9 @@ def score_csv(
         header = [h.strip() for h in header_fields]
         if any(_undecodable(h) for h in header):
             raise InputFileError(name, "the header is not valid UTF-8.", line=header_line)
-        layout = _layout(header, header_line, model, name, ignore_columns=ignore_columns,
-                         annotation_columns=annotation_columns, id_column=id_column)
+        layout = _layout(
+            header, header_line, model, name, ignore_columns=ignore_columns, annotation_columns=annotation_columns, id_column=id_column
+        )
         columns = [layout.id_column]
         if format == "wide":
             columns += [f"{c}_{j}" for j in range(1, k + 1) for c in per_cause]
@@ -282,9 +286,14 @@ def score_csv(
         columns += list(layout.annotations) + ([ERROR_COLUMN] if skip_invalid else [])
         clash = sorted({c for c in columns if columns.count(c) > 1})
         if clash:  # two output columns of one name: a reader would take the wrong one
-            raise InputFileError(name, f"column {clash[0]!r} of the input has the name of an output column "
-                                 f"({', '.join(dict.fromkeys(columns))}); rename it, or drop it with "
-                                 f"--ignore-column {clash[0]}.", line=header_line, column=clash[0])
+            raise InputFileError(
+                name,
+                f"column {clash[0]!r} of the input has the name of an output column "
+                f"({', '.join(dict.fromkeys(columns))}); rename it, or drop it with "
+                f"--ignore-column {clash[0]}.",
+                line=header_line,
+                column=clash[0],
+            )
 
         if isinstance(destination, (str, os.PathLike)):
             out: IO[str] = stack.enter_context(atomic_output(destination))
@@ -303,11 +312,15 @@ def score_csv(
                 parsed = _parse_chunk(chunk, layout, name, strict=strict)
                 _check_states(parsed, chunk, layout, checker, model, name, strict=strict)
                 results = _score_valid(parsed, chunk, layout, scorer, name, strict=strict)
-                frame = (_wide(parsed, results, layout, n, skip_invalid) if format == "wide"
-                         else _long(parsed, results, layout, n, k, skip_invalid))
+                frame = (
+                    _wide(parsed, results, layout, n, skip_invalid)
+                    if format == "wide"
+                    else _long(parsed, results, layout, n, k, skip_invalid)
+                )
                 if list(frame.columns) != columns:  # never write a row that does not match the header
-                    raise RuntimeError(f"internal error: scored columns {list(frame.columns)} differ from the "
-                                       f"header {columns}; nothing more is written")
+                    raise RuntimeError(
+                        f"internal error: scored columns {list(frame.columns)} differ from the header {columns}; nothing more is written"
+                    )
                 _write_rows(frame, out)
                 rows += n
                 invalid += len(parsed.errors)

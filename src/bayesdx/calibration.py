@@ -55,14 +55,14 @@ def compile_spec(spec: ModelSpec, base_rates: Mapping[str, float]) -> CompiledNe
         variables=order,
         states=tuple(spec.nodes[v].states for v in order),
         parents=tuple(tuple(position[p] for p in spec.parents(v)) for v in order),
-        tables=tuple(fixed[v] if v in fixed else np.ascontiguousarray(table_for(spec, v, prior=base_rates[v]))
-                     for v in order),
+        tables=tuple(fixed[v] if v in fixed else np.ascontiguousarray(table_for(spec, v, prior=base_rates[v])) for v in order),
         decompositions=decompositions,
     )
 
 
-def _structure(spec: ModelSpec, base_rates: Mapping[str, float]) -> tuple[
-        tuple[str, ...], tuple[Decomposition | None, ...], dict[str, np.ndarray]]:
+def _structure(
+    spec: ModelSpec, base_rates: Mapping[str, float]
+) -> tuple[tuple[str, ...], tuple[Decomposition | None, ...], dict[str, np.ndarray]]:
     """The node order, the decompositions and the tables that do not depend on the priors, worked out once
     per model file (a spec is immutable; every prior setting and the calibration share them, read-only)."""
     cached = spec.__dict__.get("_compiled_structure")
@@ -133,7 +133,8 @@ def calibrate_base_rates(
             step = _logit(priors[c]) - _logit(min(max(marginal[c], 1e-300), 1 - 1e-16))
             rates[c] = 1.0 / (1.0 + math.exp(-(_logit(rates[c]) + step)))
     raise ModelFileError(
-        spec.path, "model.prior_reference",
+        spec.path,
+        "model.prior_reference",
         f"the base rates did not converge to the priors at this reference evidence (largest gap {worst:.3g} "
         f"after {max_iterations} iterations); a prior may be unreachable",
         dict(reference),

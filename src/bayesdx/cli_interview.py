@@ -87,12 +87,16 @@ def _command_line(evidence: dict[str, str], model_name: str | None, priors: str 
 @_ranking_option
 @_quiet_option
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Leading causes shown each round.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Ask at most this many steps.")
-@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the case (evidence, skipped items, final result) as JSON to this file.")
-def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, ranking: str | None, top_k: int,
-              max_steps: int, save: Path | None) -> None:
+@click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True, help="Ask at most this many steps.")
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the case (evidence, skipped items, final result) as JSON to this file.",
+)
+def interview(
+    evidence: tuple[str, ...], model: str | None, priors: str | None, ranking: str | None, top_k: int, max_steps: int, save: Path | None
+) -> None:
     """Hold a consultation: answer the recommended question or test, one per line (or pipe the answers in).
 
     Starts from the given evidence (e.g. `bayesdx interview age_group=adult sex=female`). Answer with a state,
@@ -120,8 +124,9 @@ def interview(evidence: tuple[str, ...], model: str | None, priors: str | None, 
             ended = f"--max-steps {max_steps}"
             break
         step = steps[0]
-        click.echo(f"Next: {step.kind} {step.id} (value {step.value:.3f} = EIG {step.expected_information_gain:.3f}"
-                   f" - alpha x cost {step.cost:g})")
+        click.echo(
+            f"Next: {step.kind} {step.id} (value {step.value:.3f} = EIG {step.expected_information_gain:.3f} - alpha x cost {step.cost:g})"
+        )
         items = m.studies[step.id].tests if step.id in m.studies else (step.id,)
         if step.id in m.studies:
             click.echo(f"{m.studies[step.id].label}: {', '.join(items)}")

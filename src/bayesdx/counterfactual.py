@@ -158,8 +158,9 @@ def _read_links(model: Model) -> list[_Link]:
     return links
 
 
-def counterfactual_scores(model: Model, likelihoods: Mapping[str, np.ndarray], log_evidence: np.ndarray,
-                          n_cases: int) -> CounterfactualScores:
+def counterfactual_scores(
+    model: Model, likelihoods: Mapping[str, np.ndarray], log_evidence: np.ndarray, n_cases: int
+) -> CounterfactualScores:
     """Exact counterfactual scores for a batch of cases.
 
     Parameters

@@ -30,8 +30,9 @@ def _noisy_or_positive(spec: ModelSpec, node_id: str) -> str:
     node, cpd = spec.nodes[node_id], spec.cpds[node_id]
     where = f"cpds.{node_id}.positive"
     if len(node.states) != 2:
-        raise ModelFileError(spec.path, f"cpds.{node_id}.kind",
-                             f"'noisy_or' needs a binary node; {node_id!r} has states {list(node.states)!r}", "noisy_or")
+        raise ModelFileError(
+            spec.path, f"cpds.{node_id}.kind", f"'noisy_or' needs a binary node; {node_id!r} has states {list(node.states)!r}", "noisy_or"
+        )
     positive = cpd.get("positive")
     if positive is None:
         if node.normal is None:
@@ -48,8 +49,9 @@ def _active_states(spec: ModelSpec, child: str, parent: str, value: Any, key: st
     if isinstance(value, dict):
         for s in value:
             if s not in pnode.states:
-                raise ModelFileError(spec.path, f"{key}.{s}",
-                                     f"{s!r} is not a state of {parent!r}; valid states are {list(pnode.states)!r}", s)
+                raise ModelFileError(
+                    spec.path, f"{key}.{s}", f"{s!r} is not a state of {parent!r}; valid states are {list(pnode.states)!r}", s
+                )
         return dict(value)
     if pnode.normal is None:
         raise ModelFileError(spec.path, key, f"parent {parent!r} has no normal state, so give the parameter per state as a table", value)
@@ -101,13 +103,15 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
             rkey = f"{where}.rows[{k}]"
             given = row.get("given") if isinstance(row, dict) else None
             if not isinstance(given, dict) or set(given) != set(parents):
-                raise ModelFileError(spec.path, f"{rkey}.given",
-                                     f"must give a state for each parent {list(parents)!r}, got {given!r}", given)
+                raise ModelFileError(
+                    spec.path, f"{rkey}.given", f"must give a state for each parent {list(parents)!r}, got {given!r}", given
+                )
             idx = []
             for p, states in zip(parents, pstates, strict=True):
                 if given[p] not in states:
-                    raise ModelFileError(spec.path, f"{rkey}.given.{p}",
-                                         f"{given[p]!r} is not a state of {p!r}; valid states are {list(states)!r}", given[p])
+                    raise ModelFileError(
+                        spec.path, f"{rkey}.given.{p}", f"{given[p]!r} is not a state of {p!r}; valid states are {list(states)!r}", given[p]
+                    )
                 idx.append(states.index(given[p]))
             if tuple(idx) in filled:
                 raise ModelFileError(spec.path, f"{rkey}.given", f"repeats the configuration of rows[{filled[tuple(idx)]}]", given)
@@ -233,7 +237,7 @@ def divorced_tables(spec: ModelSpec, node_id: str) -> list[tuple[str, tuple[str,
     noisy = noisy_parameters(spec, node_id)
     parents = spec.parents(node_id)
     levels = len(noisy.order)
-    chunks = [parents[i:i + DIVORCE_SIZE] for i in range(0, len(parents), DIVORCE_SIZE)]
+    chunks = [parents[i : i + DIVORCE_SIZE] for i in range(0, len(parents), DIVORCE_SIZE)]
     result = []
     parts = []
     for k, chunk in enumerate(chunks, start=1):

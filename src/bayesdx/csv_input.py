@@ -34,10 +34,10 @@ DELIMITERS = (",", ";", "\t", "|")
 @dataclass
 class _Chunk:
     rows: list[list[str] | None]  # the fields of each record (None: not valid CSV)
-    reasons: list[str]            # why a record is not valid CSV ("" when it is)
-    lines: list[int]              # 1-based line where each record starts
-    first_row: int                # 1-based data row of the first record
-    chars: int                    # characters consumed from the input, blank lines included
+    reasons: list[str]  # why a record is not valid CSV ("" when it is)
+    lines: list[int]  # 1-based line where each record starts
+    first_row: int  # 1-based data row of the first record
+    chars: int  # characters consumed from the input, blank lines included
 
 
 class _CountingLines:
@@ -77,8 +77,11 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             return
         except csv.Error as exc:
             fields = None
-            reason = ("a quoted field opened on this line is never closed (unbalanced '\"')."
-                      if "unexpected end of data" in str(exc) else f"the line is not valid CSV ({exc}).")
+            reason = (
+                "a quoted field opened on this line is never closed (unbalanced '\"')."
+                if "unexpected end of data" in str(exc)
+                else f"the line is not valid CSV ({exc})."
+            )
             # what the record holds up to the error, read leniently: enough to name the case
             lenient = next(csv.reader(["".join(lines.raw)], delimiter=sep, strict=False), [])
             reason = "\0".join([reason, *lenient])
@@ -131,14 +134,22 @@ def _undecodable(text: str) -> str | None:
 # ---------------------------------------------------------------------- the input's layout
 @dataclass(frozen=True)
 class _Layout:
-    columns: tuple[str, ...]           # as in the header
+    columns: tuple[str, ...]  # as in the header
     id_column: str
-    variables: tuple[str, ...]         # model variables used as evidence
-    annotations: tuple[str, ...]       # passed through
+    variables: tuple[str, ...]  # model variables used as evidence
+    annotations: tuple[str, ...]  # passed through
 
 
-def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_columns: Sequence[str],
-            annotation_columns: Sequence[str], id_column: str | None) -> _Layout:
+def _layout(
+    header: list[str],
+    line: int,
+    model: Model,
+    source: str,
+    *,
+    ignore_columns: Sequence[str],
+    annotation_columns: Sequence[str],
+    id_column: str | None,
+) -> _Layout:
     if not header or header == [""]:
         raise InputFileError(source, "the header line is empty.", line=line)
     seen: set[str] = set()
@@ -152,23 +163,37 @@ def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_c
         for name in names:
             if name not in seen:
                 raise InputFileError(
-                    source, f"{option} names {name!r}, which is not a column of the input. "
-                    f"Its columns are {', '.join(map(repr, header))}.", line=line, column=name)
+                    source,
+                    f"{option} names {name!r}, which is not a column of the input. Its columns are {', '.join(map(repr, header))}.",
+                    line=line,
+                    column=name,
+                )
     if id_column is None:
         id_column = "case_id" if "case_id" in seen else header[0]
         if id_column in model.states and id_column not in ignore_columns:
             raise InputFileError(
-                source, f"the input has no 'case_id' column and its first column {id_column!r} is a variable of "
+                source,
+                f"the input has no 'case_id' column and its first column {id_column!r} is a variable of "
                 f"model {model.id!r}, not a case id. Add a case_id column first (or name the id column).",
-                line=line, column=id_column)
+                line=line,
+                column=id_column,
+            )
     elif id_column not in seen:
-        raise InputFileError(source, f"the id column {id_column!r} is not a column of the input. "
-                             f"Its columns are {', '.join(map(repr, header))}.", line=line, column=id_column)
+        raise InputFileError(
+            source,
+            f"the id column {id_column!r} is not a column of the input. Its columns are {', '.join(map(repr, header))}.",
+            line=line,
+            column=id_column,
+        )
     for name in annotation_columns:
         if name in model.states and name not in ignore_columns:
             raise InputFileError(
-                source, f"annotation_columns names {name!r}, a variable of model {model.id!r}: passing it through "
-                "would drop its evidence. Rename the column to keep it as an annotation.", line=line, column=name)
+                source,
+                f"annotation_columns names {name!r}, a variable of model {model.id!r}: passing it through "
+                "would drop its evidence. Rename the column to keep it as an annotation.",
+                line=line,
+                column=name,
+            )
     variables: list[str] = []
     annotations: list[str] = []
     for name in header:
@@ -182,24 +207,31 @@ def _layout(header: list[str], line: int, model: Model, source: str, *, ignore_c
             close = difflib.get_close_matches(name, list(model.variables) + list(KNOWN_ANNOTATIONS), n=3, cutoff=0.6)
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise InputFileError(
-                source, f"column {name!r} is neither a variable of model {model.id!r} nor a known annotation "
+                source,
+                f"column {name!r} is neither a variable of model {model.id!r} nor a known annotation "
                 f"({', '.join(KNOWN_ANNOTATIONS)}).{hint} To drop it, name it in ignore_columns "
                 f"(bayesdx score --ignore-column {name}); to pass it through, in annotation_columns "
-                f"(--keep-column {name}).", line=line, column=name)
+                f"(--keep-column {name}).",
+                line=line,
+                column=name,
+            )
     if not any(name in model.states for name in header):  # (ignoring every variable on purpose is allowed)
         raise InputFileError(
-            source, f"no column is a variable of model {model.id!r} (columns: {', '.join(map(repr, header))}), so "
+            source,
+            f"no column is a variable of model {model.id!r} (columns: {', '.join(map(repr, header))}), so "
             "every case would be scored with nothing observed. Is the file separated by something other than "
-            "the delimiter used (bayesdx score --sep)?", line=line)
+            "the delimiter used (bayesdx score --sep)?",
+            line=line,
+        )
     return _Layout(tuple(header), id_column, tuple(variables), tuple(annotations))
 
 
 # ---------------------------------------------------------------------- parsing and checking a chunk
 @dataclass
 class _Parsed:
-    frame: pd.DataFrame              # every well-formed row, all layout columns, str cells
+    frame: pd.DataFrame  # every well-formed row, all layout columns, str cells
     errors: dict[int, InputFileError]  # position in the chunk -> why the row is invalid
-    ids: list[str]                   # case id of every row of the chunk (may be "" for malformed rows)
+    ids: list[str]  # case id of every row of the chunk (may be "" for malformed rows)
 
 
 def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -> _Parsed:
@@ -223,8 +255,7 @@ def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -
                     break
         if reason:
             shown = None if case_id is None or _undecodable(case_id) else case_id
-            err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=shown,
-                                 column=column)
+            err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=shown, column=column)
             if strict:
                 raise err
             errors[k] = err
@@ -258,8 +289,9 @@ class _StateChecker:
         return {v: e for v, e in seen.items() if e is not None}
 
 
-def _check_states(parsed: _Parsed, chunk: _Chunk, layout: _Layout, checker: _StateChecker, model: Model,
-                  source: str, *, strict: bool) -> None:
+def _check_states(
+    parsed: _Parsed, chunk: _Chunk, layout: _Layout, checker: _StateChecker, model: Model, source: str, *, strict: bool
+) -> None:
     for variable in layout.variables:
         values = parsed.frame[variable].to_numpy(dtype=object)
         bad = checker.bad_values(variable, values)
@@ -271,10 +303,16 @@ def _check_states(parsed: _Parsed, chunk: _Chunk, layout: _Layout, checker: _Sta
             value = values[k]
             states = model.states[variable]
             err = InputFileError(
-                source, f"invalid state {value!r} for column {variable!r}. Valid states are "
+                source,
+                f"invalid state {value!r} for column {variable!r}. Valid states are "
                 f"{', '.join(map(repr, states))} (or an empty cell for not observed).",
-                line=chunk.lines[k], row=chunk.first_row + k, case_id=parsed.ids[k], column=variable,
-                value=value, valid_states=states)
+                line=chunk.lines[k],
+                row=chunk.first_row + k,
+                case_id=parsed.ids[k],
+                column=variable,
+                value=value,
+                valid_states=states,
+            )
             if strict:
                 raise err
             parsed.errors[k] = err

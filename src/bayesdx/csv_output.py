@@ -51,12 +51,14 @@ def _long(parsed: _Parsed, results: pd.DataFrame, layout: _Layout, n: int, k: in
     position = np.repeat(np.arange(n), take.sum(axis=1))
     rank = pd.array(ranks[take], dtype="Int64")
     rank[invalid[position]] = pd.NA
-    out = pd.DataFrame({
-        layout.id_column: np.asarray(parsed.ids, dtype=object)[position],
-        "rank": rank,
-        "cause": causes[take],
-        "probability": probs[take],
-    })
+    out = pd.DataFrame(
+        {
+            layout.id_column: np.asarray(parsed.ids, dtype=object)[position],
+            "rank": rank,
+            "cause": causes[take],
+            "probability": probs[take],
+        }
+    )
     if "score_1" in aligned.columns:
         out["score"] = aligned[[f"score_{j}" for j in range(1, k + 1)]].to_numpy(dtype=float)[take]
     for name in layout.annotations:
@@ -65,7 +67,6 @@ def _long(parsed: _Parsed, results: pd.DataFrame, layout: _Layout, n: int, k: in
         reasons = np.array([parsed.errors[j].reason if j in parsed.errors else "" for j in range(n)], dtype=object)
         out[ERROR_COLUMN] = reasons[position]
     return out
-
 
 
 # ---------------------------------------------------------------------- CSV rows
@@ -77,7 +78,6 @@ def _write_rows(frame: pd.DataFrame, out: IO[str]) -> None:
     if len(texts.columns) and texts.apply(lambda col: col.astype(str).str.contains("\r", regex=False)).to_numpy().any():
         quoting = csv.QUOTE_NONNUMERIC
     frame.to_csv(out, header=False, index=False, lineterminator="\n", quoting=quoting)
-
 
 
 # ---------------------------------------------------------------------- atomic files

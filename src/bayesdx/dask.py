@@ -58,20 +58,33 @@ class ModelRecipe:
         """The recipe of ``model``."""
         if model.spec is not None:
             prior = model.prior_setting.path if model.prior_setting is not None else None
-            return cls(source=_bundled_name(model.spec.path, "models"),
-                       priors=_bundled_name(prior, "priors") if prior is not None else None)
-        return cls(source=None, network=model.network, causes=tuple(model.causes), tests=tuple(model.tests),
-                   normal_states=tuple((c, model.normal_states[c]) for c in model.causes),
-                   presenting=tuple(model.presenting.items()), hidden=tuple(model.hidden),
-                   costs=tuple(model.costs.items()))
+            return cls(
+                source=_bundled_name(model.spec.path, "models"), priors=_bundled_name(prior, "priors") if prior is not None else None
+            )
+        return cls(
+            source=None,
+            network=model.network,
+            causes=tuple(model.causes),
+            tests=tuple(model.tests),
+            normal_states=tuple((c, model.normal_states[c]) for c in model.causes),
+            presenting=tuple(model.presenting.items()),
+            hidden=tuple(model.hidden),
+            costs=tuple(model.costs.items()),
+        )
 
     def load(self) -> Model:
         """The model (cached per process for model files)."""
         if self.source is not None:
             return _load_file_model(self.source, self.priors)
-        return load_model(self.network, causes=list(self.causes), tests=list(self.tests),
-                          normal_states=dict(self.normal_states), presenting=dict(self.presenting),
-                          hidden=list(self.hidden), costs=dict(self.costs))
+        return load_model(
+            self.network,
+            causes=list(self.causes),
+            tests=list(self.tests),
+            normal_states=dict(self.normal_states),
+            presenting=dict(self.presenting),
+            hidden=list(self.hidden),
+            costs=dict(self.costs),
+        )
 
 
 def _bundled_name(path: Path, kind: str) -> str:
@@ -86,13 +99,13 @@ def _bundled_name(path: Path, kind: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _load_file_model(source: str, priors: str | None) -> Model:
     if source in _resources.available("models"):
-        return load_model(source, priors=priors if priors in _resources.available("priors") else
-                          (Path(priors) if priors is not None else None))
+        return load_model(
+            source, priors=priors if priors in _resources.available("priors") else (Path(priors) if priors is not None else None)
+        )
     return load_model(Path(source), priors=Path(priors) if priors is not None else None)
 
 
-def _score_partition(frame: pd.DataFrame, recipe: ModelRecipe, options: Mapping[str, Any],
-                     meta: pd.DataFrame) -> pd.DataFrame:
+def _score_partition(frame: pd.DataFrame, recipe: ModelRecipe, options: Mapping[str, Any], meta: pd.DataFrame) -> pd.DataFrame:
     if len(frame) == 0:
         return meta.copy()
     return score(frame, model=recipe.load(), **options)
@@ -141,8 +154,7 @@ def score_dask(
     import dask.dataframe as dd
 
     if not isinstance(cases, dd.DataFrame):
-        raise TypeError(f"The 'cases' parameter of score_dask must be a dask.dataframe.DataFrame. "
-                        f"Got {type(cases).__name__} instead.")
+        raise TypeError(f"The 'cases' parameter of score_dask must be a dask.dataframe.DataFrame. Got {type(cases).__name__} instead.")
     check_positive_int("score_dask", "top_k", top_k)
     model = _model_or_default(model, priors, "score_dask")
     options: dict[str, Any] = {"top_k": top_k, "next_step": next_step, "alpha": alpha, "ranking": ranking}

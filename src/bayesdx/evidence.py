@@ -65,8 +65,7 @@ def to_state(model: Model, variable: str, value: Any, where: str = "") -> str | 
     if not isinstance(value, str):
         raise TypeError(
             f"Evidence for {variable!r}{where} must be a state name (str), a bool, or None/NaN/'' for "
-            f"not observed. Got {type(value).__name__} {value!r}; valid states are "
-            + ", ".join(repr(s) for s in states) + "."
+            f"not observed. Got {type(value).__name__} {value!r}; valid states are " + ", ".join(repr(s) for s in states) + "."
         )
     if value not in states:
         raise InvalidStateError(variable, value, states, where=where)

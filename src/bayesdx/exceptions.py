@@ -112,9 +112,7 @@ class InvalidStateError(BayesdxError, ValueError):
         self.valid_states = tuple(valid_states)
         self._where = where
         valid = ", ".join(repr(s) for s in self.valid_states)
-        super().__init__(
-            f"Invalid state {state!r} for variable {variable!r}{where}. Valid states are {valid}."
-        )
+        super().__init__(f"Invalid state {state!r} for variable {variable!r}{where}. Valid states are {valid}.")
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), (self.variable, self.state, self.valid_states), {"where": self._where}))
@@ -211,9 +209,18 @@ class InputFileError(BayesdxError, ValueError):
         The message without its location, as written to the ``error`` column with ``skip_invalid=True``.
     """
 
-    def __init__(self, source: str, reason: str, *, line: int | None = None, row: int | None = None,
-                 case_id: str | None = None, column: str | None = None, value: Any = None,
-                 valid_states: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        source: str,
+        reason: str,
+        *,
+        line: int | None = None,
+        row: int | None = None,
+        case_id: str | None = None,
+        column: str | None = None,
+        value: Any = None,
+        valid_states: Sequence[str] = (),
+    ) -> None:
         self.source = source
         self.reason = reason
         self.line = line
@@ -237,9 +244,16 @@ class InputFileError(BayesdxError, ValueError):
 
 
 def _rebuild_input_file_error(source: str, reason: str, attrs: dict[str, Any]) -> InputFileError:
-    return InputFileError(source, reason, line=attrs.get("line"), row=attrs.get("row"), case_id=attrs.get("case_id"),
-                          column=attrs.get("column"), value=attrs.get("value"),
-                          valid_states=attrs.get("valid_states", ()))
+    return InputFileError(
+        source,
+        reason,
+        line=attrs.get("line"),
+        row=attrs.get("row"),
+        case_id=attrs.get("case_id"),
+        column=attrs.get("column"),
+        value=attrs.get("value"),
+        valid_states=attrs.get("valid_states", ()),
+    )
 
 
 class VignetteError(BayesdxError, ValueError):
@@ -257,8 +271,7 @@ class VignetteError(BayesdxError, ValueError):
         The bad value.
     """
 
-    def __init__(self, source: str, message: str, *, case: str | None = None, column: str | None = None,
-                 value: Any = None) -> None:
+    def __init__(self, source: str, message: str, *, case: str | None = None, column: str | None = None, value: Any = None) -> None:
         self.source = source
         self.case = case
         self.column = column

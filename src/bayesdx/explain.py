@@ -90,16 +90,20 @@ class Explanation:
             f"<td style='color:{'#2a7a2a' if c.log_likelihood_ratio > 0 else '#a33'}'>{c.log_likelihood_ratio:+.3f}</td></tr>"
             for c in self.contributions
         )
-        return (f"<div><p><b>{html.escape(self.cause)}</b>: prior {self.prior_probability:.4f} -> posterior "
-                f"{self.posterior_probability:.4f} (log-odds change {self.log_odds_change:+.3f})</p>"
-                f"<table><thead><tr><th>observation</th><th>log-likelihood ratio</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table></div>")
+        return (
+            f"<div><p><b>{html.escape(self.cause)}</b>: prior {self.prior_probability:.4f} -> posterior "
+            f"{self.posterior_probability:.4f} (log-odds change {self.log_odds_change:+.3f})</p>"
+            f"<table><thead><tr><th>observation</th><th>log-likelihood ratio</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>"
+        )
 
     def __repr__(self) -> str:
         sup = ", ".join(f"{c.variable}={c.state} ({c.log_likelihood_ratio:+.2f})" for c in self.supporting[:3])
         con = ", ".join(f"{c.variable}={c.state} ({c.log_likelihood_ratio:+.2f})" for c in self.conflicting[:3])
-        return (f"<Explanation {self.cause}: {self.prior_probability:.3g} -> {self.posterior_probability:.3g}; "
-                f"for: {sup or 'none'}; against: {con or 'none'}>")
+        return (
+            f"<Explanation {self.cause}: {self.prior_probability:.3g} -> {self.posterior_probability:.3g}; "
+            f"for: {sup or 'none'}; against: {con or 'none'}>"
+        )
 
 
 def _logit(p: float) -> float:
@@ -122,8 +126,9 @@ def explain_cause(model: Model, evidence: Mapping[str, str], cause: str) -> Expl
     col = ids.index(cause)
     order = [v for v in model.variables if v in evidence]
     prefixes = [{v: evidence[v] for v in order[:k]} for k in range(len(order) + 1)]
-    matrix, _ = posterior_matrix(model, likelihoods_from_evidence(model, prefixes), len(prefixes),
-                                 [f"evidence prefix {k}" for k in range(len(prefixes))])
+    matrix, _ = posterior_matrix(
+        model, likelihoods_from_evidence(model, prefixes), len(prefixes), [f"evidence prefix {k}" for k in range(len(prefixes))]
+    )
     p = np.asarray(matrix[:, col], dtype=float)
     items = []
     for k, v in enumerate(order, start=1):
@@ -131,5 +136,10 @@ def explain_cause(model: Model, evidence: Mapping[str, str], cause: str) -> Expl
         lb, la = _logit(before), _logit(after)
         llr = 0.0 if lb == la else la - lb
         items.append(Contribution(v, evidence[v], llr, before, after))
-    return Explanation(cause, float(p[0]), float(p[-1]), tuple(items), _logit(float(p[-1])) - _logit(float(p[0]))
-                       if not (math.isinf(_logit(float(p[-1]))) and math.isinf(_logit(float(p[0])))) else 0.0)
+    return Explanation(
+        cause,
+        float(p[0]),
+        float(p[-1]),
+        tuple(items),
+        _logit(float(p[-1])) - _logit(float(p[0])) if not (math.isinf(_logit(float(p[-1]))) and math.isinf(_logit(float(p[0])))) else 0.0,
+    )

@@ -10,7 +10,20 @@ from .engine.plan import MAX_ENTRIES_PER_CASE, ProgramKey
 from .engine.quickscore import ERROR_BUDGET, MAX_TERMS, ROWS_PER_BLOCK, TELESCOPE_PARENTS
 
 __all__ = [
-    "CHUNK_BUDGET_ENTRIES", "ERROR_BUDGET", "MAX_ENTRIES_PER_CASE", "MAX_TERMS", "ROWS_PER_BLOCK", "SMALL_BATCH",
-    "SMALL_NETWORK", "SPLIT_ENTRIES", "TELESCOPE_PARENTS", "UNSCALED_FLOOR", "BatchPosterior", "CompiledNetwork",
-    "Decomposition", "InferenceEngine", "ProgramCache", "ProgramKey",
+    "CHUNK_BUDGET_ENTRIES",
+    "ERROR_BUDGET",
+    "MAX_ENTRIES_PER_CASE",
+    "MAX_TERMS",
+    "ROWS_PER_BLOCK",
+    "SMALL_BATCH",
+    "SMALL_NETWORK",
+    "SPLIT_ENTRIES",
+    "TELESCOPE_PARENTS",
+    "UNSCALED_FLOOR",
+    "BatchPosterior",
+    "CompiledNetwork",
+    "Decomposition",
+    "InferenceEngine",
+    "ProgramCache",
+    "ProgramKey",
 ]

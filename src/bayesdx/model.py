@@ -192,9 +192,7 @@ class Model:
         from .evidence import likelihoods_from_evidence
 
         post = self.engine.posterior(likelihoods_from_evidence(self, [dict(self.presenting)]), self.causes, 1)
-        return MappingProxyType({
-            h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses
-        })
+        return MappingProxyType({h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses})
 
     def __reduce__(self) -> tuple:
         """Pickle as a recipe (for Dask workers and multiprocessing): re-read from files, or rewrap the network."""
@@ -202,8 +200,10 @@ class Model:
             priors = None if self.prior_setting is None else str(self.prior_setting.path)
             return (_unpickle_spec_model, (str(self.spec.path), priors))
         normals = {c: self.normal_states.get(c) for c in self.causes}
-        return (_unpickle_network_model, (self.network, self.causes, self.tests, normals, self.source, self.id,
-                                          dict(self.presenting), self.hidden, dict(self.costs)))
+        return (
+            _unpickle_network_model,
+            (self.network, self.causes, self.tests, normals, self.source, self.id, dict(self.presenting), self.hidden, dict(self.costs)),
+        )
 
     def with_priors(self, priors: str | os.PathLike[str]) -> Model:
         """The same model with another prior setting (models read from a model file only)."""
@@ -294,8 +294,16 @@ def load_model(
             return _from_spec(read_model_file(path), priors)
         if suffix in NETWORK_SUFFIXES:
             network = read_network_file(path)
-            return from_network(network, causes=causes, tests=tests, normal_states=normal_states,
-                                priors=priors, source=str(path), model_id=path.stem, **extra)
+            return from_network(
+                network,
+                causes=causes,
+                tests=tests,
+                normal_states=normal_states,
+                priors=priors,
+                source=str(path),
+                model_id=path.stem,
+                **extra,
+            )
         if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:
             bundled = ", ".join(repr(n) for n in _resources.available("models"))
             raise ValueError(
@@ -307,17 +315,23 @@ def load_model(
             "Use a .toml model file, a .bif or an .xmlbif/.xml file."
         )
     if hasattr(source, "get_cpds") and hasattr(source, "nodes"):
-        return from_network(source, causes=causes, tests=tests, normal_states=normal_states,
-                            priors=priors, source="<pgmpy model>", model_id=getattr(source, "name", "") or "network",
-                            **extra)
+        return from_network(
+            source,
+            causes=causes,
+            tests=tests,
+            normal_states=normal_states,
+            priors=priors,
+            source="<pgmpy model>",
+            model_id=getattr(source, "name", "") or "network",
+            **extra,
+        )
     raise TypeError(
         "The 'source' parameter of load_model must be None, a str or path-like, or a pgmpy "
         f"DiscreteBayesianNetwork. Got {type(source).__name__} instead."
     )
 
 
-def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str,
-                          extra: Mapping[str, Any] | None = None) -> None:
+def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str, extra: Mapping[str, Any] | None = None) -> None:
     if causes is not None or tuple(tests) or normal_states is not None or any(v is not None for v in (extra or {}).values()):
         raise ValueError(
             f"causes=, tests=, normal_states=, presenting=, hidden= and costs= are for BIF, XMLBIF and pgmpy "
@@ -350,8 +364,7 @@ def _resolve_priors(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> P
                 return candidate
         choices = ", ".join(repr(n) for n in _resources.available("priors"))
         raise ValueError(
-            f"The 'priors' parameter of load_model must be one of {choices} or a path to a prior file (.toml). "
-            f"Got {name!r} instead."
+            f"The 'priors' parameter of load_model must be one of {choices} or a path to a prior file (.toml). Got {name!r} instead."
         )
     path = Path(name)
     if not path.is_file():
@@ -378,10 +391,16 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     states = {n.id: n.states for n in nodes}
     normals = {n.id: n.normal for n in nodes}
     answers = {n.id: (*n.states, *n.aliases) for n in nodes}
-    triage = None if spec.triage is None else TriagePolicy.parse(
-        spec.path, spec.triage, answers, hyp_ids, normals, tuple(spec.presenting), {n.id: n.aliases for n in nodes})
-    referral = None if spec.referral is None else ReferralPolicy.parse(
-        spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
+    triage = (
+        None
+        if spec.triage is None
+        else TriagePolicy.parse(spec.path, spec.triage, answers, hyp_ids, normals, tuple(spec.presenting), {n.id: n.aliases for n in nodes})
+    )
+    referral = (
+        None
+        if spec.referral is None
+        else ReferralPolicy.parse(spec.path, spec.referral, hyp_ids, None if triage is None else triage.levels)
+    )
     costs = {n.id: (n.cost if n.cost is not None else spec.question_cost) for n in nodes if n.role in ("finding", "test")}
     model = Model(
         causes=causes,
@@ -439,8 +458,17 @@ def from_network(
 ) -> Model:
     """Wrap a pgmpy ``DiscreteBayesianNetwork`` (see :func:`load_model`; the roles are checked by
     :func:`bayesdx.network_loading.network_roles`)."""
-    roles = network_roles(network, causes=causes, tests=tests, normal_states=normal_states, priors=priors,
-                          source=source, presenting=presenting, hidden=hidden, costs=costs)
+    roles = network_roles(
+        network,
+        causes=causes,
+        tests=tests,
+        normal_states=normal_states,
+        priors=priors,
+        source=source,
+        presenting=presenting,
+        hidden=hidden,
+        costs=costs,
+    )
     model = Model(
         _pgmpy=network,
         causes=roles.causes,
@@ -473,21 +501,37 @@ def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None
     if model is None:
         return load_model(priors=priors)
     if not isinstance(model, Model):
-        raise TypeError(f"The 'model' parameter of {function} must be a bayesdx Model (from load_model). "
-                        f"Got {type(model).__name__} instead.")
+        raise TypeError(
+            f"The 'model' parameter of {function} must be a bayesdx Model (from load_model). Got {type(model).__name__} instead."
+        )
     if priors is not None and (model.spec is None or os.fspath(priors) != model.priors):
         return model.with_priors(priors)
     return model
-
 
 
 def _unpickle_spec_model(path: str, priors: str | None) -> Model:
     return _from_spec(read_model_file(path), priors)
 
 
-def _unpickle_network_model(network: Any, causes: tuple[str, ...], tests: tuple[str, ...],
-                            normals: dict[str, str | None], source: str, model_id: str,
-                            presenting: dict[str, str] | None = None, hidden: tuple[str, ...] | None = None,
-                            costs: dict[str, float] | None = None) -> Model:
-    return from_network(network, causes=causes, tests=tests, normal_states=normals, source=source, model_id=model_id,
-                        presenting=presenting, hidden=hidden, costs=costs)
+def _unpickle_network_model(
+    network: Any,
+    causes: tuple[str, ...],
+    tests: tuple[str, ...],
+    normals: dict[str, str | None],
+    source: str,
+    model_id: str,
+    presenting: dict[str, str] | None = None,
+    hidden: tuple[str, ...] | None = None,
+    costs: dict[str, float] | None = None,
+) -> Model:
+    return from_network(
+        network,
+        causes=causes,
+        tests=tests,
+        normal_states=normals,
+        source=source,
+        model_id=model_id,
+        presenting=presenting,
+        hidden=hidden,
+        costs=costs,
+    )

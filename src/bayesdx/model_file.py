@@ -98,14 +98,17 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelSpec:
     path = Path(path)
     data = _load_toml(path)
     if data.get("format_version") != 1:
-        raise ModelFileError(path, "format_version", f"must be 1, got {data.get('format_version')!r}",
-                             data.get("format_version"))
+        raise ModelFileError(path, "format_version", f"must be 1, got {data.get('format_version')!r}", data.get("format_version"))
     meta = _require(path, data, "model", "", dict)
     nodes_raw = _require(path, data, "nodes", "", dict)
     cpds_raw = _require(path, data, "cpds", "", dict)
     question_cost = meta.get("question_cost", 1.0)
-    if (isinstance(question_cost, bool) or not isinstance(question_cost, (int, float)) or not math.isfinite(question_cost)
-            or question_cost < 0):
+    if (
+        isinstance(question_cost, bool)
+        or not isinstance(question_cost, (int, float))
+        or not math.isfinite(question_cost)
+        or question_cost < 0
+    ):
         raise ModelFileError(path, "model.question_cost", f"must be a finite number >= 0, got {question_cost!r}", question_cost)
 
     nodes: dict[str, NodeSpec] = {}
@@ -123,13 +126,17 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelSpec:
         if normal is not None and normal not in states:
             raise ModelFileError(path, f"{where}.normal", f"must be one of the node's states {states!r}, got {normal!r}", normal)
         cost = raw.get("cost")
-        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)
-                                 or cost < 0):
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0):
             raise ModelFileError(path, f"{where}.cost", f"must be a finite number >= 0, got {cost!r}", cost)
         nodes[node_id] = NodeSpec(
-            id=node_id, role=role, states=tuple(states), label=str(raw.get("label", node_id)),
-            description=str(raw.get("description", "")), normal=normal,
-            cost=None if cost is None else float(cost), basis=str(raw.get("basis", "")),
+            id=node_id,
+            role=role,
+            states=tuple(states),
+            label=str(raw.get("label", node_id)),
+            description=str(raw.get("description", "")),
+            normal=normal,
+            cost=None if cost is None else float(cost),
+            basis=str(raw.get("basis", "")),
             aliases=_aliases(path, where, raw.get("aliases", {}), states),
             examination=_examination(path, where, raw.get("examination", False), role),
         )
@@ -141,14 +148,24 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelSpec:
             raise ModelFileError(path, f"cpds.{node_id}", f"is missing: node {node_id!r} has no CPD")
 
     spec = ModelSpec(
-        path=path, id=str(meta.get("id", path.stem)), version=str(meta.get("version", "0")),
-        title=str(meta.get("title", "")), description=str(meta.get("description", "")),
-        default_priors=str(meta.get("default_priors", "")), question_cost=float(question_cost),
-        cost_scale=str(meta.get("cost_scale", "")), nodes=nodes, cpds=dict(cpds_raw),
-        triage=data.get("triage"), referral=data.get("referral"), harm=data.get("harm"), studies=data.get("studies"),
+        path=path,
+        id=str(meta.get("id", path.stem)),
+        version=str(meta.get("version", "0")),
+        title=str(meta.get("title", "")),
+        description=str(meta.get("description", "")),
+        default_priors=str(meta.get("default_priors", "")),
+        question_cost=float(question_cost),
+        cost_scale=str(meta.get("cost_scale", "")),
+        nodes=nodes,
+        cpds=dict(cpds_raw),
+        triage=data.get("triage"),
+        referral=data.get("referral"),
+        harm=data.get("harm"),
+        studies=data.get("studies"),
         presenting=_evidence_table(path, "model.presenting", meta.get("presenting", {}), nodes),
-        prior_reference=(None if "prior_reference" not in meta
-                         else _evidence_table(path, "model.prior_reference", meta["prior_reference"], nodes)),
+        prior_reference=(
+            None if "prior_reference" not in meta else _evidence_table(path, "model.prior_reference", meta["prior_reference"], nodes)
+        ),
     )
     for node_id in nodes:
         _check_cpd(spec, node_id)
@@ -173,10 +190,10 @@ def _aliases(path: Path, where: str, raw: Any, states: Sequence[str]) -> dict[st
         key = f"{where}.aliases.{name}"
         if name in states:
             raise ModelFileError(path, key, f"{name!r} is already a state of the node", name)
-        if (not isinstance(members, list) or len(members) < 2 or len(set(members)) != len(members)
-                or not all(m in states for m in members)):
-            raise ModelFileError(path, key, f"must list at least two distinct states of the node {list(states)!r}, "
-                                 f"got {members!r}", members)
+        if not isinstance(members, list) or len(members) < 2 or len(set(members)) != len(members) or not all(m in states for m in members):
+            raise ModelFileError(
+                path, key, f"must list at least two distinct states of the node {list(states)!r}, got {members!r}", members
+            )
         result[str(name)] = tuple(members)
     return result
 
@@ -188,8 +205,9 @@ def _evidence_table(path: Path, key: str, raw: Any, nodes: Mapping[str, NodeSpec
         if node not in nodes:
             raise ModelFileError(path, f"{key}.{node}", _unknown(node, nodes), node)
         if state not in nodes[node].states:
-            raise ModelFileError(path, f"{key}.{node}",
-                                 f"{state!r} is not a state of {node!r}; valid states are {list(nodes[node].states)!r}", state)
+            raise ModelFileError(
+                path, f"{key}.{node}", f"{state!r} is not a state of {node!r}; valid states are {list(nodes[node].states)!r}", state
+            )
     return dict(raw)
 
 
@@ -242,7 +260,7 @@ def _check_acyclic(spec: ModelSpec) -> None:
         if state.get(n) == 2:
             return
         if state.get(n) == 1:
-            cycle = [*trail[trail.index(n):], n]
+            cycle = [*trail[trail.index(n) :], n]
             raise ModelFileError(spec.path, f"cpds.{n}", f"the network has a cycle: {' -> '.join(cycle)}", cycle)
         state[n] = 1
         for p in spec.parents(n):
@@ -295,11 +313,13 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         qualifier = entry.get("qualifier")
         if qualifier is not None:
             if qualifier not in scale:
-                raise ModelFileError(path, f"{key}.qualifier",
-                                     f"{qualifier!r} is not a term of [scale.terms]; terms are {sorted(scale)!r}", qualifier)
+                raise ModelFileError(
+                    path, f"{key}.qualifier", f"{qualifier!r} is not a term of [scale.terms]; terms are {sorted(scale)!r}", qualifier
+                )
             if prob is not None and "share" not in entry and abs(prob - scale[qualifier]) > 1e-12:
-                raise ModelFileError(path, f"{key}.probability",
-                                     f"{prob!r} disagrees with the scale's {scale[qualifier]!r} for {qualifier!r}", prob)
+                raise ModelFileError(
+                    path, f"{key}.probability", f"{prob!r} disagrees with the scale's {scale[qualifier]!r} for {qualifier!r}", prob
+                )
             prob = scale[qualifier]
             share = entry.get("share")
             if share is not None:  # the qualifier speaks of a group; this cause takes a share of it
@@ -312,8 +332,13 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
             raise ModelFileError(path, key, "needs a 'probability' or a 'qualifier' from [scale.terms]")
         probabilities[cause] = _probability(path, f"{key}.probability", prob, open_interval=True)
         if not PRIOR_RANGE[0] <= probabilities[cause] <= PRIOR_RANGE[1]:
-            raise ModelFileError(path, f"{key}.probability", f"must lie between {PRIOR_RANGE[0]:g} and 1 - "
-                                 f"{1 - PRIOR_RANGE[1]:g} (the calibration works on the log-odds scale), got {prob!r}", prob)
+            raise ModelFileError(
+                path,
+                f"{key}.probability",
+                f"must lie between {PRIOR_RANGE[0]:g} and 1 - "
+                f"{1 - PRIOR_RANGE[1]:g} (the calibration works on the log-odds scale), got {prob!r}",
+                prob,
+            )
         kinds = [k for k in ("quote", "assumption", "source") if k in entry]
         if not kinds:
             raise ModelFileError(path, key, "needs its provenance: a 'quote' from the article, an 'assumption' or a 'source'")
@@ -327,12 +352,17 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         factor = expected / sum(probabilities.values())
         for cause, p in probabilities.items():
             if not 0 < p * factor < 1:
-                raise ModelFileError(path, f"causes.{cause}",
-                                     f"scaled to expected_causes = {expected} it becomes {p * factor!r}, outside (0, 1)", p)
+                raise ModelFileError(
+                    path, f"causes.{cause}", f"scaled to expected_causes = {expected} it becomes {p * factor!r}, outside (0, 1)", p
+                )
             provenance[cause]["scaled"] = f"{p!r} x {factor:.6g} (expected_causes = {expected})"
             probabilities[cause] = p * factor
     return PriorSetting(
-        path=path, id=str(setting.get("id", path.stem)), title=str(setting.get("title", "")),
-        description=str(setting.get("description", "")), scale=str(setting.get("scale", "")),
-        probabilities=probabilities, provenance=provenance,
+        path=path,
+        id=str(setting.get("id", path.stem)),
+        title=str(setting.get("title", "")),
+        description=str(setting.get("description", "")),
+        scale=str(setting.get("scale", "")),
+        probabilities=probabilities,
+        provenance=provenance,
     )

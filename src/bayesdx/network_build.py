@@ -52,13 +52,16 @@ def build_network(spec: ModelSpec, base_rates: Mapping[str, float] | None) -> An
     network.add_edges_from((p, name) for name, pa, _ in entries for p in pa)
     cpds = []
     for name, parents, table in entries:
-        cpds.append(TabularCPD(
-            variable=name, variable_card=len(states[name]),
-            values=table.reshape(len(states[name]), -1),
-            evidence=list(parents) or None,
-            evidence_card=[len(states[p]) for p in parents] or None,
-            state_names={name: list(states[name]), **{p: list(states[p]) for p in parents}},
-        ))
+        cpds.append(
+            TabularCPD(
+                variable=name,
+                variable_card=len(states[name]),
+                values=table.reshape(len(states[name]), -1),
+                evidence=list(parents) or None,
+                evidence_card=[len(states[p]) for p in parents] or None,
+                state_names={name: list(states[name]), **{p: list(states[p]) for p in parents}},
+            )
+        )
     network.add_cpds(*cpds)
     network.check_model()
     return network

@@ -133,8 +133,7 @@ def outcome_rows_per_case(model: Model) -> int:
     """Entries of outcome rows one case needs at most (bounds the memory of a block of cases)."""
     candidates = step_candidates(model)
     study_rows = sum(int(np.prod([len(model.states[t]) for t in s.tests])) for s in model.studies.values())
-    return (max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1)
-            + study_rows)
+    return max(1, len(candidates)) * (1 + len(model.hypotheses)) * max((len(model.states[v]) for v in candidates), default=1) + study_rows
 
 
 def binary_entropy_bits(p: np.ndarray) -> np.ndarray:
@@ -400,8 +399,13 @@ def analyse_steps(
         var, todo, per_case = block.var, block.todo, block.per_case
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        n_states = (per_case if isinstance(block, _StudyBlock) else per_case + 1 if isinstance(block, _StudyDecomposedBlock)
-                    else len(model.states[var]))
+        n_states = (
+            per_case
+            if isinstance(block, _StudyBlock)
+            else per_case + 1
+            if isinstance(block, _StudyDecomposedBlock)
+            else len(model.states[var])
+        )
         p_x = np.zeros((todo.size, n_states))
         post_x = np.zeros((todo.size, n_states, base.shape[1]))
         if isinstance(block, _DecomposedBlock):
@@ -467,8 +471,10 @@ def analyse_steps(
         np.logical_or.at(unsettled, flat_case, changed)
     # per case, as Python objects (converted once per candidate, not once per case and candidate)
     names = [b.var for b in blocks]
-    kinds = ["examination" if var in model.examinations else "test" if var in model.tests or var in model.studies
-             else "question" for var in names]
+    kinds = [
+        "examination" if var in model.examinations else "test" if var in model.tests or var in model.studies else "question"
+        for var in names
+    ]
     costs = [float(model.studies[var].cost if var in model.studies else model.costs.get(var, 1.0)) for var in names]
     gains = [eig[var].tolist() for var in names]
     outcomes = [[tuple(row) for row in probs[var].tolist()] for var in names]

@@ -25,8 +25,9 @@ STEP_BLOCK = 500
 STEP_BLOCK_ENTRIES = 2**22
 
 
-def _pursued_indices(model: Model, matrix: np.ndarray, pursue: Sequence[str] | None,
-                     n_pursued: int, min_probability: float) -> list[np.ndarray]:
+def _pursued_indices(
+    model: Model, matrix: np.ndarray, pursue: Sequence[str] | None, n_pursued: int, min_probability: float
+) -> list[np.ndarray]:
     if pursue is None:
         return [default_pursued(row, n_pursued, min_probability) for row in matrix]
     ids = [h.id for h in model.hypotheses]
@@ -75,8 +76,9 @@ def analyse_cases(
         for start in range(0, n, size):
             stop = min(n, start + size)
             block = {v: a[start:stop] for v, a in likelihoods.items()}
-            steps += analyse_steps(model, observed[start:stop], block, matrix[start:stop], log_z[start:stop],
-                                   pursued[start:stop], alpha, weights)
+            steps += analyse_steps(
+                model, observed[start:stop], block, matrix[start:stop], log_z[start:stop], pursued[start:stop], alpha, weights
+            )
     ids = [h.id for h in model.hypotheses]
     results = []
     for k in range(n):
@@ -91,14 +93,25 @@ def analyse_cases(
         leading = pursued_ids if weights is None else tuple(ids[j] for j in default_pursued(row, n_pursued, min_prob))
         triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, scores, leading)
         analysis = steps[k] if steps is not None else None
-        results.append(_diagnosis(
-            model, observed[k], row, float(log_z[k]), ranking,
-            None if cf is None else cf.disablement[k], None if cf is None else cf.expected_disablement[k],
-            pursued=pursued_ids, alpha=alpha,
-            next_steps=analysis.steps if analysis else (),
-            should_stop=analysis.should_stop if analysis else None,
-            triage=triage, triage_reasons=reasons, referral=referral, referral_reason=referral_reason,
-        ))
+        results.append(
+            _diagnosis(
+                model,
+                observed[k],
+                row,
+                float(log_z[k]),
+                ranking,
+                None if cf is None else cf.disablement[k],
+                None if cf is None else cf.expected_disablement[k],
+                pursued=pursued_ids,
+                alpha=alpha,
+                next_steps=analysis.steps if analysis else (),
+                should_stop=analysis.should_stop if analysis else None,
+                triage=triage,
+                triage_reasons=reasons,
+                referral=referral,
+                referral_reason=referral_reason,
+            )
+        )
     return results
 
 
@@ -109,9 +122,13 @@ def resolve_ranking(model: Model, function: str, ranking: str | None) -> str:
     return str(resolve(function, "ranking", ranking))
 
 
-def triage_and_referral(model: Model, observed: Mapping[str, str], posterior: Mapping[str, float],
-                        weights: Mapping[str, float], pursued: Sequence[str],
-                        ) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
+def triage_and_referral(
+    model: Model,
+    observed: Mapping[str, str],
+    posterior: Mapping[str, float],
+    weights: Mapping[str, float],
+    pursued: Sequence[str],
+) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
     """Triage level, the bases of the rules that set it, the referral and its reason, for one case.
 
     Posterior-based triage rules weigh ``posterior``; the referral weighs ``weights`` (see analyse_cases).
@@ -133,8 +150,7 @@ def triage_and_referral(model: Model, observed: Mapping[str, str], posterior: Ma
     return triage, tuple(r.basis for r in decided), referral, why
 
 
-def ranking_scores(ranking: str, posterior: np.ndarray, disablement: np.ndarray | None,
-                   expected: np.ndarray | None) -> np.ndarray:
+def ranking_scores(ranking: str, posterior: np.ndarray, disablement: np.ndarray | None, expected: np.ndarray | None) -> np.ndarray:
     """The scores the causes are sorted by (ties broken by the posterior, then model order)."""
     if ranking == "disablement" and disablement is not None:
         return disablement
@@ -148,15 +164,29 @@ def rank_order(scores: np.ndarray, posterior: np.ndarray) -> np.ndarray:
     return np.lexsort((-posterior, -scores), axis=-1)
 
 
-def _diagnosis(model: Model, observed: Mapping[str, str], row: np.ndarray, log_z: float, ranking: str,
-               disablement: np.ndarray | None, expected: np.ndarray | None, **extra: Any) -> Diagnosis:
+def _diagnosis(
+    model: Model,
+    observed: Mapping[str, str],
+    row: np.ndarray,
+    log_z: float,
+    ranking: str,
+    disablement: np.ndarray | None,
+    expected: np.ndarray | None,
+    **extra: Any,
+) -> Diagnosis:
     order = rank_order(ranking_scores(ranking, row, disablement, expected), row)
     hyps = model.hypotheses
-    causes = tuple(RankedCause(
-        hyps[k].id, hyps[k].node, hyps[k].state, float(row[k]),
-        None if disablement is None else float(disablement[k]),
-        None if expected is None else float(expected[k]),
-    ) for k in order)
+    causes = tuple(
+        RankedCause(
+            hyps[k].id,
+            hyps[k].node,
+            hyps[k].state,
+            float(row[k]),
+            None if disablement is None else float(disablement[k]),
+            None if expected is None else float(expected[k]),
+        )
+        for k in order
+    )
     return Diagnosis(
         ranking=ranking,
         causes=causes,

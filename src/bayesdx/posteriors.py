@@ -40,8 +40,9 @@ def hypothesis_matrix(model: Model, marginals: Mapping[str, np.ndarray], n_cases
     return np.column_stack(columns) if columns else np.empty((n_cases, 0))
 
 
-def posterior_matrix(model: Model, likelihoods: Mapping[str, np.ndarray], n_cases: int,
-                     labels: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def posterior_matrix(
+    model: Model, likelihoods: Mapping[str, np.ndarray], n_cases: int, labels: Sequence[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior of every hypothesis for ``n_cases`` cases, as an ``(n_cases, n_hypotheses)`` array.
 
     Returns the matrix and ``log P(e)`` per case. Raises :class:`ImpossibleEvidenceError` naming the cases

@@ -96,8 +96,16 @@ def rank_causes(
     if not isinstance(next_steps, bool):
         raise TypeError(f"The 'next_steps' parameter of rank_causes must be a bool. Got {next_steps!r} instead.")
     observed = with_presenting(model, normalize_evidence(evidence, model))
-    return analyse_cases(model, [observed], likelihoods_from_evidence(model, [observed]), ["evidence"],
-                         pursue=pursue, alpha=alpha, next_steps=next_steps, ranking=ranking)[0]
+    return analyse_cases(
+        model,
+        [observed],
+        likelihoods_from_evidence(model, [observed]),
+        ["evidence"],
+        pursue=pursue,
+        alpha=alpha,
+        next_steps=next_steps,
+        ranking=ranking,
+    )[0]
 
 
 def score(
@@ -171,7 +179,15 @@ def score(
     if type(cases).__module__.startswith("dask.") and hasattr(cases, "map_partitions"):
         from .dask import score_dask  # partition by partition; returns a dask DataFrame
 
-        return score_dask(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha,
-                          ranking=ranking)
-    return score_frame(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha,
-                       ranking=ranking, id_column=id_column, ignore_columns=ignore_columns)
+        return score_dask(cases, model=model, priors=priors, top_k=top_k, next_step=next_step, alpha=alpha, ranking=ranking)
+    return score_frame(
+        cases,
+        model=model,
+        priors=priors,
+        top_k=top_k,
+        next_step=next_step,
+        alpha=alpha,
+        ranking=ranking,
+        id_column=id_column,
+        ignore_columns=ignore_columns,
+    )

@@ -24,8 +24,7 @@ CAVEAT = (
 )
 
 #: Column order of :meth:`Diagnosis.to_frame`.
-FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "disablement", "expected_disablement",
-                 "prior_probability")
+FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "disablement", "expected_disablement", "prior_probability")
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,9 @@ class RankedCause:
 
     def score(self, ranking: str) -> float:
         """The value this cause is ranked by under ``ranking``."""
-        value = {"posterior": self.probability, "disablement": self.disablement,
-                 "expected_disablement": self.expected_disablement}.get(ranking)
+        value = {"posterior": self.probability, "disablement": self.disablement, "expected_disablement": self.expected_disablement}.get(
+            ranking
+        )
         if value is None:
             raise ValueError(f"This result holds no {ranking!r} score; rank with ranking={ranking!r}.")
         return value
@@ -195,10 +195,17 @@ class Diagnosis:
         import pandas as pd
 
         rows = [
-            (k, c.id, c.node, c.state, self.labels.get(c.node, c.node), c.probability,
-             float("nan") if c.disablement is None else c.disablement,
-             float("nan") if c.expected_disablement is None else c.expected_disablement,
-             self.prior_probabilities.get(c.id, float("nan")))
+            (
+                k,
+                c.id,
+                c.node,
+                c.state,
+                self.labels.get(c.node, c.node),
+                c.probability,
+                float("nan") if c.disablement is None else c.disablement,
+                float("nan") if c.expected_disablement is None else c.expected_disablement,
+                self.prior_probabilities.get(c.id, float("nan")),
+            )
             for k, c in enumerate(self.causes, start=1)
         ]
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
@@ -216,31 +223,35 @@ class Diagnosis:
     def _repr_html_(self) -> str:
         """A notebook view: the leading causes with labels, probability bars and the ranking's score, the
         triage with its reasons, the referral and why, and the next steps."""
+
         def bar(p: float) -> str:
             width = max(0.0, min(1.0, p)) * 100
-            return (f'<div style="background:#4a7ab7;height:0.8em;width:{width:.1f}%" '
-                    f'title="{p:.4f}"></div>')
+            return f'<div style="background:#4a7ab7;height:0.8em;width:{width:.1f}%" title="{p:.4f}"></div>'
 
         score_head = "" if self.ranking == "posterior" else f"<th>{html.escape(self.ranking.replace('_', ' '))}</th>"
         rows = "".join(
             f"<tr><td>{k}</td><td>{html.escape(self.labels.get(c.node, c.node))} <small>({html.escape(c.id)})</small>"
             f"</td><td style='width:10em'>{bar(c.probability)}</td><td>{c.probability:.4f}</td>"
-            + ("" if self.ranking == "posterior" else f"<td>{c.score(self.ranking):.4f}</td>") + "</tr>"
+            + ("" if self.ranking == "posterior" else f"<td>{c.score(self.ranking):.4f}</td>")
+            + "</tr>"
             for k, c in enumerate(self.causes[:10], start=1)
         )
         steps = "".join(
             f"<li>{html.escape(s.id)} ({html.escape(s.kind)}): value {s.value:.3f} = EIG {s.expected_information_gain:.3f}"
-            f" - alpha x cost {s.cost:g}</li>" for s in self.next_steps[:5]
+            f" - alpha x cost {s.cost:g}</li>"
+            for s in self.next_steps[:5]
         )
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.triage_reasons)
         return (
             "<div><table><thead><tr><th>rank</th><th>cause</th><th></th><th>probability</th>"
             f"{score_head}</tr></thead><tbody>{rows}</tbody></table>"
             + (f"<p><b>Triage:</b> {html.escape(self.triage)}</p><ul>{reasons}</ul>" if self.triage else "")
-            + (f"<p><b>Referral:</b> {html.escape(self.referral)} <small>({html.escape(self.referral_reason or '')})"
-               "</small></p>" if self.referral else "")
-            + (f"<p><b>Next steps</b>{' (stop rule holds)' if self.should_stop else ''}:</p><ol>{steps}</ol>"
-               if self.next_steps else "")
+            + (
+                f"<p><b>Referral:</b> {html.escape(self.referral)} <small>({html.escape(self.referral_reason or '')})</small></p>"
+                if self.referral
+                else ""
+            )
+            + (f"<p><b>Next steps</b>{' (stop rule holds)' if self.should_stop else ''}:</p><ol>{steps}</ol>" if self.next_steps else "")
             + f"<p><small>{html.escape(self.caveat)} Model "
             f"{html.escape(self.model_id)} {html.escape(self.model_version)}, priors "
             f"{html.escape(self.priors)}.</small></p></div>"
@@ -278,19 +289,27 @@ class Diagnosis:
         """
         return {
             "ranking": self.ranking,
-            "causes": [{"id": c.id, "node": c.node, "state": c.state, "label": self.labels.get(c.node, c.node),
-                        "probability": c.probability, "disablement": c.disablement,
-                        "expected_disablement": c.expected_disablement,
-                        "prior_probability": self.prior_probabilities.get(c.id)}
-                       for c in self.causes],
+            "causes": [
+                {
+                    "id": c.id,
+                    "node": c.node,
+                    "state": c.state,
+                    "label": self.labels.get(c.node, c.node),
+                    "probability": c.probability,
+                    "disablement": c.disablement,
+                    "expected_disablement": c.expected_disablement,
+                    "prior_probability": self.prior_probabilities.get(c.id),
+                }
+                for c in self.causes
+            ],
             "evidence": dict(self.evidence),
             "model": self.model_id,
             "model_version": self.model_version,
             "priors": self.priors,
             "log_evidence": self.log_evidence,
             "next_steps": [
-                {"id": s.id, "kind": s.kind, "expected_information_gain": s.expected_information_gain,
-                 "cost": s.cost, "value": s.value} for s in self.next_steps
+                {"id": s.id, "kind": s.kind, "expected_information_gain": s.expected_information_gain, "cost": s.cost, "value": s.value}
+                for s in self.next_steps
             ],
             "next_step": self.next_step.id if self.next_step else None,
             "should_stop": self.should_stop,

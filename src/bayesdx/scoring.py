@@ -60,8 +60,7 @@ def score_frame(
         n = len(observed)
     else:
         raise TypeError(
-            "The 'cases' parameter of score must be a pandas DataFrame or a list of mappings. "
-            f"Got {type(cases).__name__} instead."
+            f"The 'cases' parameter of score must be a pandas DataFrame or a list of mappings. Got {type(cases).__name__} instead."
         )
     k = min(top_k, len(model.hypotheses))
     per_cause = ("cause", "probability") if ranking == "posterior" else ("cause", "probability", "score")
@@ -69,15 +68,16 @@ def score_frame(
     if next_step:
         columns += list(STEP_COLUMNS)
     if n == 0:
-        empty = pd.DataFrame({c: pd.Series(dtype=float if c.startswith(("probability", "score", "next_step_value"))
-                                           else object) for c in columns}, index=index)
+        empty = pd.DataFrame(
+            {c: pd.Series(dtype=float if c.startswith(("probability", "score", "next_step_value")) else object) for c in columns},
+            index=index,
+        )
         return _with_annotations(empty, passed)
     data: dict[str, Any] = {}
     if not next_step:
         matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
         cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
-        scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement,
-                                None if cf is None else cf.expected_disablement)
+        scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement, None if cf is None else cf.expected_disablement)
         order = rank_order(scores, matrix)[:, :k]
         ids = np.array([h.id for h in model.hypotheses], dtype=object)
         rows = np.arange(n)
@@ -93,8 +93,7 @@ def score_frame(
     for start in range(0, n, SCORE_BLOCK):  # the per-case result objects of one block at a time
         stop = min(n, start + SCORE_BLOCK)
         block = {v: a[start:stop] for v, a in likelihoods.items()}
-        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score",
-                                ranking=ranking)
+        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score", ranking=ranking)
         for j in range(k):
             data[f"cause_{j + 1}"] += [r.causes[j].id for r in results]
             data[f"probability_{j + 1}"] += [r.causes[j].probability for r in results]
@@ -109,8 +108,9 @@ def score_frame(
     return _with_annotations(_frame(data, index, columns), passed)
 
 
-def _vignette_layout(model: Model, frame: pd.DataFrame, id_column: str | None,
-                     ignore_columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _vignette_layout(
+    model: Model, frame: pd.DataFrame, id_column: str | None, ignore_columns: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The evidence columns of a frame in the vignette layout (ids as index), and the annotations to pass on."""
     if isinstance(ignore_columns, str) or not all(isinstance(c, str) for c in ignore_columns):
         raise TypeError(f"The 'ignore_columns' parameter of score must be a list of column names. Got {ignore_columns!r} instead.")
@@ -132,9 +132,18 @@ def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.Da
     import pandas as pd
 
     numeric = ("probability", "score", "next_step_value", "should_stop")
-    return pd.DataFrame({c: pd.Series(np.asarray(data[c], dtype=object) if not c.startswith(numeric) else data[c],
-                                      index=index, dtype=object if not c.startswith(numeric) else None)
-                         for c in columns}, index=index, columns=list(columns))
+    return pd.DataFrame(
+        {
+            c: pd.Series(
+                np.asarray(data[c], dtype=object) if not c.startswith(numeric) else data[c],
+                index=index,
+                dtype=object if not c.startswith(numeric) else None,
+            )
+            for c in columns
+        },
+        index=index,
+        columns=list(columns),
+    )
 
 
 def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:

@@ -75,8 +75,7 @@ class TriageRule:
     explains: tuple[str, ...] | None = None
     refer: str | None = None
 
-    def fires(self, evidence: Mapping[str, str], posterior: Mapping[str, float],
-              positive: frozenset[str] = frozenset()) -> bool:
+    def fires(self, evidence: Mapping[str, str], posterior: Mapping[str, float], positive: frozenset[str] = frozenset()) -> bool:
         """Whether the rule fires; ``positive`` holds the case's positive observations (for the guard)."""
         if any(evidence.get(var) not in states for var, states in self.when.items()):
             return False
@@ -99,8 +98,9 @@ class TriagePolicy:
 
     def positive(self, evidence: Mapping[str, str]) -> frozenset[str]:
         """The case's positive observations: variables observed away from their normal state (``ignored`` aside)."""
-        return frozenset(v for v, s in evidence.items()
-                         if v not in self.ignored and self.normals.get(v) is not None and s != self.normals[v])
+        return frozenset(
+            v for v, s in evidence.items() if v not in self.ignored and self.normals.get(v) is not None and s != self.normals[v]
+        )
 
     def fired(self, evidence: Mapping[str, str], posterior: Mapping[str, float]) -> tuple[TriageRule, ...]:
         """Every rule that fires for the case, in model order."""
@@ -119,9 +119,16 @@ class TriagePolicy:
         return level, tuple(r for r in fired if r.level == level)
 
     @classmethod
-    def parse(cls, path: Path, raw: Any, states: Mapping[str, Sequence[str]], hypotheses: Sequence[str],
-              normals: Mapping[str, str | None] | None = None, ignored: Sequence[str] = (),
-              aliases: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> TriagePolicy:
+    def parse(
+        cls,
+        path: Path,
+        raw: Any,
+        states: Mapping[str, Sequence[str]],
+        hypotheses: Sequence[str],
+        normals: Mapping[str, str | None] | None = None,
+        ignored: Sequence[str] = (),
+        aliases: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    ) -> TriagePolicy:
         """Parse ``[triage]``. ``states`` holds every accepted answer (states and aliases) per node; an alias
         in a rule's ``when`` also matches each of its states, and an alias answer matches a rule that lists
         the alias or all of its states."""
@@ -149,8 +156,9 @@ class TriagePolicy:
                 vals = (value,) if isinstance(value, str) else tuple(value)
                 for v in vals:
                     if v not in states[var]:
-                        raise ModelFileError(path, f"{key}.when.{var}",
-                                             f"{v!r} is not a state of {var!r}; valid states are {list(states[var])!r}", v)
+                        raise ModelFileError(
+                            path, f"{key}.when.{var}", f"{v!r} is not a state of {var!r}; valid states are {list(states[var])!r}", v
+                        )
                 node_aliases = (aliases or {}).get(var, {})
                 expanded = list(vals)
                 for v in vals:  # an alias stands for its states
@@ -166,8 +174,9 @@ class TriagePolicy:
             threshold = r.get("posterior_at_least")
             if (threshold is None) != (not causes):
                 raise ModelFileError(path, key, "'causes' and 'posterior_at_least' go together", r)
-            if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                          or not 0 <= threshold <= 1):
+            if threshold is not None and (
+                isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+            ):
                 raise ModelFileError(path, f"{key}.posterior_at_least", f"must be a probability, got {threshold!r}", threshold)
             if not when and threshold is None:
                 raise ModelFileError(path, key, "needs a 'when' condition or 'causes' with 'posterior_at_least'", r)
@@ -181,8 +190,17 @@ class TriagePolicy:
             refer = r.get("refer")
             if refer is not None and not isinstance(refer, str):
                 raise ModelFileError(path, f"{key}.refer", f"must be a contact name, got {refer!r}", refer)
-            rules.append(TriageRule(r["level"], when, causes, None if threshold is None else float(threshold),
-                                    str(r["basis"]), None if explains is None else tuple(explains), refer))
+            rules.append(
+                TriageRule(
+                    r["level"],
+                    when,
+                    causes,
+                    None if threshold is None else float(threshold),
+                    str(r["basis"]),
+                    None if explains is None else tuple(explains),
+                    refer,
+                )
+            )
         return cls(tuple(levels), default, tuple(rules), dict(normals or {}), frozenset(ignored))
 
 
@@ -203,8 +221,15 @@ class ReferralPolicy:
         """The contact with the largest summed score over ``pursued`` (step 4 of the module's list alone)."""
         return self.decide(scores, pursued)[0]
 
-    def decide(self, scores: Mapping[str, float], pursued: Sequence[str], *, level: str | None = None,
-               decided: Sequence[TriageRule] = (), red_flag: bool = False) -> tuple[str, str]:
+    def decide(
+        self,
+        scores: Mapping[str, float],
+        pursued: Sequence[str],
+        *,
+        level: str | None = None,
+        decided: Sequence[TriageRule] = (),
+        red_flag: bool = False,
+    ) -> tuple[str, str]:
         """The contact for a case and why.
 
         Parameters
@@ -259,8 +284,9 @@ class ReferralPolicy:
         if levels is not None:
             for lv in by_level:
                 if lv not in levels:
-                    raise ModelFileError(path, f"referral.by_level.{lv}",
-                                         f"{lv!r} is not a triage level; valid levels are {list(levels)!r}", lv)
+                    raise ModelFileError(
+                        path, f"referral.by_level.{lv}", f"{lv!r} is not a triage level; valid levels are {list(levels)!r}", lv
+                    )
         serious = raw.get("serious", {})
         if not isinstance(serious, dict):
             raise ModelFileError(path, "referral.serious", f"must be a table, got {serious!r}", serious)
@@ -280,5 +306,6 @@ class ReferralPolicy:
         not_after = raw.get("not_after_red_flag", [])
         if not isinstance(not_after, list) or not all(isinstance(x, str) for x in not_after):
             raise ModelFileError(path, "referral.not_after_red_flag", f"must list contact names, got {not_after!r}", not_after)
-        return cls(raw["default"], dict(contacts), dict(by_level), causes, float(at_least),
-                   contact if causes else None, red, tuple(not_after))
+        return cls(
+            raw["default"], dict(contacts), dict(by_level), causes, float(at_least), contact if causes else None, red, tuple(not_after)
+        )

@@ -34,5 +34,14 @@ from .engine import InferenceEngine, ProgramCache
 from .network import BatchPosterior, CompiledNetwork, Decomposition
 from .plan import Operand, OperandKind, Program, ProgramKey
 
-__all__ = ["BatchPosterior", "CompiledNetwork", "Decomposition", "InferenceEngine", "Operand", "OperandKind",
-           "Program", "ProgramCache", "ProgramKey"]
+__all__ = [
+    "BatchPosterior",
+    "CompiledNetwork",
+    "Decomposition",
+    "InferenceEngine",
+    "Operand",
+    "OperandKind",
+    "Program",
+    "ProgramCache",
+    "ProgramKey",
+]

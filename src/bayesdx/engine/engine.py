@@ -79,8 +79,14 @@ class InferenceEngine:
         A cache shared with engines of networks of the same structure (see :class:`ProgramCache`).
     """
 
-    def __init__(self, network: CompiledNetwork, *, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE,
-                 programs: ProgramCache | None = None):
+    def __init__(
+        self,
+        network: CompiledNetwork,
+        *,
+        optimize: str = "elimination",
+        max_entries: int = MAX_ENTRIES_PER_CASE,
+        programs: ProgramCache | None = None,
+    ):
         self.network = network
         self.optimize = optimize
         self.max_entries = max_entries
@@ -149,17 +155,23 @@ class InferenceEngine:
         lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in likelihoods.items()}
         for v, a in lam.items():
             if a.shape != (n_cases, len(net.states[v])):
-                raise ValueError(
-                    f"Likelihood of {net.variables[v]!r} has shape {a.shape}; "
-                    f"expected {(n_cases, len(net.states[v]))}."
-                )
+                raise ValueError(f"Likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(n_cases, len(net.states[v]))}.")
         target_ids = [self._index[t] for t in targets]
         if row_case is not None:
             row_case = np.asarray(row_case)
             if row_case.dtype.kind not in "iu":
                 raise ValueError(f"row_case must hold integer case positions; got dtype {row_case.dtype}.")
-            return self._rows(lam, target_ids, tables, n_cases, row_case.astype(np.intp),
-                              dict(row_likelihoods or {}), split=split, expand=expand, dtype=dtype)
+            return self._rows(
+                lam,
+                target_ids,
+                tables,
+                n_cases,
+                row_case.astype(np.intp),
+                dict(row_likelihoods or {}),
+                split=split,
+                expand=expand,
+                dtype=dtype,
+            )
         if row_likelihoods:
             raise ValueError("row_likelihoods need row_case (the case of each row).")
         marg: dict[int, np.ndarray] = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
@@ -181,8 +193,13 @@ class InferenceEngine:
             # for these cases' own evidence
             carried_key, hard = self._universal_key, frozenset()
         program = self._program(carried_key) if (not split or self._affordable(carried_key)) else None
-        if program is not None and split and n_cases > 1 and carried_key != self._universal_key \
-                and self._union_costs_more(program, lam, target_ids, decomposed):
+        if (
+            program is not None
+            and split
+            and n_cases > 1
+            and carried_key != self._universal_key
+            and self._union_costs_more(program, lam, target_ids, decomposed)
+        ):
             program = None  # cheaper case by case: every observed variable taken at its state
         if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
@@ -238,8 +255,7 @@ class InferenceEngine:
             size = stop - start
             clock = time.perf_counter()
             lambdas = [
-                lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v])))
-                for v in program.lambda_vars
+                lam[v][start:stop] if v in lam else np.broadcast_to(ones[v], (size, len(net.states[v]))) for v in program.lambda_vars
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
@@ -258,8 +274,9 @@ class InferenceEngine:
             start = stop
         return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
 
-    def _union_costs_more(self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int],
-                          decomposed: frozenset[int]) -> bool:
+    def _union_costs_more(
+        self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]
+    ) -> bool:
         """Whether one program for the whole batch costs much more per case than the first case's own.
 
         The batch's program carries every variable some case observes; where other cases leave it unobserved
@@ -291,8 +308,17 @@ class InferenceEngine:
         return [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in targets]
 
     def _rows(
-        self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], n: int, row_case: np.ndarray,
-        row_likelihoods: Mapping[str, np.ndarray], *, split: bool, expand: bool, dtype: type,
+        self,
+        lam: dict[int, np.ndarray],
+        target_ids: list[int],
+        tables: Sequence[np.ndarray],
+        n: int,
+        row_case: np.ndarray,
+        row_likelihoods: Mapping[str, np.ndarray],
+        *,
+        split: bool,
+        expand: bool,
+        dtype: type,
     ) -> BatchPosterior:
         """:meth:`posterior` for rows that share their case's evidence (see its ``row_case``)."""
         net = self.network
@@ -301,8 +327,9 @@ class InferenceEngine:
         row_lam: dict[int, np.ndarray] = {self._index[v]: np.asarray(a, dtype=dtype) for v, a in row_likelihoods.items()}
         for v, a in row_lam.items():
             if a.shape != (row_case.size, len(net.states[v])):
-                raise ValueError(f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; "
-                                 f"expected {(row_case.size, len(net.states[v]))}.")
+                raise ValueError(
+                    f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(row_case.size, len(net.states[v]))}."
+                )
         decomposed = self._decomposed(tables)
         leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
         if leaves and not set(row_lam) & set(leaves):
@@ -310,14 +337,27 @@ class InferenceEngine:
         merged = {v: a[row_case] for v, a in lam.items()}
         for v, a in row_lam.items():
             merged[v] = merged[v] * a if v in merged else a
-        return self.posterior({net.variables[v]: a for v, a in merged.items()}, [net.variables[t] for t in target_ids],
-                              row_case.size, tables=tables, split=split, expand=expand, dtype=dtype)
+        return self.posterior(
+            {net.variables[v]: a for v, a in merged.items()},
+            [net.variables[t] for t in target_ids],
+            row_case.size,
+            tables=tables,
+            split=split,
+            expand=expand,
+            dtype=dtype,
+        )
 
-
-
-    def _expanded(self, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int],
-                  n: int, row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
-                  dtype: type = np.float64) -> BatchPosterior:
+    def _expanded(
+        self,
+        lam: dict[int, np.ndarray],
+        target_ids: list[int],
+        tables: Sequence[np.ndarray],
+        leaves: list[int],
+        n: int,
+        row_case: np.ndarray | None = None,
+        row_lam: Mapping[int, np.ndarray] | None = None,
+        dtype: type = np.float64,
+    ) -> BatchPosterior:
         """Evidence on noisy leaves as signed (and telescoped) terms: :func:`bayesdx.engine.quickscore.expand`."""
         return expand(self, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype)
 

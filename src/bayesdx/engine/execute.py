@@ -19,9 +19,16 @@ __all__ = ["UNSCALED_FLOOR", "finish", "passes", "run"]
 UNSCALED_FLOOR = 1e-200
 
 
-def finish(net: CompiledNetwork, marg: dict[int, np.ndarray], log_z: np.ndarray, offset: np.ndarray | None, *,
-           route: str = "contraction", extended: np.ndarray | None = None,
-           own_contraction: np.ndarray | None = None) -> BatchPosterior:
+def finish(
+    net: CompiledNetwork,
+    marg: dict[int, np.ndarray],
+    log_z: np.ndarray,
+    offset: np.ndarray | None,
+    *,
+    route: str = "contraction",
+    extended: np.ndarray | None = None,
+    own_contraction: np.ndarray | None = None,
+) -> BatchPosterior:
     """The result of a batch: log-evidence offsets applied, impossible cases flagged and their marginals NaN,
     and the route that computed it recorded."""
     if offset is not None:
@@ -30,9 +37,14 @@ def finish(net: CompiledNetwork, marg: dict[int, np.ndarray], log_z: np.ndarray,
     for m in marg.values():
         m[impossible] = np.nan
     n = len(log_z)
-    return BatchPosterior({net.variables[t]: m for t, m in marg.items()}, log_z, impossible, route,
-                          np.zeros(n, dtype=bool) if extended is None else extended,
-                          np.zeros(n, dtype=bool) if own_contraction is None else own_contraction)
+    return BatchPosterior(
+        {net.variables[t]: m for t, m in marg.items()},
+        log_z,
+        impossible,
+        route,
+        np.zeros(n, dtype=bool) if extended is None else extended,
+        np.zeros(n, dtype=bool) if own_contraction is None else own_contraction,
+    )
 
 
 def _decomposition(decompositions: Sequence[Decomposition | None] | None, v: int) -> Decomposition:
@@ -42,9 +54,15 @@ def _decomposition(decompositions: Sequence[Decomposition | None] | None, v: int
     return dec
 
 
-def run(program: Program, tables: Sequence[np.ndarray], decompositions: Sequence[Decomposition | None] | None,
-         lambdas: list[np.ndarray], n: int, states: Mapping[int, np.ndarray], dtype: type = np.float64,
-         ) -> tuple[list[np.ndarray], np.ndarray]:
+def run(
+    program: Program,
+    tables: Sequence[np.ndarray],
+    decompositions: Sequence[Decomposition | None] | None,
+    lambdas: list[np.ndarray],
+    n: int,
+    states: Mapping[int, np.ndarray],
+    dtype: type = np.float64,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Forward and backward pass for one chunk of ``n`` cases.
 
     ``lambdas`` are ``(states, n)`` arrays; ``states`` gives each case's state of the variables observed in
@@ -77,8 +95,7 @@ def run(program: Program, tables: Sequence[np.ndarray], decompositions: Sequence
         return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype)
     peaks = [lam.max(axis=0) for lam in lambdas]
     peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
-    grads, log_z = passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n,
-                           scaled=False, dtype=dtype)
+    grads, log_z = passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False, dtype=dtype)
     redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
     for peak in peaks:
         log_z += np.log(peak)
@@ -92,8 +109,9 @@ def run(program: Program, tables: Sequence[np.ndarray], decompositions: Sequence
     return grads, log_z
 
 
-def passes(program: Program, inputs: list[np.ndarray], lambdas: list[np.ndarray], n: int, *,
-            scaled: bool, dtype: type = np.float64) -> tuple[list[np.ndarray], np.ndarray]:
+def passes(
+    program: Program, inputs: list[np.ndarray], lambdas: list[np.ndarray], n: int, *, scaled: bool, dtype: type = np.float64
+) -> tuple[list[np.ndarray], np.ndarray]:
     """The forward and backward passes; with ``scaled``, every batched table is rescaled per case."""
     values = [x.astype(dtype, copy=False) for x in inputs] + lambdas
     scales: list[np.ndarray | None] = []

@@ -81,8 +81,7 @@ class CompiledNetwork:
             sums = values.sum(axis=0, keepdims=True)
             if np.abs(sums - 1.0).max() > 1e-6:
                 raise ValueError(
-                    f"The CPD of {v!r} has a column that sums to {float(sums.flat[np.abs(sums - 1).argmax()])!r}, "
-                    "not 1; fix the network."
+                    f"The CPD of {v!r} has a column that sums to {float(sums.flat[np.abs(sums - 1).argmax()])!r}, not 1; fix the network."
                 )
             parents.append(tuple(position[a] for a in axes[1:]))
             tables.append(np.ascontiguousarray(values / sums))

@@ -89,9 +89,10 @@ class Program:
 
     def __repr__(self) -> str:
         """The equation, every operand, every step with the table it builds, and the largest table."""
-        lines = [f"Program: {len(self.sources)} CPD operands, {len(self.lambda_vars)} likelihoods, "
-                 f"{len(self.steps)} steps",
-                 f"  equation: {self.equation}"]
+        lines = [
+            f"Program: {len(self.sources)} CPD operands, {len(self.lambda_vars)} likelihoods, {len(self.steps)} steps",
+            f"  equation: {self.equation}",
+        ]
         for k, (op, src) in enumerate(zip(self.operands, self.sources, strict=False)):
             what = self.variables[src.variable] if src.variable < len(self.variables) else str(src.variable)
             part = f" parent {src.parent}" if src.parent >= 0 else ""
@@ -104,13 +105,13 @@ class Program:
             nodes = self.forward[k][0] if k < len(self.forward) else ()
             names = " x ".join(f"operand {i}" if i < n_operands else f"table {i - n_operands}" for i in nodes)
             lines.append(f"  step {k}: table {k} = {names} -> [{', '.join(self._name(i) for i in out)}]")
-        lines.append(f"  largest table: {self.largest_per_case} entries per case; "
-                     f"{self.entries_per_case} entries per case in all")
+        lines.append(f"  largest table: {self.largest_per_case} entries per case; {self.entries_per_case} entries per case in all")
         return "\n".join(lines)
 
 
-def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-          first_lambda: int) -> tuple[tuple, tuple]:
+def _tape(
+    operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], first_lambda: int
+) -> tuple[tuple, tuple]:
     """Einsum specs of the forward and backward passes, built once per program.
 
     Operands from ``first_lambda`` on are the likelihoods; the backward pass only follows nodes with a
@@ -156,8 +157,9 @@ def _tape(operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, 
     return tuple(forward), tuple(backward)
 
 
-def compile_program(net: CompiledNetwork, key: ProgramKey, optimize: str = "elimination",
-                    max_entries: int = MAX_ENTRIES_PER_CASE) -> Program:
+def compile_program(
+    net: CompiledNetwork, key: ProgramKey, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE
+) -> Program:
     """The program for one :data:`ProgramKey`: operands, a pairwise contraction order and the pass tapes.
 
     Raises
@@ -235,8 +237,7 @@ def compile_program(net: CompiledNetwork, key: ProgramKey, optimize: str = "elim
         names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
         raise ModelTooLargeError(largest, max_entries, f"(variables carrying evidence: {names}) ")
     forward, backward = _tape(operands, steps, len(sources))
-    gathered = sum(math.prod(cards[i] for i in op if i != _BATCH)
-                   for op, src in zip(operands, sources, strict=False) if src.hard_axes)
+    gathered = sum(math.prod(cards[i] for i in op if i != _BATCH) for op, src in zip(operands, sources, strict=False) if src.hard_axes)
     return Program(
         operands=tuple(operands),
         sources=tuple(sources),

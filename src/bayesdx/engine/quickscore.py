@@ -44,8 +44,14 @@ ROWS_PER_BLOCK = 2**16
 
 
 def expand(
-    engine: InferenceEngine, lam: dict[int, np.ndarray], target_ids: list[int], tables: Sequence[np.ndarray], leaves: list[int], n: int,
-    row_case: np.ndarray | None = None, row_lam: Mapping[int, np.ndarray] | None = None,
+    engine: InferenceEngine,
+    lam: dict[int, np.ndarray],
+    target_ids: list[int],
+    tables: Sequence[np.ndarray],
+    leaves: list[int],
+    n: int,
+    row_case: np.ndarray | None = None,
+    row_lam: Mapping[int, np.ndarray] | None = None,
     dtype: type = np.float64,
 ) -> BatchPosterior:
     """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
@@ -79,8 +85,7 @@ def expand(
     positive: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]] = []
     # each case's state of the variables it observes (one-hot likelihood), -1 elsewhere: a leaf's observed
     # parents are constants of the case, its other parents are free
-    observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1)
-                      for v, a in lam.items()}
+    observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1) for v, a in lam.items()}
 
     def fold(rows: np.ndarray, coef: np.ndarray, factors: Sequence[tuple[int, np.ndarray]]) -> None:
         """Multiply a single term into its cases: the coefficient, and a likelihood on each parent."""
@@ -160,8 +165,7 @@ def expand(
         term_case = np.repeat(cases, c_count)
         within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
         term_coef = case_coef[term_case].astype(dtype)
-        term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype)
-                                           for v, a in case_lam.items()}
+        term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()}
         stride = np.ones(term_case.size, dtype=np.int64)
         for v, a, order, count in multi:
             c = count[term_case]
@@ -216,8 +220,9 @@ def expand(
             for v, a in row_lam.items():
                 own = a.T[:, row_unit]
                 core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
-            post = engine.posterior({net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables,
-                                  expand=False, dtype=dtype)
+            post = engine.posterior(
+                {net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables, expand=False, dtype=dtype
+            )
             peak = np.maximum.reduceat(post.log_evidence, starts)
             finite_peak = np.where(np.isfinite(peak), peak, 0.0)
             with np.errstate(invalid="ignore"):
@@ -252,16 +257,18 @@ def expand(
         sub = {v: a[row_case[retry]] for v, a in lam.items()}
         for v, a in row_lam.items():
             sub[v] = sub[v] * a[retry] if v in sub else a[retry]
-        part = engine.posterior({net.variables[v]: a for v, a in sub.items()}, target_names, retry.size,
-                              tables=tables, expand=False, dtype=dtype)
+        part = engine.posterior(
+            {net.variables[v]: a for v, a in sub.items()}, target_names, retry.size, tables=tables, expand=False, dtype=dtype
+        )
         log_z[retry] = part.log_evidence
         for t, name in zip(target_ids, target_names, strict=True):
             marg[t][retry] = part.marginals[name]
     return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own)
 
 
-def telescoped(net: CompiledNetwork, v: int, lam_v: np.ndarray, observed_state: Mapping[int, np.ndarray], n: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]] | None:
+def telescoped(
+    net: CompiledNetwork, v: int, lam_v: np.ndarray, observed_state: Mapping[int, np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]] | None:
     """Positive terms for a noisy leaf observed above its lowest level in cases where few parents are free.
 
     Observed at level ``y > 0`` the leaf contributes ``F(y) - F(y - 1)`` with ``F(t) = L(t) prod_i C_i(t)``:
@@ -288,11 +295,13 @@ def telescoped(net: CompiledNetwork, v: int, lam_v: np.ndarray, observed_state: 
     level_of[list(dec.order)] = np.arange(len(dec.order))
     level = level_of[observed]
     parents = net.parents[v]
-    free = np.stack([observed_state[p] < 0 if p in observed_state else np.ones(n, dtype=bool) for p in parents],
-                    axis=1) if parents else np.zeros((n, 0), dtype=bool)
+    free = (
+        np.stack([observed_state[p] < 0 if p in observed_state else np.ones(n, dtype=bool) for p in parents], axis=1)
+        if parents
+        else np.zeros((n, 0), dtype=bool)
+    )
     n_free = free.sum(axis=1)
-    rows = np.flatnonzero(onehot & (level > 0) & (n_free <= TELESCOPE_PARENTS)
-                          & (np.abs(lam_v[np.arange(n), observed]) > 0))
+    rows = np.flatnonzero(onehot & (level > 0) & (n_free <= TELESCOPE_PARENTS) & (np.abs(lam_v[np.arange(n), observed]) > 0))
     if not rows.size:
         return None
     y = level[rows]

@@ -97,13 +97,16 @@ def read_case_mix(source: CaseMixSource, model: Model) -> tuple[str, dict[str, f
         weights = {}
         for cause, weight in source.items():
             if cause not in ids:
-                raise ValueError(f"The case mix names the cause {cause!r}, which the model does not have. "
-                                 f"Valid causes are {', '.join(map(repr, ids))}.")
+                raise ValueError(
+                    f"The case mix names the cause {cause!r}, which the model does not have. Valid causes are {', '.join(map(repr, ids))}."
+                )
             weights[cause] = _weight(weight, f"The case mix weight of {cause!r}")
         return "custom", weights
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError("The 'case_mix' parameter of evaluate must be a prior setting name, a path to a prior "
-                        f"file (.toml) or to a CSV of cause,weight, or a mapping. Got {type(source).__name__} instead.")
+        raise TypeError(
+            "The 'case_mix' parameter of evaluate must be a prior setting name, a path to a prior "
+            f"file (.toml) or to a CSV of cause,weight, or a mapping. Got {type(source).__name__} instead."
+        )
     text = os.fspath(source)
     if text.lower().endswith(".csv"):
         return text, _read_csv(Path(text), ids)
@@ -114,10 +117,13 @@ def read_case_mix(source: CaseMixSource, model: Model) -> tuple[str, dict[str, f
         raise ValueError(
             "The 'case_mix' parameter of evaluate must name a prior setting among "
             f"{', '.join(map(repr, available('priors')))}, a prior file (.toml) or a CSV of cause,weight. "
-            f"Got {text!r} instead.")
+            f"Got {text!r} instead."
+        )
     if model.spec is None:
-        raise ValueError(f"Model {model.id!r} carries its own prior tables, so a prior setting cannot be read as "
-                         "its case mix; give a CSV of cause,weight or a mapping instead.")
+        raise ValueError(
+            f"Model {model.id!r} carries its own prior tables, so a prior setting cannot be read as "
+            "its case mix; give a CSV of cause,weight or a mapping instead."
+        )
     setting = model if text == model.priors else model.with_priors(text)
     return setting.priors, dict(setting.prior_probabilities)
 
@@ -143,26 +149,32 @@ def _read_csv(path: Path, ids: Sequence[str]) -> dict[str, float]:
         raise InputFileError(source, f"is not a CSV of cause,weight ({exc})") from exc
     columns = [str(c).strip() for c in frame.columns]
     if sorted(columns) != ["cause", "weight"]:
-        raise InputFileError(source, f"must have exactly the columns 'cause' and 'weight'; it has "
-                                     f"{', '.join(map(repr, columns))}", line=1)
+        raise InputFileError(source, f"must have exactly the columns 'cause' and 'weight'; it has {', '.join(map(repr, columns))}", line=1)
     frame.columns = columns
     weights: dict[str, float] = {}
     for k, (cause, text) in enumerate(zip(frame["cause"], frame["weight"], strict=True)):
         line = k + 2  # the header is line 1
         cause = cause.strip()
         if cause not in ids:
-            raise InputFileError(source, f"unknown cause {cause!r}; valid causes are {', '.join(map(repr, ids))}",
-                                 line=line, row=k + 1, column="cause", value=cause, valid_states=tuple(ids))
+            raise InputFileError(
+                source,
+                f"unknown cause {cause!r}; valid causes are {', '.join(map(repr, ids))}",
+                line=line,
+                row=k + 1,
+                column="cause",
+                value=cause,
+                valid_states=tuple(ids),
+            )
         if cause in weights:
-            raise InputFileError(source, f"the cause {cause!r} has a second weight", line=line, row=k + 1,
-                                 column="cause", value=cause)
+            raise InputFileError(source, f"the cause {cause!r} has a second weight", line=line, row=k + 1, column="cause", value=cause)
         try:
             weight = float(text)
         except ValueError:
             weight = math.nan
         if not math.isfinite(weight) or weight < 0:
-            raise InputFileError(source, f"the weight {text!r} is not a finite number >= 0", line=line, row=k + 1,
-                                 column="weight", value=text)
+            raise InputFileError(
+                source, f"the weight {text!r} is not a finite number >= 0", line=line, row=k + 1, column="weight", value=text
+            )
         weights[cause] = weight
     if not weights:
         raise InputFileError(source, "has no rows; give one cause,weight row per cause")
@@ -196,7 +208,8 @@ def case_mix_weights(source: CaseMixSource, model: Model, true_causes: Sequence[
     if missing:
         raise ValueError(
             f"The case mix {name!r} gives no weight to {', '.join(map(repr, missing))}, which the vignettes cover. "
-            "Give every such cause a weight (0 leaves its vignettes out).")
+            "Give every such cause a weight (0 leaves its vignettes out)."
+        )
     total = sum(raw[c] for c in covered)
     if not total > 0:
         raise ValueError(f"The case mix {name!r} gives weight 0 to every cause the vignettes cover.")
@@ -208,8 +221,15 @@ def case_mix_weights(source: CaseMixSource, model: Model, true_causes: Sequence[
     return CaseMix(name, MappingProxyType(shares), weights)
 
 
-def stratified_bootstrap(values: np.ndarray, strata: Sequence[str], shares: Mapping[str, float], *,
-                         n_resamples: int, rng: np.random.Generator, confidence: float = 0.95) -> tuple[float, float]:
+def stratified_bootstrap(
+    values: np.ndarray,
+    strata: Sequence[str],
+    shares: Mapping[str, float],
+    *,
+    n_resamples: int,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
     """Percentile interval of ``sum_c shares[c] * mean(values of stratum c)``, resampling within strata.
 
     Parameters

@@ -143,8 +143,15 @@ def simulate_consultations(
         if progress is not None:
             progress(rounds, len(open_cases))
         observed = [with_presenting(model, current[k]) for k in open_cases]
-        results = analyse_cases(model, observed, likelihoods_from_evidence(model, observed),
-                                [labels[k] for k in open_cases], alpha=alpha, next_steps=True, ranking=ranking)
+        results = analyse_cases(
+            model,
+            observed,
+            likelihoods_from_evidence(model, observed),
+            [labels[k] for k in open_cases],
+            alpha=alpha,
+            next_steps=True,
+            ranking=ranking,
+        )
         still_open = []
         for k, dx in zip(open_cases, results, strict=True):
             ok = dx.causes[0].id == true_causes[k]

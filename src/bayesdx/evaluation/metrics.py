@@ -115,8 +115,7 @@ def rank_scores(order: np.ndarray) -> np.ndarray:
     return scores
 
 
-def summary_metrics(order: np.ndarray, probabilities: np.ndarray, truth: np.ndarray,
-                    weights: np.ndarray | None = None) -> dict[str, float]:
+def summary_metrics(order: np.ndarray, probabilities: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
     """Top-1, top-3, MRR, log loss and Brier score of a set of cases, optionally weighted.
 
     Parameters
@@ -151,15 +150,13 @@ def summary_metrics(order: np.ndarray, probabilities: np.ndarray, truth: np.ndar
     outcome[np.arange(n), truth] = 1.0
     w = None if weights is None else np.asarray(weights, dtype=float)
     # top-1 is the accuracy of the first-ranked cause; with three causes or fewer every case is in the top three
-    top3 = (float(top_k_accuracy_score(truth, scores, k=3, labels=labels, sample_weight=w)) if n_h > 3
-            else 1.0)
+    top3 = float(top_k_accuracy_score(truth, scores, k=3, labels=labels, sample_weight=w)) if n_h > 3 else 1.0
     return {
         "top1": float(accuracy_score(truth, np.asarray(order)[:, 0], sample_weight=w)),
         "top3": top3,
         "mrr": float(label_ranking_average_precision_score(outcome, scores, sample_weight=w)),
         "log_loss": float(np.average(log_losses(probabilities[np.arange(n), truth]), weights=w)),
-        "brier": float(brier_score_loss(outcome.ravel(), probabilities.ravel(),
-                                        sample_weight=None if w is None else np.repeat(w, n_h))),
+        "brier": float(brier_score_loss(outcome.ravel(), probabilities.ravel(), sample_weight=None if w is None else np.repeat(w, n_h))),
     }
 
 
@@ -255,8 +252,7 @@ def reliability_table(predicted: np.ndarray, outcome: np.ndarray, n_bins: int = 
         mean_p = np.bincount(b, weights=p, minlength=n_bins) / n
         freq = np.bincount(b, weights=y, minlength=n_bins) / n
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:], "n": n,
-                         "mean_predicted": mean_p, "observed_frequency": freq})
+    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:], "n": n, "mean_predicted": mean_p, "observed_frequency": freq})
 
 
 def expected_calibration_error(predicted: np.ndarray, outcome: np.ndarray, n_bins: int = 10) -> float:
@@ -287,8 +283,7 @@ def safe_triage(advised: Sequence[str], true: Sequence[str], levels: Sequence[st
     or one level less cautious, and an emergency (the top level) only as an emergency."""
     rank = {level: k for k, level in enumerate(levels)}
     top = len(levels) - 1
-    return np.array([float(rank[a] == top if rank[t] == top else rank[a] >= rank[t] - 1)
-                     for a, t in zip(advised, true, strict=True)])
+    return np.array([float(rank[a] == top if rank[t] == top else rank[a] >= rank[t] - 1) for a, t in zip(advised, true, strict=True)])
 
 
 def over_triage(advised: Sequence[str], true: Sequence[str], levels: Sequence[str]) -> np.ndarray:
@@ -333,8 +328,16 @@ def bootstrap_interval(
         values = arrays[0].astype(float)
         if np.all(values == values[0]):
             return float(values[0]), float(values[0])
-        res = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                              method="percentile", random_state=rng, vectorized=True, axis=-1)
+        res = stats.bootstrap(
+            (values,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=rng,
+            vectorized=True,
+            axis=-1,
+        )
     else:
         stat = statistic if statistic is not None else (lambda a: float(np.mean(a)))
         index = np.arange(n)
@@ -343,8 +346,15 @@ def bootstrap_interval(
             idx = idx.astype(int)
             return stat(*(a[idx] for a in arrays))
 
-        res = stats.bootstrap((index,), on_index, n_resamples=n_resamples, confidence_level=confidence,
-                              method="percentile", random_state=rng, vectorized=False)
+        res = stats.bootstrap(
+            (index,),
+            on_index,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=rng,
+            vectorized=False,
+        )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

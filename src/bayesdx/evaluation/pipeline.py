@@ -69,7 +69,8 @@ def _settings(priors: Any, model: Model | None) -> list[Model]:
     if not isinstance(priors, Sequence) or not priors:
         raise ValueError(
             "The 'priors' parameter of evaluate must be a non-empty sequence of prior settings (names such as "
-            f"'article' or paths to prior files). Got {priors!r} instead.")
+            f"'article' or paths to prior files). Got {priors!r} instead."
+        )
     bundled = available("priors")
     models = []
     for p in priors:
@@ -82,13 +83,15 @@ def _settings(priors: Any, model: Model | None) -> list[Model]:
             if p != model.priors:
                 raise ValueError(
                     f"Model {model.id!r} carries its own prior tables, so only priors=({model.priors!r},) can be "
-                    f"evaluated with it. Got {p!r}.")
+                    f"evaluated with it. Got {p!r}."
+                )
             models.append(model)
             continue
         if not is_path and p not in bundled and model is None:
             raise ValueError(
                 f"The 'priors' parameter of evaluate must name prior settings among {', '.join(map(repr, bundled))} "
-                f"or paths to prior files (.toml). Got {p!r} instead.")
+                f"or paths to prior files (.toml). Got {p!r} instead."
+            )
         models.append(load_model(priors=p) if model is None else model.with_priors(p))
     names = [m.priors for m in models]
     if len(set(names)) != len(names):
@@ -108,8 +111,14 @@ def _case_mixes(case_mix: Any, model: Model, true_causes: list[str]) -> list[Cas
     return mixes
 
 
-def _weighted(mix: CaseMix | None, s: SettingScores, per_case: Mapping[str, np.ndarray], true_causes: list[str],
-              n_bootstrap: int, rng: np.random.Generator) -> dict[str, Any]:
+def _weighted(
+    mix: CaseMix | None,
+    s: SettingScores,
+    per_case: Mapping[str, np.ndarray],
+    true_causes: list[str],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
     """The ``_weighted`` columns of one setting under one case mix (NaN without a case mix)."""
     out: dict[str, Any] = {"case_mix": "" if mix is None else mix.name}
     if mix is None:
@@ -124,8 +133,9 @@ def _weighted(mix: CaseMix | None, s: SettingScores, per_case: Mapping[str, np.n
     return out
 
 
-def _per_case_metrics(s: SettingScores, true_triage: Sequence[str | None], levels: Sequence[str] | None,
-                      consult: Consultations | None) -> dict[str, np.ndarray]:
+def _per_case_metrics(
+    s: SettingScores, true_triage: Sequence[str | None], levels: Sequence[str] | None, consult: Consultations | None
+) -> dict[str, np.ndarray]:
     """Per-case values whose mean is each metric (ECE is not a mean; it is computed separately)."""
     values = {
         "top1": (s.ranks <= 1).astype(float),
@@ -249,13 +259,14 @@ def evaluate(
     seed = _check_int("seed", seed, 0)
     if step_cases is not None:
         step_cases = _check_int("step_cases", step_cases, 1)
-    if isinstance(prior_spread, bool) or not isinstance(prior_spread, (int, float)) or not (
-            math.isfinite(prior_spread) and prior_spread >= 0):
-        raise ValueError(
-            f"The 'prior_spread' parameter of evaluate must be a finite number >= 0. Got {prior_spread!r} instead.")
+    if (
+        isinstance(prior_spread, bool)
+        or not isinstance(prior_spread, (int, float))
+        or not (math.isfinite(prior_spread) and prior_spread >= 0)
+    ):
+        raise ValueError(f"The 'prior_spread' parameter of evaluate must be a finite number >= 0. Got {prior_spread!r} instead.")
     if model is not None and not isinstance(model, Model):
-        raise TypeError("The 'model' parameter of evaluate must be a bayesdx Model (from load_model). "
-                        f"Got {type(model).__name__} instead.")
+        raise TypeError(f"The 'model' parameter of evaluate must be a bayesdx Model (from load_model). Got {type(model).__name__} instead.")
     say = progress or (lambda message: None)
 
     models = _settings(priors, model)
@@ -287,8 +298,9 @@ def evaluate(
             def rounds(r: int, still_open: int, name: str = name) -> None:
                 say(f"{name}: consultation round {r}, {still_open} cases open")
 
-            consult = simulate_consultations(m, cases.evidence[:k], list(cases.true_cause[:k]),
-                                             list(cases.case_ids[:k]), ranking=ranking, progress=rounds)
+            consult = simulate_consultations(
+                m, cases.evidence[:k], list(cases.true_cause[:k]), list(cases.case_ids[:k]), ranking=ranking, progress=rounds
+            )
             curve_rows.append(consult.curve(CURVE_BUDGETS).assign(priors=name))
         per_case = _per_case_metrics(s, cases.true_triage, levels, consult)
         outcome = np.zeros_like(s.probabilities)
@@ -301,21 +313,20 @@ def evaluate(
         for metric in METRICS:
             if metric == "ece":
                 value = expected_calibration_error(s.probabilities, outcome)
-                lo, hi = bootstrap_interval((s.probabilities, outcome), expected_calibration_error,
-                                            n_resamples=n_bootstrap, rng=boot)
+                lo, hi = bootstrap_interval((s.probabilities, outcome), expected_calibration_error, n_resamples=n_bootstrap, rng=boot)
             else:
                 values = per_case[metric]
                 value = summary.get(metric, float(values.mean()) if values.size else float("nan"))
                 if metric == "emergency_recall":  # few cases: an exact interval, not a bootstrap
                     lo, hi = clopper_pearson(int(values.sum()), values.size)
                 else:
-                    lo, hi = (bootstrap_interval(values, n_resamples=n_bootstrap, rng=boot) if values.size
-                              else (np.nan, np.nan))
+                    lo, hi = bootstrap_interval(values, n_resamples=n_bootstrap, rng=boot) if values.size else (np.nan, np.nan)
             row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = value, lo, hi
         row["emergencies"] = per_case["emergency_recall"].size
         for mix_index, mix in enumerate(mixes or [None]):
-            metric_rows.append({**row, **_weighted(mix, s, per_case, list(cases.true_cause), n_bootstrap,
-                                                   _rng(seed, _CASE_MIX, index, mix_index))})
+            metric_rows.append(
+                {**row, **_weighted(mix, s, per_case, list(cases.true_cause), n_bootstrap, _rng(seed, _CASE_MIX, index, mix_index))}
+            )
         cause_rows.append(per_cause_recall(s.ranks, list(cases.true_cause), ids).assign(priors=name))
         hits[name] = s.ranks == 1
 
@@ -332,7 +343,7 @@ def evaluate(
         case_cols[f"triage_{name}"] = list(s.triage)
         cost_col = np.full(n, np.nan)
         if consult is not None:
-            cost_col[:len(consult.history)] = consult.cost_to_top1()
+            cost_col[: len(consult.history)] = consult.cost_to_top1()
         case_cols[f"cost_to_top1_{name}"] = cost_col
 
         say(f"{name}: rank-flip factors")
@@ -351,13 +362,28 @@ def evaluate(
 
             stability, true_top, accuracy = prior_monte_carlo(m, cases.evidence, draws, s.truth, top1, progress=draws_done)
             case_cols[f"stability_{name}"] = stability
-            stab_rows.append(pd.DataFrame({"priors": name, "case_id": list(cases.case_ids),
-                                           "top1": [ids[j] for j in top1],
-                                           "stability": stability, "true_cause_top1": true_top}))
-            mc_rows.append({"priors": name, "n_draws": n_prior_draws, "prior_spread": float(prior_spread),
-                            "top1_mean": float(accuracy.mean()), "top1_q025": float(np.quantile(accuracy, 0.025)),
-                            "top1_q975": float(np.quantile(accuracy, 0.975)),
-                            "median_stability": float(np.median(stability))})
+            stab_rows.append(
+                pd.DataFrame(
+                    {
+                        "priors": name,
+                        "case_id": list(cases.case_ids),
+                        "top1": [ids[j] for j in top1],
+                        "stability": stability,
+                        "true_cause_top1": true_top,
+                    }
+                )
+            )
+            mc_rows.append(
+                {
+                    "priors": name,
+                    "n_draws": n_prior_draws,
+                    "prior_spread": float(prior_spread),
+                    "top1_mean": float(accuracy.mean()),
+                    "top1_q025": float(np.quantile(accuracy, 0.025)),
+                    "top1_q975": float(np.quantile(accuracy, 0.975)),
+                    "median_stability": float(np.median(stability)),
+                }
+            )
 
         if n_self_consistency:
             say(f"{name}: self-consistency on {n_self_consistency} sampled cases")
@@ -365,9 +391,10 @@ def evaluate(
             sc_rows.append(sc.reliability.assign(priors=name))
             sc_summary.append({"priors": name, "n_samples": sc.n_samples, "ece": sc.ece})
 
-    mcnemar = pd.DataFrame([
-        vars(mcnemar_exact(hits[a], hits[b], a, b)) for a, b in itertools.combinations(list(hits), 2)
-    ], columns=["a", "b", "both", "a_only", "b_only", "neither", "p_value"])
+    mcnemar = pd.DataFrame(
+        [vars(mcnemar_exact(hits[a], hits[b], a, b)) for a, b in itertools.combinations(list(hits), 2)],
+        columns=["a", "b", "both", "a_only", "b_only", "neither", "p_value"],
+    )
 
     def frame(rows: list[Any], columns: Sequence[str]) -> pd.DataFrame:
         out = pd.concat(rows, ignore_index=True) if rows and isinstance(rows[0], pd.DataFrame) else pd.DataFrame(rows)
@@ -378,30 +405,44 @@ def evaluate(
         metrics=pd.DataFrame(metric_rows, columns=metrics_columns()),
         cases=pd.DataFrame(case_cols),
         sensitivity=frame(sens_rows, ["priors", "case_id", "cause", "posterior", "top1", "factor", "flips_to"]),
-        sensitivity_summary=frame(sens_summary, ["priors", "cause", "cases_leading", "median_factor_down",
-                                                 "median_factor_up", "share_flip_within_10", "top1_at_0.1", "top1",
-                                                 "top1_at_10"]),
+        sensitivity_summary=frame(
+            sens_summary,
+            [
+                "priors",
+                "cause",
+                "cases_leading",
+                "median_factor_down",
+                "median_factor_up",
+                "share_flip_within_10",
+                "top1_at_0.1",
+                "top1",
+                "top1_at_10",
+            ],
+        ),
         stability=frame(stab_rows, ["priors", "case_id", "top1", "stability", "true_cause_top1"]),
-        prior_uncertainty=frame(mc_rows, ["priors", "n_draws", "prior_spread", "top1_mean", "top1_q025",
-                                          "top1_q975", "median_stability"]),
+        prior_uncertainty=frame(mc_rows, ["priors", "n_draws", "prior_spread", "top1_mean", "top1_q025", "top1_q975", "median_stability"]),
         mcnemar=mcnemar,
         top_k=frame(top_k_rows, ["priors", "k", "accuracy", "lo", "hi"]),
-        per_cause=frame(cause_rows, ["priors", "cause", "n", "top1", "top1_lo", "top1_hi", "top3", "top3_lo",
-                                     "top3_hi"]),
+        per_cause=frame(cause_rows, ["priors", "cause", "n", "top1", "top1_lo", "top1_hi", "top3", "top3_lo", "top3_hi"]),
         consultation=frame(curve_rows, ["priors", "budget", "accuracy"]),
-        reliability=frame(reliability_rows, ["priors", "bin_lo", "bin_hi", "n", "mean_predicted",
-                                             "observed_frequency"]),
+        reliability=frame(reliability_rows, ["priors", "bin_lo", "bin_hi", "n", "mean_predicted", "observed_frequency"]),
         self_consistency=frame(sc_rows, ["priors", "bin_lo", "bin_hi", "n", "mean_predicted", "observed_frequency"]),
         self_consistency_summary=frame(sc_summary, ["priors", "n_samples", "ece"]),
         source=cases.source,
         model_id=first.id,
         model_version=first.version,
-        options=MappingProxyType({
-            "next_steps": next_steps, "step_cases": step_cases, "n_bootstrap": n_bootstrap,
-            "n_prior_draws": n_prior_draws, "prior_spread": float(prior_spread), "seed": seed,
-            "n_self_consistency": n_self_consistency,
-            "case_mix": tuple(mix.name for mix in mixes),
-        }),
+        options=MappingProxyType(
+            {
+                "next_steps": next_steps,
+                "step_cases": step_cases,
+                "n_bootstrap": n_bootstrap,
+                "n_prior_draws": n_prior_draws,
+                "prior_spread": float(prior_spread),
+                "seed": seed,
+                "n_self_consistency": n_self_consistency,
+                "case_mix": tuple(mix.name for mix in mixes),
+            }
+        ),
         case_mixes=tuple(mixes),
     )
     if report_dir is not None:

@@ -22,9 +22,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting an evaluation needs matplotlib. Install it with: pip install 'bayesdx[plots]'"
-        ) from err
+        raise ImportError("Plotting an evaluation needs matplotlib. Install it with: pip install 'bayesdx[plots]'") from err
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -85,8 +83,12 @@ def plot_top_k(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         acc = t["accuracy"].to_numpy(dtype=float)
         err = np.vstack([acc - t["lo"].to_numpy(dtype=float), t["hi"].to_numpy(dtype=float) - acc])
         ax.errorbar(k, acc, yerr=np.nan_to_num(err), marker="o", ms=3, lw=1, capsize=2, label=name, color=f"C{i}")
-    ax.set(xlabel="k", ylabel="share of cases with the true cause in the top k", ylim=(0, 1.02),
-           title="Top-k accuracy with 95% bootstrap intervals")
+    ax.set(
+        xlabel="k",
+        ylabel="share of cases with the true cause in the top k",
+        ylim=(0, 1.02),
+        title="Top-k accuracy with 95% bootstrap intervals",
+    )
     ax.set_xticks(sorted(table["k"].unique()))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -109,8 +111,7 @@ def plot_tornado(summary: pd.DataFrame, path: str | os.PathLike[str], *, top: in
     plt = _pyplot()
     settings = list(dict.fromkeys(summary["priors"]))
     n_rows = min(top, int(summary.groupby("priors").size().max()))
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 0.3 * n_rows + 1.6), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 0.3 * n_rows + 1.6), squeeze=False, layout="constrained")
     values = summary[["top1_at_0.1", "top1", "top1_at_10"]].to_numpy(dtype=float)
     lo, hi = max(0.0, float(np.nanmin(values)) - 0.05), min(1.0, float(np.nanmax(values)) + 0.05)
     for ax, name in zip(axes[0], settings, strict=True):

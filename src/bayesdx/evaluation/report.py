@@ -41,8 +41,22 @@ from .case_mix import CaseMix
 __all__ = ["METRICS", "WEIGHTED_METRICS", "EvaluationResult", "metrics_columns"]
 
 #: The metrics of ``metrics.csv``, in column order (each followed by ``_lo`` and ``_hi``).
-METRICS = ("top1", "top3", "mrr", "log_loss", "brier", "ece", "triage_accuracy", "under_triage", "over_triage",
-           "safe_triage", "emergency_recall", "policy_auc", "cost_to_top1", "policy_top1")
+METRICS = (
+    "top1",
+    "top3",
+    "mrr",
+    "log_loss",
+    "brier",
+    "ece",
+    "triage_accuracy",
+    "under_triage",
+    "over_triage",
+    "safe_triage",
+    "emergency_recall",
+    "policy_auc",
+    "cost_to_top1",
+    "policy_top1",
+)
 
 #: The metrics that ``case_mix`` reweights (columns ``<metric>_weighted`` with ``_lo`` and ``_hi``).
 WEIGHTED_METRICS = ("top1", "top3", "mrr", "log_loss", "brier")
@@ -58,31 +72,41 @@ _DESCRIPTIONS = {
     "under_triage": "true level above the advice (lower is better)",
     "over_triage": "advice above the true level (lower is better, but safer than under-triage)",
     "safe_triage": "advice at the true level, more cautious, or one level less; emergencies only as emergencies "
-                   "(Gilbert 2020; higher is better)",
+    "(Gilbert 2020; higher is better)",
     "emergency_recall": "share of the vignettes' emergencies advised as emergencies, with an exact Clopper-Pearson "
-                        "interval (higher is better)",
+    "interval (higher is better)",
     "policy_auc": "simulated consultation: share of the cost range 0-100 during which the true cause leads "
-                  "(the area under the accuracy-cost curve; higher is better)",
-    "cost_to_top1": "simulated consultation: cost spent when the true cause first leads, over the cases where "
-                    "it does (lower is better)",
+    "(the area under the accuracy-cost curve; higher is better)",
+    "cost_to_top1": "simulated consultation: cost spent when the true cause first leads, over the cases where it does (lower is better)",
     "policy_top1": "simulated consultation: true cause first when the consultation ends (higher is better)",
 }
 
 #: File name of each table of the report folder.
 TABLES = {
-    "metrics": "metrics.csv", "cases": "cases.csv", "sensitivity": "sensitivity.csv",
-    "sensitivity_summary": "sensitivity_summary.csv", "stability": "stability.csv",
-    "prior_uncertainty": "prior_uncertainty.csv", "mcnemar": "mcnemar.csv", "top_k": "top_k.csv",
-    "consultation": "consultation.csv", "per_cause": "per_cause.csv",
-    "reliability": "reliability.csv", "self_consistency": "self_consistency.csv",
+    "metrics": "metrics.csv",
+    "cases": "cases.csv",
+    "sensitivity": "sensitivity.csv",
+    "sensitivity_summary": "sensitivity_summary.csv",
+    "stability": "stability.csv",
+    "prior_uncertainty": "prior_uncertainty.csv",
+    "mcnemar": "mcnemar.csv",
+    "top_k": "top_k.csv",
+    "consultation": "consultation.csv",
+    "per_cause": "per_cause.csv",
+    "reliability": "reliability.csv",
+    "self_consistency": "self_consistency.csv",
     "self_consistency_summary": "self_consistency_summary.csv",
 }
 
 
 def metrics_columns() -> list[str]:
     """The columns of ``metrics.csv``, in order."""
-    return (["priors", "ranking", "n"] + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")] + ["emergencies", "case_mix"]
-            + [c for m in WEIGHTED_METRICS for c in (f"{m}_weighted", f"{m}_weighted_lo", f"{m}_weighted_hi")])
+    return (
+        ["priors", "ranking", "n"]
+        + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+        + ["emergencies", "case_mix"]
+        + [c for m in WEIGHTED_METRICS for c in (f"{m}_weighted", f"{m}_weighted_lo", f"{m}_weighted_hi")]
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,13 +208,22 @@ class EvaluationResult:
         rows = []
         for r in self.metrics.drop_duplicates("priors").to_dict("records"):
             caught = r["emergency_recall"] * r["emergencies"] if r["emergencies"] else math.nan
-            recall = ("n/a" if not r["emergencies"] else
-                      f"{round(caught)}/{r['emergencies']} = {r['emergency_recall']:.3f} "
-                      f"[{r['emergency_recall_lo']:.3f}, {r['emergency_recall_hi']:.3f}]")
-            rows.append({"priors": r["priors"],
-                         **{m: _with_interval(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
-                            for m in ("safe_triage", "under_triage", "over_triage", "triage_accuracy")},
-                         "emergency_recall": recall})
+            recall = (
+                "n/a"
+                if not r["emergencies"]
+                else f"{round(caught)}/{r['emergencies']} = {r['emergency_recall']:.3f} "
+                f"[{r['emergency_recall_lo']:.3f}, {r['emergency_recall_hi']:.3f}]"
+            )
+            rows.append(
+                {
+                    "priors": r["priors"],
+                    **{
+                        m: _with_interval(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
+                        for m in ("safe_triage", "under_triage", "over_triage", "triage_accuracy")
+                    },
+                    "emergency_recall": recall,
+                }
+            )
         return _markdown_table(pd.DataFrame(rows))
 
     def case_mix_markdown(self) -> str:
@@ -220,10 +253,10 @@ class EvaluationResult:
             out.append(
                 f"Weighted by `{mix.name}`, `{lead}` does ({rows.at[lead]:.3f}): that case mix gives "
                 + ", ".join(f"{c} {share:.0%} (vignettes: {counts.get(c, 0) / len(truth):.0%})" for c, share in heavy)
-                + ".")
+                + "."
+            )
         out += ["", _markdown_table(_display_weighted(self.metrics)), ""]
-        shares = pd.DataFrame({"cause": counts.index, "vignettes": counts.to_numpy(),
-                               "share_in_vignettes": counts.to_numpy() / len(truth)})
+        shares = pd.DataFrame({"cause": counts.index, "vignettes": counts.to_numpy(), "share_in_vignettes": counts.to_numpy() / len(truth)})
         for mix in self.case_mixes:
             shares[mix.name] = shares["cause"].map(mix.shares).astype(float)
         out += ["Each cause's share among the vignettes and in each case mix:", "", _markdown_table(shares, digits=3)]
@@ -237,7 +270,8 @@ class EvaluationResult:
             f"# Prior settings compared on {self.source}",
             "",
             f"Model `{self.model_id}` {self.model_version}; prior settings: "
-            + ", ".join(f"`{s}`" for s in self.settings) + f"; {len(self.cases)} vignettes.",
+            + ", ".join(f"`{s}`" for s in self.settings)
+            + f"; {len(self.cases)} vignettes.",
             f"Options: bootstrap resamples {o.get('n_bootstrap')}, prior draws {o.get('n_prior_draws')} "
             f"(log-odds spread {o.get('prior_spread')}), sampled cases {o.get('n_self_consistency')}, "
             f"simulated consultations {_steps_option(o)}, "
@@ -257,58 +291,89 @@ class EvaluationResult:
         if self.case_mixes:
             out += ["## Case mix: balanced against weighted", "", self.case_mix_markdown(), ""]
         if self.metrics["emergencies"].notna().any() and self.metrics["safe_triage"].notna().any():
-            out += ["## Safety", "",
-                    "Safe advice (Gilbert 2020): at the vignette's level, more cautious, or one level less cautious, "
-                    "and emergencies only as emergencies. Emergency recall with its exact (Clopper-Pearson) interval.",
-                    "", self.safety_markdown(), ""]
+            out += [
+                "## Safety",
+                "",
+                "Safe advice (Gilbert 2020): at the vignette's level, more cautious, or one level less cautious, "
+                "and emergencies only as emergencies. Emergency recall with its exact (Clopper-Pearson) interval.",
+                "",
+                self.safety_markdown(),
+                "",
+            ]
         if len(self.per_cause):
             wide = self.per_cause.pivot(index="cause", columns="priors", values="top3")
             wide = wide.reindex(columns=list(self.settings)).reset_index()
             wide.insert(1, "n", wide["cause"].map(self.per_cause.drop_duplicates("cause").set_index("cause")["n"]))
-            out += ["## Per-cause sensitivity", "",
-                    "Share of each cause's vignettes ranked within the top three (`per_cause.csv` has top-1 and "
-                    "the Clopper-Pearson bounds).", ""]
+            out += [
+                "## Per-cause sensitivity",
+                "",
+                "Share of each cause's vignettes ranked within the top three (`per_cause.csv` has top-1 and the Clopper-Pearson bounds).",
+                "",
+            ]
             if "per_cause" in images:
                 out += [f"![Per-cause top-3 recall with 95% intervals]({images['per_cause']})", ""]
             out += [_markdown_table(wide, digits=3), ""]
         if len(self.mcnemar):
-            out += ["## Paired comparison of top-1 hits (exact McNemar)", "",
-                    _markdown_table(self.mcnemar, digits=4), ""]
+            out += ["## Paired comparison of top-1 hits (exact McNemar)", "", _markdown_table(self.mcnemar, digits=4), ""]
         if len(self.consultation):
             wide = self.consultation.pivot(index="budget", columns="priors", values="accuracy").reset_index()
-            out += ["## The next-step policy: accuracy against cost", "",
-                    "Simulated consultations (`bayesdx.evaluation.consultation`): from age and sex, the engine asks "
-                    "its recommended step, the vignette answers (or 'unknown'), until the stop rule. Share of cases "
-                    "whose cause leads after spending at most each budget (questions cost 1, a blood test 5, an "
-                    "EMG 30, an MRI 50).", "", _markdown_table(wide, digits=3), ""]
+            out += [
+                "## The next-step policy: accuracy against cost",
+                "",
+                "Simulated consultations (`bayesdx.evaluation.consultation`): from age and sex, the engine asks "
+                "its recommended step, the vignette answers (or 'unknown'), until the stop rule. Share of cases "
+                "whose cause leads after spending at most each budget (questions cost 1, a blood test 5, an "
+                "EMG 30, an MRI 50).",
+                "",
+                _markdown_table(wide, digits=3),
+                "",
+            ]
         out += ["## Top-k accuracy", ""]
         if "top_k" in images:
             out += [f"![Top-k accuracy per setting with 95% intervals]({images['top_k']})", ""]
-        out += ["## Calibration on the vignettes", "",
-                "Every (case, hypothesis) posterior against whether the hypothesis is the vignette's true cause.", ""]
+        out += [
+            "## Calibration on the vignettes",
+            "",
+            "Every (case, hypothesis) posterior against whether the hypothesis is the vignette's true cause.",
+            "",
+        ]
         if "reliability" in images:
             out += [f"![Reliability diagram per setting]({images['reliability']})", ""]
-        out += ["## Robustness of the ranking to the priors", "",
-                "Rank-flip factor: the factor by which a cause's prior odds must be multiplied before the case's "
-                "top-1 changes (exact; see `bayesdx.evaluation.robustness`). Medians over cases, by whether the "
-                "cause leads the case (factor < 1) or not (factor > 1); share of cases a factor within "
-                "[1/10, 10] flips; top-1 accuracy with the cause's prior odds divided and multiplied by 10.", ""]
+        out += [
+            "## Robustness of the ranking to the priors",
+            "",
+            "Rank-flip factor: the factor by which a cause's prior odds must be multiplied before the case's "
+            "top-1 changes (exact; see `bayesdx.evaluation.robustness`). Medians over cases, by whether the "
+            "cause leads the case (factor < 1) or not (factor > 1); share of cases a factor within "
+            "[1/10, 10] flips; top-1 accuracy with the cause's prior odds divided and multiplied by 10.",
+            "",
+        ]
         if "tornado" in images:
             out += [f"![Tornado chart of prior sensitivity]({images['tornado']})", ""]
         if len(self.sensitivity_summary):
             out += [_markdown_table(self.sensitivity_summary, digits=3), ""]
         if len(self.prior_uncertainty):
-            out += ["### Prior uncertainty (Monte Carlo)", "",
-                    "Every prior perturbed on the log-odds scale; top-1 accuracy over the draws and the median "
-                    "share of draws in which a case keeps its top-1.", "",
-                    _markdown_table(self.prior_uncertainty, digits=3), ""]
+            out += [
+                "### Prior uncertainty (Monte Carlo)",
+                "",
+                "Every prior perturbed on the log-odds scale; top-1 accuracy over the draws and the median "
+                "share of draws in which a case keeps its top-1.",
+                "",
+                _markdown_table(self.prior_uncertainty, digits=3),
+                "",
+            ]
             least = self.stability.sort_values(["priors", "stability"]).groupby("priors", sort=False).head(5)
             out += ["Least stable cases per setting:", "", _markdown_table(least, digits=3), ""]
         if len(self.self_consistency_summary):
-            out += ["## Self-consistency", "",
-                    "Cases sampled from each setting's own network, causes hidden, half the findings and tests "
-                    "observed: exact inference must be calibrated up to sampling noise.", "",
-                    _markdown_table(self.self_consistency_summary, digits=4), ""]
+            out += [
+                "## Self-consistency",
+                "",
+                "Cases sampled from each setting's own network, causes hidden, half the findings and tests "
+                "observed: exact inference must be calibrated up to sampling noise.",
+                "",
+                _markdown_table(self.self_consistency_summary, digits=4),
+                "",
+            ]
             if "self_consistency" in images:
                 out += [f"![Self-consistency reliability curve]({images['self_consistency']})", ""]
         cols = ["case_id", "true_cause"] + [f"rank_{s}" for s in self.settings]

@@ -97,8 +97,7 @@ class FlipAnalysis:
         return tilted_posteriors(self.probabilities, self.clamped[:, cause, :], cause, factor)
 
 
-def tilted_posteriors(probabilities: np.ndarray, clamped: np.ndarray, cause: int,
-                      factor: float | np.ndarray) -> np.ndarray:
+def tilted_posteriors(probabilities: np.ndarray, clamped: np.ndarray, cause: int, factor: float | np.ndarray) -> np.ndarray:
     """Posteriors after multiplying the prior odds of hypothesis ``cause`` by ``factor`` (closed form).
 
     Parameters
@@ -124,8 +123,7 @@ def leader(matrix: np.ndarray) -> np.ndarray:
     return np.argmax(matrix == matrix.max(axis=1, keepdims=True), axis=1)  # first maximum: stable order
 
 
-def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabilities: np.ndarray,
-                  labels: Sequence[str]) -> FlipAnalysis:
+def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabilities: np.ndarray, labels: Sequence[str]) -> FlipAnalysis:
     """Rank-flip factors of every case and hypothesis (one batched engine call).
 
     Parameters
@@ -141,8 +139,7 @@ def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabili
     n, n_h = probabilities.shape
     hyps = model.hypotheses
     observed = [with_presenting(model, ev) for ev in evidence]
-    rows = [(k, j) for k, base in enumerate(observed) for j, h in enumerate(hyps)
-            if h.node not in base and 0.0 < probabilities[k, j] < 1.0]
+    rows = [(k, j) for k, base in enumerate(observed) for j, h in enumerate(hyps) if h.node not in base and 0.0 < probabilities[k, j] < 1.0]
     clamped = np.full((n, n_h, n_h), np.nan)
     if rows:
         ks, js = np.array(rows).T
@@ -158,11 +155,9 @@ def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabili
             onehot = np.zeros(len(states))
             onehot[states.index(h.state)] = 1.0
             arr[at] = onehot
-        post = model.engine.posterior(likelihoods_from_evidence(model, observed), model.causes, n,
-                                      row_case=ks, row_likelihoods=clamps)
+        post = model.engine.posterior(likelihoods_from_evidence(model, observed), model.causes, n, row_case=ks, row_likelihoods=clamps)
         if post.impossible.any():
-            raise ImpossibleEvidenceError([f"{labels[ks[r]]} with {hyps[js[r]].id} present"
-                                           for r in np.flatnonzero(post.impossible)])
+            raise ImpossibleEvidenceError([f"{labels[ks[r]]} with {hyps[js[r]].id} present" for r in np.flatnonzero(post.impossible)])
         clamped[ks, js] = hypothesis_matrix(model, post.marginals, len(rows))
     factors = np.full((n, n_h), np.nan)
     flips_to = np.full((n, n_h), -1, dtype=int)
@@ -194,21 +189,24 @@ def flip_analysis(model: Model, evidence: Sequence[Mapping[str, str]], probabili
     return FlipAnalysis(probabilities, clamped, factors, flips_to)
 
 
-def sensitivity_frames(setting: str, model: Model, case_ids: Sequence[str], truth: np.ndarray,
-                       flips: FlipAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sensitivity_frames(
+    setting: str, model: Model, case_ids: Sequence[str], truth: np.ndarray, flips: FlipAnalysis
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-case-and-cause table and the per-cause summary of one setting."""
     ids = [h.id for h in model.hypotheses]
     n, n_h = flips.factors.shape
     top = leader(flips.probabilities)
-    per_case = pd.DataFrame({
-        "priors": setting,
-        "case_id": np.repeat(np.asarray(case_ids, dtype=object), n_h),
-        "cause": np.tile(np.asarray(ids, dtype=object), n),
-        "posterior": flips.probabilities.ravel(),
-        "top1": (np.arange(n_h)[None, :] == top[:, None]).ravel(),
-        "factor": flips.factors.ravel(),
-        "flips_to": [ids[i] if i >= 0 else None for i in flips.flips_to.ravel()],
-    })
+    per_case = pd.DataFrame(
+        {
+            "priors": setting,
+            "case_id": np.repeat(np.asarray(case_ids, dtype=object), n_h),
+            "cause": np.tile(np.asarray(ids, dtype=object), n),
+            "posterior": flips.probabilities.ravel(),
+            "top1": (np.arange(n_h)[None, :] == top[:, None]).ravel(),
+            "factor": flips.factors.ravel(),
+            "flips_to": [ids[i] if i >= 0 else None for i in flips.flips_to.ravel()],
+        }
+    )
     base_acc = float(np.mean(top == truth))
     rows = []
     for j, cid in enumerate(ids):
@@ -221,18 +219,23 @@ def sensitivity_frames(setting: str, model: Model, case_ids: Sequence[str], trut
         acc = {}
         for factor in (0.1, 10.0):
             acc[factor] = float(np.mean(leader(flips.tilted(j, factor)) == truth))
-        rows.append({
-            "priors": setting, "cause": cid, "cases_leading": int(lead.sum()),
-            "median_factor_down": float(np.median(down)) if down.size else np.nan,
-            "median_factor_up": float(np.median(up)) if up.size else np.nan,
-            "share_flip_within_10": float(within.sum() / n),
-            "top1_at_0.1": acc[0.1], "top1": base_acc, "top1_at_10": acc[10.0],
-        })
+        rows.append(
+            {
+                "priors": setting,
+                "cause": cid,
+                "cases_leading": int(lead.sum()),
+                "median_factor_down": float(np.median(down)) if down.size else np.nan,
+                "median_factor_up": float(np.median(up)) if up.size else np.nan,
+                "share_flip_within_10": float(within.sum() / n),
+                "top1_at_0.1": acc[0.1],
+                "top1": base_acc,
+                "top1_at_10": acc[10.0],
+            }
+        )
     return per_case, pd.DataFrame(rows)
 
 
-def _perturbed_blocks(model: Model, evidence: Sequence[Mapping[str, str]],
-                      log_factors: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def _perturbed_blocks(model: Model, evidence: Sequence[Mapping[str, str]], log_factors: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """``(first draw, (d, n, H) posteriors)`` per block of draws; one engine call per block."""
     n = len(evidence)
     observed = [with_presenting(model, ev) for ev in evidence]
@@ -240,7 +243,7 @@ def _perturbed_blocks(model: Model, evidence: Sequence[Mapping[str, str]],
     hyps = model.hypotheses
     per_call = max(1, ROWS_PER_CALL // max(n, 1))
     for start in range(0, len(log_factors), per_call):
-        block = log_factors[start:start + per_call]
+        block = log_factors[start : start + per_call]
         d = len(block)
         # row = draw * n + case; the tilts are row likelihoods, so each case's evidence is entered once
         tilts: dict[str, np.ndarray] = {}
@@ -248,8 +251,7 @@ def _perturbed_blocks(model: Model, evidence: Sequence[Mapping[str, str]],
             states = model.states[h.node]
             arr = tilts.setdefault(h.node, np.ones((d * n, len(states))))
             arr[:, states.index(h.state)] *= np.repeat(np.exp(block[:, j]), n)
-        post = model.engine.posterior(base_lik, model.causes, n, row_case=np.tile(np.arange(n), d),
-                                      row_likelihoods=tilts)
+        post = model.engine.posterior(base_lik, model.causes, n, row_case=np.tile(np.arange(n), d), row_likelihoods=tilts)
         if post.impossible.any():
             raise ImpossibleEvidenceError(sorted({int(r % n) for r in np.flatnonzero(post.impossible)}))
         yield start, hypothesis_matrix(model, post.marginals, d * n).reshape(d, n, len(hyps))
@@ -268,7 +270,7 @@ def perturbed_posteriors(model: Model, evidence: Sequence[Mapping[str, str]], lo
     """
     out = np.empty((len(log_factors), len(evidence), len(model.hypotheses)))
     for start, block in _perturbed_blocks(model, evidence, np.asarray(log_factors, dtype=float)):
-        out[start:start + len(block)] = block
+        out[start : start + len(block)] = block
     return out
 
 
@@ -315,7 +317,7 @@ def prior_monte_carlo(
         leaders = leader(block.reshape(d * n, -1)).reshape(d, n)
         keep += (leaders == top1[None, :]).sum(axis=0)
         true_top += (leaders == truth[None, :]).sum(axis=0)
-        accuracy[start:start + d] = (leaders == truth[None, :]).mean(axis=1)
+        accuracy[start : start + d] = (leaders == truth[None, :]).mean(axis=1)
         if progress is not None:
             progress(start + d, n_draws)
     return keep / n_draws, true_top / n_draws, accuracy

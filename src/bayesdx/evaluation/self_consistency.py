@@ -47,8 +47,9 @@ def forward_sample(model: Model, n_samples: int, rng: np.random.Generator) -> pd
         cdf = np.cumsum(columns, axis=0)
         u = rng.random(n_samples) * cdf[-1]
         codes[v] = np.minimum((u[None, :] >= cdf).sum(axis=0), len(columns) - 1)
-    return pd.DataFrame({name: np.asarray(states, dtype=object)[codes[v]]
-                         for v, (name, states) in enumerate(zip(net.variables, net.states, strict=True))})
+    return pd.DataFrame(
+        {name: np.asarray(states, dtype=object)[codes[v]] for v, (name, states) in enumerate(zip(net.variables, net.states, strict=True))}
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,8 +78,9 @@ class SelfConsistency:
 N_PATTERNS = 16
 
 
-def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe: float = 0.5,
-                 n_patterns: int = N_PATTERNS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sample_cases(
+    model: Model, n_samples: int, rng: np.random.Generator, observe: float = 0.5, n_patterns: int = N_PATTERNS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``n_samples`` forward samples of the network and the evidence frame built from them."""
     samples = forward_sample(model, n_samples, rng)
     presenting = dict(getattr(model, "presenting", None) or {})
@@ -91,8 +93,7 @@ def sample_cases(model: Model, n_samples: int, rng: np.random.Generator, observe
     return samples, frame
 
 
-def self_consistency(model: Model, *, n_samples: int, rng: np.random.Generator, observe: float = 0.5,
-                     n_bins: int = 10) -> SelfConsistency:
+def self_consistency(model: Model, *, n_samples: int, rng: np.random.Generator, observe: float = 0.5, n_bins: int = 10) -> SelfConsistency:
     """Reliability of the model's posteriors on cases sampled from the model (see the module docstring).
 
     Parameters
@@ -111,8 +112,8 @@ def self_consistency(model: Model, *, n_samples: int, rng: np.random.Generator, 
     SelfConsistency
     """
     samples, frame = sample_cases(model, n_samples, rng, observe)
-    matrix = posterior_frame_to_matrix(
-        model, score(frame, model=model, top_k=len(model.hypotheses), ranking="posterior"), n_samples)
+    matrix = posterior_frame_to_matrix(model, score(frame, model=model, top_k=len(model.hypotheses), ranking="posterior"), n_samples)
     outcomes = np.column_stack([(samples[h.node] == h.state).to_numpy() for h in model.hypotheses]).astype(float)
-    return SelfConsistency(n_samples, expected_calibration_error(matrix, outcomes, n_bins),
-                           reliability_table(matrix, outcomes, n_bins), matrix, outcomes)
+    return SelfConsistency(
+        n_samples, expected_calibration_error(matrix, outcomes, n_bins), reliability_table(matrix, outcomes, n_bins), matrix, outcomes
+    )

@@ -112,8 +112,11 @@ def read_vignettes(vignettes: str | os.PathLike[str] | pd.DataFrame, model: Mode
     for column in ("case_id", "true_cause"):
         if column not in raw.columns:
             raise VignetteError(
-                source, f"there is no {column!r} column; vignettes need 'case_id', 'true_cause' and one column "
-                "per observed variable ('true_triage' and 'rationale' are optional).", column=column)
+                source,
+                f"there is no {column!r} column; vignettes need 'case_id', 'true_cause' and one column "
+                "per observed variable ('true_triage' and 'rationale' are optional).",
+                column=column,
+            )
     if len(raw) == 0:
         raise VignetteError(source, "there are no cases.")
     unknown = [c for c in raw.columns if c not in META_COLUMNS and c not in model.states]
@@ -122,23 +125,29 @@ def read_vignettes(vignettes: str | os.PathLike[str] | pd.DataFrame, model: Mode
         close = difflib.get_close_matches(c, list(model.states), n=3)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise VignetteError(
-            source, f"column {c!r} is neither a variable of model {model.id!r} nor one of "
-            f"{', '.join(map(repr, META_COLUMNS))}.{hint}", column=c, value=c)
+            source,
+            f"column {c!r} is neither a variable of model {model.id!r} nor one of {', '.join(map(repr, META_COLUMNS))}.{hint}",
+            column=c,
+            value=c,
+        )
     ids: list[str] = []
     for k, value in enumerate(raw["case_id"].tolist()):
         if pd.isna(value) or str(value).strip() == "":
             raise VignetteError(source, f"row {k + 1} has an empty case_id.", column="case_id", value=value)
         if str(value) in ids:
-            raise VignetteError(source, "the case_id appears more than once.", case=str(value), column="case_id",
-                                value=value)
+            raise VignetteError(source, "the case_id appears more than once.", case=str(value), column="case_id", value=value)
         ids.append(str(value))
     hypotheses = [h.id for h in model.hypotheses]
     truth = []
     for cid, value in zip(ids, raw["true_cause"].tolist(), strict=True):
         if pd.isna(value) or str(value) not in hypotheses:
             raise VignetteError(
-                source, f"true_cause {value!r} is not a cause hypothesis of model {model.id!r}."
-                + _hint(str(value), hypotheses), case=cid, column="true_cause", value=value)
+                source,
+                f"true_cause {value!r} is not a cause hypothesis of model {model.id!r}." + _hint(str(value), hypotheses),
+                case=cid,
+                column="true_cause",
+                value=value,
+            )
         truth.append(str(value))
     triage: list[str | None] = [None] * len(ids)
     if "true_triage" in raw.columns:
@@ -147,14 +156,17 @@ def read_vignettes(vignettes: str | os.PathLike[str] | pd.DataFrame, model: Mode
             if pd.isna(value):
                 continue
             if levels is not None and value not in levels:
-                raise VignetteError(source, f"true_triage {value!r} is not a triage level of model {model.id!r}."
-                                    + _hint(str(value), levels), case=cid, column="true_triage", value=value)
+                raise VignetteError(
+                    source,
+                    f"true_triage {value!r} is not a triage level of model {model.id!r}." + _hint(str(value), levels),
+                    case=cid,
+                    column="true_triage",
+                    value=value,
+                )
             triage[k] = str(value)
     frame = raw[[c for c in raw.columns if c not in META_COLUMNS]].copy()
     frame.index = pd.Index(ids, name="case_id")
-    evidence = tuple(
-        normalize_evidence(_row(frame, k), model, where=f" in case {cid!r}") for k, cid in enumerate(ids)
-    )
+    evidence = tuple(normalize_evidence(_row(frame, k), model, where=f" in case {cid!r}") for k, cid in enumerate(ids))
     return Vignettes(source, tuple(ids), tuple(truth), tuple(triage), evidence, frame)
 
 
