@@ -21,31 +21,14 @@ from . import _resources
 from .calibration import calibrate_base_rates, compile_spec
 from .engine import CompiledNetwork, InferenceEngine, ProgramCache
 from .harm import HarmWeights
-from .model_file import read_model_file, read_prior_file
-from .model_spec import ModelSpec, PriorSetting
+from .model_file import files_mtime, read_model_file, read_prior_file, resolve_priors
+from .model_spec import Hypothesis, ModelSpec, PriorSetting, hypotheses_of
 from .network_build import build_network
-from .network_loading import NETWORK_SUFFIXES, network_roles, read_network_file
+from .network_loading import NETWORK_SUFFIXES, network_roles, read_network_file, roles_must_be_absent
 from .studies import Study, parse_studies
 from .triage import ReferralPolicy, TriagePolicy
 
 __all__ = ["Hypothesis", "Model", "load_model"]
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One ranked hypothesis: a state of a cause node.
-
-    Attributes
-    ----------
-    id : str
-        ``node`` for a binary cause, ``"node=state"`` otherwise (``"Cirrhosis=decompensate"``).
-    node : str
-    state : str
-    """
-
-    id: str
-    node: str
-    state: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,16 +264,16 @@ def load_model(
     extra: dict[str, Any] = {"presenting": presenting, "hidden": hidden, "costs": costs}
     if source is None or (isinstance(source, str) and source in _resources.available("models")):
         name = _resources.BUNDLED_MODEL if source is None else source
-        _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
+        roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
         model_path = _resources.data_dir("models") / f"{name}.toml"
         if priors is not None and not (isinstance(priors, str) and priors in _resources.available("priors")):
             return _from_spec(read_model_file(model_path), priors)  # a prior file by path: never cached
-        return _bundled(name, priors, _mtime(model_path), _mtime(_resources.data_dir("priors")))
+        return _bundled(name, priors, files_mtime(model_path), files_mtime(_resources.data_dir("priors")))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         suffix = path.suffix.lower()
         if suffix == ".toml":
-            _roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
+            roles_must_be_absent(causes, tests, normal_states, "a model file", extra)
             return _from_spec(read_model_file(path), priors)
         if suffix in NETWORK_SUFFIXES:
             network = read_network_file(path)
@@ -331,18 +314,6 @@ def load_model(
     )
 
 
-def _roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str, extra: Mapping[str, Any] | None = None) -> None:
-    if causes is not None or tuple(tests) or normal_states is not None or any(v is not None for v in (extra or {}).values()):
-        raise ValueError(
-            f"causes=, tests=, normal_states=, presenting=, hidden= and costs= are for BIF, XMLBIF and pgmpy "
-            f"networks; {what} declares the role, normal state and cost of every node itself."
-        )
-
-
-def _mtime(path: Path) -> float:
-    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.glob("*.toml")]) if path.exists() else 0.0
-
-
 @functools.lru_cache(maxsize=16)
 def _bundled(name: str, priors: str | None, _model_mtime: float, _priors_mtime: float) -> Model:
     """A bundled model with a bundled prior setting; cached, and re-read when a file changes."""
@@ -355,27 +326,10 @@ def _bundled_spec(name: str, _model_mtime: float) -> ModelSpec:
     return read_model_file(_resources.data_dir("models") / f"{name}.toml")
 
 
-def _resolve_priors(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Path:
-    name = spec.default_priors if priors is None else priors
-    if isinstance(name, str) and not name.lower().endswith(".toml"):
-        for folder in (spec.path.parent.parent / "priors", _resources.data_dir("priors")):
-            candidate = folder / f"{name}.toml"
-            if candidate.is_file():
-                return candidate
-        choices = ", ".join(repr(n) for n in _resources.available("priors"))
-        raise ValueError(
-            f"The 'priors' parameter of load_model must be one of {choices} or a path to a prior file (.toml). Got {name!r} instead."
-        )
-    path = Path(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such prior file: {str(path)!r}")
-    return path
-
-
 def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     setting: PriorSetting | None = None
     if any(cpd["kind"] == "cause_prior" for cpd in spec.cpds.values()):
-        setting = read_prior_file(_resolve_priors(spec, priors), spec)
+        setting = read_prior_file(resolve_priors(spec, priors), spec)
     elif priors is not None:
         raise ValueError(f"Model file {str(spec.path)!r} has no 'cause_prior' causes, so it takes no priors.")
     base_rates: dict[str, float] | None = None
@@ -386,7 +340,7 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
             base_rates = calibrate_base_rates(spec, setting.probabilities, reference)
     nodes = spec.nodes.values()
     causes = tuple(n.id for n in nodes if n.role == "cause")
-    hypotheses = _hypotheses(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
+    hypotheses = hypotheses_of(causes, {n.id: n.states for n in nodes}, {n.id: n.normal for n in nodes})
     hyp_ids = [h.id for h in hypotheses]
     states = {n.id: n.states for n in nodes}
     normals = {n.id: n.normal for n in nodes}
@@ -432,17 +386,6 @@ def _from_spec(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Model:
     return model
 
 
-def _hypotheses(causes: Sequence[str], states: Mapping[str, Sequence[str]], normals: Mapping[str, str | None]) -> tuple[Hypothesis, ...]:
-    result = []
-    for c in causes:
-        normal = normals[c]
-        if normal is not None and len(states[c]) == 2:
-            result.append(Hypothesis(c, c, next(s for s in states[c] if s != normal)))
-        else:
-            result.extend(Hypothesis(f"{c}={s}", c, s) for s in states[c] if s != normal)
-    return tuple(result)
-
-
 def from_network(
     network: Any,
     *,
@@ -474,7 +417,7 @@ def from_network(
         causes=roles.causes,
         findings=roles.findings,
         tests=roles.tests,
-        hypotheses=_hypotheses(roles.causes, roles.states, roles.normals),
+        hypotheses=hypotheses_of(roles.causes, roles.states, roles.normals),
         states=MappingProxyType({n: roles.states[n] for n in roles.nodes}),
         normal_states=MappingProxyType(roles.normals),
         costs=MappingProxyType(roles.costs),

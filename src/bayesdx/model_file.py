@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import _resources
 from .cpd_tables import (
     DIVORCE_SIZE,
     NoisyParameters,
@@ -366,3 +367,26 @@ def read_prior_file(path: str | Path, spec: ModelSpec, *, article: str | None = 
         probabilities=probabilities,
         provenance=provenance,
     )
+
+
+def files_mtime(path: Path) -> float:
+    """The latest modification time of a file or of a folder's ``*.toml`` files (0 when missing)."""
+    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.glob("*.toml")]) if path.exists() else 0.0
+
+
+def resolve_priors(spec: ModelSpec, priors: str | os.PathLike[str] | None) -> Path:
+    """The prior file a model file's ``priors`` names (a setting beside the model, a bundled one, or a path)."""
+    name = spec.default_priors if priors is None else priors
+    if isinstance(name, str) and not name.lower().endswith(".toml"):
+        for folder in (spec.path.parent.parent / "priors", _resources.data_dir("priors")):
+            candidate = folder / f"{name}.toml"
+            if candidate.is_file():
+                return candidate
+        choices = ", ".join(repr(n) for n in _resources.available("priors"))
+        raise ValueError(
+            f"The 'priors' parameter of load_model must be one of {choices} or a path to a prior file (.toml). Got {name!r} instead."
+        )
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such prior file: {str(path)!r}")
+    return path

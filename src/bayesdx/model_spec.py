@@ -10,7 +10,7 @@ the key and the bad value.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,18 @@ import numpy as np
 
 from .exceptions import ModelFileError
 
-__all__ = ["CPD_KINDS", "NORMAL_NAMES", "ROLES", "TOLERANCE", "ModelSpec", "NodeSpec", "PriorSetting", "default_normal"]
+__all__ = [
+    "CPD_KINDS",
+    "NORMAL_NAMES",
+    "ROLES",
+    "TOLERANCE",
+    "Hypothesis",
+    "ModelSpec",
+    "NodeSpec",
+    "PriorSetting",
+    "default_normal",
+    "hypotheses_of",
+]
 
 ROLES = ("cause", "finding", "test", "hidden")
 CPD_KINDS = ("table", "noisy_or", "noisy_max", "cause_prior")
@@ -134,3 +145,32 @@ def default_normal(states: Sequence[str]) -> str | None:
     """The state named absent/normal/no/false (case-insensitive), if exactly one state is."""
     found = [s for s in states if s.lower() in NORMAL_NAMES]
     return found[0] if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One ranked hypothesis: a state of a cause node.
+
+    Attributes
+    ----------
+    id : str
+        ``node`` for a binary cause, ``"node=state"`` otherwise (``"Cirrhosis=decompensate"``).
+    node : str
+    state : str
+    """
+
+    id: str
+    node: str
+    state: str
+
+
+def hypotheses_of(causes: Sequence[str], states: Mapping[str, Sequence[str]], normals: Mapping[str, str | None]) -> tuple[Hypothesis, ...]:
+    """The ranked hypotheses of cause nodes: the abnormal state of a binary cause, else every non-normal state."""
+    result = []
+    for c in causes:
+        normal = normals[c]
+        if normal is not None and len(states[c]) == 2:
+            result.append(Hypothesis(c, c, next(s for s in states[c] if s != normal)))
+        else:
+            result.extend(Hypothesis(f"{c}={s}", c, s) for s in states[c] if s != normal)
+    return tuple(result)

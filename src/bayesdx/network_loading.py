@@ -160,3 +160,11 @@ def network_roles(
         costs=cost_of,
         presenting=dict(presenting or {}),
     )
+
+
+def roles_must_be_absent(causes: Any, tests: Any, normal_states: Any, what: str, extra: Mapping[str, Any] | None = None) -> None:
+    if causes is not None or tuple(tests) or normal_states is not None or any(v is not None for v in (extra or {}).values()):
+        raise ValueError(
+            f"causes=, tests=, normal_states=, presenting=, hidden= and costs= are for BIF, XMLBIF and pgmpy "
+            f"networks; {what} declares the role, normal state and cost of every node itself."
+        )
