@@ -22,7 +22,7 @@ few signed product terms on the leaves' parents (Heckerman's Quickscore, general
 the decomposition of Diez and Galan), so a batch shares one contraction over the rest of the network
 whatever findings its cases have. Cancellation between the terms is bounded per case and, where the bound
 exceeds ``ERROR_BUDGET``, the case is recomputed in extended precision or with its findings inside the
-contraction (see :meth:`InferenceEngine._expanded`).
+contraction (see :func:`bayesdx.engine.quickscore.expand`).
 
 The package, by job: :mod:`~bayesdx.engine.network` (the network as arrays), :mod:`~bayesdx.engine.plan`
 (contraction programs, printable), :mod:`~bayesdx.engine.execute` (the passes and their scaling),

@@ -16,7 +16,7 @@ from ..exceptions import ModelTooLargeError
 from .execute import finish, run
 from .network import BatchPosterior, CompiledNetwork
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
-from .quickscore import expand
+from .quickscore import expand as expand_terms
 
 __all__ = ["InferenceEngine", "ProgramCache"]
 
@@ -136,7 +136,7 @@ class InferenceEngine:
             them would build tables larger than ``SPLIT_ENTRIES`` per case.
         expand : bool, default True
             Enter evidence on noisy-OR / noisy-MAX leaves by expanding each case into signed terms
-            (Quickscore, see :meth:`_expanded`), so that every case shares one contraction over the rest of
+            (Quickscore, see :func:`~bayesdx.engine.quickscore.expand`), so that every case shares one contraction over the rest of
             the network whatever its findings.
         dtype : numpy floating type, default numpy.float64
             The precision of the arithmetic (``numpy.longdouble`` for extended precision).
@@ -181,7 +181,7 @@ class InferenceEngine:
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
-                return self._expanded(lam, target_ids, tables, leaves, n_cases, dtype=dtype)
+                return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
@@ -303,7 +303,7 @@ class InferenceEngine:
         return frozenset(v for v in self._decomposable if tables[v] is self.network.tables[v])
 
     def _expandable(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> list[int]:
-        """The noisy leaves with evidence that enter as signed terms (see :meth:`_expanded`)."""
+        """The noisy leaves with evidence that enter as signed terms (see :func:`~bayesdx.engine.quickscore.expand`)."""
         targets = set(target_ids)
         return [v for v in sorted(lam) if v in decomposed and v not in self._has_children and v not in targets]
 
@@ -333,7 +333,7 @@ class InferenceEngine:
         decomposed = self._decomposed(tables)
         leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
         if leaves and not set(row_lam) & set(leaves):
-            return self._expanded(lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
+            return expand_terms(self, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
         merged = {v: a[row_case] for v, a in lam.items()}
         for v, a in row_lam.items():
             merged[v] = merged[v] * a if v in merged else a
@@ -346,20 +346,6 @@ class InferenceEngine:
             expand=expand,
             dtype=dtype,
         )
-
-    def _expanded(
-        self,
-        lam: dict[int, np.ndarray],
-        target_ids: list[int],
-        tables: Sequence[np.ndarray],
-        leaves: list[int],
-        n: int,
-        row_case: np.ndarray | None = None,
-        row_lam: Mapping[int, np.ndarray] | None = None,
-        dtype: type = np.float64,
-    ) -> BatchPosterior:
-        """Evidence on noisy leaves as signed (and telescoped) terms: :func:`bayesdx.engine.quickscore.expand`."""
-        return expand(self, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype)
 
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries)
