@@ -61,3 +61,20 @@ def test_score_accepts_a_dask_dataframe_and_matches_in_process_scoring(tiny_mode
     pd.testing.assert_frame_equal(
         result.compute(scheduler="synchronous"), bayesdx.score(frame, model=tiny_model, top_k=2), check_exact=False, rtol=0, atol=1e-12
     )
+
+
+def test_one_pickling_mechanism_for_models_and_dask_recipes():
+    """A Model pickles as the recipe bayesdx.dask.ModelRecipe holds (bundled names, so another process loads its
+    own copy), and a model file is read once per process however often it is unpickled."""
+    import pickle
+
+    from bayesdx.dask import ModelRecipe
+
+    model = bayesdx.load_model(priors="uniform")
+    function, args = model.__reduce__()
+    recipe = ModelRecipe.of(model)
+    assert args == (recipe.source, recipe.priors) == ("leg_twitch", "uniform")
+    first, second = pickle.loads(pickle.dumps(model)), pickle.loads(pickle.dumps(model))
+    assert first is second  # read once per process
+    assert recipe.load() is first
+    assert first.priors == "uniform"

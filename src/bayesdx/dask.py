@@ -10,18 +10,16 @@ model file and prior file, or the pgmpy network and its roles), loaded once per 
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import _resources
 from ._validation import check_positive_int
-from .model import Model, _model_or_default, load_model
+from .model import Model, _model_or_default, _unpickle_spec_model, load_model
 from .scoring import score_frame as score
 
 __all__ = ["ModelRecipe", "score_dask"]
@@ -29,7 +27,8 @@ __all__ = ["ModelRecipe", "score_dask"]
 
 @dataclass(frozen=True)
 class ModelRecipe:
-    """How to rebuild a :class:`~bayesdx.Model` in another process (a Model itself does not pickle).
+    """How to rebuild a :class:`~bayesdx.Model` in another process: the recipe a Model pickles as
+    (``Model.__reduce__``), as a value (one mechanism; model files are read once per process).
 
     Attributes
     ----------
@@ -59,7 +58,8 @@ class ModelRecipe:
         if model.spec is not None:
             prior = model.prior_setting.path if model.prior_setting is not None else None
             return cls(
-                source=_bundled_name(model.spec.path, "models"), priors=_bundled_name(prior, "priors") if prior is not None else None
+                source=_resources.bundled_name(model.spec.path, "models"),
+                priors=_resources.bundled_name(prior, "priors") if prior is not None else None,
             )
         return cls(
             source=None,
@@ -75,7 +75,7 @@ class ModelRecipe:
     def load(self) -> Model:
         """The model (cached per process for model files)."""
         if self.source is not None:
-            return _load_file_model(self.source, self.priors)
+            return _unpickle_spec_model(self.source, self.priors)
         return load_model(
             self.network,
             causes=list(self.causes),
@@ -85,24 +85,6 @@ class ModelRecipe:
             hidden=list(self.hidden),
             costs=dict(self.costs),
         )
-
-
-def _bundled_name(path: Path, kind: str) -> str:
-    """The bundled name of a bundled model or prior file (loaded from the worker's own copy, and cached
-    there by ``load_model``), else the file's path."""
-    path = Path(path)
-    if path.resolve() == (_resources.data_dir(kind) / path.name).resolve() and path.suffix == ".toml":
-        return path.stem
-    return os.fspath(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_file_model(source: str, priors: str | None) -> Model:
-    if source in _resources.available("models"):
-        return load_model(
-            source, priors=priors if priors in _resources.available("priors") else (Path(priors) if priors is not None else None)
-        )
-    return load_model(Path(source), priors=Path(priors) if priors is not None else None)
 
 
 def _score_partition(frame: pd.DataFrame, recipe: ModelRecipe, options: Mapping[str, Any], meta: pd.DataFrame) -> pd.DataFrame:

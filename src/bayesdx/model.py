@@ -178,10 +178,11 @@ class Model:
         return MappingProxyType({h.id: float(post.marginals[h.node][0, self.states[h.node].index(h.state)]) for h in self.hypotheses})
 
     def __reduce__(self) -> tuple:
-        """Pickle as a recipe (for Dask workers and multiprocessing): re-read from files, or rewrap the network."""
+        """Pickle as a recipe (Dask workers, multiprocessing; :class:`bayesdx.dask.ModelRecipe` is the same
+        recipe): a model file by bundled name or path, read once per process, or the network rewrapped."""
         if self.spec is not None:
-            priors = None if self.prior_setting is None else str(self.prior_setting.path)
-            return (_unpickle_spec_model, (str(self.spec.path), priors))
+            prior = None if self.prior_setting is None else _resources.bundled_name(self.prior_setting.path, "priors")
+            return (_unpickle_spec_model, (_resources.bundled_name(self.spec.path, "models"), prior))
         normals = {c: self.normal_states.get(c) for c in self.causes}
         return (
             _unpickle_network_model,
@@ -452,8 +453,13 @@ def _model_or_default(model: Model | None, priors: str | os.PathLike[str] | None
     return model
 
 
-def _unpickle_spec_model(path: str, priors: str | None) -> Model:
-    return _from_spec(read_model_file(path), priors)
+@functools.lru_cache(maxsize=8)
+def _unpickle_spec_model(source: str, priors: str | None) -> Model:
+    """A model file by bundled name or path, with priors by bundled name or path; read once per process."""
+    bundled = _resources.available("priors")
+    if source in _resources.available("models"):
+        return load_model(source, priors=priors if priors is None or priors in bundled else Path(priors))
+    return load_model(Path(source), priors=Path(priors) if priors is not None else None)
 
 
 def _unpickle_network_model(
