@@ -66,12 +66,10 @@ def test_score_accepts_a_dask_dataframe_and_matches_in_process_scoring(tiny_mode
 def test_one_pickling_mechanism_for_models_and_dask_recipes():
     """A Model pickles as the recipe bayesdx.dask.ModelRecipe holds (bundled names, so another process loads its
     own copy), and a model file is read once per process however often it is unpickled."""
-    import pickle
-
     from bayesdx.dask import ModelRecipe
 
     model = bayesdx.load_model(priors="uniform")
-    function, args = model.__reduce__()
+    _, args = model.__reduce__()
     recipe = ModelRecipe.of(model)
     assert args == (recipe.source, recipe.priors) == ("leg_twitch", "uniform")
     first, second = pickle.loads(pickle.dumps(model)), pickle.loads(pickle.dumps(model))
