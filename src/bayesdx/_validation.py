@@ -20,11 +20,19 @@ def check_type(function: str, name: str, value: Any, expected: type | tuple[type
         raise TypeError(f"The {name!r} parameter of {function} must be {what}. Got {type(value).__name__} {value!r} instead.")
 
 
+def check_int(function: str, name: str, value: Any, low: int) -> int:
+    """``value`` as an int; TypeError unless it is an integer (not a bool), ValueError if it is below ``low``."""
+    import numpy as np
+
+    check_type(function, name, value, (int, np.integer), f"an int >= {low}")
+    if value < low:
+        raise ValueError(f"The {name!r} parameter of {function} must be an int >= {low}. Got {value!r} instead.")
+    return int(value)
+
+
 def check_positive_int(function: str, name: str, value: Any) -> None:
     """Raise TypeError/ValueError unless ``value`` is an int >= 1."""
-    check_type(function, name, value, int, "an int >= 1")
-    if value < 1:
-        raise ValueError(f"The {name!r} parameter of {function} must be an int >= 1. Got {value!r} instead.")
+    check_int(function, name, value, 1)
 
 
 def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:

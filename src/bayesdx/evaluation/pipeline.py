@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._resources import available
+from .._validation import check_int
 from ..model import Model, load_model
 from .case_mix import CaseMix, CaseMixSource, case_mix_weights, stratified_bootstrap
 from .consultation import CURVE_BUDGETS, Consultations, simulate_consultations
@@ -55,12 +56,6 @@ _BOOTSTRAP, _PRIOR_DRAWS, _SAMPLES, _TOP_K, _CASE_MIX = 1, 2, 3, 4, 5
 
 def _rng(seed: int, *tags: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *tags]))
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"The {name!r} parameter of evaluate must be an int >= {low}. Got {value!r} instead.")
-    return int(value)
 
 
 def _settings(priors: Any, model: Model | None) -> list[Model]:
@@ -253,12 +248,12 @@ def evaluate(
     """
     if not isinstance(next_steps, bool):
         raise TypeError(f"The 'next_steps' parameter of evaluate must be a bool. Got {next_steps!r} instead.")
-    n_bootstrap = _check_int("n_bootstrap", n_bootstrap, 1)
-    n_prior_draws = _check_int("n_prior_draws", n_prior_draws, 0)
-    n_self_consistency = _check_int("n_self_consistency", n_self_consistency, 0)
-    seed = _check_int("seed", seed, 0)
+    n_bootstrap = check_int("evaluate", "n_bootstrap", n_bootstrap, 1)
+    n_prior_draws = check_int("evaluate", "n_prior_draws", n_prior_draws, 0)
+    n_self_consistency = check_int("evaluate", "n_self_consistency", n_self_consistency, 0)
+    seed = check_int("evaluate", "seed", seed, 0)
     if step_cases is not None:
-        step_cases = _check_int("step_cases", step_cases, 1)
+        step_cases = check_int("evaluate", "step_cases", step_cases, 1)
     if (
         isinstance(prior_spread, bool)
         or not isinstance(prior_spread, (int, float))
