@@ -40,7 +40,6 @@ import resource
 import sys
 import time
 import tracemalloc
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -63,13 +62,15 @@ CAUSES: dict[str, tuple[str, ...]] = {
 TOP_K = 3
 
 
-def load_sibling(stem: str) -> ModuleType:
-    """The module ``benchmarks/<stem>.py`` (the benchmarks are scripts, not a package), imported once per process."""
-    name = f"bayesdx_benchmarks_{stem}"
+def load_sibling(stem: str, folder: str = "benchmarks") -> ModuleType:
+    """The module ``<folder>/<stem>.py`` of the repository (the benchmarks are scripts, not a package), imported
+    once per process."""
+    name = f"bayesdx_{folder}_{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name(f"{stem}.py"))
+        path = Path(__file__).resolve().parents[1] / folder / f"{stem}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load benchmarks/{stem}.py")
+            raise ImportError(f"cannot load {folder}/{stem}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up there
         try:
@@ -81,6 +82,8 @@ def load_sibling(stem: str) -> ModuleType:
 
 
 workloads = load_sibling("workloads")
+#: The reference helpers the tests use too (one place: tests/references.py).
+references = load_sibling("references", "tests")
 
 
 class AgreementError(AssertionError):
@@ -127,24 +130,13 @@ class Results:
 
 # ---------------------------------------------------------------------- networks and cases
 def _example(name: str) -> Any:
-    from pgmpy.utils import get_example_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return get_example_model(name)
+    """One of pgmpy's example networks (``tests/references.py``)."""
+    return references.example_network(name)
 
 
 def _normalized(network: Any) -> Any:
     """A copy whose CPD columns sum to 1 (hepar2 ships columns off by 1e-7, which moves answers by 1e-8)."""
-    copy = network.copy()
-    cpds = []
-    for cpd in network.get_cpds():
-        cpd = cpd.copy()
-        cpd.normalize(inplace=True)
-        cpds.append(cpd)
-    copy.remove_cpds(*copy.get_cpds())
-    copy.add_cpds(*cpds)
-    return copy
+    return references.normalized(network)
 
 
 def load(name: str) -> bayesdx.Model:
@@ -219,26 +211,9 @@ def sample_cases(model: bayesdx.Model, n: int, n_observed: int, rng: np.random.G
 
 
 def to_pyagrum(network: Any, model: bayesdx.Model) -> Any:
-    """A ``gum.BayesNet`` built CPD by CPD from the pgmpy tables, with every variable's state order checked."""
-    import pyagrum as gum
-
-    bn = gum.BayesNet()
-    cpds = {cpd.variable: cpd for cpd in network.get_cpds()}
-    for name, cpd in cpds.items():
-        bn.add(gum.LabelizedVariable(name, name, [str(s) for s in cpd.state_names[name]]))
-    for name, cpd in cpds.items():
-        for parent in cpd.variables[1:]:
-            bn.addArc(parent, name)
-    for name, cpd in cpds.items():
-        parents = list(cpd.variables[1:])
-        values = np.asarray(cpd.get_values(), dtype=float)
-        if not parents:
-            bn.cpt(name).fillWith(values[:, 0].tolist())
-            continue
-        import itertools
-
-        for column, configuration in enumerate(itertools.product(*[[str(s) for s in cpd.state_names[p]] for p in parents])):
-            bn.cpt(name)[dict(zip(parents, configuration, strict=True))] = values[:, column].tolist()
+    """A ``gum.BayesNet`` built CPD by CPD from the pgmpy tables (``tests/references.py``), with every variable's
+    state order checked against bayesdx's."""
+    bn = references.pyagrum_from_pgmpy(network)
     for name in model.variables:
         labels = tuple(bn.variable(name).labels())
         if labels != tuple(model.states[name]):

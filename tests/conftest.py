@@ -7,7 +7,6 @@ those references; the networks of pgmpy's example repository are read offline an
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from references import example_network, normalized, pgmpy_evidence, pyagrum_from_pgmpy
 
 import bayesdx
 
@@ -90,41 +90,15 @@ def impossible_model(tmp_path_factory: pytest.TempPathFactory, tiny_text: str, t
 
 
 # ---------------------------------------------------------------------- pgmpy example networks
-def _example(name: str) -> Any:
-    from pgmpy.utils import get_example_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return get_example_model(name)
-
-
 @pytest.fixture(scope="session")
 def child_network() -> Any:
-    return _example("child")
+    return example_network("child")
 
 
 @pytest.fixture(scope="session")
 def hepar2_raw_network() -> Any:
     """pgmpy's hepar2 as shipped: some CPD columns sum to 1 only within 1e-7 (``ggtp``)."""
-    return _example("hepar2")
-
-
-def normalized(network: Any) -> Any:
-    """A copy of ``network`` whose every CPD column sums to 1 (to rounding).
-
-    With columns that sum to 1 + 1e-7, P(e) and the posteriors depend, at the 1e-8 level, on whether a
-    reference sums an unobserved descendant out or drops it; a 1e-9 comparison needs proper CPDs.
-    """
-    copy = network.copy()
-    cpds = []
-    for cpd in network.get_cpds():
-        cpd = cpd.copy()
-        cpd.normalize(inplace=True)
-        cpds.append(cpd)
-    copy.remove_cpds(*copy.get_cpds())
-    copy.add_cpds(*cpds)
-    copy.check_model()
-    return copy
+    return example_network("hepar2")
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +109,7 @@ def hepar2_network(hepar2_raw_network: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def pathfinder_network() -> Any:
-    return _example("pathfinder")
+    return example_network("pathfinder")
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +188,6 @@ def random_small_model(random_small_network: Any) -> bayesdx.Model:
 
 
 # ---------------------------------------------------------------------- references
-from references import pgmpy_evidence  # noqa: E402  (tests/ is on pythonpath: pyproject.toml)
 
 _VE_CACHE: dict[int, Any] = {}
 
@@ -263,29 +236,6 @@ def ve_marginal(network: Any, variable: str, evidence: Mapping[str, str], states
     )[variable]
     names = list(factor.state_names[variable])
     return np.array([factor.values[names.index(s)] for s in states], dtype=float)
-
-
-def pyagrum_from_pgmpy(network: Any) -> Any:
-    """The same network as a pyAgrum BayesNet, built CPD by CPD from the pgmpy tables."""
-    import pyagrum as gum
-
-    bn = gum.BayesNet()
-    cpds = {cpd.variable: cpd for cpd in network.get_cpds()}
-    for name, cpd in cpds.items():
-        bn.add(gum.LabelizedVariable(name, name, [str(s) for s in cpd.state_names[name]]))
-    for name, cpd in cpds.items():
-        for parent in cpd.variables[1:]:
-            bn.addArc(parent, name)
-    for name, cpd in cpds.items():
-        parents = list(cpd.variables[1:])
-        values = np.asarray(cpd.get_values(), dtype=float)  # (child states, parent configurations), first parent slowest
-        if not parents:
-            bn.cpt(name).fillWith(values[:, 0].tolist())
-            continue
-        configurations = itertools.product(*[[str(s) for s in cpd.state_names[p]] for p in parents])
-        for column, configuration in enumerate(configurations):
-            bn.cpt(name)[dict(zip(parents, configuration, strict=True))] = values[:, column].tolist()
-    return bn
 
 
 def sample_evidence(
