@@ -39,7 +39,7 @@ import pandas as pd
 from ..evidence import likelihoods_from_evidence
 from ..model import Model
 from ..pipeline import analyse_cases
-from .scoring import with_presenting
+from ..posteriors import with_presenting
 
 __all__ = ["BUDGET", "CURVE_BUDGETS", "Consultations", "simulate_consultations"]
 

@@ -51,8 +51,7 @@ import pandas as pd
 from ..evidence import likelihoods_from_evidence
 from ..exceptions import ImpossibleEvidenceError
 from ..model import Model
-from ..posteriors import hypothesis_matrix
-from .scoring import with_presenting
+from ..posteriors import hypothesis_matrix, with_presenting
 
 __all__ = [
     "ROWS_PER_CALL",

@@ -13,16 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Model
+from ..posteriors import with_presenting  # re-exported: a case's evidence as the engine sees it
 from ..ranking import resolve_ranking, score
 from .metrics import true_cause_ranks
 from .vignettes import Vignettes
 
 __all__ = ["SettingScores", "score_setting", "with_presenting"]
-
-
-def with_presenting(model: Model, evidence: Mapping[str, str]) -> dict[str, str]:
-    """A case's evidence plus the model's presenting complaint (if it declares one), as the engine sees it."""
-    return {**dict(getattr(model, "presenting", None) or {}), **evidence}
 
 
 @dataclass(frozen=True)
