@@ -57,6 +57,7 @@ class ProgramCache:
         self.optimize = optimize
         self.max_entries = max_entries
         self.programs: OrderedDict[tuple[frozenset[int], ...], Program] = OrderedDict()
+        self.narrow: dict[ProgramKey, int] = {}  # chunk width measured best, per program of narrow chunks
         self.lock = Lock()
 
 
@@ -95,11 +96,11 @@ class InferenceEngine:
         shared = programs if same and programs is not None else ProgramCache(optimize, max_entries)
         self._programs = shared.programs
         self._lock = shared.lock
+        self._narrow = shared.narrow
         decs = network.decompositions or (None,) * len(network.variables)
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)
         self._too_large: set[ProgramKey] = set()
-        self._narrow: dict[ProgramKey, int] = {}  # chunk width measured best for programs of narrow chunks
         self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
         self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
