@@ -41,6 +41,15 @@ class Spy:
             return original(self, likelihoods, *args, **kwargs)
 
         monkeypatch.setattr(InferenceEngine, "posterior", posterior)
+        original_rows = InferenceEngine.term_rows
+
+        def term_rows(self: InferenceEngine, columns: Any, target_ids: Any, n_rows: int, tables: Any, dtype: Any = np.float64) -> Any:
+            result = original_rows(self, columns, target_ids, n_rows, tables, dtype)
+            if result is not None:  # expanded rows contracted without their findings
+                spy.calls.append((np.dtype(dtype).name, False))
+            return result
+
+        monkeypatch.setattr(InferenceEngine, "term_rows", term_rows)
 
     def used(self, dtype: str | None = None, *, patterns: bool = False) -> bool:
         """Whether expanded rows were contracted at ``dtype``, or, with ``patterns``, findings kept inside."""
@@ -169,6 +178,61 @@ def test_cancelling_terms_are_recomputed_and_match_variable_elimination(monkeypa
     assert (~post.extended & ~post.own_contraction).any()
     assert post.extended.any() or not EXTENDED
     assert post.own_contraction.any()
+
+
+def test_rows_of_a_cancelling_case_go_straight_to_extended_precision(monkeypatch):
+    """Rows that share their case (next steps, counterfactual scores) share its terms and their cancellation.
+
+    One row per case is contracted in double precision first; the other rows of a case whose row cancelled past
+    the budget go straight to extended precision, without a double-precision attempt. Every row still matches
+    VariableElimination on its own evidence (the case's findings and the row's likelihood on ``c0``).
+    """
+    if not EXTENDED:
+        pytest.skip("numpy.longdouble is float64 on this platform")
+    from pgmpy.inference import VariableElimination
+
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)
+    net, pg = _rare_causes_network()
+    # 0 to 2 positives: two cancel past double precision's budget, within extended precision's
+    sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) <= 2 and "f0" not in e]
+    n = len(sets)
+    engine = InferenceEngine(net)
+    contracted: dict[str, int] = {}
+    original = engine.term_rows
+
+    def term_rows(columns: Any, target_ids: Any, n_rows: int, tables: Any, dtype: Any = np.float64) -> Any:
+        name = np.dtype(dtype).name
+        contracted[name] = contracted.get(name, 0) + n_rows
+        return original(columns, target_ids, n_rows, tables, dtype)
+
+    monkeypatch.setattr(engine, "term_rows", term_rows)
+    clamps = [None, "present", "absent"]  # each case's rows: c0 free, c0 present, c0 absent
+    row_case = np.repeat(np.arange(n), len(clamps))
+    row_c0 = np.tile(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), (n, 1))
+    lik = {f"f{i}": np.ones((n, 2)) for i in range(N_CAUSES)}
+    for k, e in enumerate(sets):
+        for v, s in e.items():
+            lik[v][k] = [1.0, 0.0] if s == "yes" else [0.0, 1.0]
+    causes = [f"c{i}" for i in range(N_CAUSES)]
+    post = engine.posterior(lik, causes, n, row_case=row_case, row_likelihoods={"c0": row_c0})
+    ve = VariableElimination(pg)
+    for r in range(row_case.size):
+        evidence = dict(sets[row_case[r]])
+        if clamps[r % 3] is not None:
+            evidence["c0"] = clamps[r % 3]
+        free = [c for c in causes if c not in evidence]
+        q = ve.query(free, evidence=evidence, joint=False, show_progress=False)
+        for c in free:
+            assert post.marginals[c][r, 0] == pytest.approx(q[c].get_value(**{c: "present"}), abs=ATOL), (r, evidence)
+    cancelling = post.extended[::3]  # the first row of each case: tried in double precision, redone in extended
+    assert cancelling.any()
+    assert (~cancelling).any()
+    assert post.extended.reshape(n, 3)[cancelling].all()  # and so were the case's other rows
+    # double precision ran on one row per case and on every row of the cases that did not cancel, no more
+    # (counted in contracted rows: a case with k positive findings has 2**k terms)
+    terms = np.array([2 ** sum(s == "yes" for s in e.values()) for e in sets])
+    assert contracted["float64"] == terms.sum() + 2 * terms[~cancelling].sum()
+    assert contracted[np.dtype(np.longdouble).name] == 3 * terms[cancelling].sum()
 
 
 def test_without_the_guards_the_ill_conditioned_cases_would_be_wrong(monkeypatch):

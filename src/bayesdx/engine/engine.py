@@ -261,19 +261,56 @@ class InferenceEngine:
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
             grads, log_z[start:stop] = run(program, tables, net.decompositions, columns, size, states, dtype)
-            for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
-                if v in marg:
-                    m = column * g
-                    onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
-                    if onehot.any():
-                        m[:, onehot] = column[:, onehot] != 0
-                    marg[v][start:stop] = m.T
+            _marginals(program, columns, grads, marg, start, stop)
             if trial:
                 timing.append((time.perf_counter() - clock) / size)
                 if len(timing) == 2:
                     self._narrow[carried_key] = 1 if timing[1] < timing[0] else chunk
             start = stop
         return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
+
+    def term_rows(
+        self,
+        columns: Mapping[int, np.ndarray],
+        target_ids: Sequence[int],
+        n_rows: int,
+        tables: Sequence[np.ndarray],
+        dtype: type = np.float64,
+    ) -> BatchPosterior | None:
+        """Marginals for the rows of Quickscore terms, their likelihoods given as ``(states, rows)`` columns.
+
+        The rows of :func:`~bayesdx.engine.quickscore.expand` are many (a case's terms times its rows) and
+        carry plain likelihoods on the variables that are not noisy leaves; they are contracted by one
+        program, in the layout the program runs in, without the checks and transposes of :meth:`posterior`.
+        Returns None where that does not apply (a carried noisy variable, a program larger than
+        ``SPLIT_ENTRIES`` per row, or chunks narrower than ``MIN_CHUNK`` rows): then :meth:`posterior`.
+        """
+        net = self.network
+        decomposed = self._decomposed(tables)
+        if decomposed & set(columns):
+            return None
+        # no hard evidence sliced out: one program for every block of rows, whichever variables its cases observe
+        key: ProgramKey = (frozenset(columns) | frozenset(target_ids), decomposed, frozenset(), frozenset())
+        if not self._affordable(key):
+            return None
+        program = self._program(key)
+        chunk = max(1, min(n_rows, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
+        if chunk < min(n_rows, MIN_CHUNK):
+            return None
+        marg: dict[int, np.ndarray] = {t: np.empty((n_rows, len(net.states[t])), dtype=dtype) for t in target_ids}
+        log_z: np.ndarray = np.empty(n_rows, dtype=dtype)
+        for start in range(0, n_rows, chunk):
+            stop = min(n_rows, start + chunk)
+            size = stop - start
+            part = [
+                (columns[v] if size == n_rows else np.ascontiguousarray(columns[v][:, start:stop]))
+                if v in columns
+                else np.ones((len(net.states[v]), size), dtype=dtype)
+                for v in program.lambda_vars
+            ]
+            grads, log_z[start:stop] = run(program, tables, net.decompositions, part, size, {}, dtype)
+            _marginals(program, part, grads, marg, start, stop)
+        return finish(net, marg, log_z, None, route="contraction")
 
     def _union_costs_more(
         self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]
@@ -390,3 +427,16 @@ class InferenceEngine:
             if len(self._programs) > 4096:
                 self._programs.popitem(last=False)
         return program
+
+
+def _marginals(
+    program: Program, columns: Sequence[np.ndarray], grads: Sequence[np.ndarray], marg: dict[int, np.ndarray], start: int, stop: int
+) -> None:
+    """Fill ``marg[v][start:stop]`` for the targets among the program's likelihood operands: likelihood times gradient."""
+    for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
+        if v in marg:
+            m = column * g
+            onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+            if onehot.any():
+                m[:, onehot] = column[:, onehot] != 0
+            marg[v][start:stop] = m.T

@@ -93,13 +93,17 @@ def run(
         inputs.append(base)
     if any(src.kind is OperandKind.WEIGHTS for src in program.sources):  # signed weights: rescale every step
         return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype)
-    peaks = [lam.max(axis=0) for lam in lambdas]
-    peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
-    grads, log_z = passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False, dtype=dtype)
-    redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
-    for peak in peaks:
-        log_z += np.log(peak)
-    grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
+    if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
+        grads, log_z = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
+        redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
+    else:
+        peaks = [lam.max(axis=0) for lam in lambdas]
+        peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
+        grads, log_z = passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False, dtype=dtype)
+        redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))
+        for peak in peaks:
+            log_z += np.log(peak)
+        grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
     if redo.size:
         per_case = [x[..., redo] if src.hard_axes else x for x, src in zip(inputs, program.sources, strict=True)]
         again, log_again = passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True, dtype=dtype)

@@ -114,6 +114,14 @@ class Decomposition:
     order: tuple[int, ...] = ()
     leak_cdf: np.ndarray | None = None
 
+    @cached_property
+    def trivial(self) -> np.ndarray:
+        """Per level ``t``, whether every factor ``G_i[t]`` is all ones (the top level of a CDF): no likelihood."""
+        out = np.ones(self.weights.shape[0], dtype=bool)
+        for g in self.factors:
+            out &= (g == 1.0).all(axis=1)
+        return out
+
     @classmethod
     def from_cdfs(cls, order: Sequence[int], leak_cdf: np.ndarray, parent_cdfs: Sequence[np.ndarray]) -> Decomposition:
         levels = len(order)

@@ -175,12 +175,21 @@ def expand(
             term = order[term_case[sel], (within[sel] // stride[sel]) % c[sel]]
             stride[sel] *= c[sel]
             term_coef[sel] *= a[term_case[sel], term]
+            dec = decs[v]
+            assert dec is not None  # v is a decomposed leaf
+            ones = np.flatnonzero(dec.trivial)  # a level whose factors are all ones (the top of a CDF)
+            if ones.size and 2 * sel.size > term_case.size:  # most terms: gather a level for every term, no scattered writes
+                level = np.full(term_case.size, ones[0])
+                level[sel] = term
+                for i, p in enumerate(net.parents[v]):
+                    if p not in term_lam:
+                        term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
+                    term_lam[p] *= dec.factors[i].T[:, level]
+                continue
             for i, p in enumerate(net.parents[v]):
                 if p not in term_lam:
                     term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
-                factor = decs[v].factors[i]  # type: ignore[union-attr]  # v is a decomposed leaf
-                for state in range(factor.shape[1]):
-                    term_lam[p][state, sel] *= factor[term, state]
+                term_lam[p][:, sel] *= dec.factors[i][term].T
         for full, place, t_coef, t_factors in positive:
             c = full[term_case]
             sel = np.flatnonzero(c > 1)
@@ -220,9 +229,11 @@ def expand(
             for v, a in row_lam.items():
                 own = a.T[:, row_unit]
                 core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
-            post = engine.posterior(
-                {net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables, expand=False, dtype=dtype
-            )
+            post = engine.term_rows(core, target_ids, rows, tables, dtype)
+            if post is None:
+                post = engine.posterior(
+                    {net.variables[v]: a.T for v, a in core.items()}, target_names, rows, tables=tables, expand=False, dtype=dtype
+                )
             peak = np.maximum.reduceat(post.log_evidence, starts)
             finite_peak = np.where(np.isfinite(peak), peak, 0.0)
             with np.errstate(invalid="ignore"):
@@ -240,13 +251,30 @@ def expand(
                 log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
                 log_z[block[keep]] += case_log[row_case[block[keep]]]
                 for t, name in zip(target_ids, target_names, strict=True):
-                    joint = np.add.reduceat(weight[:, None] * np.nan_to_num(post.marginals[name]), starts, axis=0)
+                    m_t = post.marginals[name]
+                    if post.impossible.any():  # NaN there, with weight 0
+                        m_t = np.where(post.impossible[:, None], 0.0, m_t)
+                    joint = np.add.reduceat(weight[:, None] * m_t, starts, axis=0)
                     marg[t][block[keep]] = (joint / z[:, None])[keep]
         return np.concatenate(unstable) if unstable else np.zeros(0, dtype=np.int64)
 
-    unstable = signed_sums(np.flatnonzero((counts > 0) & (counts <= MAX_TERMS)), dtype)  # no term: impossible
+    todo = np.flatnonzero((counts > 0) & (counts <= MAX_TERMS))  # no term: impossible
+    longer = np.finfo(np.longdouble).eps < np.finfo(dtype).eps
+    if longer and units > n:
+        # many rows per case (next steps, counterfactuals): the rows of a case share its terms and, nearly
+        # always, their cancellation; one row per case first, and the other rows of a case whose row
+        # cancelled past the budget go straight to extended precision (each row's bound is still checked)
+        probe = todo[np.unique(row_case[todo], return_index=True)[1]]
+        unstable = signed_sums(probe, dtype)
+        cancels = np.zeros(n, dtype=bool)
+        cancels[row_case[unstable]] = True
+        rest = np.setdiff1d(todo, probe, assume_unique=True)
+        direct = cancels[row_case[rest]]
+        unstable = np.concatenate([unstable, signed_sums(rest[~direct], dtype), rest[direct]])
+    else:
+        unstable = signed_sums(todo, dtype)
     extended = np.zeros(units, dtype=bool)
-    if unstable.size and np.finfo(np.longdouble).eps < np.finfo(dtype).eps:
+    if unstable.size and longer:
         extended[unstable] = True
         unstable = signed_sums(unstable, np.longdouble)
     retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
