@@ -209,6 +209,44 @@ def test_graded_and_soft_test_results_match_the_twin_network(bundled_model, emg)
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
 
 
+def test_counterfactual_rows_come_from_the_ranking_call_and_still_match_the_twin_network(bundled_model, monkeypatch):
+    """The rows "finding S observed normal" are read off the ranking's own engine call (``lower``) wherever the
+    case's signed terms give them; only the others are asked of the engine. The scores still match the twin
+    network, finding by finding."""
+    from bayesdx import counterfactual
+
+    asked: list[int] = []
+    original = counterfactual.counterfactual_scores
+
+    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
+        engine = model.engine
+        posterior = type(engine).posterior
+
+        def counting(self, likelihoods, targets, n, **kwargs):
+            asked.append(n)
+            return posterior(self, likelihoods, targets, n, **kwargs)
+
+        monkeypatch.setattr(type(engine), "posterior", counting)
+        try:
+            return original(model, likelihoods, log_evidence, n_cases, lowered)
+        finally:
+            monkeypatch.setattr(type(engine), "posterior", posterior)
+
+    monkeypatch.setattr("bayesdx.pipeline.counterfactual_scores", spy)
+    evidence = {**bundled_model.presenting, **CASES[1]}
+    dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
+    kinds = _model_file()["cpds"]
+    positives = ("leg_twitching", "muscle_weakness", "muscle_wasting", "painful_cramps", "electromyography")
+    # five positive findings with more than two free parents; emotional_stress (one parent) is telescoped
+    assert sum(asked) < len(positives) + 1  # without the lowered rows: one row per positive finding, six
+    by_id = {c.id: c for c in dx.causes}
+    for cause in ("als", "myopathy", "polyneuropathy", "nerve_root_irritation"):
+        expected = sum(
+            twin_disablement(bundled_model, evidence, f, cause) for f in (*positives, "emotional_stress") if cause in kinds[f]["links"]
+        )
+        assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
+
+
 def test_disablement_scores_are_disjoint_events_and_sum_to_at_most_one(bundled_model):
     for case in CASES:
         dx = bayesdx.rank_causes(case, model=bundled_model, ranking="disablement", next_steps=False)

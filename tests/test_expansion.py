@@ -373,3 +373,45 @@ def test_a_program_prints_its_plan(bundled_model):
     assert "likelihood of stress_anxiety" in text
     assert all(isinstance(src.kind, OperandKind) for src in program.sources)
     assert any(f"{src.kind.value} of " in text for src in program.sources)
+
+
+def test_lowered_findings_match_pyagrum_with_the_finding_observed_normal(bundled_model, to_pyagrum):
+    """``lower``: each case with one positive finding observed at its lowest (normal) level instead, read off
+    the case's own signed terms. Checked against pyAgrum LazyPropagation on that evidence: the probability of
+    the evidence and every cause's posterior, for every (case, finding) the engine gives."""
+    import pyagrum as gum
+
+    from bayesdx.evidence import likelihoods_from_evidence
+    from bayesdx.posteriors import add_presenting
+
+    cases = [
+        {"age_group": "adult", "sex": "male", "numbness_tingling": "yes", "both_legs": "yes", "frequency": "daily"},
+        {"age_group": "older_adult", "muscle_weakness": "yes", "muscle_wasting": "yes", "painful_cramps": "yes"},
+        {"fever": "yes", "loss_of_consciousness": "yes", "neck_stiffness_or_confusion": "yes", "duration": "days_to_weeks"},
+        {"muscle_weakness": "yes", "electromyography": "abnormal", "creatine_kinase": "mildly_raised", "rapidly_worsening": "yes"},
+    ]
+    model = bundled_model
+    n = len(cases)
+    lik = add_presenting(model, likelihoods_from_evidence(model, cases), n)
+    findings = [v for v in lik if v not in model.causes and v not in ("age_group", "sex")]
+    post = model.engine.posterior(lik, model.causes, n, lower=findings)
+    bn = to_pyagrum(model.network)
+    checked = 0
+    net = model.compiled
+    for v, lowered in post.lowered.items():
+        dec = net.decompositions[net.index()[v]]
+        lowest = model.states[v][dec.order[0]]
+        for k in np.flatnonzero(lowered.available):
+            evidence = {**model.presenting, **cases[k], v: lowest}
+            ie = gum.LazyPropagation(bn)
+            ie.setEvidence({u: model.answer_vector(u, a).tolist() for u, a in evidence.items()})  # aliases as soft evidence
+            ie.makeInference()
+            assert lowered.log_evidence[k] == pytest.approx(np.log(ie.evidenceProbability()), abs=ATOL), (k, v)
+            for c in model.causes:
+                if c not in evidence:
+                    assert_allclose(lowered.marginals[c][k], ie.posterior(c).toarray(), atol=ATOL, rtol=0, err_msg=f"{k} {v} {c}")
+            checked += 1
+    assert checked >= 10  # most positive findings with more than two free parents are given
+    assert "leg_twitching" in post.lowered
+    with pytest.raises(ValueError, match="not variables"):
+        model.engine.posterior(lik, model.causes, n, lower=["no_such_finding"])

@@ -58,9 +58,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cpd_tables import noisy_parameters
+from .engine.network import Lowered
 from .model import Model
 
-__all__ = ["RANKINGS", "CounterfactualScores", "counterfactual_scores"]
+__all__ = ["RANKINGS", "CounterfactualScores", "counterfactual_findings", "counterfactual_scores"]
 
 #: The ranking scores :func:`bayesdx.rank_causes` accepts, and what each ranks by.
 RANKINGS = {
@@ -158,8 +159,17 @@ def _read_links(model: Model) -> list[_Link]:
     return links
 
 
+def counterfactual_findings(model: Model) -> list[str]:
+    """The findings whose counterfactual rows the scores need: to ask the engine for them as ``lower``."""
+    return sorted({link.finding for link in _links(model)}, key=list(model.states).index)
+
+
 def counterfactual_scores(
-    model: Model, likelihoods: Mapping[str, np.ndarray], log_evidence: np.ndarray, n_cases: int
+    model: Model,
+    likelihoods: Mapping[str, np.ndarray],
+    log_evidence: np.ndarray,
+    n_cases: int,
+    lowered: Mapping[str, Lowered] | None = None,
 ) -> CounterfactualScores:
     """Exact counterfactual scores for a batch of cases.
 
@@ -173,6 +183,9 @@ def counterfactual_scores(
     log_evidence : numpy.ndarray
         ``log P(e)`` of each case (from the same engine).
     n_cases : int
+    lowered : mapping of str to Lowered, optional
+        The same engine call's cases with a finding observed at its lowest level (asked with ``lower`` =
+        :func:`counterfactual_findings`): where available they are the rows below, computed already.
 
     Returns
     -------
@@ -218,32 +231,53 @@ def counterfactual_scores(
     pairs, pair_of = np.unique(np.stack([cases, finding_of]), axis=1, return_inverse=True)
     pair_of = pair_of.ravel()
     causes = sorted({links[j].cause for j in np.unique(link_ids)}, key=names.index)
-    for start in range(0, pairs.shape[1], ROW_BLOCK):
-        stop = min(pairs.shape[1], start + ROW_BLOCK)
-        rc, rf = pairs[0, start:stop], pairs[1, start:stop]
+    n_pairs = pairs.shape[1]
+    pair_log = np.full(n_pairs, -np.inf)  # log P(e \ S, S = off) of each (case, finding)
+    pair_marg = {c: np.full((n_pairs, len(model.states[c])), np.nan) for c in causes}
+    todo = np.ones(n_pairs, dtype=bool)
+    negative = {links[j].finding: links[j].negative for j in np.unique(link_ids)}
+    for f in np.unique(pairs[1]):
+        done = (lowered or {}).get(names[f])
+        if done is None or negative[names[f]] != _lowest(model, names[f]):
+            continue
+        sel = np.flatnonzero((pairs[1] == f) & done.available[pairs[0]])
+        pair_log[sel] = done.log_evidence[pairs[0, sel]]
+        for c in causes:
+            pair_marg[c][sel] = done.marginals[c][pairs[0, sel]]
+        todo[sel] = False
+    todo_pairs = np.flatnonzero(todo)
+    for start in range(0, todo_pairs.size, ROW_BLOCK):
+        part = todo_pairs[start : start + ROW_BLOCK]
+        rc, rf = pairs[0, part], pairs[1, part]
         rows = {v: a[rc].copy() for v, a in likelihoods.items()}
         for f in np.unique(rf):
-            finding = names[f]
-            off = np.zeros(len(model.states[finding]))
-            off[links[int(link_ids[np.flatnonzero(finding_of == f)[0]])].negative] = 1.0
-            rows[finding][rf == f] = off
+            off = np.zeros(len(model.states[names[f]]))
+            off[negative[names[f]]] = 1.0
+            rows[names[f]][rf == f] = off
         post = model.engine.posterior(rows, causes, rc.size)
-        ratio = np.where(post.impossible, 0.0, np.exp(post.log_evidence - log_evidence[rc]))
-        sel = np.flatnonzero((pair_of >= start) & (pair_of < stop))
-        row = pair_of[sel] - start
-        odds = np.zeros(sel.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
-        joint = np.zeros(sel.size)  # P(D = d | e \ S, S = off)
-        hyp = np.zeros(sel.size, dtype=int)
-        in_complaint = np.zeros(sel.size, dtype=bool)
-        for j in np.unique(link_ids[sel]):
-            link = links[j]
-            at = np.flatnonzero(link_ids[sel] == j)
-            odds[at] = likelihoods[link.finding][cases[sel[at]]] @ link.odds
-            joint[at] = post.marginals[link.cause][row[at], link.state]
-            hyp[at] = link.hypothesis
-            in_complaint[at] = link.finding in complaint
-        value = odds * np.nan_to_num(joint) * ratio[row]
-        rc_sel = cases[sel]
-        np.add.at(expected, (rc_sel, hyp), value)
-        np.add.at(disable, (rc_sel[in_complaint], hyp[in_complaint]), value[in_complaint])
+        pair_log[part] = np.where(post.impossible, -np.inf, post.log_evidence)
+        for c in causes:
+            pair_marg[c][part] = post.marginals[c]
+    ratio = np.where(np.isfinite(pair_log), np.exp(pair_log - log_evidence[pairs[0]]), 0.0)
+    odds = np.zeros(cases.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
+    joint = np.zeros(cases.size)  # P(D = d | e \ S, S = off)
+    hyp = np.zeros(cases.size, dtype=int)
+    in_complaint = np.zeros(cases.size, dtype=bool)
+    for j in np.unique(link_ids):
+        link = links[j]
+        at = np.flatnonzero(link_ids == j)
+        odds[at] = likelihoods[link.finding][cases[at]] @ link.odds
+        joint[at] = pair_marg[link.cause][pair_of[at], link.state]
+        hyp[at] = link.hypothesis
+        in_complaint[at] = link.finding in complaint
+    value = odds * np.nan_to_num(joint) * ratio[pair_of]
+    np.add.at(expected, (cases, hyp), value)
+    np.add.at(disable, (cases[in_complaint], hyp[in_complaint]), value[in_complaint])
     return CounterfactualScores(disable, expected)
+
+
+def _lowest(model: Model, finding: str) -> int:
+    """The state of a noisy finding's lowest level (the engine's ``lower``), -1 for a finding not decomposed."""
+    net = model.compiled
+    dec = net.decompositions[net.index()[finding]] if net.decompositions is not None else None
+    return dec.order[0] if dec is not None and dec.order else -1

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from .counterfactual import counterfactual_scores
+from .counterfactual import counterfactual_findings, counterfactual_scores
 from .model import Model
 from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
-from .posteriors import posterior_matrix
+from .posteriors import posteriors_and_lowered
 from .results import Diagnosis, RankedCause
 
 __all__ = ["analyse_cases", "rank_order", "ranking_scores", "resolve_ranking", "triage_and_referral"]
@@ -60,8 +60,9 @@ def analyse_cases(
     n_pursued = resolve(function, "n_pursued", None)
     min_prob = resolve(function, "min_pursued_probability", None)
     n = len(observed)
-    matrix, log_z = posterior_matrix(model, likelihoods, n, labels)
-    cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
+    lower = counterfactual_findings(model) if ranking != "posterior" else []
+    matrix, log_z, lowered = posteriors_and_lowered(model, likelihoods, n, labels, lower)
+    cf = counterfactual_scores(model, likelihoods, log_z, n, lowered) if ranking != "posterior" else None
     if pursue is None and model.harm is not None:  # every cause, weighted by what missing it costs
         weights = model.harm.vector([h.id for h in model.hypotheses])
         everything = np.flatnonzero(weights > 0)

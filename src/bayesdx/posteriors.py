@@ -8,10 +8,18 @@ from typing import Any
 
 import numpy as np
 
+from .engine.network import Lowered
 from .exceptions import ImpossibleEvidenceError
 from .model import Model
 
-__all__ = ["add_presenting", "hypothesis_matrix", "observed_from_likelihoods", "posterior_matrix", "with_presenting"]
+__all__ = [
+    "add_presenting",
+    "hypothesis_matrix",
+    "observed_from_likelihoods",
+    "posterior_matrix",
+    "posteriors_and_lowered",
+    "with_presenting",
+]
 
 
 def with_presenting(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
@@ -48,11 +56,24 @@ def posterior_matrix(
     Returns the matrix and ``log P(e)`` per case. Raises :class:`ImpossibleEvidenceError` naming the cases
     (by ``labels`` where given, else by position) whose evidence has probability zero.
     """
-    post = model.engine.posterior(likelihoods, model.causes, n_cases)
+    matrix, log_z, _ = posteriors_and_lowered(model, likelihoods, n_cases, labels)
+    return matrix, log_z
+
+
+def posteriors_and_lowered(
+    model: Model,
+    likelihoods: Mapping[str, np.ndarray],
+    n_cases: int,
+    labels: Sequence[Any] | None = None,
+    lower: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray, dict[str, Lowered]]:
+    """:func:`posterior_matrix` and, from the same engine call, the cases with each finding of ``lower``
+    observed at its lowest level where the engine gives them (for the counterfactual scores)."""
+    post = model.engine.posterior(likelihoods, model.causes, n_cases, lower=lower)
     if post.impossible.any():
         where = np.flatnonzero(post.impossible)
         raise ImpossibleEvidenceError([labels[int(k)] if labels is not None else int(k) for k in where])
-    return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence
+    return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence, post.lowered
 
 
 def observed_from_likelihoods(model: Model, likelihoods: Mapping[str, np.ndarray], n: int) -> list[dict[str, str]]:

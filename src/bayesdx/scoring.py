@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .counterfactual import counterfactual_scores
+from .counterfactual import counterfactual_findings, counterfactual_scores
 from .evidence import KNOWN_ANNOTATIONS, likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .model import Model, _model_or_default
 from .pipeline import analyse_cases, rank_order, ranking_scores, resolve_ranking
-from .posteriors import add_presenting, observed_from_likelihoods, posterior_matrix, with_presenting
+from .posteriors import add_presenting, observed_from_likelihoods, posteriors_and_lowered, with_presenting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,8 +75,9 @@ def score_frame(
         return _with_annotations(empty, passed)
     data: dict[str, Any] = {}
     if not next_step:
-        matrix, log_z = posterior_matrix(model, likelihoods, n, list(index))
-        cf = counterfactual_scores(model, likelihoods, log_z, n) if ranking != "posterior" else None
+        lower = counterfactual_findings(model) if ranking != "posterior" else []
+        matrix, log_z, lowered = posteriors_and_lowered(model, likelihoods, n, list(index), lower)
+        cf = counterfactual_scores(model, likelihoods, log_z, n, lowered) if ranking != "posterior" else None
         scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement, None if cf is None else cf.expected_disablement)
         order = rank_order(scores, matrix)[:, :k]
         ids = np.array([h.id for h in model.hypotheses], dtype=object)

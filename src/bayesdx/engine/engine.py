@@ -118,6 +118,7 @@ class InferenceEngine:
         dtype: type = np.float64,
         row_case: np.ndarray | None = None,
         row_likelihoods: Mapping[str, np.ndarray] | None = None,
+        lower: Sequence[str] = (),
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -147,6 +148,10 @@ class InferenceEngine:
             its candidate next steps, say) share the work on the case's own evidence.
         row_likelihoods : mapping of str to numpy.ndarray, optional
             Per variable, ``(len(row_case), n_states)`` likelihoods that multiply the case's.
+        lower : sequence of str, optional
+            Noisy findings for which the result's ``lowered`` also gives each case with that finding observed
+            at its lowest level instead, where the case's signed terms give it at no extra contraction
+            (:class:`~bayesdx.engine.network.Lowered`; not with ``row_case``).
         """
         net = self.network
         if tables is None:
@@ -182,7 +187,11 @@ class InferenceEngine:
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
-                return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype)
+                unknown = [v for v in lower if v not in self._index]
+                if unknown:
+                    raise ValueError(f"lower names {unknown!r}, not variables of the network.")
+                low = [self._index[v] for v in lower if self._index[v] in leaves]
+                return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None

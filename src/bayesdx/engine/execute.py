@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .network import BatchPosterior, CompiledNetwork, Decomposition
+from .network import BatchPosterior, CompiledNetwork, Decomposition, Lowered
 from .plan import OperandKind, Program
 
 __all__ = ["UNSCALED_FLOOR", "finish", "passes", "run"]
@@ -28,6 +28,7 @@ def finish(
     route: str = "contraction",
     extended: np.ndarray | None = None,
     own_contraction: np.ndarray | None = None,
+    lowered: dict[str, Lowered] | None = None,
 ) -> BatchPosterior:
     """The result of a batch: log-evidence offsets applied, impossible cases flagged and their marginals NaN,
     and the route that computed it recorded."""
@@ -44,6 +45,7 @@ def finish(
         route,
         np.zeros(n, dtype=bool) if extended is None else extended,
         np.zeros(n, dtype=bool) if own_contraction is None else own_contraction,
+        lowered or {},
     )
 
 

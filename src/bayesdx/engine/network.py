@@ -4,12 +4,12 @@ of a batch (:class:`BatchPosterior`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-__all__ = ["BatchPosterior", "CompiledNetwork", "Decomposition"]
+__all__ = ["BatchPosterior", "CompiledNetwork", "Decomposition", "Lowered"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,31 @@ class Decomposition:
 
 
 @dataclass(frozen=True)
+class Lowered:
+    """Each case with one of its noisy findings observed at its lowest level instead, the rest unchanged.
+
+    Computed from the case's own signed terms (see :func:`~bayesdx.engine.quickscore.expand`): a finding
+    observed above its lowest level as two terms, one of which is its lowest level, splits each case's sum in
+    two, and the part of that term is the case with the finding observed at the lowest level.
+
+    Attributes
+    ----------
+    log_evidence : numpy.ndarray
+        ``log P(v at its lowest level, e without v)`` per case; ``-inf`` where not ``available``.
+    marginals : dict of str to numpy.ndarray
+        The targets' posterior marginals given that evidence, ``(n_cases, n_states)``; NaN where not ``available``.
+    available : numpy.ndarray of bool
+        Where it was computed: the case entered the finding as signed terms, one of them its lowest level,
+        and the partial sum met the error budget. Elsewhere, ask the engine for the case with the finding's
+        likelihood replaced.
+    """
+
+    log_evidence: np.ndarray
+    marginals: dict[str, np.ndarray]
+    available: np.ndarray
+
+
+@dataclass(frozen=True)
 class BatchPosterior:
     """Marginals of the requested variables for a batch of cases.
 
@@ -155,6 +180,9 @@ class BatchPosterior:
     own_contraction : numpy.ndarray of bool
         Per case (row): computed with its findings inside a contraction of its own (too many terms, or
         too much cancellation even in extended precision).
+    lowered : dict of str to Lowered
+        For the noisy findings asked as ``lower`` (see :meth:`~bayesdx.engine.InferenceEngine.posterior`), the
+        cases with that finding observed at its lowest level instead, where the case's terms give it.
     """
 
     marginals: dict[str, np.ndarray]
@@ -163,3 +191,4 @@ class BatchPosterior:
     route: str = "contraction"
     extended: np.ndarray | None = None
     own_contraction: np.ndarray | None = None
+    lowered: dict[str, Lowered] = field(default_factory=dict)

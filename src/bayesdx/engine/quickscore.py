@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .execute import finish
-from .network import BatchPosterior, CompiledNetwork
+from .network import BatchPosterior, CompiledNetwork, Lowered
 
 if TYPE_CHECKING:
     from .engine import InferenceEngine
@@ -53,6 +53,7 @@ def expand(
     row_case: np.ndarray | None = None,
     row_lam: Mapping[int, np.ndarray] | None = None,
     dtype: type = np.float64,
+    lower: Sequence[int] = (),
 ) -> BatchPosterior:
     """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
 
@@ -70,6 +71,11 @@ def expand(
     A case whose bound exceeds ``ERROR_BUDGET`` is recomputed in extended precision (``np.longdouble``,
     where the platform has it), and failing that, or with more than ``MAX_TERMS`` rows, through the
     pattern-splitting path, which keeps its findings inside the contraction.
+
+    ``lower`` (leaves; cases without rows only) also gives each case with that leaf observed at its lowest
+    level instead (:class:`~bayesdx.engine.network.Lowered`): where the leaf entered the case as signed
+    terms, one of them its lowest level ``t = 0``, the rows taking that term sum, with the coefficient
+    ``W[0, lowest] / a_0`` in place of ``a_0``, to exactly that case. Its own rounding bound is checked.
     """
     net = engine.network
     decs = net.decompositions
@@ -86,6 +92,7 @@ def expand(
     # each case's state of the variables it observes (one-hot likelihood), -1 elsewhere: a leaf's observed
     # parents are constants of the case, its other parents are free
     observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1) for v, a in lam.items()}
+    lower_coef: dict[int, np.ndarray] = {}  # per lowered leaf, W[0, lowest] / a_0 per case (0: not available)
 
     def fold(rows: np.ndarray, coef: np.ndarray, factors: Sequence[tuple[int, np.ndarray]]) -> None:
         """Multiply a single term into its cases: the coefficient, and a likelihood on each parent."""
@@ -112,6 +119,14 @@ def expand(
         scale = np.abs(a).max(axis=1)
         scale = np.where(scale > 0, scale, 1.0)
         a = a / scale[:, None]
+        if v in lower and row_case is None:
+            low = dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
+            if low[0] != 0 and np.count_nonzero(low) == 1:  # the lowest level's likelihood is the term t = 0 alone
+                with np.errstate(divide="ignore"):
+                    coef = np.where(a[:, 0] != 0, low[0] / (a[:, 0] * scale), 0.0)  # scaled back: the case's a_0
+                if tel is not None:
+                    coef[rows] = 0.0  # telescoped there: no term of its own
+                lower_coef[v] = coef
         case_log += np.log(scale)
         nonzero = a != 0
         count = nonzero.sum(axis=1)
@@ -152,9 +167,13 @@ def expand(
     target_names = [net.variables[t] for t in target_ids]
     marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
     log_z = np.full(units, -np.inf)
+    lowered_ok = {v: np.zeros(units, dtype=bool) for v in lower_coef}
+    lowered_log = {v: np.full(units, -np.inf) for v in lower_coef}
+    lowered_marg = {v: {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids} for v in lower_coef}
 
-    def case_terms(cases: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-        """The terms of ``cases``: where each case's start, their coefficients and (states, terms) likelihoods.
+    def case_terms(cases: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """The terms of ``cases``: where each case's start, their coefficients, (states, terms) likelihoods and
+        the level each term takes of every lowered leaf (-1: not one of its signed terms).
 
         Built in ``dtype``: the terms of a case differ, so their rounding errors are independent and
         need the precision.
@@ -167,12 +186,15 @@ def expand(
         term_coef = case_coef[term_case].astype(dtype)
         term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()}
         stride = np.ones(term_case.size, dtype=np.int64)
+        choice = {v: np.full(term_case.size, -1, dtype=np.int8) for v in lower_coef}
         for v, a, order, count in multi:
             c = count[term_case]
             sel = np.flatnonzero(c > 1)  # the terms of the cases where this leaf has several
             if not sel.size:
                 continue
             term = order[term_case[sel], (within[sel] // stride[sel]) % c[sel]]
+            if v in choice:
+                choice[v][sel] = term
             stride[sel] *= c[sel]
             term_coef[sel] *= a[term_case[sel], term]
             dec = decs[v]
@@ -203,7 +225,40 @@ def expand(
                 if p not in term_lam:
                     term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
                 term_lam[p][:, sel] *= factor[at, term].T
-        return term_start, term_coef, term_lam
+        return term_start, term_coef, term_lam, choice
+
+    def lowered_sums(
+        block: np.ndarray,
+        index: np.ndarray,
+        position: np.ndarray,
+        choice: Mapping[int, np.ndarray],
+        weight: np.ndarray,
+        error: np.ndarray,
+        terms_marg: Sequence[np.ndarray],
+        peak: np.ndarray,
+        eps: float,
+    ) -> None:
+        """The lowered leaves of the cases ``block``: the sums over the rows that take the lowest level's term."""
+        stacked = np.concatenate(terms_marg, axis=1)  # (rows, all targets' states)
+        widths = np.cumsum([0] + [m.shape[1] for m in terms_marg])
+        for v, picked in choice.items():
+            low = np.flatnonzero(picked[index] == 0)
+            if not low.size:
+                continue
+            at = position[low]  # each such row's case, as a position in the block (ascending)
+            first = np.flatnonzero(np.concatenate([[True], at[1:] != at[:-1]]))
+            unit = at[first]
+            z0 = np.add.reduceat(weight[low], first)
+            value = z0 * lower_coef[v][block[unit]]
+            fine = (value > 0) & (eps * np.add.reduceat(error[low], first) <= ERROR_BUDGET * np.abs(z0))
+            if not fine.any():
+                continue
+            cases = block[unit[fine]]
+            lowered_ok[v][cases] = True
+            lowered_log[v][cases] = peak[unit[fine]] + np.log(value[fine]) + case_log[cases]
+            joint = np.add.reduceat(stacked[low] * weight[low, None], first, axis=0)[fine] / z0[fine, None]
+            for k, t in enumerate(target_ids):
+                lowered_marg[v][t][cases] = joint[:, widths[k] : widths[k + 1]]
 
     def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
         """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
@@ -217,7 +272,7 @@ def expand(
             last = max(first + 1, int(np.searchsorted(ends, done + ROWS_PER_BLOCK, side="right")))
             block = todo[first:last]
             first = last
-            term_start, term_coef, term_lam = case_terms(np.unique(row_case[block]), dtype)
+            term_start, term_coef, term_lam, choice = case_terms(np.unique(row_case[block]), dtype)
             m = counts[block]
             starts = np.concatenate([[0], np.cumsum(m)[:-1]])
             rows = int(m.sum())
@@ -250,12 +305,16 @@ def expand(
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
                 log_z[block[keep]] += case_log[row_case[block[keep]]]
+                terms_marg = []
                 for t, name in zip(target_ids, target_names, strict=True):
                     m_t = post.marginals[name]
                     if post.impossible.any():  # NaN there, with weight 0
                         m_t = np.where(post.impossible[:, None], 0.0, m_t)
+                    terms_marg.append(m_t)
                     joint = np.add.reduceat(weight[:, None] * m_t, starts, axis=0)
                     marg[t][block[keep]] = (joint / z[:, None])[keep]
+            if choice:
+                lowered_sums(block, index, np.repeat(np.arange(block.size), m), choice, weight, error, terms_marg, finite_peak, eps)
         return np.concatenate(unstable) if unstable else np.zeros(0, dtype=np.int64)
 
     todo = np.flatnonzero((counts > 0) & (counts <= MAX_TERMS))  # no term: impossible
@@ -291,7 +350,15 @@ def expand(
         log_z[retry] = part.log_evidence
         for t, name in zip(target_ids, target_names, strict=True):
             marg[t][retry] = part.marginals[name]
-    return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own)
+    lowered = {
+        net.variables[v]: Lowered(
+            lowered_log[v].astype(np.float64),
+            {net.variables[t]: m.astype(np.float64) for t, m in lowered_marg[v].items()},
+            lowered_ok[v],
+        )
+        for v in lower_coef
+    }
+    return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own, lowered=lowered)
 
 
 def telescoped(
