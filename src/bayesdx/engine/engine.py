@@ -106,6 +106,7 @@ class InferenceEngine:
         everything = frozenset(range(len(network.variables)))
         self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
         self._runner: UniversalRunner | None = None
+        self._no_runner = False  # decided: a few cases do not take the universal route
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -160,6 +161,12 @@ class InferenceEngine:
             if a.shape != (n_cases, len(net.states[v])):
                 raise ValueError(f"Likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(n_cases, len(net.states[v]))}.")
         target_ids = [self._index[t] for t in targets]
+        if row_case is None and 0 < n_cases <= SMALL_BATCH and tables is net.tables and dtype is np.float64:
+            runner = self._universal()
+            if runner is not None and n_cases <= runner.max_cases:
+                done = runner.posterior(lam, target_ids, n_cases)
+                if done is not None:  # else a case needs rescaling: the passes below
+                    return finish(net, done[0], done[1], None, route="universal")
         if row_case is not None:
             row_case = np.asarray(row_case)
             if row_case.dtype.kind not in "iu":
@@ -229,10 +236,6 @@ class InferenceEngine:
         if program is None:
             program = self._program(carried_key)
         chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
-        if carried_key == self._universal_key and chunk == n_cases and tables is net.tables and dtype is np.float64:
-            done = self._universal(program).posterior(lam, target_ids, n_cases)
-            if done is not None:  # else a case needs rescaling: the passes below
-                return finish(net, done[0], done[1], None, route="universal")
         # A narrow chunk of large tables can cost more per case than one case at a time (einsum's inner loops
         # over a handful of cases: on mildew 4 at a time cost 3.6 times 1 at a time; on pathfinder's next-step
         # rows 5 at a time cost 0.7 times). Which wins is measured once per program, on the batch's own cases.
@@ -354,12 +357,18 @@ class InferenceEngine:
             dtype=dtype,
         )
 
-    def _universal(self, program: Program) -> UniversalRunner:
-        """The runner of the universal program with this engine's tables (built once)."""
-        runner = self._runner
-        if runner is None or runner.program is not program:
-            runner = self._runner = UniversalRunner(program, self.network.tables)
-        return runner
+    def _universal(self) -> UniversalRunner | None:
+        """The runner of the universal program with this engine's tables (built once), or None where a few
+        cases do not take the universal route (noisy CPDs, a large network, too large a program)."""
+        if self._no_runner:
+            return None
+        if self._runner is None:
+            if self._decomposable or not self._small_network or not self._affordable(self._universal_key):
+                self._no_runner = True
+                return None
+            program = self._program(self._universal_key)
+            self._runner = UniversalRunner(program, self.network.tables, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case))
+        return self._runner
 
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries)

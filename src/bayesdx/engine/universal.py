@@ -30,7 +30,7 @@ class _Tape(NamedTuple):
     """The steps one pattern runs: forward ``(node, inputs, spec)``; backward ``(node, plans)``."""
 
     forward: tuple[tuple[int, tuple[int, ...], str], ...]
-    backward: tuple[tuple[int, tuple[tuple[int, int, str, tuple[bool, ...] | None], ...]], ...]
+    backward: tuple[tuple[int, tuple[tuple[int, int, str, tuple[int, ...]], ...]], ...]  # (child, other, spec, axes it lacks)
 
 
 class UniversalRunner:
@@ -43,13 +43,16 @@ class UniversalRunner:
         universal program carries every variable as a likelihood).
     tables : sequence of numpy.ndarray
         The CPD tables the constant tables are computed from.
+    max_cases : int, default 64
+        The most cases the engine runs at once (its memory budget for the program's tables).
     """
 
-    def __init__(self, program: Program, tables: Sequence[np.ndarray]) -> None:
+    def __init__(self, program: Program, tables: Sequence[np.ndarray], max_cases: int = 64) -> None:
         if any(src.kind is not OperandKind.TABLE or src.hard_axes for src in program.sources):
             raise ValueError("The universal runner needs a program of plain CPD tables.")
         self.program = program
         self.tables = tables
+        self.max_cases = max_cases
         self._first_lambda = len(program.sources)
         self._lambda_node = {v: self._first_lambda + k for k, v in enumerate(program.lambda_vars)}
         values: list[np.ndarray] = [np.asarray(tables[src.variable], dtype=np.float64) for src in program.sources]
@@ -78,44 +81,53 @@ class UniversalRunner:
             computes with per-step rescaling.
         """
         columns: dict[int, np.ndarray] = {}
-        peaks: list[np.ndarray] = []
+        log_peak: np.ndarray | float = 0.0
         for v, a in lam.items():
-            if (a == 1.0).all():
-                continue  # the constant tables already hold it
-            column = np.ascontiguousarray(a.T, dtype=np.float64)  # (states, cases): the batch axis last
-            peak = column.max(axis=0)
-            peak = np.where(peak > 0, peak, 1.0)
-            peaks.append(peak)
-            columns[v] = column / peak
+            top = a.max()
+            if top == 1.0 and a.min() == 1.0:
+                continue  # unobserved in every case: the constant tables hold it
+            column = np.asarray(a.T, dtype=np.float64)  # (states, cases): the batch axis last
+            if top > 1.0:  # scaled to at most 1 per case, as UNSCALED_FLOOR assumes
+                peak = column.max(axis=0)
+                peak = np.where(peak > 0, peak, 1.0)
+                log_peak = log_peak + np.log(peak)
+                column = column / peak
+            columns[v] = column
         tape = self._tape(frozenset(columns), tuple(targets))
         values = list(self._constants)
+        node_of = self._lambda_node
         for v, column in columns.items():
-            values[self._lambda_node[v]] = column
+            values[node_of[v]] = column
         for node, ins, spec in tape.forward:
-            values[node] = np.einsum(spec, *(values[i] for i in ins))
-        root = np.broadcast_to(values[-1], (n,))
-        if not (root >= UNSCALED_FLOOR).all():
+            values[node] = np.einsum(spec, *[values[i] for i in ins])
+        root = values[-1]
+        if root.shape != (n,):
+            root = np.broadcast_to(root, (n,))
+        if not root.min() >= UNSCALED_FLOOR:  # also zero or NaN
             return None
-        log_z = np.log(root)
-        for peak in peaks:
-            log_z = log_z + np.log(peak)
+        log_z = np.log(root) + log_peak
         grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / root}
         for node, plans in tape.backward:
             g = grads.pop(node, None)
             if g is None:
                 continue
-            for child, other, spec, mask in plans:
+            for child, other, spec, lacking in plans:
                 dg = np.einsum(spec, g, values[other]) if other >= 0 else np.einsum(spec, g)
-                if mask is not None:  # the gradient does not vary along the axes it lacks: length one there
-                    dg = np.expand_dims(dg, tuple(k for k, keep in enumerate(mask) if not keep))
+                if lacking:  # the gradient does not vary along the axes it lacks: length one there
+                    dg = np.expand_dims(dg, lacking)
                 grads[child] = grads[child] + dg if child in grads else dg
         marg: dict[int, np.ndarray] = {}
         for t in targets:
-            node = self._lambda_node[t]
+            node = node_of[t]
             column = values[node]
             g = grads.pop(node, None)
-            m = np.zeros((column.shape[0], n)) if g is None else np.broadcast_to(column * g, (column.shape[0], n)).copy()
-            if t in columns:
+            shape = (column.shape[0], n)
+            if g is None:
+                m = np.zeros(shape)
+            elif t not in columns:  # its likelihood is all ones: the gradient is the marginal
+                m = g if g.shape == shape and g.flags.writeable else np.broadcast_to(g, shape).copy()
+            else:
+                m = np.broadcast_to(column * g, shape).copy()
                 onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
                 if onehot.any():
                     m[:, onehot] = column[:, onehot] != 0
@@ -148,7 +160,11 @@ class UniversalRunner:
         for _, node, plans in program.backward:
             if not wanted[node]:
                 continue
-            kept = tuple(plan for plan in plans if wanted[plan[0]])
+            kept = tuple(
+                (child, other, spec, () if mask is None else tuple(k for k, keep in enumerate(mask) if not keep))
+                for child, other, spec, mask in plans
+                if wanted[child]
+            )
             if kept:
                 backward.append((node, kept))
         tape = _Tape(tuple(forward), tuple(backward))
