@@ -175,19 +175,12 @@ def _diagnosis(
     expected: np.ndarray | None,
     **extra: Any,
 ) -> Diagnosis:
-    order = rank_order(ranking_scores(ranking, row, disablement, expected), row)
+    order = rank_order(ranking_scores(ranking, row, disablement, expected), row).tolist()
     hyps = model.hypotheses
-    causes = tuple(
-        RankedCause(
-            hyps[k].id,
-            hyps[k].node,
-            hyps[k].state,
-            float(row[k]),
-            None if disablement is None else float(disablement[k]),
-            None if expected is None else float(expected[k]),
-        )
-        for k in order
-    )
+    probability = row.tolist()  # Python floats, converted once
+    dis = [None] * len(hyps) if disablement is None else disablement.tolist()
+    exp = [None] * len(hyps) if expected is None else expected.tolist()
+    causes = tuple(RankedCause(hyps[k].id, hyps[k].node, hyps[k].state, probability[k], dis[k], exp[k]) for k in order)
     return Diagnosis(
         ranking=ranking,
         causes=causes,

@@ -118,13 +118,16 @@ def _vignette_layout(
     for name in (*ignore_columns, *([id_column] if id_column else [])):
         if name not in frame.columns:
             raise ValueError(f"The cases have no column {name!r}. Their columns are {', '.join(map(repr, frame.columns))}.")
-    frame = frame.drop(columns=list(ignore_columns))
+    if ignore_columns:  # (dropping nothing still costs pandas a copy of the frame)
+        frame = frame.drop(columns=list(ignore_columns))
     if id_column is None and "case_id" in frame.columns and "case_id" not in model.states:
         id_column = "case_id"
     if id_column is not None:
         frame = frame.set_index(id_column)
     notes = [c for c in frame.columns if c in KNOWN_ANNOTATIONS and c not in model.states]
-    return frame.drop(columns=notes), (frame[notes] if notes else None)
+    if not notes:
+        return frame, None
+    return frame.drop(columns=notes), frame[notes]
 
 
 def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.DataFrame:

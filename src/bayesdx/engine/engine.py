@@ -17,6 +17,7 @@ from .execute import finish, run
 from .network import BatchPosterior, CompiledNetwork
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
 from .quickscore import expand as expand_terms
+from .universal import UniversalRunner
 
 __all__ = ["InferenceEngine", "ProgramCache"]
 
@@ -104,6 +105,8 @@ class InferenceEngine:
         self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
         self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
+        self._runner: UniversalRunner | None = None
+        self._no_runner = False  # decided: a few cases do not take the universal route
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -163,6 +166,12 @@ class InferenceEngine:
             if a.shape != (n_cases, len(net.states[v])):
                 raise ValueError(f"Likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(n_cases, len(net.states[v]))}.")
         target_ids = [self._index[t] for t in targets]
+        if row_case is None and 0 < n_cases <= SMALL_BATCH and tables is net.tables and dtype is np.float64:
+            runner = self._universal()
+            if runner is not None and n_cases <= runner.max_cases:
+                done = runner.posterior(lam, target_ids, n_cases)
+                if done is not None:  # else a case needs rescaling: the passes below
+                    return finish(net, done[0], done[1], None, route="universal")
         if row_case is not None:
             row_case = np.asarray(row_case)
             if row_case.dtype.kind not in "iu":
@@ -393,6 +402,19 @@ class InferenceEngine:
             expand=expand,
             dtype=dtype,
         )
+
+    def _universal(self) -> UniversalRunner | None:
+        """The runner of the universal program with this engine's tables (built once), or None where a few
+        cases do not take the universal route (noisy CPDs, a large network, too large a program)."""
+        if self._no_runner:
+            return None
+        if self._runner is None:
+            if self._decomposable or not self._small_network or not self._affordable(self._universal_key):
+                self._no_runner = True
+                return None
+            program = self._program(self._universal_key)
+            self._runner = UniversalRunner(program, self.network.tables, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case))
+        return self._runner
 
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries)

@@ -1,0 +1,175 @@
+"""The universal program (every variable carried) run for a few cases, paying only for what they observe and
+what is asked.
+
+A forward step with no observed likelihood below it computes the same table for every case: it is computed
+once per engine, with every likelihood one, and reused (its batch axis has length one and broadcasts). The
+backward pass follows only the paths from the root to the targets' likelihoods: the gradients of the other
+likelihoods are never read. Which steps run is derived once per pattern of observed variables and targets,
+in Python over the program's steps, which costs far less than compiling a program for the pattern.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from threading import Lock
+from typing import NamedTuple
+
+import numpy as np
+
+from .execute import UNSCALED_FLOOR
+from .plan import OperandKind, Program
+
+__all__ = ["UniversalRunner"]
+
+#: Patterns (observed likelihoods, targets) whose pruned passes are kept per runner.
+MAX_TAPES = 1024
+
+
+class _Tape(NamedTuple):
+    """The steps one pattern runs: forward ``(node, inputs, spec)``; backward ``(node, plans)``."""
+
+    forward: tuple[tuple[int, tuple[int, ...], str], ...]
+    backward: tuple[tuple[int, tuple[tuple[int, int, str, tuple[int, ...]], ...]], ...]  # (child, other, spec, axes it lacks)
+
+
+class UniversalRunner:
+    """The universal program of one engine's tables, run pruned to each batch's evidence and targets.
+
+    Parameters
+    ----------
+    program : Program
+        A program without decomposed CPD operands and without variables taken at their state (the
+        universal program carries every variable as a likelihood).
+    tables : sequence of numpy.ndarray
+        The CPD tables the constant tables are computed from.
+    max_cases : int, default 64
+        The most cases the engine runs at once (its memory budget for the program's tables).
+    """
+
+    def __init__(self, program: Program, tables: Sequence[np.ndarray], max_cases: int = 64) -> None:
+        if any(src.kind is not OperandKind.TABLE or src.hard_axes for src in program.sources):
+            raise ValueError("The universal runner needs a program of plain CPD tables.")
+        self.program = program
+        self.tables = tables
+        self.max_cases = max_cases
+        self._first_lambda = len(program.sources)
+        self._lambda_node = {v: self._first_lambda + k for k, v in enumerate(program.lambda_vars)}
+        values: list[np.ndarray] = [np.asarray(tables[src.variable], dtype=np.float64) for src in program.sources]
+        values += [np.ones((int(tables[v].shape[0]), 1)) for v in program.lambda_vars]
+        for ins, spec, _ in program.forward:
+            values.append(np.einsum(spec, *(values[i] for i in ins)))
+        self._constants = values  # every node with every likelihood one; batch axes of length one
+        self._tapes: OrderedDict[tuple[frozenset[int], tuple[int, ...]], _Tape] = OrderedDict()
+        self._lock = Lock()
+
+    def posterior(self, lam: Mapping[int, np.ndarray], targets: Sequence[int], n: int) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
+        """Marginals of ``targets`` and ``log Z`` for ``n`` cases, or None where a case needs rescaling.
+
+        Parameters
+        ----------
+        lam : mapping of int to numpy.ndarray
+            Per variable, ``(n, states)`` likelihoods (variables not listed are unobserved).
+        targets : sequence of int
+        n : int
+
+        Returns
+        -------
+        (dict of int to numpy.ndarray, numpy.ndarray) or None
+            The ``(n, states)`` marginal of each target and ``log Z`` per case; None when some case's
+            probability of evidence comes out below ``UNSCALED_FLOOR`` (or zero), which the caller then
+            computes with per-step rescaling.
+        """
+        columns: dict[int, np.ndarray] = {}
+        log_peak: np.ndarray | float = 0.0
+        for v, a in lam.items():
+            top = a.max()
+            if top == 1.0 and a.min() == 1.0:
+                continue  # unobserved in every case: the constant tables hold it
+            column = np.asarray(a.T, dtype=np.float64)  # (states, cases): the batch axis last
+            if top > 1.0:  # scaled to at most 1 per case, as UNSCALED_FLOOR assumes
+                peak = column.max(axis=0)
+                peak = np.where(peak > 0, peak, 1.0)
+                log_peak = log_peak + np.log(peak)
+                column = column / peak
+            columns[v] = column
+        tape = self._tape(frozenset(columns), tuple(targets))
+        values = list(self._constants)
+        node_of = self._lambda_node
+        for v, column in columns.items():
+            values[node_of[v]] = column
+        for node, ins, spec in tape.forward:
+            values[node] = np.einsum(spec, *[values[i] for i in ins])
+        root = values[-1]
+        if root.shape != (n,):
+            root = np.broadcast_to(root, (n,))
+        if not root.min() >= UNSCALED_FLOOR:  # also zero or NaN
+            return None
+        log_z = np.log(root) + log_peak
+        grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / root}
+        for node, plans in tape.backward:
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            for child, other, spec, lacking in plans:
+                dg = np.einsum(spec, g, values[other]) if other >= 0 else np.einsum(spec, g)
+                if lacking:  # the gradient does not vary along the axes it lacks: length one there
+                    dg = np.expand_dims(dg, lacking)
+                grads[child] = grads[child] + dg if child in grads else dg
+        marg: dict[int, np.ndarray] = {}
+        for t in targets:
+            node = node_of[t]
+            column = values[node]
+            g = grads.pop(node, None)
+            shape = (column.shape[0], n)
+            if g is None:
+                m = np.zeros(shape)
+            elif t not in columns:  # its likelihood is all ones: the gradient is the marginal
+                m = g if g.shape == shape and g.flags.writeable else np.broadcast_to(g, shape).copy()
+            else:
+                m = np.broadcast_to(column * g, shape).copy()
+                onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+                if onehot.any():
+                    m[:, onehot] = column[:, onehot] != 0
+            marg[t] = m.T
+        return marg, log_z
+
+    def _tape(self, observed: frozenset[int], targets: tuple[int, ...]) -> _Tape:
+        """The forward steps with an observed likelihood below, and the backward steps towards the targets."""
+        key = (observed, targets)
+        with self._lock:
+            tape = self._tapes.get(key)
+            if tape is not None:
+                self._tapes.move_to_end(key)
+                return tape
+        program = self.program
+        n_inputs = len(program.operands)
+        active = [False] * n_inputs
+        wanted = [False] * n_inputs
+        for v in observed:
+            active[self._lambda_node[v]] = True
+        for t in targets:
+            wanted[self._lambda_node[t]] = True
+        forward = []
+        for step, (ins, spec, _) in enumerate(program.forward):
+            active.append(any(active[i] for i in ins))
+            wanted.append(any(wanted[i] for i in ins))
+            if active[-1]:
+                forward.append((n_inputs + step, ins, spec))
+        backward = []
+        for _, node, plans in program.backward:
+            if not wanted[node]:
+                continue
+            kept = tuple(
+                (child, other, spec, () if mask is None else tuple(k for k, keep in enumerate(mask) if not keep))
+                for child, other, spec, mask in plans
+                if wanted[child]
+            )
+            if kept:
+                backward.append((node, kept))
+        tape = _Tape(tuple(forward), tuple(backward))
+        with self._lock:
+            self._tapes[key] = tape
+            if len(self._tapes) > MAX_TAPES:
+                self._tapes.popitem(last=False)
+        return tape
