@@ -89,7 +89,9 @@ def test_quick_benchmark_checks_agreement_and_writes_the_table(bench, quick):
     ]
     assert len(body) == len(expected)
     assert "| network | workload | task | batch |" in table
-    assert "peak memory" in table
+    assert "peak RSS of a fresh process" in table
+    assert results.memory  # measured in a child process: its peak, and what the call added to it
+    assert all(m["peak_mib"] > 0 and m["growth_mib"] >= 0 and m["cases"] >= 2 for m in results.memory)
 
 
 def test_quick_benchmark_runs_the_vignette_workload(bench, quick):
