@@ -515,3 +515,33 @@ def test_score_with_next_step_equals_rank_causes_case_by_case_on_dev_vignettes(m
         assert got["triage"] == dx.triage, label
         assert got["referral"] == dx.referral, label
         assert got["cause_1"] == dx.causes[0].id, label
+
+
+# ---------------------------------------------------------------------- vignette-shaped cases (issue 16)
+def test_vignettes_whose_terms_cancel_match_variable_elimination_posteriors_and_eig(model, bundled_ve, ve_reference):
+    """Development vignettes with many positive findings, chosen because their signed terms cancel past double
+    precision (the engine redid them in extended precision): every posterior against VariableElimination, and
+    the EIG of a few candidates of each (a question, a graded test, an examination) against the brute force."""
+    from bayesdx.evaluation.vignettes import read_vignettes
+    from bayesdx.evidence import likelihoods_from_evidence
+    from bayesdx.posteriors import add_presenting
+
+    cases = [dict(e) for e in read_vignettes(DEV, model).evidence]
+    lik = add_presenting(model, likelihoods_from_evidence(model, cases), len(cases))
+    post = model.engine.posterior(lik, model.causes, len(cases))
+    extended = [k for k in np.flatnonzero(post.extended) if "abnormal" not in cases[k].values()]
+    assert len(extended) >= 5  # 8 of the 87 at the time of writing
+    for k in extended[:6]:
+        evidence = _with_presenting(model, cases[k])
+        positives = sum(s != model.normal_states.get(v) for v, s in cases[k].items() if v in model.findings)
+        assert positives >= 3
+        dx = bayesdx.rank_causes(cases[k], model=model)
+        expected = ve_reference(model.network, model, evidence)
+        assert_allclose([dx.probability(h) for h in expected], list(expected.values()), atol=1e-9, rtol=0, err_msg=str(k))
+    for k in extended[:2]:
+        evidence = _with_presenting(model, cases[k])
+        dx = bayesdx.rank_causes(cases[k], model=model)
+        only = [x for x in ("electromyography", "neurological_exam", "fever", "creatine_kinase", "blood_magnesium") if x not in evidence]
+        reference = brute_force_eig(model, bundled_ve, evidence, dx.pursued, only=only, weights=_harm_weights())
+        steps = _steps(dx)
+        assert_allclose([steps[x].expected_information_gain for x in only], [reference[x] for x in only], atol=1e-9, rtol=0)
