@@ -173,3 +173,21 @@ def test_observed_causes_tie_at_one_and_keep_the_model_order(graded_model, funct
         row = bayesdx.score([case], model=graded_model, top_k=2).iloc[0]
         ranked = [(row["cause_1"], row["probability_1"]), (row["cause_2"], row["probability_2"])]
     assert ranked == [("infection", 1.0), ("toxin", 1.0)]
+
+
+def test_wide_result_frames_are_built_in_blocks_with_the_same_columns_and_dtypes(bundled_model, monkeypatch):
+    """score's result frame is built from two blocks when it has many ranked columns (faster); the frame, its
+    column order and dtypes are the same as column by column, with and without the next-step columns."""
+    from bayesdx import scoring
+
+    cases = pd.DataFrame(
+        [{"painful_cramps": "yes"}, {"fever": "yes", "loss_of_consciousness": "yes"}, {"age_group": "child"}], index=["a", "a", "b"]
+    )  # a repeated case id: the blocks are joined on positions
+    for next_step in (False, True):
+        monkeypatch.setattr(scoring, "WIDE_FRAME", 10**6)
+        by_column = bayesdx.score(cases, model=bundled_model, top_k=20, next_step=next_step)
+        monkeypatch.setattr(scoring, "WIDE_FRAME", 0)
+        in_blocks = bayesdx.score(cases, model=bundled_model, top_k=20, next_step=next_step)
+        pd.testing.assert_frame_equal(in_blocks, by_column)
+        assert in_blocks["cause_1"].dtype == object
+        assert in_blocks["probability_20"].dtype == np.float64

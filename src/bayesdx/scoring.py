@@ -130,12 +130,29 @@ def _vignette_layout(
     return frame.drop(columns=notes), frame[notes]
 
 
+#: Above this many columns the result frame is built from two blocks (below, a Series per column is faster).
+WIDE_FRAME = 30
+
+
 def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.DataFrame:
     """The result frame, text columns as object dtype whatever their content (pandas would infer a string
     dtype for some batches and object for others, so results would depend on how cases are split)."""
     import pandas as pd
 
     numeric = ("probability", "score", "next_step_value", "should_stop")
+    ranked = [c for c in columns if c.startswith(("cause_", "probability_", "score_"))]
+    if len(ranked) > WIDE_FRAME:  # one block of text, one of numbers: a Series per column cost 5 ms at 228 columns
+        text = [c for c in ranked if c.startswith("cause_")]
+        numbers = [c for c in ranked if not c.startswith("cause_")]
+        rest = [c for c in columns if c not in set(ranked)]
+        plain = pd.RangeIndex(len(index))  # joined on positions (case ids may repeat), then labelled
+        blocks: list[pd.DataFrame | pd.Series] = [
+            pd.DataFrame(np.column_stack([np.asarray(data[c], dtype=object) for c in text]), index=plain, columns=text, dtype=object),
+            pd.DataFrame(np.column_stack([np.asarray(data[c], dtype=float) for c in numbers]), index=plain, columns=numbers),
+        ]
+        if rest:
+            blocks.append(_frame({c: data[c] for c in rest}, plain, rest))
+        return blocks[0].join(blocks[1:]).reindex(columns=list(columns)).set_axis(index)
     return pd.DataFrame(
         {
             c: pd.Series(
