@@ -9,7 +9,9 @@ opt_einsum's ``PathInfo``.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -214,17 +216,20 @@ def compile_program(
         path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimize)
     steps = []
     slots = list(operands)
+    held: dict[int, int] = {}  # index -> how many tables in ``slots`` hold it
+    for op in operands:
+        for i in op:
+            held[i] = held.get(i, 0) + 1
     entries = 0
     largest = 1
     for contracted in _pairwise(path, len(operands)):
         inputs = [slots[k] for k in contracted]
         for k in sorted(contracted, reverse=True):
             del slots[k]
-        remaining = {i for op in slots for i in op} | {_BATCH}
-        seen: list[int] = []
         for op in inputs:
-            seen.extend(i for i in op if i not in seen)
-        out = tuple(i for i in seen if i in remaining)
+            for i in op:
+                held[i] -= 1
+        out = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i == _BATCH or held[i])
         if _BATCH in out:  # the batch axis always last: contiguous inner loops over cases
             out = (*[i for i in out if i != _BATCH], _BATCH)
         size = math.prod(cards[i] for i in out if i != _BATCH)
@@ -233,6 +238,8 @@ def compile_program(
             entries += size
         steps.append((tuple(contracted), out))
         slots.append(out)
+        for i in out:
+            held[i] += 1
     if largest > max_entries:
         names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
         raise ModelTooLargeError(largest, max_entries, f"(variables carrying evidence: {names}) ")
@@ -255,61 +262,76 @@ def compile_program(
 def _elimination_path(operands: Sequence[tuple[int, ...]], cards: Mapping[int, int]) -> list[tuple[int, ...]]:
     """A pairwise contraction path from a min-weight variable elimination order.
 
-    Repeatedly picks the index (never the batch axis) whose operands, merged, make the smallest table,
-    and contracts those operands pairwise, smallest first. As in ``_compile``, an index is summed out in
-    the step after which no other operand holds it. Positions follow opt_einsum's convention.
+    Repeatedly picks the index (never the batch axis) whose operands, merged, make the smallest table
+    (ties: fewer indices, then the smaller index id), and contracts those operands pairwise, smallest first
+    (ties: the older table). As in ``_compile``, an index is summed out in the step after which no other
+    operand holds it. Positions follow opt_einsum's convention.
+
+    The merged size of an index only changes when a table holding it is contracted, so the costs live in a
+    heap and only those of the indices of contracted tables are recomputed before the next pick.
     """
+    card = {i: 1 if i == _BATCH else c for i, c in cards.items()}
     ops: dict[int, tuple[int, ...]] = dict(enumerate(operands))  # table id -> its indices
-    alive = list(range(len(operands)))  # table ids in opt_einsum's list order
+    sizes = {k: math.prod(card[i] for i in op) for k, op in ops.items()}  # table id -> entries per case
+    alive = list(range(len(operands)))  # table ids in opt_einsum's list order, which is increasing id order
     holders: dict[int, set[int]] = {}
     for k, op in ops.items():
         for i in op:
             holders.setdefault(i, set()).add(k)
     next_id = len(operands)
     path: list[tuple[int, ...]] = []
-    cost: dict[int, tuple[int, int]] = {}
-
-    def size(indices: Iterable[int]) -> int:
-        return math.prod(cards[i] for i in indices if i != _BATCH)
+    cost: dict[int, tuple[int, int]] = {}  # index -> (merged size, number of merged indices), when current
+    heap: list[tuple[int, int, int]] = []  # (merged size, number of merged indices, index); stale entries stay
+    dirty = set(holders)  # indices whose cost must be recomputed before the next pick
 
     def contract(ids: Sequence[int]) -> None:
         nonlocal next_id
-        path.append(tuple(alive.index(k) for k in ids))
+        path.append(tuple(bisect.bisect_left(alive, k) for k in ids))
         inputs = [ops.pop(k) for k in ids]
         for k, op in zip(ids, inputs, strict=True):
-            alive.remove(k)
+            del alive[bisect.bisect_left(alive, k)]
+            del sizes[k]
             for i in op:
                 holders[i].discard(k)
         merged = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i == _BATCH or holders[i])
         ops[next_id] = merged
+        sizes[next_id] = math.prod(card[i] for i in merged)
         alive.append(next_id)
         for i in merged:
             holders[i].add(next_id)
         for op in inputs:  # the merged size of every index these tables held may have changed
-            for i in op:
-                cost.pop(i, None)
+            dirty.update(op)
         next_id += 1
 
-    def index_cost(v: int) -> tuple[int, int]:
-        c = cost.get(v)
-        if c is None:
-            union = {i for k in holders[v] for i in ops[k]}
-            c = cost[v] = (size(union), len(union))
-        return c
+    def smallest(ids: Iterable[int]) -> list[int]:
+        return sorted(ids, key=lambda k: (sizes[k], k))[:2]
 
     while True:
-        remaining = [i for i, h in holders.items() if h and i != _BATCH]
-        if not remaining:
+        for v in dirty:
+            h = holders[v]
+            if v == _BATCH or not h:
+                continue
+            if len(h) == 1:
+                (k,) = h
+                c = (sizes[k], len(ops[k]))
+            else:
+                union = set().union(*(ops[k] for k in h))
+                c = (math.prod(card[i] for i in union), len(union))
+            if cost.get(v) != c:
+                cost[v] = c
+                heapq.heappush(heap, (*c, v))
+        dirty.clear()
+        while heap and (not holders[heap[0][2]] or cost[heap[0][2]] != heap[0][:2]):
+            heapq.heappop(heap)  # eliminated, or its cost has changed since
+        if not heap:
             break
-        best = min(remaining, key=lambda v: (*index_cost(v), v))
+        best = heap[0][2]
         while len(holders[best]) > 1:
-            pair = sorted(holders[best], key=lambda k: (size(ops[k]), k))[:2]
-            contract(pair)
+            contract(smallest(holders[best]))
         if holders[best]:
             contract([next(iter(holders[best]))])  # the index lives in one table only: sum it out there
     while len(alive) > 1:
-        pair = sorted(alive, key=lambda k: (size(ops[k]), k))[:2]
-        contract(pair)
+        contract(smallest(alive))
     return path
 
 
