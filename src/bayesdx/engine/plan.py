@@ -304,7 +304,7 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
                 (k,) = h
                 c = (sizes[k], len(ops[k]))
             else:
-                union = set().union(*(ops[k] for k in h))
+                union = set().union(*[ops[k] for k in h])
                 c = (math.prod(map(card.__getitem__, union)), len(union))
             if cost.get(v) != c:
                 cost[v] = c
@@ -319,8 +319,11 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
             contract(smallest(holders[best]))
         if holders[best]:
             contract(list(holders[best]))  # the index lives in one table only: sum it out there
-    while len(alive) > 1:
-        contract(smallest(alive))
+    rest = [(sizes[k], k) for k in alive]  # the tables left hold the batch axis at most: join them, smallest first
+    heapq.heapify(rest)
+    while len(rest) > 1:
+        contract([heapq.heappop(rest)[1], heapq.heappop(rest)[1]])
+        heapq.heappush(rest, (sizes[next_id - 1], next_id - 1))
     return steps
 
 
@@ -390,4 +393,4 @@ def _einsum(inputs: Sequence[str], out: str) -> str:
     in order of first appearance in the inputs (which hold every index of ``out``)."""
     ids = dict.fromkeys("".join(inputs))
     letters = _LETTERS if len(ids) <= len(_LETTERS) else map(_letter, range(len(ids)))
-    return (",".join(inputs) + "->" + out).translate(str.maketrans(dict(zip(ids, letters, strict=False))))
+    return (",".join(inputs) + "->" + out).translate(dict(zip(map(ord, ids), letters, strict=False)))
