@@ -113,15 +113,18 @@ class Program:
 
 
 def _tape(
-    operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], first_lambda: int
+    operands: Sequence[tuple[int, ...]],
+    texts: Sequence[str],
+    steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    first_lambda: int,
 ) -> tuple[tuple, tuple]:
     """Einsum specs of the forward and backward passes, built once per program.
 
-    Operands from ``first_lambda`` on are the likelihoods; the backward pass only follows nodes with a
-    likelihood below them.
+    ``texts`` are the operands' :func:`_text`. Operands from ``first_lambda`` on are the likelihoods; the
+    backward pass only follows nodes with a likelihood below them.
     """
     indices = list(operands)
-    text = [_text(op) for op in operands]  # each node's indices as a string, for lettering (see _einsum)
+    text = list(texts)  # each node's indices as a string, for lettering (see _einsum)
     has_lambda = [k >= first_lambda for k in range(len(operands))]
     slot_nodes = list(range(len(operands)))
     forward = []
@@ -132,7 +135,7 @@ def _tape(
         for k in sorted(contracted, reverse=True):
             del slot_nodes[k]
         out_text = _text(out)
-        forward.append((ins, _einsum([text[i] for i in ins], out_text), bool(out) and out[-1] == _BATCH))
+        forward.append((ins, _einsum(tuple([text[i] for i in ins]), out_text), bool(out) and out[-1] == _BATCH))
         step_inputs.append(ins)
         indices.append(out)
         text.append(out_text)
@@ -155,7 +158,7 @@ def _tape(
             available = {*result, *io}
             kept = tuple([i for i in target if i in available])
             kept_text = text[child] if len(kept) == len(target) else _text(kept)
-            spec = _einsum([text[node], text[other]] if other >= 0 else [text[node]], kept_text)
+            spec = _einsum((text[node], text[other]) if other >= 0 else (text[node],), kept_text)
             mask = None if len(kept) == len(target) else tuple([i in available for i in target])
             plans.append((child, other, spec, mask))
         backward.append((step, node, tuple(plans)))
@@ -208,8 +211,9 @@ def compile_program(
             operands[k] = (*[i for i in op if i not in hard], _BATCH)
             sources[k] = source._replace(hard_axes=axes)
     operands += [(v, _BATCH) for v in lambda_vars]
-    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
-    equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
+    texts = [_text(op) for op in operands]
+    symbols = {_FIRST + i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
+    equation = (",".join(texts) + "->" + _text((_BATCH,))).translate(symbols)
     if len(operands) == 1:
         steps = _replay([(0,)], operands)
     elif optimize == "elimination":
@@ -225,7 +229,7 @@ def compile_program(
     if largest > max_entries:
         names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
         raise ModelTooLargeError(largest, max_entries, f"(variables carrying evidence: {names}) ")
-    forward, backward = _tape(operands, steps, len(sources))
+    forward, backward = _tape(operands, texts, steps, len(sources))
     gathered = sum(math.prod(map(card.__getitem__, op)) for op, src in zip(operands, sources, strict=False) if src.hard_axes)
     return Program(
         operands=tuple(operands),
@@ -271,20 +275,22 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
     def contract(ids: list[int]) -> None:
         nonlocal next_id
         ids.sort()  # in list order, as _replay takes them
-        positions = [bisect.bisect_left(alive, k) for k in ids]
-        for p in reversed(positions):
+        positions = tuple([bisect.bisect_left(alive, k) for k in ids])
+        for p in positions[::-1]:
             del alive[p]
-        inputs = [ops.pop(k) for k in ids]
-        for k, op in zip(ids, inputs, strict=True):
+        held: tuple[int, ...] = ()  # the inputs' indices, in order
+        for k in ids:
+            op = ops.pop(k)
             del sizes[k]
+            held += op
             for i in op:
                 holders[i].discard(k)
-        seen = dict.fromkeys(itertools.chain.from_iterable(inputs))
+        seen = dict.fromkeys(held)
         dirty.update(seen)  # the merged size of every index these tables held may have changed
         out = tuple([i for i in seen if i != _BATCH and holders[i]])
         if _BATCH in seen:  # the batch axis always last
             out = (*out, _BATCH)
-        steps.append((tuple(positions), out))
+        steps.append((positions, out))
         ops[next_id] = out
         sizes[next_id] = math.prod(map(card.__getitem__, out))
         alive.append(next_id)
@@ -304,7 +310,7 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
                 (k,) = h
                 c = (sizes[k], len(ops[k]))
             else:
-                union = set().union(*[ops[k] for k in h])
+                union = set(itertools.chain.from_iterable([ops[k] for k in h]))
                 c = (math.prod(map(card.__getitem__, union)), len(union))
             if cost.get(v) != c:
                 cost[v] = c
@@ -388,7 +394,7 @@ def _text(indices: Iterable[int]) -> str:
     return "".join([chr(_FIRST + i) for i in indices])
 
 
-def _einsum(inputs: Sequence[str], out: str) -> str:
+def _einsum(inputs: tuple[str, ...], out: str) -> str:
     """The einsum spec ``inputs->out`` of index texts (see :func:`_text`), each index lettered ``a``, ``b``, ...
     in order of first appearance in the inputs (which hold every index of ``out``)."""
     ids = dict.fromkeys("".join(inputs))
