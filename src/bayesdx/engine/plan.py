@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import heapq
 import itertools
 import math
@@ -394,9 +395,12 @@ def _text(indices: Iterable[int]) -> str:
     return "".join([chr(_FIRST + i) for i in indices])
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _einsum(inputs: tuple[str, ...], out: str) -> str:
     """The einsum spec ``inputs->out`` of index texts (see :func:`_text`), each index lettered ``a``, ``b``, ...
-    in order of first appearance in the inputs (which hold every index of ``out``)."""
+    in order of first appearance in the inputs (which hold every index of ``out``).
+
+    Cached: the programs of one network's evidence patterns contract many of the same tables."""
     ids = dict.fromkeys("".join(inputs))
     letters = _LETTERS if len(ids) <= len(_LETTERS) else map(_letter, range(len(ids)))
     return (",".join(inputs) + "->" + out).translate(dict(zip(map(ord, ids), letters, strict=False)))
