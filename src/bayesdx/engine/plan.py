@@ -9,7 +9,11 @@ opt_einsum's ``PathInfo``.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
+import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,34 +114,39 @@ class Program:
 
 
 def _tape(
-    operands: Sequence[tuple[int, ...]], steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], first_lambda: int
+    operands: Sequence[tuple[int, ...]],
+    texts: Sequence[str],
+    steps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    first_lambda: int,
 ) -> tuple[tuple, tuple]:
     """Einsum specs of the forward and backward passes, built once per program.
 
-    Operands from ``first_lambda`` on are the likelihoods; the backward pass only follows nodes with a
-    likelihood below them.
+    ``texts`` are the operands' :func:`_text`. Operands from ``first_lambda`` on are the likelihoods; the
+    backward pass only follows nodes with a likelihood below them.
     """
     indices = list(operands)
+    text = list(texts)  # each node's indices as a string, for lettering (see _einsum)
     has_lambda = [k >= first_lambda for k in range(len(operands))]
     slot_nodes = list(range(len(operands)))
     forward = []
     step_inputs = []
     for contracted, out in steps:
-        ins = tuple(slot_nodes[k] for k in contracted)
-        has_lambda.append(any(has_lambda[i] for i in ins))
+        ins = tuple([slot_nodes[k] for k in contracted])
+        has_lambda.append(True in [has_lambda[i] for i in ins])
         for k in sorted(contracted, reverse=True):
             del slot_nodes[k]
-        letters = _letters(*(indices[i] for i in ins), out)
-        spec = _spec(letters, *(indices[i] for i in ins), out)
-        forward.append((ins, spec, bool(out) and out[-1] == _BATCH))
+        out_text = _text(out)
+        forward.append((ins, _einsum(tuple([text[i] for i in ins]), out_text), bool(out) and out[-1] == _BATCH))
         step_inputs.append(ins)
         indices.append(out)
+        text.append(out_text)
         slot_nodes.append(len(indices) - 1)
     backward = []
     n_inputs = len(operands)
     for step in range(len(steps) - 1, -1, -1):
         node = n_inputs + step
-        if not (indices[node] and indices[node][-1] == _BATCH):
+        result = indices[node]
+        if not (result and result[-1] == _BATCH):
             continue
         ins = step_inputs[step]
         plans = []
@@ -147,11 +156,11 @@ def _tape(
                 continue  # no lambda below this table
             other = ins[1 - pos] if len(ins) == 2 else -1
             io = indices[other] if other >= 0 else ()
-            available = set(indices[node]) | set(io)
-            kept = tuple(i for i in target if i in available)
-            letters = _letters(indices[node], io, kept)
-            spec = _spec(letters, indices[node], io, kept) if other >= 0 else _spec(letters, indices[node], kept)
-            mask = None if len(kept) == len(target) else tuple(i in available for i in target)
+            available = {*result, *io}
+            kept = tuple([i for i in target if i in available])
+            kept_text = text[child] if len(kept) == len(target) else _text(kept)
+            spec = _einsum((text[node], text[other]) if other >= 0 else (text[node],), kept_text)
+            mask = None if len(kept) == len(target) else tuple([i in available for i in target])
             plans.append((child, other, spec, mask))
         backward.append((step, node, tuple(plans)))
     return tuple(forward), tuple(backward)
@@ -203,41 +212,26 @@ def compile_program(
             operands[k] = (*[i for i in op if i not in hard], _BATCH)
             sources[k] = source._replace(hard_axes=axes)
     operands += [(v, _BATCH) for v in lambda_vars]
-    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
-    equation = ",".join("".join(symbols[i] for i in op) for op in operands) + "->" + symbols[_BATCH]
-    shapes = [tuple(cards[i] for i in op) for op in operands]
+    texts = [_text(op) for op in operands]
+    symbols = {_FIRST + i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
+    equation = (",".join(texts) + "->" + _text((_BATCH,))).translate(symbols)
     if len(operands) == 1:
-        path: list[tuple[int, ...]] = [(0,)]
+        steps = _replay([(0,)], operands)
     elif optimize == "elimination":
-        path = _elimination_path(operands, cards)
+        steps = _elimination_steps(operands, cards)
     else:
+        shapes = [tuple(cards[i] for i in op) for op in operands]
         path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimize)
-    steps = []
-    slots = list(operands)
-    entries = 0
-    largest = 1
-    for contracted in _pairwise(path, len(operands)):
-        inputs = [slots[k] for k in contracted]
-        for k in sorted(contracted, reverse=True):
-            del slots[k]
-        remaining = {i for op in slots for i in op} | {_BATCH}
-        seen: list[int] = []
-        for op in inputs:
-            seen.extend(i for i in op if i not in seen)
-        out = tuple(i for i in seen if i in remaining)
-        if _BATCH in out:  # the batch axis always last: contiguous inner loops over cases
-            out = (*[i for i in out if i != _BATCH], _BATCH)
-        size = math.prod(cards[i] for i in out if i != _BATCH)
-        largest = max(largest, size)
-        if _BATCH in out:
-            entries += size
-        steps.append((tuple(contracted), out))
-        slots.append(out)
+        steps = _replay(path, operands)
+    card = {**cards, _BATCH: 1}  # entries per case
+    sizes = [math.prod(map(card.__getitem__, out)) for _, out in steps]
+    largest = max([1, *sizes])
+    entries = sum([size for size, (_, out) in zip(sizes, steps, strict=True) if out and out[-1] == _BATCH])
     if largest > max_entries:
         names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
         raise ModelTooLargeError(largest, max_entries, f"(variables carrying evidence: {names}) ")
-    forward, backward = _tape(operands, steps, len(sources))
-    gathered = sum(math.prod(cards[i] for i in op if i != _BATCH) for op, src in zip(operands, sources, strict=False) if src.hard_axes)
+    forward, backward = _tape(operands, texts, steps, len(sources))
+    gathered = sum(math.prod(map(card.__getitem__, op)) for op, src in zip(operands, sources, strict=False) if src.hard_axes)
     return Program(
         operands=tuple(operands),
         sources=tuple(sources),
@@ -252,65 +246,119 @@ def compile_program(
     )
 
 
-def _elimination_path(operands: Sequence[tuple[int, ...]], cards: Mapping[int, int]) -> list[tuple[int, ...]]:
-    """A pairwise contraction path from a min-weight variable elimination order.
+def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Pairwise contraction steps ``(input positions, output indices)`` from a min-weight elimination order.
 
-    Repeatedly picks the index (never the batch axis) whose operands, merged, make the smallest table,
-    and contracts those operands pairwise, smallest first. As in ``_compile``, an index is summed out in
-    the step after which no other operand holds it. Positions follow opt_einsum's convention.
+    Repeatedly picks the index (never the batch axis) whose operands, merged, make the smallest table
+    (ties: fewer indices, then the smaller index id), and contracts those operands pairwise, smallest first
+    (ties: the older table). As in ``_compile``, an index is summed out in the step after which no other
+    operand holds it. Positions follow opt_einsum's convention (the inputs leave the list, the output is
+    appended); the steps are those :func:`_replay` makes of this path.
+
+    The merged size of an index only changes when a table holding it is contracted, so the costs live in a
+    heap and only those of the indices of contracted tables are recomputed before the next pick. Tables
+    keep increasing ids, so a table's position is its rank among the live ids.
     """
+    card = {i: 1 if i == _BATCH else c for i, c in cards.items()}
     ops: dict[int, tuple[int, ...]] = dict(enumerate(operands))  # table id -> its indices
-    alive = list(range(len(operands)))  # table ids in opt_einsum's list order
+    sizes = {k: math.prod(map(card.__getitem__, op)) for k, op in ops.items()}  # table id -> entries per case
+    alive = list(range(len(operands)))  # table ids in opt_einsum's list order, which is increasing id order
     holders: dict[int, set[int]] = {}
     for k, op in ops.items():
         for i in op:
             holders.setdefault(i, set()).add(k)
     next_id = len(operands)
-    path: list[tuple[int, ...]] = []
-    cost: dict[int, tuple[int, int]] = {}
+    steps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    cost: dict[int, tuple[int, int]] = {}  # index -> (merged size, number of merged indices), when current
+    heap: list[tuple[int, int, int]] = []  # (merged size, number of merged indices, index); stale entries stay
+    dirty = set(holders)  # indices whose cost must be recomputed before the next pick
 
-    def size(indices: Iterable[int]) -> int:
-        return math.prod(cards[i] for i in indices if i != _BATCH)
-
-    def contract(ids: Sequence[int]) -> None:
+    def contract(ids: list[int]) -> None:
         nonlocal next_id
-        path.append(tuple(alive.index(k) for k in ids))
-        inputs = [ops.pop(k) for k in ids]
-        for k, op in zip(ids, inputs, strict=True):
-            alive.remove(k)
+        ids.sort()  # in list order, as _replay takes them
+        positions = tuple([bisect.bisect_left(alive, k) for k in ids])
+        for p in positions[::-1]:
+            del alive[p]
+        held: tuple[int, ...] = ()  # the inputs' indices, in order
+        for k in ids:
+            op = ops.pop(k)
+            del sizes[k]
+            held += op
             for i in op:
                 holders[i].discard(k)
-        merged = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i == _BATCH or holders[i])
-        ops[next_id] = merged
+        seen = dict.fromkeys(held)
+        dirty.update(seen)  # the merged size of every index these tables held may have changed
+        out = tuple([i for i in seen if i != _BATCH and holders[i]])
+        if _BATCH in seen:  # the batch axis always last
+            out = (*out, _BATCH)
+        steps.append((positions, out))
+        ops[next_id] = out
+        sizes[next_id] = math.prod(map(card.__getitem__, out))
         alive.append(next_id)
-        for i in merged:
+        for i in out:
             holders[i].add(next_id)
-        for op in inputs:  # the merged size of every index these tables held may have changed
-            for i in op:
-                cost.pop(i, None)
         next_id += 1
 
-    def index_cost(v: int) -> tuple[int, int]:
-        c = cost.get(v)
-        if c is None:
-            union = {i for k in holders[v] for i in ops[k]}
-            c = cost[v] = (size(union), len(union))
-        return c
+    def smallest(ids: Iterable[int]) -> list[int]:
+        return sorted(ids, key=lambda k: (sizes[k], k))[:2]
 
     while True:
-        remaining = [i for i, h in holders.items() if h and i != _BATCH]
-        if not remaining:
+        for v in dirty:
+            h = holders[v]
+            if v == _BATCH or not h:
+                continue
+            if len(h) == 1:
+                (k,) = h
+                c = (sizes[k], len(ops[k]))
+            else:
+                union = set(itertools.chain.from_iterable([ops[k] for k in h]))
+                c = (math.prod(map(card.__getitem__, union)), len(union))
+            if cost.get(v) != c:
+                cost[v] = c
+                heapq.heappush(heap, (*c, v))
+        dirty.clear()
+        while heap and (not holders[heap[0][2]] or cost[heap[0][2]] != heap[0][:2]):
+            heapq.heappop(heap)  # eliminated, or its cost has changed since
+        if not heap:
             break
-        best = min(remaining, key=lambda v: (*index_cost(v), v))
+        best = heap[0][2]
         while len(holders[best]) > 1:
-            pair = sorted(holders[best], key=lambda k: (size(ops[k]), k))[:2]
-            contract(pair)
+            contract(smallest(holders[best]))
         if holders[best]:
-            contract([next(iter(holders[best]))])  # the index lives in one table only: sum it out there
-    while len(alive) > 1:
-        pair = sorted(alive, key=lambda k: (size(ops[k]), k))[:2]
-        contract(pair)
-    return path
+            contract(list(holders[best]))  # the index lives in one table only: sum it out there
+    rest = [(sizes[k], k) for k in alive]  # the tables left hold the batch axis at most: join them, smallest first
+    heapq.heapify(rest)
+    while len(rest) > 1:
+        contract([heapq.heappop(rest)[1], heapq.heappop(rest)[1]])
+        heapq.heappush(rest, (sizes[next_id - 1], next_id - 1))
+    return steps
+
+
+def _replay(path: Sequence[tuple[int, ...]], operands: Sequence[tuple[int, ...]]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The pairwise steps ``(input positions, output indices)`` of an opt_einsum path: each output keeps
+    the indices of its inputs (in order of appearance) that another table or the result still holds, the
+    batch axis last."""
+    steps = []
+    slots = list(operands)
+    held: dict[int, int] = {}  # index -> how many tables in ``slots`` hold it
+    for op in operands:
+        for i in op:
+            held[i] = held.get(i, 0) + 1
+    for contracted in _pairwise(path, len(operands)):
+        inputs = [slots[k] for k in contracted]
+        for k in sorted(contracted, reverse=True):
+            del slots[k]
+        for op in inputs:
+            for i in op:
+                held[i] -= 1
+        out = tuple(i for i in dict.fromkeys(i for op in inputs for i in op) if i == _BATCH or held[i])
+        if _BATCH in out:  # the batch axis always last: contiguous inner loops over cases
+            out = (*[i for i in out if i != _BATCH], _BATCH)
+        steps.append((tuple(contracted), out))
+        slots.append(out)
+        for i in out:
+            held[i] += 1
+    return steps
 
 
 def _pairwise(path: Sequence[tuple[int, ...]], n_operands: int) -> list[tuple[int, ...]]:
@@ -335,16 +383,24 @@ def _pairwise(path: Sequence[tuple[int, ...]], n_operands: int) -> list[tuple[in
     return result
 
 
-# ---------------------------------------------------------------------- execution
+def _letter(k: int) -> str:
+    return chr(ord("a") + k) if k < 26 else chr(ord("A") + k - 26)
 
 
-def _letters(*index_lists: tuple[int, ...]) -> dict[int, str]:
-    ids: list[int] = []
-    for lst in index_lists:
-        ids.extend(i for i in lst if i not in ids)
-    return {i: chr(ord("a") + k) if k < 26 else chr(ord("A") + k - 26) for k, i in enumerate(ids)}
+_LETTERS = tuple(_letter(k) for k in range(52))
+_FIRST = 0x100  # index i is the character chr(_FIRST + i) of a node's text (the batch axis 0xFF)
 
 
-def _spec(letters: dict[int, str], *index_lists: tuple[int, ...]) -> str:
-    *inputs, out = index_lists
-    return ",".join("".join(letters[i] for i in lst) for lst in inputs) + "->" + "".join(letters[i] for i in out)
+def _text(indices: Iterable[int]) -> str:
+    return "".join([chr(_FIRST + i) for i in indices])
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _einsum(inputs: tuple[str, ...], out: str) -> str:
+    """The einsum spec ``inputs->out`` of index texts (see :func:`_text`), each index lettered ``a``, ``b``, ...
+    in order of first appearance in the inputs (which hold every index of ``out``).
+
+    Cached: the programs of one network's evidence patterns contract many of the same tables."""
+    ids = dict.fromkeys("".join(inputs))
+    letters = _LETTERS if len(ids) <= len(_LETTERS) else map(_letter, range(len(ids)))
+    return (",".join(inputs) + "->" + out).translate(dict(zip(map(ord, ids), letters, strict=False)))
