@@ -144,7 +144,8 @@ def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.Da
     if len(ranked) > WIDE_FRAME:  # one block of text, one of numbers: a Series per column cost 5 ms at 228 columns
         text = [c for c in ranked if c.startswith("cause_")]
         numbers = [c for c in ranked if not c.startswith("cause_")]
-        rest = [c for c in columns if c not in set(ranked)]
+        ranked_set = set(ranked)
+        rest = [c for c in columns if c not in ranked_set]
         plain = pd.RangeIndex(len(index))  # joined on positions (case ids may repeat), then labelled
         blocks: list[pd.DataFrame | pd.Series] = [
             pd.DataFrame(np.column_stack([np.asarray(data[c], dtype=object) for c in text]), index=plain, columns=text, dtype=object),

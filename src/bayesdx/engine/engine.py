@@ -15,6 +15,7 @@ import numpy as np
 from ..exceptions import ModelTooLargeError
 from .execute import finish, run
 from .network import BatchPosterior, CompiledNetwork
+from .patterns import split_by_pattern
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
 from .quickscore import expand as expand_terms
 from .universal import UniversalRunner
@@ -32,6 +33,10 @@ SPLIT_ENTRIES = 2**13
 #: what one case's own program builds, is split by each case's pattern of observed variables instead.
 SPLIT_WORTH_ENTRIES = 2**12
 SPLIT_WORTH_RATIO = 4
+#: ... and with at most this many patterns, split when the batch's program builds more than FEW_PATTERNS_RATIO
+#: times the tables of the patterns' programs for their cases (diabetes: 2 patterns, 3 times as large).
+FEW_PATTERNS = 8
+FEW_PATTERNS_RATIO = 1.25
 #: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
 #: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
 SMALL_BATCH = 64
@@ -221,27 +226,16 @@ class InferenceEngine:
             and split
             and n_cases > 1
             and carried_key != self._universal_key
-            and self._union_costs_more(program, lam, target_ids, decomposed)
+            and self._union_costs_more(program, lam, target_ids, decomposed, lowest_rows)
         ):
             program = None  # cheaper case by case: every observed variable taken at its state
         if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
             # by each case's own pattern of observed variables, one (cached) contraction per pattern
-            # (observed at the lowest level of a noisy CPD needs no level index: a pattern of its own)
-            # targets are carried by every program, whatever their likelihood: they do not split the batch
-            always = {v for v in lam if v in set(target_ids)}
-            observed = {v: ~(a == 1.0).all(axis=1) for v, a in lam.items() if v not in always}
-            names = list(observed)
-            keys = np.zeros((n_cases, 2 * len(names)), dtype=bool)
-            for k, v in enumerate(names):
-                keys[:, 2 * k] = observed[v]
-                keys[:, 2 * k + 1] = lowest_rows.get(v, False)
-            patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
-            for p, pattern in enumerate(patterns):
-                rows = np.flatnonzero(inverse.ravel() == p)
-                sub = {net.variables[names[k]]: lam[names[k]][rows] for k in np.flatnonzero(pattern[0::2])}
-                sub.update({net.variables[v]: lam[v][rows] for v in always})
-                part = self.posterior(sub, targets, rows.size, tables=tables, split=False, dtype=dtype)
+            for rows, sub in split_by_pattern(lam, target_ids, lowest_rows):
+                part = self.posterior(
+                    {net.variables[v]: a for v, a in sub.items()}, targets, rows.size, tables=tables, split=False, dtype=dtype
+                )
                 log_z[rows] = part.log_evidence
                 for t in target_ids:
                     marg[t][rows] = part.marginals[net.variables[t]]
@@ -334,24 +328,43 @@ class InferenceEngine:
             _marginals(program, part, grads, marg, start, stop)
         return finish(net, marg, log_z, None, route="contraction")
 
+    def _key(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> ProgramKey:
+        """The program key :meth:`posterior` uses for cases with likelihoods ``lam`` (without splitting)."""
+        lowest = frozenset(v for v in decomposed if v in lam and self._at_lowest(v, lam[v]).all())
+        hard = frozenset(v for v, a in lam.items() if a.shape[0] and (np.count_nonzero(a, axis=1) == 1).all())
+        return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, hard)
+
     def _union_costs_more(
-        self, program: Program, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]
+        self,
+        program: Program,
+        lam: Mapping[int, np.ndarray],
+        target_ids: Sequence[int],
+        decomposed: frozenset[int],
+        lowest_rows: Mapping[int, np.ndarray],
     ) -> bool:
-        """Whether one program for the whole batch costs much more per case than the first case's own.
+        """Whether one program for the whole batch costs much more than one program per pattern.
 
         The batch's program carries every variable some case observes; where other cases leave it unobserved
         it stays a likelihood to sum over, where one program per pattern takes it at the case's state and
-        slices it out of every table. On networks with large tables (mildew, pathfinder) that makes the
-        batch's tables many times larger than a case's, and splitting the batch by pattern, one cached
-        program each, is cheaper than one contraction for all (the batch was slower per case than single
-        calls). The first case's program stands for the others'.
+        slices it out of every table. On networks with large tables (mildew, pathfinder, diabetes) that makes
+        the batch's tables many times larger than a case's. With at most ``FEW_PATTERNS`` patterns, every
+        pattern's program is compiled (the split would need them) and the tables they build for their cases
+        are compared with the batch program's; with more, the first case's program stands for the others'.
         """
         if program.entries_per_case <= SPLIT_WORTH_ENTRIES:
             return False
+        n = next(iter(lam.values())).shape[0]
+        parts = split_by_pattern(lam, target_ids, lowest_rows)
+        if len(parts) <= FEW_PATTERNS:
+            split_cost = 0
+            for rows, sub in parts:
+                key = self._key(sub, target_ids, decomposed)
+                if not self._affordable(key):
+                    return False
+                split_cost += rows.size * self._program(key).entries_per_case
+            return program.entries_per_case * n > FEW_PATTERNS_RATIO * split_cost
         first = {v: a[:1] for v, a in lam.items() if v in set(target_ids) or not (a[0] == 1.0).all()}
-        lowest = frozenset(v for v in decomposed if v in first and self._at_lowest(v, first[v]).all())
-        hard = frozenset(v for v, a in first.items() if np.count_nonzero(a[0]) == 1)
-        key: ProgramKey = (frozenset(first) | frozenset(target_ids), decomposed, lowest, hard)
+        key = self._key(first, target_ids, decomposed)
         if not self._affordable(key):
             return False
         return program.entries_per_case > SPLIT_WORTH_RATIO * self._program(key).entries_per_case

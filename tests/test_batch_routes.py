@@ -1,0 +1,58 @@
+"""How a batch is split (src/bayesdx/engine/engine.py, engine/patterns.py), issue 16: no batch slower per case
+than its single calls. Every route is checked against pgmpy's VariableElimination on child."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import bayesdx
+from bayesdx.engine import engine as engine_module
+from bayesdx.evidence import likelihoods_from_evidence
+
+ATOL = 1e-9
+
+
+def _posterior(model: bayesdx.Model, cases: list[dict[str, str]]):
+    lik = likelihoods_from_evidence(model, cases)
+    return model.engine.posterior(lik, model.causes, len(cases))
+
+
+def _check(model, network, cases, post, ve_reference):
+    for k, case in enumerate(cases):
+        expected = ve_reference(network, model, case)
+        got = {h.id: post.marginals[h.node][k, model.states[h.node].index(h.state)] for h in model.hypotheses}
+        assert_allclose([got[h] for h in expected], list(expected.values()), atol=ATOL, rtol=0, err_msg=str(case))
+
+
+@pytest.mark.parametrize(("ratio", "route"), [(0.0, "patterns"), (np.inf, "contraction")])
+def test_a_batch_with_few_patterns_is_split_when_the_joint_program_builds_more(
+    child_network, ve_reference, evidence_sampler, rng, monkeypatch, ratio, route
+):
+    """With at most FEW_PATTERNS patterns, the joint program's tables are compared with the patterns' own
+    programs' (FEW_PATTERNS_RATIO); both outcomes are exact."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no universal program for these cases
+    monkeypatch.setattr(engine_module, "SPLIT_WORTH_ENTRIES", 0)  # every joint program is worth comparing
+    monkeypatch.setattr(engine_module, "FEW_PATTERNS_RATIO", ratio)
+    model = bayesdx.load_model(child_network, causes=["Disease"])
+    base = evidence_sampler(child_network, 3, rng, observe=0.3, exclude=["Disease"])
+    cases = [base[k % 3] for k in range(24)]  # three patterns (at most), 24 cases: not a small batch
+    post = _posterior(model, cases)
+    assert post.route == route
+    _check(model, child_network, cases, post, ve_reference)
+
+
+def test_a_few_cases_go_by_pattern_without_compiling_the_joint_program(child_network, ve_reference, evidence_sampler, rng, monkeypatch):
+    """Fewer than MIN_CHUNK cases whose joint program is not compiled: one program per pattern, the programs
+    their single calls use (compiling the joint program first made such batches slower than single calls)."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)
+    model = bayesdx.load_model(child_network, causes=["Disease"])
+    cases = evidence_sampler(child_network, 5, rng, observe=0.3, exclude=["Disease"])
+    post = _posterior(model, cases)
+    assert post.route == "patterns"
+    engine = model.engine
+    index = engine.network.index()
+    joint = frozenset(index[v] for case in cases for v in case) | {index["Disease"]}
+    assert not any(key[0] == joint for key in engine._programs)  # the joint program was never compiled
+    _check(model, child_network, cases, post, ve_reference)
