@@ -196,7 +196,6 @@ class InferenceEngine:
             raise ValueError("row_likelihoods need row_case (the case of each row).")
         marg: dict[int, np.ndarray] = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z: np.ndarray = np.empty(n_cases, dtype=dtype)
-        carried = frozenset(lam) | frozenset(target_ids)
         decomposed = self._decomposed(tables)
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
@@ -209,9 +208,8 @@ class InferenceEngine:
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
-        lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
-        hard = frozenset(v for v, a in lam.items() if n_cases and (np.count_nonzero(a, axis=1) == 1).all())
-        carried_key = (carried, decomposed, lowest, hard)
+        carried_key = self._key(lam, target_ids, decomposed, lowest_rows)
+        hard = carried_key[3]
         if n_cases <= SMALL_BATCH and not decomposed and self._small_network and self._affordable(self._universal_key):
             # a few cases: one cached contraction carrying every variable costs less than compiling one
             # for these cases' own evidence
@@ -220,7 +218,9 @@ class InferenceEngine:
         # the programs their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
         # 2.5 times their single calls)
         few = split and 1 < n_cases < MIN_CHUNK and carried_key != self._universal_key and carried_key not in self._programs
-        program = None if few else self._program(carried_key) if (not split or self._affordable(carried_key)) else None
+        program = None
+        if not few and (not split or self._affordable(carried_key)):
+            program = self._program(carried_key)
         if (
             program is not None
             and split
@@ -328,9 +328,18 @@ class InferenceEngine:
             _marginals(program, part, grads, marg, start, stop)
         return finish(net, marg, log_z, None, route="contraction")
 
-    def _key(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> ProgramKey:
-        """The program key :meth:`posterior` uses for cases with likelihoods ``lam`` (without splitting)."""
-        lowest = frozenset(v for v in decomposed if v in lam and self._at_lowest(v, lam[v]).all())
+    def _key(
+        self,
+        lam: Mapping[int, np.ndarray],
+        target_ids: Sequence[int],
+        decomposed: frozenset[int],
+        lowest_rows: Mapping[int, np.ndarray] | None = None,
+    ) -> ProgramKey:
+        """The program key :meth:`posterior` uses for cases with likelihoods ``lam`` (without splitting);
+        ``lowest_rows`` (see :meth:`_at_lowest`) where the caller has them already."""
+        if lowest_rows is None:
+            lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         hard = frozenset(v for v, a in lam.items() if a.shape[0] and (np.count_nonzero(a, axis=1) == 1).all())
         return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, hard)
 
