@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cpd_tables import noisy_parameters
-from .engine.network import Lowered
+from .engine.network import CompiledNetwork, Lowered
 from .model import Model
 
 __all__ = ["RANKINGS", "CounterfactualScores", "counterfactual_findings", "counterfactual_scores"]
@@ -235,10 +235,11 @@ def counterfactual_scores(
     pair_log = np.full(n_pairs, -np.inf)  # log P(e \ S, S = off) of each (case, finding)
     pair_marg = {c: np.full((n_pairs, len(model.states[c])), np.nan) for c in causes}
     todo = np.ones(n_pairs, dtype=bool)
+    compiled_index = model.compiled.index()
     negative = {links[j].finding: links[j].negative for j in np.unique(link_ids)}
     for f in np.unique(pairs[1]):
         done = (lowered or {}).get(names[f])
-        if done is None or negative[names[f]] != _lowest(model, names[f]):
+        if done is None or negative[names[f]] != _lowest(model.compiled, compiled_index[names[f]]):
             continue
         sel = np.flatnonzero((pairs[1] == f) & done.available[pairs[0]])
         pair_log[sel] = done.log_evidence[pairs[0, sel]]
@@ -276,8 +277,7 @@ def counterfactual_scores(
     return CounterfactualScores(disable, expected)
 
 
-def _lowest(model: Model, finding: str) -> int:
+def _lowest(net: CompiledNetwork, v: int) -> int:
     """The state of a noisy finding's lowest level (the engine's ``lower``), -1 for a finding not decomposed."""
-    net = model.compiled
-    dec = net.decompositions[net.index()[finding]] if net.decompositions is not None else None
+    dec = net.decompositions[v] if net.decompositions is not None else None
     return dec.order[0] if dec is not None and dec.order else -1
