@@ -192,6 +192,7 @@ def test_rows_of_a_cancelling_case_go_straight_to_extended_precision(monkeypatch
     from pgmpy.inference import VariableElimination
 
     monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)
+    monkeypatch.setattr(quickscore, "FORECAST", False)  # the probe alone (the forecast: tests/test_forecast.py)
     net, pg = _rare_causes_network()
     # 0 to 2 positives: two cancel past double precision's budget, within extended precision's
     sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) <= 2 and "f0" not in e]

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .cancellation import cancellation
 from .execute import finish
 from .network import BatchPosterior, CompiledNetwork, Lowered
 
 if TYPE_CHECKING:
     from .engine import InferenceEngine
 
-__all__ = ["ERROR_BUDGET", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "telescoped"]
+__all__ = ["ERROR_BUDGET", "FORECAST", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "telescoped"]
 
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
@@ -42,6 +43,8 @@ ERROR_BUDGET = 1e-10
 #: Rows of expanded terms contracted together in double precision (bounds the memory of one block: at 2**16
 #: rows, 10,000 vignettes with next steps peaked at 566 MiB of process memory); half as many in extended precision.
 ROWS_PER_BLOCK = 2**15
+#: Forecast each case's cancellation (:func:`cancellation`) and start it at the precision it will need.
+FORECAST = True
 
 
 def expand(
@@ -172,12 +175,15 @@ def expand(
     lowered_log = {v: np.full(units, -np.inf) for v in lower_coef}
     lowered_marg = {v: {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids} for v in lower_coef}
 
-    def case_terms(cases: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    def case_terms(
+        cases: np.ndarray, dtype: type, base: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
         """The terms of ``cases``: where each case's start, their coefficients, (states, terms) likelihoods and
         the level each term takes of every lowered leaf (-1: not one of its signed terms).
 
         Built in ``dtype``: the terms of a case differ, so their rounding errors are independent and
-        need the precision.
+        need the precision. Without ``base``, the likelihoods are the terms' own factors only (without the
+        case's single terms and observations), on the variables some term touches.
         """
         c_count = case_counts[cases]
         term_start = np.zeros(n, dtype=np.int64)
@@ -185,7 +191,9 @@ def expand(
         term_case = np.repeat(cases, c_count)
         within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
         term_coef = case_coef[term_case].astype(dtype)
-        term_lam: dict[int, np.ndarray] = {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()}
+        term_lam: dict[int, np.ndarray] = (
+            {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()} if base else {}
+        )
         stride = np.ones(term_case.size, dtype=np.int64)
         choice = {v: np.full(term_case.size, -1, dtype=np.int8) for v in lower_coef}
         for v, a, order, count in multi:
@@ -261,6 +269,33 @@ def expand(
             for k, t in enumerate(target_ids):
                 lowered_marg[v][t][cases] = joint[:, widths[k] : widths[k + 1]]
 
+    def forecast(cases: np.ndarray) -> np.ndarray:
+        """The precision each case's signed sum will likely need: 0 double, 1 extended, 2 beyond (see
+        :func:`cancellation`)."""
+        level = np.zeros(n, dtype=np.int8)
+        cases = cases[case_counts[cases] > 1]
+        if not cases.size:
+            return level
+        touched = sorted(
+            {p for v, *_ in multi for p in net.parents[v]} | {p for *_, t_factors in positive for p, _ in t_factors} | set(target_ids)
+        )
+        base = engine.term_rows({v: np.ascontiguousarray(a[cases].T) for v, a in case_lam.items()}, touched, cases.size, tables)
+        if base is None:
+            return level
+        ends = np.cumsum(case_counts[cases])
+        first = 0
+        while first < cases.size:
+            done = ends[first - 1] if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, done + ROWS_PER_BLOCK, side="right")))
+            _, coef, factors, _ = case_terms(cases[first:last], np.float64, base=False)
+            marginals = {v: base.marginals[net.variables[v]][first:last] for v in factors}
+            ratio = cancellation(coef, factors, marginals, case_counts[cases[first:last]])
+            steps = 50.0 + np.abs(np.nan_to_num(base.log_evidence[first:last], posinf=0.0, neginf=0.0))
+            for precision in (np.float64, np.longdouble):
+                level[cases[first:last]] += float(np.finfo(precision).eps) * steps * ratio > ERROR_BUDGET
+            first = last
+        return level
+
     def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
         """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
         eps = float(np.finfo(dtype).eps)
@@ -321,6 +356,13 @@ def expand(
 
     todo = np.flatnonzero((counts > 0) & (counts <= MAX_TERMS))  # no term: impossible
     longer = np.finfo(np.longdouble).eps < np.finfo(dtype).eps
+    # cases forecast to cancel past a precision's budget skip it (each row's bound is still checked)
+    level = forecast(np.unique(row_case[todo]))[row_case[todo]] if FORECAST and dtype is np.float64 else np.zeros(todo.size)
+    if not longer:
+        level = np.where(level > 0, 2, 0)
+    straight = todo[level == 1]  # to extended precision
+    beyond = todo[level == 2]  # to one contraction per pattern
+    todo = todo[level == 0]
     if longer and units > n:
         # many rows per case (next steps, counterfactuals): the rows of a case share its terms and, nearly
         # always, their cancellation; one row per case first, and the other rows of a case whose row
@@ -334,11 +376,12 @@ def expand(
         unstable = np.concatenate([unstable, signed_sums(rest[~direct], dtype), rest[direct]])
     else:
         unstable = signed_sums(todo, dtype)
+    unstable = np.concatenate([unstable, straight])
     extended = np.zeros(units, dtype=bool)
     if unstable.size and longer:
         extended[unstable] = True
         unstable = signed_sums(unstable, np.longdouble)
-    retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable])
+    retry = np.concatenate([np.flatnonzero(counts > MAX_TERMS), unstable, beyond])
     own = np.zeros(units, dtype=bool)
     own[retry] = True
     extended[retry] = False
