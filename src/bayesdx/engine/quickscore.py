@@ -209,18 +209,21 @@ def expand(
             dec = decs[v]
             assert dec is not None  # v is a decomposed leaf
             ones = np.flatnonzero(dec.trivial)  # a level whose factors are all ones (the top of a CDF)
-            if ones.size and 2 * sel.size > term_case.size:  # most terms: gather a level for every term, no scattered writes
+            every = ones.size and 2 * sel.size > term_case.size  # most terms: gather a level for every term, no scattered writes
+            if every:
                 level = np.full(term_case.size, ones[0])
                 level[sel] = term
-                for i, p in enumerate(net.parents[v]):
-                    if p not in term_lam:
-                        term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
-                    term_lam[p] *= dec.factors[i].T[:, level]
-                continue
             for i, p in enumerate(net.parents[v]):
-                if p not in term_lam:
+                g = dec.factors[i]  # (levels, states)
+                live = np.flatnonzero((g != 1.0).any(axis=0))  # a parent's state whose factor is one at every level: skipped
+                if live.size and p not in term_lam:
                     term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
-                term_lam[p][:, sel] *= dec.factors[i][term].T
+                for state in live:  # one state at a time: gathers from a vector, not a table
+                    if every:
+                        term_lam[p][state] *= g[:, state].take(level)
+                    else:
+                        row = term_lam[p][state]
+                        row[sel] *= g[:, state].take(term)
         for full, place, t_coef, t_factors in positive:
             c = full[term_case]
             sel = np.flatnonzero(c > 1)
