@@ -165,6 +165,9 @@ def expand(
     if row_case is None:  # one row per case
         row_case = np.arange(n)
     row_lam = row_lam or {}
+    # (states, cases) and (states, rows) copies: gathering along their last axis is what the terms do
+    case_columns = {v: np.ascontiguousarray(a.T) for v, a in case_lam.items()}
+    row_columns = {v: np.ascontiguousarray(a.T) for v, a in row_lam.items()}
     units = row_case.size
     case_counts = counts.astype(np.int64)
     counts = case_counts[row_case]  # per row of the result
@@ -192,20 +195,21 @@ def expand(
         within = np.arange(term_case.size) - np.repeat(term_start[cases], c_count)
         term_coef = case_coef[term_case].astype(dtype)
         term_lam: dict[int, np.ndarray] = (
-            {v: np.ascontiguousarray(a.T[:, term_case], dtype=dtype) for v, a in case_lam.items()} if base else {}
+            {v: a.take(term_case, axis=1).astype(dtype, copy=False) for v, a in case_columns.items()} if base else {}
         )
         stride = np.ones(term_case.size, dtype=np.int64)
         choice = {v: np.full(term_case.size, -1, dtype=np.int8) for v in lower_coef}
         for v, a, order, count in multi:
-            c = count[term_case]
+            c = count.take(term_case)
             sel = np.flatnonzero(c > 1)  # the terms of the cases where this leaf has several
             if not sel.size:
                 continue
-            term = order[term_case[sel], (within[sel] // stride[sel]) % c[sel]]
+            at = term_case.take(sel)
+            term = order.take(at * order.shape[1] + (within.take(sel) // stride.take(sel)) % c.take(sel))
             if v in choice:
                 choice[v][sel] = term
             stride[sel] *= c[sel]
-            term_coef[sel] *= a[term_case[sel], term]
+            term_coef[sel] *= a.take(at * a.shape[1] + term)
             dec = decs[v]
             assert dec is not None  # v is a decomposed leaf
             ones = np.flatnonzero(dec.trivial)  # a level whose factors are all ones (the top of a CDF)
@@ -225,7 +229,7 @@ def expand(
                         row = term_lam[p][state]
                         row[sel] *= g[:, state].take(term)
         for full, place, t_coef, t_factors in positive:
-            c = full[term_case]
+            c = full.take(term_case)
             sel = np.flatnonzero(c > 1)
             if not sel.size:
                 continue
@@ -320,9 +324,9 @@ def expand(
             index = np.repeat(term_start[row_case[block]] - starts, m) + np.arange(rows)  # each row's term
             coef = term_coef[index]
             # likelihoods as (states, rows), the layout of the contraction
-            core = {v: a[:, index] for v, a in term_lam.items()}
-            for v, a in row_lam.items():
-                own = a.T[:, row_unit]
+            core = {v: a.take(index, axis=1) for v, a in term_lam.items()}
+            for v, column in row_columns.items():
+                own = column.take(row_unit, axis=1)
                 core[v] = core[v] * own if v in core else np.ascontiguousarray(own, dtype=dtype)
             post = engine.term_rows(core, target_ids, rows, tables, dtype)
             if post is None:
