@@ -416,3 +416,56 @@ def test_lowered_findings_match_pyagrum_with_the_finding_observed_normal(bundled
     assert "leg_twitching" in post.lowered
     with pytest.raises(ValueError, match="not variables"):
         model.engine.posterior(lik, model.causes, n, lower=["no_such_finding"])
+
+
+def test_term_rows_take_variables_every_row_observes_at_their_state(to_pyagrum):
+    """Rows that all observe ``age_group`` and ``sex`` (nearly every vignette) are contracted by a program without
+    their axes, their likelihoods there multiplying P(e): the same marginals and evidence as VariableElimination,
+    and, in extended precision, the same log-evidence as the program that carries them to 1e-18 (a likelihood of
+    1/3 at the observed state: the factor must enter in the rows' precision, not in double)."""
+    gum = pytest.importorskip("pyagrum")
+    model = bayesdx.load_model()
+    engine, net = model.engine, model.compiled
+    index = net.index()
+    rng = np.random.default_rng(7)
+    n = 24
+    columns: dict[int, np.ndarray] = {}
+    for name in ("age_group", "sex"):
+        v = index[name]
+        column = np.zeros((len(net.states[v]), n))
+        column[rng.integers(0, len(net.states[v]), n), np.arange(n)] = 1.0 / 3.0
+        columns[v] = column
+    for name in ("stress_anxiety", "polyneuropathy", "als"):  # soft likelihoods on causes, as term factors are
+        columns[index[name]] = rng.uniform(0.05, 1.0, size=(2, n))
+    targets = [index[c] for c in model.causes if c not in ("stress_anxiety",)]
+    compiled: list[Any] = []
+    original = engine._program
+
+    def program(key: Any) -> Any:
+        compiled.append(key)
+        return original(key)
+
+    engine._program = program  # type: ignore[method-assign]
+    post = engine.term_rows(columns, targets, n, net.tables)
+    assert post is not None
+    assert any({index["age_group"], index["sex"]} <= key[3] for key in compiled)  # taken at their states
+    bn = to_pyagrum(model.network)
+    for k in range(4):
+        ie = gum.LazyPropagation(bn)
+        # pyAgrum gets the observations as 0/1 (its evidence probability with a lone 1/3 came out wrong) and
+        # the soft likelihoods as they are; each observation's 1/3 multiplies P(e)
+        hard = {index["age_group"], index["sex"]}
+        ie.setEvidence({net.variables[v]: (c[:, k] != 0 if v in hard else c[:, k]).astype(float).tolist() for v, c in columns.items()})
+        ie.makeInference()
+        assert post.log_evidence[k] == pytest.approx(np.log(ie.evidenceProbability()) + 2 * np.log(1 / 3), abs=ATOL)
+        for t in targets:
+            assert_allclose(post.marginals[net.variables[t]][k], ie.posterior(net.variables[t]).toarray(), atol=ATOL, rtol=0)
+    if not EXTENDED:
+        return
+    ext = {v: c.astype(np.longdouble) for v, c in columns.items()}
+    sliced = engine.term_rows(ext, targets, n, net.tables, np.longdouble)
+    carried = engine.term_rows(ext, [*targets, index["age_group"], index["sex"]], n, net.tables, np.longdouble)  # targets: carried
+    assert sliced is not None
+    assert carried is not None
+    gap = np.abs(sliced.log_evidence - carried.log_evidence) / np.abs(carried.log_evidence)
+    assert gap.max() < 1e-18

@@ -13,7 +13,7 @@ from threading import Lock
 import numpy as np
 
 from ..exceptions import ModelTooLargeError
-from .execute import finish, run
+from .execute import finish, marginals_of_targets, run
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
@@ -277,7 +277,7 @@ class InferenceEngine:
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
             grads, log_z[start:stop] = run(program, tables, net.decompositions, columns, size, states, dtype)
-            _marginals(program, columns, grads, marg, start, stop)
+            marginals_of_targets(program, columns, grads, marg, start, stop)
             if trial:
                 timing.append((time.perf_counter() - clock) / size)
                 if len(timing) == 2:
@@ -305,8 +305,10 @@ class InferenceEngine:
         decomposed = self._decomposed(tables)
         if decomposed & set(columns):
             return None
-        # no hard evidence sliced out: one program for every block of rows, whichever variables its cases observe
-        key: ProgramKey = (frozenset(columns) | frozenset(target_ids), decomposed, frozenset(), frozenset())
+        # a variable every row observes (at most one nonzero likelihood per row, the case's age or sex say) is
+        # taken at each row's state: its axis leaves the tables, and its likelihood there multiplies P(e)
+        hard = frozenset(v for v, c in columns.items() if v not in target_ids and (np.count_nonzero(c, axis=0) <= 1).all())
+        key: ProgramKey = (frozenset(columns) | frozenset(target_ids), decomposed, frozenset(), hard)
         if not self._affordable(key):
             return None
         program = self._program(key)
@@ -315,6 +317,11 @@ class InferenceEngine:
             return None
         marg: dict[int, np.ndarray] = {t: np.empty((n_rows, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z: np.ndarray = np.empty(n_rows, dtype=dtype)
+        observed = {v: np.argmax(columns[v] != 0, axis=0) for v in hard}
+        offset: np.ndarray = np.zeros(n_rows, dtype=dtype)  # in the rows' precision: it enters every term of a signed sum
+        with np.errstate(divide="ignore"):
+            for v, state in observed.items():
+                offset += np.log(columns[v][state, np.arange(n_rows)])
         for start in range(0, n_rows, chunk):
             stop = min(n_rows, start + chunk)
             size = stop - start
@@ -324,9 +331,10 @@ class InferenceEngine:
                 else np.ones((len(net.states[v]), size), dtype=dtype)
                 for v in program.lambda_vars
             ]
-            grads, log_z[start:stop] = run(program, tables, net.decompositions, part, size, {}, dtype)
-            _marginals(program, part, grads, marg, start, stop)
-        return finish(net, marg, log_z, None, route="contraction")
+            states = {v: state[start:stop] for v, state in observed.items()}
+            grads, log_z[start:stop] = run(program, tables, net.decompositions, part, size, states, dtype)
+            marginals_of_targets(program, part, grads, marg, start, stop)
+        return finish(net, marg, log_z, offset if hard else None, route="contraction")
 
     def _key(
         self,
@@ -484,16 +492,3 @@ class InferenceEngine:
             if len(self._programs) > 4096:
                 self._programs.popitem(last=False)
         return program
-
-
-def _marginals(
-    program: Program, columns: Sequence[np.ndarray], grads: Sequence[np.ndarray], marg: dict[int, np.ndarray], start: int, stop: int
-) -> None:
-    """Fill ``marg[v][start:stop]`` for the targets among the program's likelihood operands: likelihood times gradient."""
-    for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
-        if v in marg:
-            m = column * g
-            onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
-            if onehot.any():
-                m[:, onehot] = column[:, onehot] != 0
-            marg[v][start:stop] = m.T

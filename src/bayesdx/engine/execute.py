@@ -12,7 +12,7 @@ import numpy as np
 from .network import BatchPosterior, CompiledNetwork, Decomposition, Lowered
 from .plan import OperandKind, Program
 
-__all__ = ["UNSCALED_FLOOR", "finish", "passes", "run"]
+__all__ = ["UNSCALED_FLOOR", "finish", "marginals_of_targets", "passes", "run"]
 
 #: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
 #: below this is recomputed with rescaling: underflow can only have lost terms smaller than about 1e-308.
@@ -169,3 +169,16 @@ def passes(
         out_grads.append(np.zeros_like(lam) if g is None else g)
     log_z[dead] = -np.inf
     return out_grads, log_z
+
+
+def marginals_of_targets(
+    program: Program, columns: Sequence[np.ndarray], grads: Sequence[np.ndarray], marg: dict[int, np.ndarray], start: int, stop: int
+) -> None:
+    """Fill ``marg[v][start:stop]`` for the targets among the program's likelihood operands: likelihood times gradient."""
+    for v, column, g in zip(program.lambda_vars, columns, grads, strict=True):
+        if v in marg:
+            m = column * g
+            onehot = np.count_nonzero(column, axis=0) == 1  # observed: the marginal is the state itself, exactly
+            if onehot.any():
+                m[:, onehot] = column[:, onehot] != 0
+            marg[v][start:stop] = m.T
