@@ -168,6 +168,7 @@ def expand(
     # (states, cases) and (states, rows) copies: gathering along their last axis is what the terms do
     case_columns = {v: np.ascontiguousarray(a.T) for v, a in case_lam.items()}
     row_columns = {v: np.ascontiguousarray(a.T) for v, a in row_lam.items()}
+    live_states: dict[tuple[int, int], np.ndarray] = {}
     units = row_case.size
     case_counts = counts.astype(np.int64)
     counts = case_counts[row_case]  # per row of the result
@@ -219,7 +220,9 @@ def expand(
                 level[sel] = term
             for i, p in enumerate(net.parents[v]):
                 g = dec.factors[i]  # (levels, states)
-                live = np.flatnonzero((g != 1.0).any(axis=0))  # a parent's state whose factor is one at every level: skipped
+                if (v, i) not in live_states:  # a parent's state whose factor is one at every level: skipped
+                    live_states[v, i] = np.flatnonzero((g != 1.0).any(axis=0))
+                live = live_states[v, i]
                 if live.size and p not in term_lam:
                     term_lam[p] = np.ones((len(net.states[p]), term_case.size), dtype=dtype)
                 for state in live:  # one state at a time: gathers from a vector, not a table
