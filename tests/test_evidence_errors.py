@@ -76,6 +76,36 @@ def test_invalid_state_in_a_dataframe_names_the_row_label(tiny_model):
         bayesdx.score(frame, model=tiny_model)
 
 
+def test_frames_read_again_check_only_new_cells_and_still_reject_bad_ones(tiny_model, monkeypatch):
+    """A valid answer read once is not checked again for the same model and column (many small frames with
+    many columns: batches of a few cases), a bad cell in a later frame still raises naming its row, and missing
+    cells (each NaN a different object) are never kept."""
+    from bayesdx import evidence
+
+    model = bayesdx.load_model(tiny_model.network, causes=list(tiny_model.causes))  # a model no other test has read
+    checked: list[object] = []
+    original = evidence.to_state
+
+    def counted(model_: object, variable: str, value: object, where: str = "") -> str | None:
+        checked.append(value)
+        return original(model_, variable, value, where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evidence, "to_state", counted)
+    first = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "no", None]}))
+    assert checked[:2] == ["yes", "no"]  # and the missing cell (None, as pandas gives it)
+    assert len(checked) == 3
+    checked.clear()
+    again = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", "yes", float("nan"), "yes"]}))
+    assert [v for v in checked if isinstance(v, str)] == []  # both answers known; only the missing cell checked
+    assert_allclose(again["fever"], [first["fever"][1], first["fever"][0], [1.0, 1.0], first["fever"][0]])
+    with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'bob'")):
+        evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "warm"]}, index=["ann", "bob"]))
+    for _ in range(3):
+        evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": [float("nan"), None, ""]}))
+    _, known = evidence._ANSWER_CODES[model]["fever"]
+    assert len(known) == 2  # 'yes' and 'no' only
+
+
 def test_invalid_state_in_a_list_of_cases_names_the_position(tiny_model):
     with pytest.raises(InvalidStateError, match=r"Invalid state 'warm' for variable 'fever' in case 2\."):
         bayesdx.score([{}, {"fever": "no"}, {"fever": "warm"}], model=tiny_model)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import decimal
 import difflib
 import math
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,12 @@ def likelihoods_from_evidence(model: Model, cases: Sequence[Mapping[str, str]]) 
     return arrays
 
 
+#: Per model and variable, its answers' likelihood vectors and the valid answers already read (a valid cell
+#: always reads the same; a bad one raises, a missing one is not kept), so that many small frames (batches of
+#: a few cases with many columns) do not check each cell again.
+_ANSWER_CODES: weakref.WeakKeyDictionary[Model, dict[str, tuple[np.ndarray, dict[Any, int]]]] = weakref.WeakKeyDictionary()
+
+
 def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str = "row") -> dict[str, np.ndarray]:
     """Per-variable likelihood arrays for a DataFrame (one row a case, one column a variable).
 
@@ -138,16 +144,18 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
         raise ValueError(f"The cases have the column {duplicated[0]!r} more than once; each variable needs one column.")
-    for column in frame.columns:
+    known = _ANSWER_CODES.setdefault(model, {})
+    for column, series in frame.items():  # items(): indexing the frame by column name costs several times more
         if column not in model.states:
             raise unknown_variable(model, column, " (a column of the cases)")
         states = model.answers(column)
-        series = frame[column]
         # a text column's cells as Python objects: iterating gives the same values as to_numpy(dtype=object)
         # (nan where missing) at a tenth of its cost for Arrow-backed strings; other dtypes convert as before
         values = list(series) if isinstance(series.dtype, pd.StringDtype) else series.to_numpy(dtype=object)
         codes = np.full(n, -1, dtype=np.int64)
-        lookup: dict[Any, int] = {}
+        if column not in known:  # one row per accepted answer; the cells read so far, by type and value
+            known[column] = (np.array([model.answer_vector(column, a) for a in states]), {})
+        vectors, lookup = known[column]
         for k, value in enumerate(values):
             key = (type(value), value)
             try:
@@ -155,13 +163,14 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
             except (KeyError, TypeError):
                 label = frame.index[k]
                 state = to_state(model, column, value, f" in {row_label} {label!r}")
-                code = -1 if state is None else states.index(state)
-                with contextlib.suppress(TypeError):  # an unhashable value is not cached
-                    lookup[key] = code
+                if state is None:  # not observed (None, NaN, ''): not kept, NaN objects differ
+                    code = -1
+                else:
+                    code = states.index(state)
+                    lookup[key] = code  # a valid answer: hashable, and few per variable
             codes[k] = code
         observed = codes >= 0
         if observed.any():
-            vectors = np.array([model.answer_vector(column, a) for a in states])  # one row per accepted answer
             arr = np.ones((n, len(model.states[column])))
             arr[observed] = vectors[codes[observed]]
             arrays[column] = arr

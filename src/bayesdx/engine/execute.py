@@ -90,8 +90,9 @@ def run(
         else:
             base = _decomposition(decompositions, v).factors[parent]
         if axes:  # taken at each case's state of its hard variables: (remaining axes..., cases)
-            front = np.moveaxis(base, [pos for pos, _ in axes], list(range(len(axes))))
-            base = np.ascontiguousarray(np.moveaxis(front[tuple(states[h] for _, h in axes)], 0, -1))
+            front = [pos for pos, _ in axes]
+            taken = base.transpose(front + [i for i in range(base.ndim) if i not in front])[tuple(states[h] for _, h in axes)]
+            base = np.ascontiguousarray(taken.transpose(*range(1, taken.ndim), 0))  # transposes: moveaxis costs more
         inputs.append(base)
     if any(src.kind is OperandKind.WEIGHTS for src in program.sources):  # signed weights: rescale every step
         return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype)
