@@ -146,7 +146,7 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
         raise ValueError(f"The cases have the column {duplicated[0]!r} more than once; each variable needs one column.")
     known = _ANSWER_CODES.setdefault(model, {})
     for column, series in frame.items():  # items(): indexing the frame by column name costs several times more
-        if column not in model.states:
+        if not isinstance(column, str) or column not in model.states:
             raise unknown_variable(model, column, " (a column of the cases)")
         states = model.answers(column)
         # a text column's cells as Python objects: iterating gives the same values as to_numpy(dtype=object)
