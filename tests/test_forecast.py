@@ -86,6 +86,7 @@ def test_cases_forecast_to_cancel_skip_double_precision(monkeypatch):
     if not EXTENDED:
         pytest.skip("numpy.longdouble is float64 on this platform")
     monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)  # signed terms for every finding
+    monkeypatch.setattr(quickscore, "FORECAST_ROWS", 0)  # forecast however few the rows
     net, pg = _rare_causes_network()
     sets = _evidence_sets()
     terms = np.array([2 ** sum(s == "yes" for s in e.values()) for e in sets])
@@ -116,6 +117,7 @@ def test_the_forecast_removes_most_double_precision_work_on_cancelling_vignettes
     from bayesdx.evidence import likelihoods_from_evidence
     from bayesdx.posteriors import add_presenting
 
+    monkeypatch.setattr(quickscore, "FORECAST_ROWS", 0)
     results, rows = {}, {}
     for forecast in (False, True):
         monkeypatch.setattr(quickscore, "FORECAST", forecast)
@@ -131,3 +133,27 @@ def test_the_forecast_removes_most_double_precision_work_on_cancelling_vignettes
         assert_allclose(results[True].marginals[cause], results[False].marginals[cause], atol=1e-12, rtol=0)
     assert results[False].extended.sum() >= 5
     assert rows[True] < 0.5 * rows[False]
+
+
+def test_a_call_with_few_rows_of_terms_is_not_forecast(monkeypatch):
+    """Below FORECAST_ROWS rows of terms (one interactive ranking: about 85), the forecast's own contraction and
+    terms cost more than the double-precision attempt it would save; a batch above it is forecast."""
+    from bayesdx.engine import cancellation as module
+
+    calls: list[int] = []
+    original = quickscore.cancellation
+
+    def counted(coef: Any, factors: Any, marginals: Any, count: np.ndarray) -> np.ndarray:
+        calls.append(int(count.sum()))
+        return original(coef, factors, marginals, count)
+
+    monkeypatch.setattr(quickscore, "cancellation", counted)
+    assert module.cancellation is original
+    from bayesdx.evaluation.vignettes import read_vignettes
+
+    model = bayesdx.load_model()
+    cases = [dict(e) for e in read_vignettes(DEV, model).evidence]
+    bayesdx.rank_causes(cases[0], model=model, next_steps=False)
+    assert calls == []
+    bayesdx.score(cases, model=model, top_k=3)
+    assert sum(calls) >= quickscore.FORECAST_ROWS

@@ -30,7 +30,7 @@ from .network import BatchPosterior, CompiledNetwork, Lowered
 if TYPE_CHECKING:
     from .engine import InferenceEngine
 
-__all__ = ["ERROR_BUDGET", "FORECAST", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "telescoped"]
+__all__ = ["ERROR_BUDGET", "FORECAST", "FORECAST_ROWS", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "telescoped"]
 
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
@@ -43,8 +43,10 @@ ERROR_BUDGET = 1e-10
 #: Rows of expanded terms contracted together in double precision (bounds the memory of one block: at 2**16
 #: rows, 10,000 vignettes with next steps peaked at 566 MiB of process memory); half as many in extended precision.
 ROWS_PER_BLOCK = 2**15
-#: Forecast each case's cancellation (:func:`cancellation`) and start it at the precision it will need.
+#: Forecast each case's cancellation (:func:`cancellation`) and start it at the precision it will need, when
+#: a call has at least ``FORECAST_ROWS`` rows of terms.
 FORECAST = True
+FORECAST_ROWS = 1024
 
 
 def expand(
@@ -367,7 +369,9 @@ def expand(
     todo = np.flatnonzero((counts > 0) & (counts <= MAX_TERMS))  # no term: impossible
     longer = np.finfo(np.longdouble).eps < np.finfo(dtype).eps
     # cases forecast to cancel past a precision's budget skip it (each row's bound is still checked)
-    level = forecast(np.unique(row_case[todo]))[row_case[todo]] if FORECAST and dtype is np.float64 else np.zeros(todo.size)
+    # (not for a few rows: the forecast's own contraction and terms then cost more than the attempt it saves)
+    worth = FORECAST and dtype is np.float64 and int(counts[todo].sum()) >= FORECAST_ROWS
+    level = forecast(np.unique(row_case[todo]))[row_case[todo]] if worth else np.zeros(todo.size)
     if not longer:
         level = np.where(level > 0, 2, 0)
     straight = todo[level == 1]  # to extended precision
