@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import difflib
 import math
@@ -156,18 +157,19 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
         if column not in known:  # one row per accepted answer; the cells read so far, by type and value
             known[column] = (np.array([model.answer_vector(column, a) for a in states]), {})
         vectors, lookup = known[column]
+        seen = dict(lookup)  # this frame's cells: the model's valid answers, and the missing cells met here
         for k, value in enumerate(values):
             key = (type(value), value)
             try:
-                code = lookup[key]
+                code = seen[key]
             except (KeyError, TypeError):
                 label = frame.index[k]
                 state = to_state(model, column, value, f" in {row_label} {label!r}")
-                if state is None:  # not observed (None, NaN, ''): not kept, NaN objects differ
-                    code = -1
-                else:
-                    code = states.index(state)
-                    lookup[key] = code  # a valid answer: hashable, and few per variable
+                code = -1 if state is None else states.index(state)
+                with contextlib.suppress(TypeError):  # an unhashable value is not kept
+                    seen[key] = code
+                if state is not None:  # a valid answer is kept for the model (a missing one is not: NaN objects differ)
+                    lookup[key] = code
             codes[k] = code
         observed = codes >= 0
         if observed.any():
