@@ -127,7 +127,6 @@ class InferenceEngine:
         row_case: np.ndarray | None = None,
         row_likelihoods: Mapping[str, np.ndarray] | None = None,
         lower: Sequence[str] = (),
-        specialize_lowest: bool = True,
     ) -> BatchPosterior:
         """Posterior marginals of ``targets`` for ``n_cases`` cases.
 
@@ -161,9 +160,6 @@ class InferenceEngine:
             Noisy findings for which the result's ``lowered`` also gives each case with that finding observed
             at its lowest level instead, where the case's signed terms give it at no extra contraction
             (:class:`~bayesdx.engine.network.Lowered`; not with ``row_case``).
-        specialize_lowest : bool, default True
-            Without expansion, compile a noisy finding at its lowest level without its level sum (smaller
-            tables); False shares one program between cases that differ only in which findings are there.
         """
         net = self.network
         if tables is None:
@@ -210,7 +206,7 @@ class InferenceEngine:
                 low = [self._index[v] for v in lower if self._index[v] in leaves]
                 return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
-        lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam} if specialize_lowest else {}
+        lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
         carried_key = self._key(lam, target_ids, decomposed, lowest_rows)
         hard = carried_key[3]
@@ -237,9 +233,8 @@ class InferenceEngine:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
             # by each case's own pattern of observed variables, one (cached) contraction per pattern
             for rows, sub in split_by_pattern(lam, target_ids, lowest_rows):
-                sub_names = {net.variables[v]: a for v, a in sub.items()}
                 part = self.posterior(
-                    sub_names, targets, rows.size, tables=tables, split=False, dtype=dtype, specialize_lowest=specialize_lowest
+                    {net.variables[v]: a for v, a in sub.items()}, targets, rows.size, tables=tables, split=False, dtype=dtype
                 )
                 log_z[rows] = part.log_evidence
                 for t in target_ids:

@@ -404,15 +404,8 @@ def expand(
         sub = {v: a[row_case[retry]] for v, a in lam.items()}
         for v, a in row_lam.items():
             sub[v] = sub[v] * a[retry] if v in sub else a[retry]
-        # the counterfactual rows of a case (a finding at its lowest level instead) share the case's program
         part = engine.posterior(
-            {net.variables[v]: a for v, a in sub.items()},
-            target_names,
-            retry.size,
-            tables=tables,
-            expand=False,
-            dtype=dtype,
-            specialize_lowest=False,
+            {net.variables[v]: a for v, a in sub.items()}, target_names, retry.size, tables=tables, expand=False, dtype=dtype
         )
         log_z[retry] = part.log_evidence
         for t, name in zip(target_ids, target_names, strict=True):
