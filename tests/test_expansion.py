@@ -418,7 +418,7 @@ def test_lowered_findings_match_pyagrum_with_the_finding_observed_normal(bundled
         model.engine.posterior(lik, model.causes, n, lower=["no_such_finding"])
 
 
-def test_term_rows_take_variables_every_row_observes_at_their_state(to_pyagrum):
+def test_term_rows_take_variables_every_row_observes_at_their_state(to_pyagrum, monkeypatch):
     """Rows that all observe ``age_group`` and ``sex`` (nearly every vignette) are contracted by a program without
     their axes, their likelihoods there multiplying P(e): the same marginals and evidence as VariableElimination,
     and, in extended precision, the same log-evidence as the program that carries them to 1e-18 (a likelihood of
@@ -445,7 +445,7 @@ def test_term_rows_take_variables_every_row_observes_at_their_state(to_pyagrum):
         compiled.append(key)
         return original(key)
 
-    engine._program = program  # type: ignore[method-assign]
+    monkeypatch.setattr(engine, "_program", program)  # restored after the test (the model is shared)
     post = engine.term_rows(columns, targets, n, net.tables)
     assert post is not None
     assert any({index["age_group"], index["sex"]} <= key[3] for key in compiled)  # taken at their states

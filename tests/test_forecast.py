@@ -121,7 +121,7 @@ def test_the_forecast_removes_most_double_precision_work_on_cancelling_vignettes
     results, rows = {}, {}
     for forecast in (False, True):
         monkeypatch.setattr(quickscore, "FORECAST", forecast)
-        model = bayesdx.load_model()  # a fresh engine each time
+        model = bayesdx.load_model()  # the shared model: rows are counted per call, cached programs or not
         cases = [dict(e) for e in read_vignettes(DEV, model).evidence]
         lik = add_presenting(model, likelihoods_from_evidence(model, cases), len(cases))
         with monkeypatch.context() as patch:
