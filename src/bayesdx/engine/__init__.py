@@ -22,10 +22,13 @@ few signed product terms on the leaves' parents (Heckerman's Quickscore, general
 the decomposition of Diez and Galan), so a batch shares one contraction over the rest of the network
 whatever findings its cases have. Cancellation between the terms is bounded per case and, where the bound
 exceeds ``ERROR_BUDGET``, the case is recomputed in extended precision or with its findings inside the
-contraction (see :func:`bayesdx.engine.quickscore.expand`).
+contraction (see :func:`bayesdx.engine.quickscore.expand`). That contraction holds signed weights too; its
+passes carry a running bound on their rounding errors (:mod:`~bayesdx.engine.rounding`), and a case past
+the budget is computed again in extended precision, then with full tables (:mod:`~bayesdx.engine.exactness`).
 
 The package, by job: :mod:`~bayesdx.engine.network` (the network as arrays), :mod:`~bayesdx.engine.plan`
-(contraction programs, printable), :mod:`~bayesdx.engine.execute` (the passes and their scaling),
+(contraction programs, printable), :mod:`~bayesdx.engine.cache` (compiled programs, shared),
+:mod:`~bayesdx.engine.execute` (the passes and their scaling),
 :mod:`~bayesdx.engine.quickscore` (evidence on noisy leaves as terms) and :mod:`~bayesdx.engine.engine`
 (the cache and the route chooser).
 """

@@ -6,13 +6,13 @@ program carrying every variable) and ``patterns`` (a batch split by each case's 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from threading import Lock
 
 import numpy as np
 
 from ..exceptions import ModelTooLargeError
+from .cache import ProgramCache
+from .exactness import cancelled, compute_again, rounding_error
 from .execute import finish, marginals_of_targets, run
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern
@@ -42,29 +42,6 @@ FEW_PATTERNS_RATIO = 1.25
 SMALL_BATCH = 64
 #: ... and has at most this many variables (compiling the all-variable program for munin's 1,041 took 0.4 s).
 SMALL_NETWORK = 300
-
-
-class ProgramCache:
-    """Compiled contractions, shareable by the engines of networks with the same structure.
-
-    A program depends only on the network's variables, cardinalities, parents and decompositions (never on
-    the numbers in its tables), so the prior settings of one model file share one cache: each setting's
-    engine reuses what another compiled.
-
-    Parameters
-    ----------
-    optimize : str
-        The contraction-order method the programs were compiled with.
-    max_entries : int
-        The engines' size limit (a program is compiled only under it).
-    """
-
-    def __init__(self, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE) -> None:
-        self.optimize = optimize
-        self.max_entries = max_entries
-        self.programs: OrderedDict[tuple[frozenset[int], ...], Program] = OrderedDict()
-        self.narrow: dict[ProgramKey, int] = {}  # chunk width measured best, per program of narrow chunks
-        self.lock = Lock()
 
 
 class InferenceEngine:
@@ -196,7 +173,7 @@ class InferenceEngine:
             raise ValueError("row_likelihoods need row_case (the case of each row).")
         marg: dict[int, np.ndarray] = {t: np.empty((n_cases, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z: np.ndarray = np.empty(n_cases, dtype=dtype)
-        decomposed = self._decomposed(tables)
+        decomposed = self.decomposed(tables)
         if expand and split:
             leaves = self._expandable(lam, target_ids, decomposed)
             if leaves:
@@ -206,7 +183,7 @@ class InferenceEngine:
                 low = [self._index[v] for v in lower if self._index[v] in leaves]
                 return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
-        lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
         offset = None
         carried_key = self._key(lam, target_ids, decomposed, lowest_rows)
         hard = carried_key[3]
@@ -255,6 +232,7 @@ class InferenceEngine:
             else:
                 chunk = 1  # too few cases to compare: one at a time, the cheaper mistake
         timing: list[float] = []
+        error = np.zeros(n_cases) if program.signed else None  # each case's rounding bound
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
         observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
         for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
@@ -276,13 +254,18 @@ class InferenceEngine:
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
-            grads, log_z[start:stop] = run(program, tables, net.decompositions, columns, size, states, dtype)
+            passed = run(program, tables, net.decompositions, columns, size, states, dtype)
+            grads, log_z[start:stop] = passed.grads, passed.log_z
+            if error is not None:
+                error[start:stop] = rounding_error(program, columns, passed, marg)
             marginals_of_targets(program, columns, grads, marg, start, stop)
             if trial:
                 timing.append((time.perf_counter() - clock) / size)
                 if len(timing) == 2:
                     self._narrow[carried_key] = 1 if timing[1] < timing[0] else chunk
             start = stop
+        if error is not None and (redo := cancelled(error)).size:
+            compute_again(self, lam, target_ids, tables, redo, log_z, marg, offset, dtype)
         return finish(net, marg, log_z, offset, route="universal" if carried_key == self._universal_key else "contraction")
 
     def term_rows(
@@ -302,7 +285,7 @@ class InferenceEngine:
         ``SPLIT_ENTRIES`` per row, or chunks narrower than ``MIN_CHUNK`` rows): then :meth:`posterior`.
         """
         net = self.network
-        decomposed = self._decomposed(tables)
+        decomposed = self.decomposed(tables)
         if decomposed & set(columns):
             return None
         # a variable every row observes (at most one nonzero likelihood per row, the case's age or sex say) is
@@ -313,7 +296,7 @@ class InferenceEngine:
             return None
         program = self._program(key)
         chunk = max(1, min(n_rows, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
-        if chunk < min(n_rows, MIN_CHUNK):
+        if chunk < min(n_rows, MIN_CHUNK) or program.signed:  # signed: posterior bounds its rounding errors
             return None
         marg: dict[int, np.ndarray] = {t: np.empty((n_rows, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z: np.ndarray = np.empty(n_rows, dtype=dtype)
@@ -332,7 +315,7 @@ class InferenceEngine:
                 for v in program.lambda_vars
             ]
             states = {v: state[start:stop] for v, state in observed.items()}
-            grads, log_z[start:stop] = run(program, tables, net.decompositions, part, size, states, dtype)
+            grads, log_z[start:stop], *_ = run(program, tables, net.decompositions, part, size, states, dtype)
             marginals_of_targets(program, part, grads, marg, start, stop)
         return finish(net, marg, log_z, offset if hard else None, route="contraction")
 
@@ -344,9 +327,9 @@ class InferenceEngine:
         lowest_rows: Mapping[int, np.ndarray] | None = None,
     ) -> ProgramKey:
         """The program key :meth:`posterior` uses for cases with likelihoods ``lam`` (without splitting);
-        ``lowest_rows`` (see :meth:`_at_lowest`) where the caller has them already."""
+        ``lowest_rows`` (see :meth:`at_lowest`) where the caller has them already."""
         if lowest_rows is None:
-            lowest_rows = {v: self._at_lowest(v, lam[v]) for v in decomposed if v in lam}
+            lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         hard = frozenset(v for v, a in lam.items() if a.shape[0] and (np.count_nonzero(a, axis=1) == 1).all())
         return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, hard)
@@ -386,7 +369,7 @@ class InferenceEngine:
             return False
         return program.entries_per_case > SPLIT_WORTH_RATIO * self._program(key).entries_per_case
 
-    def _decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
+    def decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
         """The noisy variables whose decomposition still holds with ``tables`` (a replaced table has none)."""
         if tables is self.network.tables:
             return self._decomposable
@@ -420,7 +403,7 @@ class InferenceEngine:
                 raise ValueError(
                     f"Row likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(row_case.size, len(net.states[v]))}."
                 )
-        decomposed = self._decomposed(tables)
+        decomposed = self.decomposed(tables)
         leaves = self._expandable(lam, target_ids, decomposed) if expand and split else []
         if leaves and not set(row_lam) & set(leaves):
             return expand_terms(self, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype=dtype)
@@ -453,7 +436,7 @@ class InferenceEngine:
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries)
 
-    def _at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
+    def at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
         decs = self.network.decompositions
         dec = decs[v] if decs is not None else None

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .network import BatchPosterior, CompiledNetwork, Decomposition, Lowered
 from .plan import OperandKind, Program
+from .rounding import RunningError
 
-__all__ = ["UNSCALED_FLOOR", "finish", "marginals_of_targets", "passes", "run"]
+__all__ = ["UNSCALED_FLOOR", "Passes", "finish", "marginals_of_targets", "operands", "passes", "run"]
 
 #: Without per-step rescaling, a case whose probability of evidence (likelihoods scaled to at most 1) comes out
 #: below this is recomputed with rescaling: underflow can only have lost terms smaller than about 1e-308.
@@ -56,26 +58,13 @@ def _decomposition(decompositions: Sequence[Decomposition | None] | None, v: int
     return dec
 
 
-def run(
+def operands(
     program: Program,
     tables: Sequence[np.ndarray],
     decompositions: Sequence[Decomposition | None] | None,
-    lambdas: list[np.ndarray],
-    n: int,
     states: Mapping[int, np.ndarray],
-    dtype: type = np.float64,
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Forward and backward pass for one chunk of ``n`` cases.
-
-    ``lambdas`` are ``(states, n)`` arrays; ``states`` gives each case's state of the variables observed in
-    every case, at which their operands are taken. Returns the gradient of ``log Z`` with respect to each lambda
-    operand, in scaled form (``dZ/dlambda / Z``), and ``log Z`` per case.
-
-    A program whose operands are all non-negative (no decomposed CPD weights) first runs without per-step
-    rescaling, its likelihoods divided by their largest entry so that every operand is at most 1; a case
-    whose ``Z`` then comes out below ``UNSCALED_FLOOR`` (where underflow could have lost terms) is rerun
-    with every intermediate table rescaled.
-    """
+) -> list[np.ndarray]:
+    """The program's CPD operands, taken at each case's state of its hard variables."""
     inputs: list[np.ndarray] = []
     for v, kind, parent, axes in program.sources:
         base: np.ndarray
@@ -94,35 +83,95 @@ def run(
             taken = base.transpose(front + [i for i in range(base.ndim) if i not in front])[tuple(states[h] for _, h in axes)]
             base = np.ascontiguousarray(taken.transpose(*range(1, taken.ndim), 0))  # transposes: moveaxis costs more
         inputs.append(base)
-    if any(src.kind is OperandKind.WEIGHTS for src in program.sources):  # signed weights: rescale every step
-        return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype)
+    return inputs
+
+
+def run(
+    program: Program,
+    tables: Sequence[np.ndarray],
+    decompositions: Sequence[Decomposition | None] | None,
+    lambdas: list[np.ndarray],
+    n: int,
+    states: Mapping[int, np.ndarray],
+    dtype: type = np.float64,
+) -> Passes:
+    """Forward and backward pass for one chunk of ``n`` cases.
+
+    ``lambdas`` are ``(states, n)`` arrays; ``states`` gives each case's state of the variables observed in
+    every case, at which their operands are taken. Returns the gradient of ``log Z`` with respect to each lambda
+    operand, in scaled form (``dZ/dlambda / Z``), and ``log Z`` per case (:class:`Passes`).
+
+    A program with signed operands (a noisy CPD's weights, carried above its lowest level) rescales every
+    step and bounds the rounding errors of its cancellation as it goes (``z_error`` and ``grad_errors``).
+
+    A program whose operands are all non-negative (no decomposed CPD weights) first runs without per-step
+    rescaling, its likelihoods divided by their largest entry so that every operand is at most 1; a case
+    whose ``Z`` then comes out below ``UNSCALED_FLOOR`` (where underflow could have lost terms) is rerun
+    with every intermediate table rescaled.
+    """
+    inputs = operands(program, tables, decompositions, states)
+    if program.signed:  # signed weights: rescale every step, and bound the rounding errors of the cancellation
+        return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=True)
     if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
-        grads, log_z = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
+        grads, log_z, *_ = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
     else:
         peaks = [lam.max(axis=0) for lam in lambdas]
         peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
-        grads, log_z = passes(program, inputs, [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)], n, scaled=False, dtype=dtype)
+        scaled_down = [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)]
+        grads, log_z, *_ = passes(program, inputs, scaled_down, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))
         for peak in peaks:
             log_z += np.log(peak)
         grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
     if redo.size:
         per_case = [x[..., redo] if src.hard_axes else x for x, src in zip(inputs, program.sources, strict=True)]
-        again, log_again = passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True, dtype=dtype)
+        again, log_again, *_ = passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True, dtype=dtype)
         log_z[redo] = log_again
         for g, h in zip(grads, again, strict=True):
             g[:, redo] = h
-    return grads, log_z
+    return Passes(grads, log_z)
+
+
+class Passes(NamedTuple):
+    """What one run of a program gives, per case.
+
+    Attributes
+    ----------
+    grads : list of numpy.ndarray
+        The gradient of ``log Z`` with respect to each likelihood operand, ``(states, cases)``.
+    log_z : numpy.ndarray
+        ``log Z`` (``-inf`` where ``Z`` came out at or below zero).
+    z_error : numpy.ndarray or None
+        For a signed program (see :func:`run`): a bound on the relative rounding error of ``Z``.
+    grad_errors : list of numpy.ndarray or None
+        ... and on the absolute rounding error of each entry of ``grads``.
+    """
+
+    grads: list[np.ndarray]
+    log_z: np.ndarray
+    z_error: np.ndarray | None = None
+    grad_errors: list[np.ndarray] | None = None
 
 
 def passes(
-    program: Program, inputs: list[np.ndarray], lambdas: list[np.ndarray], n: int, *, scaled: bool, dtype: type = np.float64
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """The forward and backward passes; with ``scaled``, every batched table is rescaled per case."""
+    program: Program,
+    inputs: list[np.ndarray],
+    lambdas: list[np.ndarray],
+    n: int,
+    *,
+    scaled: bool,
+    dtype: type = np.float64,
+    bounded: bool = False,
+) -> Passes:
+    """The forward and backward passes; with ``scaled``, every batched table is rescaled per case. With
+    ``bounded``, every table also carries a running bound on its rounding error (the operands are exact), which
+    the result gives for ``Z`` and the gradients."""
     values = [x.astype(dtype, copy=False) for x in inputs] + lambdas
-    scales: list[np.ndarray | None] = []
     work = np.result_type(*lambdas, dtype)
+    eps = float(np.finfo(work).eps)
+    tape = RunningError(values, eps, program.terms) if bounded else None
+    scales: list[np.ndarray | None] = []
     log_z: np.ndarray = np.zeros(n, dtype=work)
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
@@ -132,6 +181,8 @@ def passes(
                 raw = raw.copy()  # einsum may return a view, and it is divided in place
         else:
             raw = np.einsum(spec, values[ins[0]], values[ins[1]], optimize=False)
+        if tape is not None:
+            tape.step(ins, spec, values)
         if batched and scaled:
             scale = np.abs(raw).reshape(-1, n).max(axis=0) if raw.ndim > 1 else np.abs(raw)
             zero = scale <= 0
@@ -141,6 +192,8 @@ def passes(
             raw /= scale
             log_z += np.log(scale)
             scales.append(scale)
+            if tape is not None:
+                tape.rescaled(scale, raw)
         else:
             scales.append(None)
         values.append(raw)
@@ -149,27 +202,43 @@ def passes(
     with np.errstate(divide="ignore"):
         log_z += np.log(np.where(dead, 1.0, root))
     # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values
-    grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / np.where(dead, 1.0, root).astype(work)}
+    top = 1.0 / np.where(dead, 1.0, root).astype(work)
+    grads: dict[int, np.ndarray] = {len(values) - 1: top}
+    grad_errors: dict[int, np.ndarray] = {len(values) - 1: np.abs(top) * eps}  # 1/Z's own rounding (Z's: at the end)
     for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
             continue
+        e = grad_errors.pop(node, None)
         scale = scales[step]
         if scale is not None:
             g = g / scale
+            if tape is not None and e is not None:
+                e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
             dg = np.einsum(spec, g, values[other], optimize=False) if other >= 0 else np.einsum(spec, g)
+            de = tape.gradient(node, child, spec, g, e, other, values) if tape is not None and e is not None else None
             if mask is not None:
                 shape = values[child].shape
-                dg = np.broadcast_to(dg.reshape([d if keep else 1 for d, keep in zip(shape, mask, strict=True)]), shape)
+                shaped = [d if keep else 1 for d, keep in zip(shape, mask, strict=True)]
+                dg = np.broadcast_to(dg.reshape(shaped), shape)
+                if de is not None:
+                    de = np.broadcast_to(de.reshape(shaped), shape)
             grads[child] = grads[child] + dg if child in grads else dg
-    out_grads = []
-    first_lambda = len(program.sources)
-    for k, lam in enumerate(lambdas):
-        g = grads.get(first_lambda + k)
-        out_grads.append(np.zeros_like(lam) if g is None else g)
+            if de is not None:
+                grad_errors[child] = grad_errors[child] + de + eps * np.abs(grads[child]) if child in grad_errors else de
+    first = len(program.sources)  # the first likelihood operand
+    out_grads = [grads.get(first + k, np.zeros_like(lam)) for k, lam in enumerate(lambdas)]
+    z_error = out_errors = None
+    if tape is not None:
+        # a bound on Z's relative error; a Z at or below zero is a cancellation where its bound is not zero
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z_error = tape.root(values, n) / np.where(dead, np.nan, root)
+        z_error = np.where(dead, np.where(tape.root(values, n) > 0, np.inf, 0.0), z_error)
+        relative = np.where(dead, 0.0, z_error)  # 1/Z's error from Z's scales every gradient alike
+        out_errors = [grad_errors.get(first + k, np.zeros(g.shape)) + relative * np.abs(g) for k, g in enumerate(out_grads)]
     log_z[dead] = -np.inf
-    return out_grads, log_z
+    return Passes(out_grads, log_z, z_error, out_errors)
 
 
 def marginals_of_targets(

@@ -16,7 +16,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import opt_einsum
@@ -82,6 +82,13 @@ class Program:
     # per step, last first: (step index, output node, ((child, other node or -1, spec, broadcast mask), ...))
     equation: str = ""  # the whole contraction as one einsum equation (batch axis last)
     variables: tuple[str, ...] = ()  # the network's variable names, for printing
+    # rounded operations per entry of each step, filled in by :class:`~bayesdx.engine.rounding.RunningError`
+    terms: dict[tuple[int, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        """Whether an operand holds a noisy CPD's weights (signed: the contraction can cancel)."""
+        return any(src.kind is OperandKind.WEIGHTS for src in self.sources)
 
     def _name(self, index: int) -> str:
         if index == _BATCH:

@@ -1,0 +1,73 @@
+"""Own contractions that cancelled past the rounding budget, computed again until they are within it.
+
+A contraction that carries a noisy finding above its lowest level holds the CPD's signed weights (see
+:class:`~bayesdx.engine.network.Decomposition`), so its ``Z`` is a sum of products of both signs. Its
+rounding error is bounded as the contraction runs (a running error bound, see
+:func:`~bayesdx.engine.execute.passes`). A case whose bound exceeds
+:data:`~bayesdx.engine.quickscore.ERROR_BUDGET` is computed again in extended precision (where the platform
+has it), and failing that with the full CPD tables of those findings: non-negative operands, no cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import quickscore
+from .execute import Passes
+from .plan import Program
+
+if TYPE_CHECKING:
+    from .engine import InferenceEngine
+
+__all__ = ["cancelled", "compute_again", "rounding_error"]
+
+
+def rounding_error(program: Program, columns: Sequence[np.ndarray], passes: Passes, targets: Collection[int]) -> np.ndarray:
+    """Per case, the bound on the relative error of ``Z`` and on the absolute error of every target's marginal
+    (``lambda * grad``) that a signed program's passes carried."""
+    assert passes.z_error is not None  # a signed program's passes
+    assert passes.grad_errors is not None
+    error = passes.z_error.astype(np.float64)
+    for v, column, e in zip(program.lambda_vars, columns, passes.grad_errors, strict=True):
+        if v in targets:
+            error = np.maximum(error, (column * e).max(axis=0))
+    return error
+
+
+def cancelled(error: np.ndarray) -> np.ndarray:
+    """The cases whose rounding bound exceeds the budget."""
+    return np.flatnonzero(~(error <= quickscore.ERROR_BUDGET))
+
+
+def compute_again(
+    engine: InferenceEngine,
+    lam: Mapping[int, np.ndarray],
+    target_ids: Sequence[int],
+    tables: Sequence[np.ndarray],
+    cases: np.ndarray,
+    log_z: np.ndarray,
+    marg: dict[int, np.ndarray],
+    offset: np.ndarray | None,
+    dtype: type,
+) -> None:
+    """Fill in ``log_z`` (without ``offset``) and ``marg`` for ``cases``, computed again: in extended precision
+    when ``dtype`` is double (its own bound checked again), else with the signed findings' full tables."""
+    net = engine.network
+    sub = {net.variables[v]: a[cases] for v, a in lam.items()}
+    targets = [net.variables[t] for t in target_ids]
+    if np.finfo(np.longdouble).eps < np.finfo(dtype).eps:
+        part = engine.posterior(sub, targets, cases.size, tables=tables, expand=False, dtype=np.longdouble)
+    else:
+        full = list(tables)
+        for v in engine.decomposed(tables) & (set(lam) | set(target_ids)):
+            if v not in lam or not engine.at_lowest(v, lam[v][cases]).all():
+                full[v] = tables[v].copy()  # not the network's table: its full CPD enters the contraction
+        part = engine.posterior(sub, targets, cases.size, tables=full, expand=False, dtype=np.float64)
+    log_z[cases] = part.log_evidence
+    if offset is not None:
+        log_z[cases] -= np.where(np.isfinite(offset[cases]), offset[cases], 0.0)
+    for t, name in zip(target_ids, targets, strict=True):
+        marg[t][cases] = part.marginals[name]

@@ -1,0 +1,115 @@
+"""The own contraction's running rounding bound (bayesdx.engine.rounding, bayesdx.engine.exactness).
+
+A case with its findings inside its own contraction carries each positive finding as a noisy CPD's signed
+weights, and the level sums cancel. Fact (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002,
+section 3.3): a running error bound, ``|x| e_y + e_x |y| + gamma_m |x| |y|`` contracted step by step, bounds the
+rounding error of every table, whatever the cancellation. These tests hold the bound against a 120-digit
+Quickscore on a Quickscore-shaped network, and check that a case past the budget is computed again until it is
+within it: extended precision, then the findings' full tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from test_expansion import EXTENDED
+from test_forecast import _quickscore_120_digits, _rare_causes_many_findings
+
+from bayesdx.engine import engine as engine_module
+from bayesdx.engine import quickscore
+from bayesdx.inference import InferenceEngine
+
+CAUSES = [f"c{i}" for i in range(40)]
+
+
+def _own(engine: InferenceEngine, n_positive: int) -> Any:
+    """The own contraction of one case: the first ``n_positive`` findings present, the other 80 - n absent."""
+    lik = {f"f{j}": np.array([[1.0, 0.0] if j < n_positive else [0.0, 1.0]]) for j in range(80)}
+    return engine.posterior(lik, CAUSES, 1, expand=False)
+
+
+def _errors(post: Any, prior: list[float], links: list[dict[int, float]], n_positive: int) -> tuple[float, float]:
+    """The relative error of P(e) and the largest absolute error of P(c present | e), against a 120-digit Quickscore."""
+    log_z, present = _quickscore_120_digits(prior, links, list(range(n_positive)), list(range(n_positive, 80)))
+    z_error = abs(float(np.expm1(post.log_evidence[0] - log_z)))
+    marginal_error = max(abs(post.marginals[c][0, 0] - p) for c, p in zip(CAUSES, present, strict=True))
+    return z_error, marginal_error
+
+
+@pytest.fixture(scope="module")
+def quickscore_network() -> tuple[Any, list[float], list[dict[int, float]]]:
+    return _rare_causes_many_findings()
+
+
+@pytest.mark.parametrize("n_positive", range(1, 9))
+def test_the_running_bound_covers_the_own_contractions_error(monkeypatch, quickscore_network, n_positive):
+    """With nothing computed again (an infinite budget), the double-precision own contraction's error in P(e)
+    and in every marginal stays within the bound its passes carried; with 8 positive findings that error is
+    2.3e-5, so the network does exercise the cancellation."""
+    net, prior, links = quickscore_network
+    monkeypatch.setattr(quickscore, "ERROR_BUDGET", np.inf)
+    bounds: list[np.ndarray] = []
+    rounding_error = engine_module.rounding_error
+
+    def recorded(*args: Any) -> np.ndarray:
+        bounds.append(rounding_error(*args))
+        return bounds[-1]
+
+    monkeypatch.setattr(engine_module, "rounding_error", recorded)
+    post = _own(InferenceEngine(net), n_positive)
+    z_error, marginal_error = _errors(post, prior, links, n_positive)
+    assert len(bounds) == 1  # one signed contraction, nothing computed again
+    assert z_error <= bounds[0][0]
+    assert marginal_error <= bounds[0][0]
+    if n_positive == 8:
+        assert marginal_error > 1e-6
+
+
+@pytest.mark.parametrize(("n_positive", "route"), [(1, ["float64"]), (3, ["float64", "longdouble"]), (8, ["float64", "longdouble"])])
+def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, quickscore_network, n_positive, route):
+    """Past the budget in double precision a case is computed again in extended precision; past it there too,
+    with its positive findings' full tables (no signed operand). Every answer matches the 120-digit
+    Quickscore to 1e-9."""
+    if not EXTENDED:
+        pytest.skip("numpy.longdouble is float64 on this platform")
+    net, prior, links = quickscore_network
+    seen: list[str] = []
+    compute_again = engine_module.compute_again
+
+    def recorded(engine: Any, lam: Any, targets: Any, tables: Any, cases: Any, *rest: Any) -> None:
+        seen.append(np.dtype(rest[-1]).name)  # the precision that fell short
+        compute_again(engine, lam, targets, tables, cases, *rest)
+
+    monkeypatch.setattr(engine_module, "compute_again", recorded)
+    post = _own(InferenceEngine(net), n_positive)
+    assert seen == [np.dtype(getattr(np, r)).name for r in route]
+    z_error, marginal_error = _errors(post, prior, links, n_positive)
+    assert z_error <= 1e-9
+    assert marginal_error <= 1e-9
+
+
+def test_with_a_zero_budget_every_cancelling_case_ends_in_full_tables(monkeypatch, quickscore_network):
+    """No signed contraction passes a zero budget: every case is answered by the findings' full tables, and a
+    batch of cases with 0 to 8 positive findings still matches the 120-digit Quickscore."""
+    net, prior, links = quickscore_network
+    monkeypatch.setattr(quickscore, "ERROR_BUDGET", 0.0)
+    tables_seen: list[bool] = []
+    engine = InferenceEngine(net)
+    posterior = engine.posterior
+
+    def recorded(likelihoods: Any, targets: Any, n_cases: int, **kwargs: Any) -> Any:
+        tables_seen.append(kwargs.get("tables") is not None and kwargs["tables"] is not net.tables)
+        return posterior(likelihoods, targets, n_cases, **kwargs)
+
+    monkeypatch.setattr(engine, "posterior", recorded)
+    counts = list(range(9))
+    lik = {f"f{j}": np.array([[1.0, 0.0] if j < k else [0.0, 1.0] for k in counts]) for j in range(80)}
+    post = engine.posterior(lik, CAUSES, len(counts), expand=False)
+    assert any(tables_seen)
+    for case, k in enumerate(counts):
+        log_z, present = _quickscore_120_digits(prior, links, list(range(k)), list(range(k, 80)))
+        assert_allclose(post.log_evidence[case], log_z, atol=1e-9, rtol=0)
+        assert_allclose([post.marginals[c][case, 0] for c in CAUSES], present, atol=1e-9, rtol=0)
