@@ -5,7 +5,8 @@ weights, and the level sums cancel. Fact (Higham, *Accuracy and Stability of Num
 section 3.3): a running error bound, ``|x| e_y + e_x |y| + gamma_m |x| |y|`` contracted step by step, bounds the
 rounding error of every table, whatever the cancellation. These tests hold the bound against a 120-digit
 Quickscore on a Quickscore-shaped network, and check that a case past the budget is computed again until it is
-within it: extended precision, then the findings' full tables.
+within it: extended precision, then the network with every noisy CPD as non-negative terms (its positive twin).
+The non-negative decomposition itself is checked against tables built from the CDFs.
 """
 
 from __future__ import annotations
@@ -71,8 +72,7 @@ def test_the_running_bound_covers_the_own_contractions_error(monkeypatch, quicks
 @pytest.mark.parametrize(("n_positive", "route"), [(1, ["float64"]), (3, ["float64", "longdouble"]), (8, ["float64", "longdouble"])])
 def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, quickscore_network, n_positive, route):
     """Past the budget in double precision a case is computed again in extended precision; past it there too,
-    with its positive findings' full tables (no signed operand). Every answer matches the 120-digit
-    Quickscore to 1e-9."""
+    by the positive twin (no signed operand). Every answer matches the 120-digit Quickscore to 1e-9."""
     if not EXTENDED:
         pytest.skip("numpy.longdouble is float64 on this platform")
     net, prior, links = quickscore_network
@@ -91,25 +91,62 @@ def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, qu
     assert marginal_error <= 1e-9
 
 
-def test_with_a_zero_budget_every_cancelling_case_ends_in_full_tables(monkeypatch, quickscore_network):
-    """No signed contraction passes a zero budget: every case is answered by the findings' full tables, and a
-    batch of cases with 0 to 8 positive findings still matches the 120-digit Quickscore."""
+def test_with_a_zero_budget_every_cancelling_case_ends_in_the_positive_twin(monkeypatch, quickscore_network):
+    """No signed contraction passes a zero budget: every case with a positive finding is answered by the
+    positive twin, whose contraction has no signed operand, and a batch of cases with 0 to 8 positive findings
+    still matches the 120-digit Quickscore."""
     net, prior, links = quickscore_network
     monkeypatch.setattr(quickscore, "ERROR_BUDGET", 0.0)
-    tables_seen: list[bool] = []
     engine = InferenceEngine(net)
-    posterior = engine.posterior
+    twin = engine.positive_twin()
+    answered: list[int] = []
+    posterior = twin.posterior
 
     def recorded(likelihoods: Any, targets: Any, n_cases: int, **kwargs: Any) -> Any:
-        tables_seen.append(kwargs.get("tables") is not None and kwargs["tables"] is not net.tables)
+        answered.append(n_cases)
         return posterior(likelihoods, targets, n_cases, **kwargs)
 
-    monkeypatch.setattr(engine, "posterior", recorded)
+    monkeypatch.setattr(twin, "posterior", recorded)
     counts = list(range(9))
     lik = {f"f{j}": np.array([[1.0, 0.0] if j < k else [0.0, 1.0] for k in counts]) for j in range(80)}
     post = engine.posterior(lik, CAUSES, len(counts), expand=False)
-    assert any(tables_seen)
+    assert sum(answered) == 8  # the eight cases with a positive finding (one pattern of findings each)
+    assert all((d.weights >= 0).all() for d in twin.network.decompositions or () if d is not None)  # nothing signed
     for case, k in enumerate(counts):
         log_z, present = _quickscore_120_digits(prior, links, list(range(k)), list(range(k, 80)))
         assert_allclose(post.log_evidence[case], log_z, atol=1e-9, rtol=0)
         assert_allclose([post.marginals[c][case, 0] for c in CAUSES], present, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4])
+def test_the_positive_decomposition_is_the_cpd_with_no_negative_entry(rng, levels):
+    """Fact (telescoping, Heckerman and Breese 1996): ``prod A_i - prod B_i = sum_m (A_m - B_m) prod_{i<m} B_i
+    prod_{i>m} A_i``, so a noisy-MAX CPD is a sum of non-negative products. Checked entry by entry against the
+    table ``P(y | pa) = F(y) - F(y - 1)``, ``F(t) = L(t) prod_i C_i(t, pa_i)``, for random CDFs over a
+    shuffled level order, with 4 parents of 2 or 3 states."""
+    from bayesdx.inference import Decomposition
+
+    order = tuple(int(s) for s in rng.permutation(levels))
+    cards = [2, 3, 2, 3]
+
+    def cdf(width: int) -> np.ndarray:  # (states, levels), growing to 1 over the levels
+        steps = rng.dirichlet(np.ones(levels), size=width)
+        return np.cumsum(steps, axis=1).clip(0.0, 1.0)
+
+    leak = cdf(1)[0]
+    leak[-1] = 1.0
+    parent_cdfs = [cdf(c) for c in cards]
+    for c in parent_cdfs:
+        c[:, -1] = 1.0
+    dec = Decomposition.from_cdfs(order, leak, parent_cdfs)
+    weights, factors = dec.positive
+    assert (weights >= 0).all()
+    assert all((g >= 0).all() for g in factors)
+    for pa in np.ndindex(*cards):
+        big_f = [leak[t] * np.prod([c[s, t] for c, s in zip(parent_cdfs, pa, strict=True)]) for t in range(levels)]
+        expected = np.zeros(levels)
+        for t in range(levels):
+            expected[order[t]] = big_f[t] - (big_f[t - 1] if t else 0.0)
+        got = sum(weights[k] * np.prod([g[k, s] for g, s in zip(factors, pa, strict=True)]) for k in range(weights.shape[0]))
+        assert_allclose(got, expected, atol=1e-15, rtol=0)
+    assert_allclose(weights[0][order[0]], leak[0])  # the first term is the lowest level's, as in the signed form

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class InferenceEngine:
         self._universal_key: ProgramKey = (everything, frozenset(), frozenset(), frozenset())
         self._runner: UniversalRunner | None = None
         self._no_runner = False  # decided: a few cases do not take the universal route
+        self._twin: InferenceEngine | None = None
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -232,7 +234,7 @@ class InferenceEngine:
             else:
                 chunk = 1  # too few cases to compare: one at a time, the cheaper mistake
         timing: list[float] = []
-        error = np.zeros(n_cases) if program.signed else None  # each case's rounding bound
+        error = np.zeros(n_cases) if program.weighted else None  # each case's rounding bound
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
         observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
         for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
@@ -254,9 +256,9 @@ class InferenceEngine:
             ]
             columns = [np.ascontiguousarray(a.T) for a in lambdas]  # (states, cases): the batch axis last
             states = {v: o[start:stop] for v, o in observed.items()}
-            passed = run(program, tables, net.decompositions, columns, size, states, dtype)
+            passed = run(program, tables, net.decompositions, columns, size, states, dtype, targets=marg.keys())
             grads, log_z[start:stop] = passed.grads, passed.log_z
-            if error is not None:
+            if error is not None and passed.z_error is not None:  # signed weights with negative entries
                 error[start:stop] = rounding_error(program, columns, passed, marg)
             marginals_of_targets(program, columns, grads, marg, start, stop)
             if trial:
@@ -296,7 +298,7 @@ class InferenceEngine:
             return None
         program = self._program(key)
         chunk = max(1, min(n_rows, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
-        if chunk < min(n_rows, MIN_CHUNK) or program.signed:  # signed: posterior bounds its rounding errors
+        if chunk < min(n_rows, MIN_CHUNK) or program.weighted:  # signed: posterior bounds its rounding errors
             return None
         marg: dict[int, np.ndarray] = {t: np.empty((n_rows, len(net.states[t])), dtype=dtype) for t in target_ids}
         log_z: np.ndarray = np.empty(n_rows, dtype=dtype)
@@ -419,6 +421,16 @@ class InferenceEngine:
             expand=expand,
             dtype=dtype,
         )
+
+    def positive_twin(self) -> InferenceEngine:
+        """An engine for the same network with every noisy CPD as its non-negative decomposition
+        (:attr:`~bayesdx.engine.network.Decomposition.positive`; its full table where it has none): larger
+        contractions that never cancel."""
+        if self._twin is None:
+            net = self.network
+            decs = tuple(None if d is None else d.as_positive() for d in net.decompositions or ())
+            self._twin = InferenceEngine(replace(net, decompositions=decs or None), optimize=self.optimize, max_entries=self.max_entries)
+        return self._twin
 
     def _universal(self) -> UniversalRunner | None:
         """The runner of the universal program with this engine's tables (built once), or None where a few

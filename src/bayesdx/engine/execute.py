@@ -5,7 +5,7 @@ underflow threatens."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -94,6 +94,7 @@ def run(
     n: int,
     states: Mapping[int, np.ndarray],
     dtype: type = np.float64,
+    targets: Collection[int] = (),
 ) -> Passes:
     """Forward and backward pass for one chunk of ``n`` cases.
 
@@ -110,8 +111,9 @@ def run(
     with every intermediate table rescaled.
     """
     inputs = operands(program, tables, decompositions, states)
-    if program.signed:  # signed weights: rescale every step, and bound the rounding errors of the cancellation
-        return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=True)
+    weights = [x for x, src in zip(inputs, program.sources, strict=True) if src.kind is OperandKind.WEIGHTS]
+    if any((x < 0).any() for x in weights):  # signed: rescale every step, and bound the errors of the cancellation
+        return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=targets)
     if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
         grads, log_z, *_ = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
@@ -162,15 +164,23 @@ def passes(
     *,
     scaled: bool,
     dtype: type = np.float64,
-    bounded: bool = False,
+    bounded: Collection[int] | None = None,
 ) -> Passes:
     """The forward and backward passes; with ``scaled``, every batched table is rescaled per case. With
-    ``bounded``, every table also carries a running bound on its rounding error (the operands are exact), which
-    the result gives for ``Z`` and the gradients."""
+    ``bounded`` (target variables), every table also carries a running bound on its rounding error (the operands
+    are exact), which the result gives for ``Z`` and for the gradients of the targets' likelihoods (zero for
+    the others)."""
     values = [x.astype(dtype, copy=False) for x in inputs] + lambdas
     work = np.result_type(*lambdas, dtype)
     eps = float(np.finfo(work).eps)
-    tape = RunningError(values, eps, program.terms) if bounded else None
+    tape = RunningError(values, eps, program.terms) if bounded is not None else None
+    wanted: set[int] = set()  # the tables with a target's likelihood below them: their gradients' bounds matter
+    if bounded is not None:
+        first = len(program.sources)
+        wanted = {first + k for k, v in enumerate(program.lambda_vars) if v in bounded}
+        for k, (ins, _, _) in enumerate(program.forward):
+            if not wanted.isdisjoint(ins):
+                wanted.add(len(inputs) + len(lambdas) + k)
     scales: list[np.ndarray | None] = []
     log_z: np.ndarray = np.zeros(n, dtype=work)
     dead = np.zeros(n, dtype=bool)
@@ -217,7 +227,7 @@ def passes(
                 e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
             dg = np.einsum(spec, g, values[other], optimize=False) if other >= 0 else np.einsum(spec, g)
-            de = tape.gradient(node, child, spec, g, e, other, values) if tape is not None and e is not None else None
+            de = tape.gradient(node, child, spec, g, e, other, values) if tape is not None and e is not None and child in wanted else None
             if mask is not None:
                 shape = values[child].shape
                 shaped = [d if keep else 1 for d, keep in zip(shape, mask, strict=True)]

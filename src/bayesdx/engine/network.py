@@ -122,6 +122,51 @@ class Decomposition:
             out &= (g == 1.0).all(axis=1)
         return out
 
+    @cached_property
+    def positive(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The same CPD as a sum over a hidden index of non-negative terms only: ``(W+, (G+_i, ...))`` with
+        ``P(child | pa) = sum_t W+[t, child] prod_i G+_i[t, pa_i]`` and every entry at least zero.
+
+        The lowest level's probability ``F(0)`` is one product. Above it, ``F(y) - F(y - 1)`` with ``A_i =
+        C_i(y) >= B_i = C_i(y - 1)`` (and the leak as a parent ``0`` with ``A_0 = L(y)``, ``B_0 = L(y - 1)``)
+        telescopes into ``sum_m (A_m - B_m) prod_{i<m} B_i prod_{i>m} A_i``: one term per parent plus one for
+        the leak (Heckerman and Breese 1996's sequential decomposition), so the sum never cancels. Terms that are
+        zero everywhere are left out; the first term is always the lowest level's (as in ``weights``). Without
+        the CDFs (``leak_cdf``), the signed decomposition itself.
+        """
+        if self.leak_cdf is None or not self.order:
+            return self.weights, self.factors
+        n_states = self.weights.shape[1]
+        leak = self.leak_cdf
+        weights: list[np.ndarray] = []
+        factors: list[list[np.ndarray]] = [[] for _ in self.factors]
+
+        def term(state: int, coefficient: float, rows: Sequence[np.ndarray], keep: bool = False) -> None:
+            if keep or (coefficient > 0 and all(r.any() for r in rows)):
+                w = np.zeros(n_states)
+                w[state] = coefficient
+                weights.append(w)
+                for i, r in enumerate(rows):
+                    factors[i].append(r)
+
+        term(self.order[0], float(leak[0]), [g[0] for g in self.factors], keep=True)  # first: the lowest level's
+        for y in range(1, len(self.order)):
+            above = [g[y] for g in self.factors]
+            below = [g[y - 1] for g in self.factors]
+            term(self.order[y], float(leak[y] - leak[y - 1]), above)
+            for m in range(len(self.factors)):
+                rows = [*below[:m], above[m] - below[m], *above[m + 1 :]]
+                term(self.order[y], float(leak[y - 1]), rows)
+        return np.array(weights), tuple(np.ascontiguousarray(np.array(f)) for f in factors)
+
+    def as_positive(self) -> Decomposition | None:
+        """The CPD's :attr:`positive` decomposition as a :class:`Decomposition` (no level order: never expanded
+        into terms), or None where it has a negative entry (without CDFs, or CDFs that do not grow with the level)."""
+        weights, factors = self.positive
+        if (weights < 0).any() or any((g < 0).any() for g in factors):
+            return None
+        return Decomposition(weights, factors)
+
     @classmethod
     def from_cdfs(cls, order: Sequence[int], leak_cdf: np.ndarray, parent_cdfs: Sequence[np.ndarray]) -> Decomposition:
         levels = len(order)

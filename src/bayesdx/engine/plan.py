@@ -86,8 +86,9 @@ class Program:
     terms: dict[tuple[int, ...], int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def signed(self) -> bool:
-        """Whether an operand holds a noisy CPD's weights (signed: the contraction can cancel)."""
+    def weighted(self) -> bool:
+        """Whether an operand holds a noisy CPD's weights over its level index (signed in the decomposition of
+        Diez and Galan, so the contraction can cancel; not in the positive one)."""
         return any(src.kind is OperandKind.WEIGHTS for src in self.sources)
 
     def _name(self, index: int) -> str:

@@ -61,24 +61,29 @@ class RunningError:
             return None if e == 0.0 else e * np.abs(values[k])
         return e
 
-    def _gamma(self, key: tuple[int, ...], spec: str, shapes: Sequence[tuple[int, ...]]) -> float:
-        """``gamma_m = m u / (1 - m u)`` for one step, ``m`` its :func:`terms`."""
+    def _gamma(self, key: tuple[int, ...], spec: str, xs: Sequence[np.ndarray]) -> float:
+        """``gamma_m = m u / (1 - m u)`` for one step on operands ``xs``, ``m`` its :func:`terms`."""
         m = self.counts.get(key)
         if m is None:
-            m = self.counts[key] = terms(spec, shapes)
+            m = self.counts[key] = terms(spec, [x.shape for x in xs])
         return m * self.u / (1 - m * self.u)
 
     def step(self, ins: tuple[int, ...], spec: str, values: Sequence[np.ndarray]) -> None:
         """Record the bound of the forward step ``einsum(spec, *values[ins])`` (before any rescaling)."""
-        g = self._gamma(ins, spec, [values[i].shape for i in ins])
-        if all(self.nonnegative[i] for i in ins):
-            k = [self.errors[i] for i in ins]
-            if all(isinstance(x, float) for x in k):  # no cancellation below: relative bounds add up
-                self.errors.append((math.prod(1.0 + float(x) for x in k) - 1.0 + g) / (1.0 - g))
-                self.nonnegative.append(True)
+        xs = [values[i] for i in ins]
+        g = self._gamma(ins, spec, xs)
+        errors, nonnegative = self.errors, self.nonnegative
+        if all(nonnegative[i] for i in ins):
+            k = [e for e in (errors[i] for i in ins) if isinstance(e, float)]
+            if len(k) == len(ins):  # no cancellation below: relative bounds add up
+                total = 1.0
+                for x in k:
+                    total *= 1.0 + x
+                errors.append((total - 1.0 + g) / (1.0 - g))
+                nonnegative.append(True)
                 return
-        self.errors.append(contract_error(spec, [values[i] for i in ins], [self._table(i, values) for i in ins], g))
-        self.nonnegative.append(all(self.nonnegative[i] for i in ins))
+        errors.append(contract_error(spec, xs, [self._table(i, values) for i in ins], g))
+        nonnegative.append(all(nonnegative[i] for i in ins))
 
     def rescaled(self, scale: np.ndarray, out: np.ndarray) -> None:
         """The last table was divided by ``scale`` (per case), giving ``out``."""
@@ -96,10 +101,9 @@ class RunningError:
         """The bound on the error of the backward product ``einsum(spec, g, values[other])`` from ``node`` to
         ``child`` (``other`` -1: ``g`` alone)."""
         if other < 0:
-            return contract_error(spec, [g], [e_g], self._gamma((-node, child), spec, [g.shape]))
+            return contract_error(spec, [g], [e_g], self._gamma((-node, child), spec, [g]))
         y = values[other]
-        gamma = self._gamma((-node, child, other), spec, [g.shape, y.shape])
-        return contract_error(spec, [g, y], [e_g, self._table(other, values)], gamma)
+        return contract_error(spec, [g, y], [e_g, self._table(other, values)], self._gamma((-node, child, other), spec, [g, y]))
 
 
 def contract_error(spec: str, xs: Sequence[np.ndarray], errors: Sequence[np.ndarray | None], g: float) -> np.ndarray:
