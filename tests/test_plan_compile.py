@@ -16,11 +16,20 @@ from plan_reference import compile_program_reference
 from references import example_network
 
 import bayesdx
-from bayesdx.engine import CompiledNetwork
+from bayesdx.engine import CompiledNetwork, plan
 from bayesdx.engine.plan import Program, ProgramKey, compile_program
 from bayesdx.exceptions import ModelTooLargeError
 
 SEED = 20261124
+
+
+@pytest.fixture(autouse=True)
+def _signed_decompositions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference predates the non-negative decomposition of small noisy CPDs (plan.POSITIVE_PARENTS): both
+    compilers compile the signed one here (the choice of operands is tested in tests/test_rounding_bound.py)."""
+    monkeypatch.setattr(plan, "POSITIVE_PARENTS", -1)
+
+
 EXAMPLES = ("child", "alarm", "hepar2", "win95pts", "andes")
 
 

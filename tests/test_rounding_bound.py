@@ -20,7 +20,7 @@ from test_expansion import EXTENDED
 from test_forecast import _quickscore_120_digits, _rare_causes_many_findings
 
 from bayesdx.engine import engine as engine_module
-from bayesdx.engine import quickscore
+from bayesdx.engine import plan, quickscore
 from bayesdx.inference import InferenceEngine
 
 CAUSES = [f"c{i}" for i in range(40)]
@@ -45,8 +45,15 @@ def quickscore_network() -> tuple[Any, list[float], list[dict[int, float]]]:
     return _rare_causes_many_findings()
 
 
+@pytest.fixture
+def signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every noisy CPD in its signed form (the network's findings have 6 parents, within plan.POSITIVE_PARENTS,
+    so by default they enter as non-negative terms and nothing cancels)."""
+    monkeypatch.setattr(plan, "POSITIVE_PARENTS", -1)
+
+
 @pytest.mark.parametrize("n_positive", range(1, 9))
-def test_the_running_bound_covers_the_own_contractions_error(monkeypatch, quickscore_network, n_positive):
+def test_the_running_bound_covers_the_own_contractions_error(monkeypatch, signed, quickscore_network, n_positive):
     """With nothing computed again (an infinite budget), the double-precision own contraction's error in P(e)
     and in every marginal stays within the bound its passes carried; with 8 positive findings that error is
     2.3e-5, so the network does exercise the cancellation."""
@@ -70,7 +77,7 @@ def test_the_running_bound_covers_the_own_contractions_error(monkeypatch, quicks
 
 
 @pytest.mark.parametrize(("n_positive", "route"), [(1, ["float64"]), (3, ["float64", "longdouble"]), (8, ["float64", "longdouble"])])
-def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, quickscore_network, n_positive, route):
+def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, signed, quickscore_network, n_positive, route):
     """Past the budget in double precision a case is computed again in extended precision; past it there too,
     by the positive twin (no signed operand). Every answer matches the 120-digit Quickscore to 1e-9."""
     if not EXTENDED:
@@ -91,7 +98,7 @@ def test_a_case_past_its_bound_is_computed_again_until_within_it(monkeypatch, qu
     assert marginal_error <= 1e-9
 
 
-def test_with_a_zero_budget_every_cancelling_case_ends_in_the_positive_twin(monkeypatch, quickscore_network):
+def test_with_a_zero_budget_every_cancelling_case_ends_in_the_positive_twin(monkeypatch, signed, quickscore_network):
     """No signed contraction passes a zero budget: every case with a positive finding is answered by the
     positive twin, whose contraction has no signed operand, and a batch of cases with 0 to 8 positive findings
     still matches the 120-digit Quickscore."""
@@ -150,3 +157,26 @@ def test_the_positive_decomposition_is_the_cpd_with_no_negative_entry(rng, level
         got = sum(weights[k] * np.prod([g[k, s] for g, s in zip(factors, pa, strict=True)]) for k in range(weights.shape[0]))
         assert_allclose(got, expected, atol=1e-15, rtol=0)
     assert_allclose(weights[0][order[0]], leak[0])  # the first term is the lowest level's, as in the signed form
+
+
+def test_small_noisy_cpds_enter_as_non_negative_terms_and_need_no_second_attempt(monkeypatch, quickscore_network):
+    """With its defaults a finding of at most plan.POSITIVE_PARENTS parents carried above its lowest level enters
+    as the non-negative decomposition (parents + 2 terms for noisy-OR), so 8 positive findings, which cancel
+    past extended precision in the signed form, are answered in double precision at the first attempt and
+    match the 120-digit Quickscore."""
+    net, prior, links = quickscore_network
+    attempts: list[Any] = []
+    compute_again = engine_module.compute_again
+    monkeypatch.setattr(engine_module, "compute_again", lambda *args: attempts.append(args) or compute_again(*args))
+    engine = InferenceEngine(net)
+    post = _own(engine, 8)
+    assert attempts == []
+    kinds = {src.kind for program in engine._programs.values() for src in program.sources}
+    assert plan.OperandKind.POSITIVE_WEIGHTS in kinds
+    assert plan.OperandKind.WEIGHTS not in kinds
+    program = next(p for p in engine._programs.values() if any(s.kind is plan.OperandKind.POSITIVE_WEIGHTS for s in p.sources))
+    source = next(s for s in program.sources if s.kind is plan.OperandKind.POSITIVE_WEIGHTS)
+    assert net.decompositions[source.variable].positive[0].shape[0] == len(net.parents[source.variable]) + 2
+    z_error, marginal_error = _errors(post, prior, links, 8)
+    assert z_error <= 1e-12
+    assert marginal_error <= 1e-12

@@ -76,8 +76,12 @@ def operands(
             base = _decomposition(decompositions, v).factors[parent][0]
         elif kind is OperandKind.WEIGHTS:
             base = _decomposition(decompositions, v).weights
-        else:
+        elif kind is OperandKind.FACTOR:
             base = _decomposition(decompositions, v).factors[parent]
+        elif kind is OperandKind.POSITIVE_WEIGHTS:
+            base = _decomposition(decompositions, v).positive[0]
+        else:
+            base = _decomposition(decompositions, v).positive[1][parent]
         if axes:  # taken at each case's state of its hard variables: (remaining axes..., cases)
             front = [pos for pos, _ in axes]
             taken = base.transpose(front + [i for i in range(base.ndim) if i not in front])[tuple(states[h] for _, h in axes)]

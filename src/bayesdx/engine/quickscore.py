@@ -400,24 +400,16 @@ def expand(
     own = np.zeros(units, dtype=bool)
     own[retry] = True
     extended[retry] = False
-    # too many terms, or too much cancellation: one contraction per pattern instead; the cases that cancelled
-    # past extended precision here start there (their own contraction cancels too: in double precision, 83% of
-    # them failed its rounding bound on the vignette workload)
-    for part_rows, precision in (
-        (np.flatnonzero(counts > MAX_TERMS), dtype),
-        (np.concatenate([unstable, beyond]), np.longdouble if longer else dtype),
-    ):
-        if not part_rows.size:
-            continue
-        sub = {v: a[row_case[part_rows]] for v, a in lam.items()}
+    if retry.size:  # too many terms, or too much cancellation: one contraction per pattern instead
+        sub = {v: a[row_case[retry]] for v, a in lam.items()}
         for v, a in row_lam.items():
-            sub[v] = sub[v] * a[part_rows] if v in sub else a[part_rows]
+            sub[v] = sub[v] * a[retry] if v in sub else a[retry]
         part = engine.posterior(
-            {net.variables[v]: a for v, a in sub.items()}, target_names, part_rows.size, tables=tables, expand=False, dtype=precision
+            {net.variables[v]: a for v, a in sub.items()}, target_names, retry.size, tables=tables, expand=False, dtype=dtype
         )
-        log_z[part_rows] = part.log_evidence
+        log_z[retry] = part.log_evidence
         for t, name in zip(target_ids, target_names, strict=True):
-            marg[t][part_rows] = part.marginals[name]
+            marg[t][retry] = part.marginals[name]
     lowered = {
         net.variables[v]: Lowered(
             lowered_log[v].astype(np.float64),
