@@ -233,16 +233,16 @@ def _quickscore_120_digits(
         (3, 1),
         (3, 130),  # 1,040 rows of terms: forecast, straight to their own contractions
         (6, 1),
-        (8, 1),  # the own contraction in double precision is off by 2.3e-5 here (see the next test)
+        (8, 1),  # the signed own contraction in double precision was off by 2.3e-5 here
     ],
 )
 def test_cases_past_extended_precision_with_many_negative_findings(n_positive, n_cases):
     """From the session-6 review: a few positive among 80 findings on a Quickscore network cancel past extended
     precision, and their own contraction (negative findings as factors on their parents) answers them, alone
     and in a batch large enough to be forecast, against a 120-digit Quickscore. (Compiling negative
-    findings with their level index, as ecbe162 did, raised ModelTooLargeError here: 1.7e10 entries.) With 6
-    and 8 positive findings the own contraction cancels past its own rounding bound and is computed again
-    (bayesdx.engine.exactness); before that bound, they were off by 1.4e-9 and 2.3e-5."""
+    findings with their level index, as ecbe162 did, raised ModelTooLargeError here: 1.7e10 entries.) Before
+    session 7 the signed own contraction was off by 1.4e-9 and 2.3e-5 with 6 and 8 positive findings; the
+    findings (6 parents) now enter it as non-negative terms (tests/test_rounding_bound.py has the signed form)."""
     net, prior, links = _rare_causes_many_findings()
     engine = InferenceEngine(net)
     causes = [f"c{i}" for i in range(40)]

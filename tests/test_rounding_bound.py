@@ -180,3 +180,28 @@ def test_small_noisy_cpds_enter_as_non_negative_terms_and_need_no_second_attempt
     z_error, marginal_error = _errors(post, prior, links, 8)
     assert z_error <= 1e-12
     assert marginal_error <= 1e-12
+
+
+def test_a_case_whose_positive_twin_is_too_large_raises_instead_of_answering_past_the_budget(monkeypatch, signed, quickscore_network):
+    """From the session-7 review: the twin enters every noisy CPD as one term per parent, so its contraction can
+    be far larger than the signed one (on this network the largest table grows from 64 to 8,192 entries per
+    case). Where it exceeds the engine's limit, the case is not answered past its rounding budget: the call
+    raises ModelTooLargeError and says why."""
+    from bayesdx.exceptions import ModelTooLargeError
+
+    net, _, _ = quickscore_network
+    monkeypatch.setattr(quickscore, "ERROR_BUDGET", 0.0)  # nothing passes: every case reaches the twin
+    engine = InferenceEngine(net, max_entries=1024)
+    with pytest.raises(ModelTooLargeError, match=r"cancel past extended precision .* non-negative noisy CPDs"):
+        _own(engine, 8)
+
+
+def test_a_falling_cdf_has_no_positive_decomposition():
+    """A leak CDF that falls from one level to the next (invalid, but loadable from a hand-written file) gives a
+    negative term: as_positive says None (the twin then takes that CPD's full table) rather than drop it."""
+    from bayesdx.inference import Decomposition
+
+    dec = Decomposition.from_cdfs((0, 1, 2, 3), np.array([0.5, 0.9, 0.8, 1.0]), [np.array([[0.5, 0.9, 0.95, 1.0], [1.0, 1.0, 1.0, 1.0]])])
+    assert dec.as_positive() is None
+    weights, _factors = dec.positive
+    assert (weights < 0).any()

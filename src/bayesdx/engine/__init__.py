@@ -24,7 +24,8 @@ whatever findings its cases have. Cancellation between the terms is bounded per 
 exceeds ``ERROR_BUDGET``, the case is recomputed in extended precision or with its findings inside the
 contraction (see :func:`bayesdx.engine.quickscore.expand`). That contraction holds signed weights too; its
 passes carry a running bound on their rounding errors (:mod:`~bayesdx.engine.rounding`), and a case past
-the budget is computed again in extended precision, then with full tables (:mod:`~bayesdx.engine.exactness`).
+the budget is computed again in extended precision, then with every noisy CPD as non-negative terms
+(:mod:`~bayesdx.engine.exactness`). Noisy CPDs with few parents enter every contraction in that form.
 
 The package, by job: :mod:`~bayesdx.engine.network` (the network as arrays), :mod:`~bayesdx.engine.plan`
 (contraction programs, printable), :mod:`~bayesdx.engine.cache` (compiled programs, shared),

@@ -8,7 +8,10 @@ rounding error is bounded as the contraction runs (a running error bound, see
 has it), and failing that by :meth:`~bayesdx.engine.InferenceEngine.positive_twin`, the same network with every
 noisy CPD as non-negative terms (:attr:`~bayesdx.engine.network.Decomposition.positive`): a larger
 contraction with nothing to cancel. (Full CPD tables, the obvious alternative, cost ten times as much on the
-bundled model's vignettes: 40 ms a case against 4.)
+190 vignette-workload cases that needed it before plan.POSITIVE_PARENTS: 40 ms a case against 4. The twin
+enters every noisy CPD in that form, also those with many parents, whose hidden index grows to one term per
+parent per level: it can be far larger than the signed contraction, and where it is too large the call
+raises ModelTooLargeError rather than give an answer past the budget.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..exceptions import ModelTooLargeError
 from . import quickscore
 from .execute import Passes
 from .plan import Program
@@ -64,7 +68,15 @@ def compute_again(
     if np.finfo(np.longdouble).eps < np.finfo(dtype).eps:
         part = engine.posterior(sub, targets, cases.size, tables=tables, expand=False, dtype=np.longdouble)
     else:  # the same network with every noisy CPD as non-negative terms: nothing to cancel
-        part = engine.positive_twin().posterior(sub, targets, cases.size, tables=tables, expand=False, dtype=np.float64)
+        try:
+            part = engine.positive_twin().posterior(sub, targets, cases.size, tables=tables, expand=False, dtype=np.float64)
+        except ModelTooLargeError as error:  # an answer past the budget is never given: say why instead
+            raise ModelTooLargeError(
+                error.largest_intermediate,
+                error.limit,
+                f"{cases.size} case(s) cancel past extended precision with their findings in their own contraction, "
+                "and the same contraction with non-negative noisy CPDs (one term per parent) is too large. ",
+            ) from error
     log_z[cases] = part.log_evidence
     if offset is not None:
         log_z[cases] -= np.where(np.isfinite(offset[cases]), offset[cases], 0.0)

@@ -130,9 +130,10 @@ class Decomposition:
         The lowest level's probability ``F(0)`` is one product. Above it, ``F(y) - F(y - 1)`` with ``A_i =
         C_i(y) >= B_i = C_i(y - 1)`` (and the leak as a parent ``0`` with ``A_0 = L(y)``, ``B_0 = L(y - 1)``)
         telescopes into ``sum_m (A_m - B_m) prod_{i<m} B_i prod_{i>m} A_i``: one term per parent plus one for
-        the leak (Heckerman and Breese 1996's sequential decomposition), so the sum never cancels. Terms that are
-        zero everywhere are left out; the first term is always the lowest level's (as in ``weights``). Without
-        the CDFs (``leak_cdf``), the signed decomposition itself.
+        the leak (Heckerman and Breese 1996's sequential decomposition), so the sum never cancels. Every term is
+        kept, also one that is zero, so that the number of terms (``1 + (levels - 1) (parents + 1)``) depends on
+        the structure only, as a compiled program must; the first term is the lowest level's (as in
+        ``weights``). Without the CDFs (``leak_cdf``), the signed decomposition itself.
         """
         if self.leak_cdf is None or not self.order:
             return self.weights, self.factors
@@ -141,15 +142,14 @@ class Decomposition:
         weights: list[np.ndarray] = []
         factors: list[list[np.ndarray]] = [[] for _ in self.factors]
 
-        def term(state: int, coefficient: float, rows: Sequence[np.ndarray], keep: bool = False) -> None:
-            if keep or (coefficient > 0 and all(r.any() for r in rows)):
-                w = np.zeros(n_states)
-                w[state] = coefficient
-                weights.append(w)
-                for i, r in enumerate(rows):
-                    factors[i].append(r)
+        def term(state: int, coefficient: float, rows: Sequence[np.ndarray]) -> None:
+            w = np.zeros(n_states)
+            w[state] = coefficient  # negative where a CDF falls: as_positive then says None
+            weights.append(w)
+            for i, r in enumerate(rows):
+                factors[i].append(r)
 
-        term(self.order[0], float(leak[0]), [g[0] for g in self.factors], keep=True)  # first: the lowest level's
+        term(self.order[0], float(leak[0]), [g[0] for g in self.factors])  # first: the lowest level's
         for y in range(1, len(self.order)):
             above = [g[y] for g in self.factors]
             below = [g[y - 1] for g in self.factors]
