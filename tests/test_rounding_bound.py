@@ -118,7 +118,7 @@ def test_with_a_zero_budget_every_cancelling_case_ends_in_the_positive_twin(monk
     lik = {f"f{j}": np.array([[1.0, 0.0] if j < k else [0.0, 1.0] for k in counts]) for j in range(80)}
     post = engine.posterior(lik, CAUSES, len(counts), expand=False)
     assert sum(answered) == 8  # the eight cases with a positive finding (one pattern of findings each)
-    assert all((d.weights >= 0).all() for d in twin.network.decompositions or () if d is not None)  # nothing signed
+    assert all(not program.weighted for program in twin._programs.values())  # nothing signed
     for case, k in enumerate(counts):
         log_z, present = _quickscore_120_digits(prior, links, list(range(k)), list(range(k, 80)))
         assert_allclose(post.log_evidence[case], log_z, atol=1e-9, rtol=0)
@@ -198,10 +198,11 @@ def test_a_case_whose_positive_twin_is_too_large_raises_instead_of_answering_pas
 
 def test_a_falling_cdf_has_no_positive_decomposition():
     """A leak CDF that falls from one level to the next (invalid, but loadable from a hand-written file) gives a
-    negative term: as_positive says None (the twin then takes that CPD's full table) rather than drop it."""
+    negative term: the decomposition is not non-negative (the twin then takes that CPD's full table) rather than
+    drop the term."""
     from bayesdx.inference import Decomposition
 
     dec = Decomposition.from_cdfs((0, 1, 2, 3), np.array([0.5, 0.9, 0.8, 1.0]), [np.array([[0.5, 0.9, 0.95, 1.0], [1.0, 1.0, 1.0, 1.0]])])
-    assert dec.as_positive() is None
+    assert not dec.nonnegative
     weights, _factors = dec.positive
     assert (weights < 0).any()

@@ -5,6 +5,7 @@ program carrying every variable) and ``patterns`` (a batch split by each case's 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -71,8 +72,10 @@ class InferenceEngine:
         optimize: str = "elimination",
         max_entries: int = MAX_ENTRIES_PER_CASE,
         programs: ProgramCache | None = None,
+        positive_parents: int | None = None,
     ):
         self.network = network
+        self._positive_parents = positive_parents  # see compile_program (None: plan.POSITIVE_PARENTS)
         self.optimize = optimize
         self.max_entries = max_entries
         self._index = network.index()
@@ -258,7 +261,7 @@ class InferenceEngine:
             states = {v: o[start:stop] for v, o in observed.items()}
             passed = run(program, tables, net.decompositions, columns, size, states, dtype, targets=marg.keys())
             grads, log_z[start:stop] = passed.grads, passed.log_z
-            if error is not None and passed.z_error is not None:  # signed weights with negative entries
+            if error is not None:
                 error[start:stop] = rounding_error(program, columns, passed, marg)
             marginals_of_targets(program, columns, grads, marg, start, stop)
             if trial:
@@ -423,13 +426,14 @@ class InferenceEngine:
         )
 
     def positive_twin(self) -> InferenceEngine:
-        """An engine for the same network with every noisy CPD as its non-negative decomposition
-        (:attr:`~bayesdx.engine.network.Decomposition.positive`; its full table where it has none): larger
-        contractions that never cancel."""
+        """An engine for the same network that compiles every noisy CPD as its non-negative decomposition
+        (:attr:`~bayesdx.engine.network.Decomposition.positive`; its full table where that has a negative entry):
+        larger contractions that never cancel."""
         if self._twin is None:
             net = self.network
-            decs = tuple(None if d is None else d.as_positive() for d in net.decompositions or ())
-            self._twin = InferenceEngine(replace(net, decompositions=decs or None), optimize=self.optimize, max_entries=self.max_entries)
+            decs = tuple(d if d is not None and d.nonnegative else None for d in net.decompositions or ())
+            twin = replace(net, decompositions=decs or None)  # the same tables: replacement tables still apply
+            self._twin = InferenceEngine(twin, optimize=self.optimize, max_entries=self.max_entries, positive_parents=sys.maxsize)
         return self._twin
 
     def _universal(self) -> UniversalRunner | None:
@@ -446,7 +450,7 @@ class InferenceEngine:
         return self._runner
 
     def _compile(self, key: ProgramKey) -> Program:
-        return compile_program(self.network, key, self.optimize, self.max_entries)
+        return compile_program(self.network, key, self.optimize, self.max_entries, self._positive_parents)
 
     def at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
         """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""

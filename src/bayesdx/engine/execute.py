@@ -115,8 +115,7 @@ def run(
     with every intermediate table rescaled.
     """
     inputs = operands(program, tables, decompositions, states)
-    weights = [x for x, src in zip(inputs, program.sources, strict=True) if src.kind is OperandKind.WEIGHTS]
-    if any((x < 0).any() for x in weights):  # signed: rescale every step, and bound the errors of the cancellation
+    if program.weighted:  # signed: rescale every step, and bound the errors of the cancellation
         return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=targets)
     if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
         grads, log_z, *_ = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
@@ -218,16 +217,18 @@ def passes(
     # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values
     top = 1.0 / np.where(dead, 1.0, root).astype(work)
     grads: dict[int, np.ndarray] = {len(values) - 1: top}
-    grad_errors: dict[int, np.ndarray] = {len(values) - 1: np.abs(top) * eps}  # 1/Z's own rounding (Z's: at the end)
+    grad_errors: dict[int, np.ndarray] = {}
+    if tape is not None:
+        grad_errors[len(values) - 1] = np.abs(top) * eps  # 1/Z's own rounding (Z's: at the end)
     for step, node, plans in program.backward:
         g = grads.pop(node, None)
         if g is None:
             continue
-        e = grad_errors.pop(node, None)
+        e = grad_errors.pop(node, None) if tape is not None else None
         scale = scales[step]
         if scale is not None:
             g = g / scale
-            if tape is not None and e is not None:
+            if e is not None:
                 e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
             dg = np.einsum(spec, g, values[other], optimize=False) if other >= 0 else np.einsum(spec, g)
@@ -246,9 +247,9 @@ def passes(
     z_error = out_errors = None
     if tape is not None:
         # a bound on Z's relative error; a Z at or below zero is a cancellation where its bound is not zero
+        root_error = tape.root(values, n)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_error = tape.root(values, n) / np.where(dead, np.nan, root)
-        z_error = np.where(dead, np.where(tape.root(values, n) > 0, np.inf, 0.0), z_error)
+            z_error = np.where(dead, np.where(root_error > 0, np.inf, 0.0), root_error / np.where(dead, 1.0, root))
         relative = np.where(dead, 0.0, z_error)  # 1/Z's error from Z's scales every gradient alike
         out_errors = [grad_errors.get(first + k, np.zeros(g.shape)) + relative * np.abs(g) for k, g in enumerate(out_grads)]
     log_z[dead] = -np.inf

@@ -144,7 +144,7 @@ class Decomposition:
 
         def term(state: int, coefficient: float, rows: Sequence[np.ndarray]) -> None:
             w = np.zeros(n_states)
-            w[state] = coefficient  # negative where a CDF falls: as_positive then says None
+            w[state] = coefficient  # negative where a CDF falls: not nonnegative then
             weights.append(w)
             for i, r in enumerate(rows):
                 factors[i].append(r)
@@ -159,13 +159,11 @@ class Decomposition:
                 term(self.order[y], float(leak[y - 1]), rows)
         return np.array(weights), tuple(np.ascontiguousarray(np.array(f)) for f in factors)
 
-    def as_positive(self) -> Decomposition | None:
-        """The CPD's :attr:`positive` decomposition as a :class:`Decomposition` (no level order: never expanded
-        into terms), or None where it has a negative entry (without CDFs, or CDFs that do not grow with the level)."""
+    @cached_property
+    def nonnegative(self) -> bool:
+        """Whether :attr:`positive` has no negative entry (not so without CDFs, or with CDFs that fall)."""
         weights, factors = self.positive
-        if (weights < 0).any() or any((g < 0).any() for g in factors):
-            return None
-        return Decomposition(weights, factors)
+        return bool((weights >= 0).all() and all((g >= 0).all() for g in factors))
 
     @classmethod
     def from_cdfs(cls, order: Sequence[int], leak_cdf: np.ndarray, parent_cdfs: Sequence[np.ndarray]) -> Decomposition:

@@ -95,8 +95,8 @@ class Program:
 
     @property
     def weighted(self) -> bool:
-        """Whether an operand holds a noisy CPD's weights over its level index (signed in the decomposition of
-        Diez and Galan, so the contraction can cancel; not in the positive one)."""
+        """Whether an operand holds a noisy CPD's signed weights over its level index (the decomposition of
+        Diez and Galan: the contraction can cancel)."""
         return any(src.kind is OperandKind.WEIGHTS for src in self.sources)
 
     def _name(self, index: int) -> str:
@@ -183,9 +183,16 @@ def _tape(
 
 
 def compile_program(
-    net: CompiledNetwork, key: ProgramKey, optimize: str = "elimination", max_entries: int = MAX_ENTRIES_PER_CASE
+    net: CompiledNetwork,
+    key: ProgramKey,
+    optimize: str = "elimination",
+    max_entries: int = MAX_ENTRIES_PER_CASE,
+    positive_parents: int | None = None,
 ) -> Program:
     """The program for one :data:`ProgramKey`: operands, a pairwise contraction order and the pass tapes.
+
+    A noisy CPD carried above its lowest level with at most ``positive_parents`` parents (default
+    :data:`POSITIVE_PARENTS`) enters as its non-negative decomposition, where it has one.
 
     Raises
     ------
@@ -215,7 +222,8 @@ def compile_program(
             continue
         level = n_vars + v  # the hidden level index of this CPD
         # non-negative terms where they are few (nothing to cancel), else the signed levels
-        positive = len(net.parents[v]) <= POSITIVE_PARENTS and dec.as_positive() is not None
+        limit = POSITIVE_PARENTS if positive_parents is None else positive_parents
+        positive = len(net.parents[v]) <= limit and dec.nonnegative
         cards[level] = dec.positive[0].shape[0] if positive else dec.weights.shape[0]
         operands.append((level, v))
         sources.append(Operand(v, OperandKind.POSITIVE_WEIGHTS if positive else OperandKind.WEIGHTS))
