@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose
 
 import bayesdx
 from bayesdx.engine import engine as engine_module
+from bayesdx.engine import patterns as patterns_module
 from bayesdx.evidence import likelihoods_from_evidence
 
 ATOL = 1e-9
@@ -33,8 +34,8 @@ def test_a_batch_with_few_patterns_is_split_when_the_joint_program_builds_more(
     """With at most FEW_PATTERNS patterns, the joint program's tables are compared with the patterns' own
     programs' (FEW_PATTERNS_RATIO); both outcomes are exact."""
     monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no universal program for these cases
-    monkeypatch.setattr(engine_module, "SPLIT_WORTH_ENTRIES", 0)  # every joint program is worth comparing
-    monkeypatch.setattr(engine_module, "FEW_PATTERNS_RATIO", ratio)
+    monkeypatch.setattr(patterns_module, "SPLIT_WORTH_ENTRIES", 0)  # every joint program is worth comparing
+    monkeypatch.setattr(patterns_module, "FEW_PATTERNS_RATIO", ratio)
     model = bayesdx.load_model(child_network, causes=["Disease"])
     base = evidence_sampler(child_network, 3, rng, observe=0.3, exclude=["Disease"])
     cases = [base[k % 3] for k in range(24)]  # three patterns (at most), 24 cases: not a small batch

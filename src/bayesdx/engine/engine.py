@@ -16,8 +16,9 @@ from ..exceptions import ModelTooLargeError
 from .cache import ProgramCache
 from .exactness import cancelled, compute_again, rounding_error
 from .execute import finish, marginals_of_targets, run
+from .folding import fold_leaves, foldable
 from .network import BatchPosterior, CompiledNetwork
-from .patterns import split_by_pattern
+from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
 from .quickscore import expand as expand_terms
 from .universal import UniversalRunner
@@ -31,14 +32,6 @@ CHUNK_BUDGET_ENTRIES = 2**20
 MIN_CHUNK = 16
 #: Above this many entries per case, a batch is split by each case's pattern of observed variables.
 SPLIT_ENTRIES = 2**13
-#: A batch whose one program builds more than this many entries per case, and more than SPLIT_WORTH_RATIO times
-#: what one case's own program builds, is split by each case's pattern of observed variables instead.
-SPLIT_WORTH_ENTRIES = 2**12
-SPLIT_WORTH_RATIO = 4
-#: ... and with at most this many patterns, split when the batch's program builds more than FEW_PATTERNS_RATIO
-#: times the tables of the patterns' programs for their cases (diabetes: 2 patterns, 3 times as large).
-FEW_PATTERNS = 8
-FEW_PATTERNS_RATIO = 1.25
 #: Up to this many cases, a network without noisy CPDs uses one cached contraction carrying every variable
 #: (when it is no larger than SPLIT_ENTRIES per case) instead of compiling one for the cases' own evidence.
 SMALL_BATCH = 64
@@ -87,6 +80,7 @@ class InferenceEngine:
         decs = network.decompositions or (None,) * len(network.variables)
         self._decomposable = frozenset(v for v, d in enumerate(decs) if d is not None)
         self._has_children = frozenset(p for ps in network.parents for p in ps)
+        self._foldable = foldable(network, self._decomposable)  # leaves of one parent (engine/folding.py)
         self._too_large: set[ProgramKey] = set()
         self._small_network = len(network.variables) <= SMALL_NETWORK  # larger: the all-variable program costs more
         everything = frozenset(range(len(network.variables)))
@@ -157,8 +151,45 @@ class InferenceEngine:
             runner = self._universal()
             if runner is not None and n_cases <= runner.max_cases:
                 done = runner.posterior(lam, target_ids, n_cases)
-                if done is not None:  # else a case needs rescaling: the passes below
+                if done is not None:  # else a case needs rescaling: the passes of _route
                     return finish(net, done[0], done[1], None, route="universal")
+        # the universal program pays little for an observed leaf; an own program pays a step for it: fold it
+        folded = fold_leaves(lam, self._foldable, net.parents, tables, target_ids) if row_case is None else None
+        result = self._route(
+            folded.likelihoods if folded else lam,
+            target_ids,
+            targets,
+            n_cases,
+            tables,
+            split,
+            expand,
+            dtype,
+            row_case,
+            row_likelihoods,
+            lower,
+        )
+        if folded is None or folded.log_scale is None:
+            return result
+        scale = folded.log_scale  # what folding took out of every case's P(e), the lowered cases' included
+        lowered = {v: replace(low, log_evidence=low.log_evidence + scale) for v, low in result.lowered.items()}
+        return replace(result, log_evidence=result.log_evidence + scale, lowered=lowered)
+
+    def _route(
+        self,
+        lam: dict[int, np.ndarray],
+        target_ids: list[int],
+        targets: Sequence[str],
+        n_cases: int,
+        tables: Sequence[np.ndarray],
+        split: bool,
+        expand: bool,
+        dtype: type,
+        row_case: np.ndarray | None,
+        row_likelihoods: Mapping[str, np.ndarray] | None,
+        lower: Sequence[str],
+    ) -> BatchPosterior:
+        """:meth:`posterior` past the universal route, the foldable leaves folded: the other routes."""
+        net = self.network
         if row_case is not None:
             row_case = np.asarray(row_case)
             if row_case.dtype.kind not in "iu":
@@ -208,7 +239,7 @@ class InferenceEngine:
             and split
             and n_cases > 1
             and carried_key != self._universal_key
-            and self._union_costs_more(program, lam, target_ids, decomposed, lowest_rows)
+            and union_costs_more(program, lam, target_ids, lowest_rows, lambda sub: self._own_program(sub, target_ids, decomposed))
         ):
             program = None  # cheaper case by case: every observed variable taken at its state
         if program is None and n_cases > 1:
@@ -339,40 +370,10 @@ class InferenceEngine:
         hard = frozenset(v for v, a in lam.items() if a.shape[0] and (np.count_nonzero(a, axis=1) == 1).all())
         return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, hard)
 
-    def _union_costs_more(
-        self,
-        program: Program,
-        lam: Mapping[int, np.ndarray],
-        target_ids: Sequence[int],
-        decomposed: frozenset[int],
-        lowest_rows: Mapping[int, np.ndarray],
-    ) -> bool:
-        """Whether one program for the whole batch costs much more than one program per pattern.
-
-        The batch's program carries every variable some case observes; where other cases leave it unobserved
-        it stays a likelihood to sum over, where one program per pattern takes it at the case's state and
-        slices it out of every table. On networks with large tables (mildew, pathfinder, diabetes) that makes
-        the batch's tables many times larger than a case's. With at most ``FEW_PATTERNS`` patterns, every
-        pattern's program is compiled (the split would need them) and the tables they build for their cases
-        are compared with the batch program's; with more, the first case's program stands for the others'.
-        """
-        if program.entries_per_case <= SPLIT_WORTH_ENTRIES:
-            return False
-        n = next(iter(lam.values())).shape[0]
-        parts = split_by_pattern(lam, target_ids, lowest_rows)
-        if len(parts) <= FEW_PATTERNS:
-            split_cost = 0
-            for rows, sub in parts:
-                key = self._key(sub, target_ids, decomposed)
-                if not self._affordable(key):
-                    return False
-                split_cost += rows.size * self._program(key).entries_per_case
-            return program.entries_per_case * n > FEW_PATTERNS_RATIO * split_cost
-        first = {v: a[:1] for v, a in lam.items() if v in set(target_ids) or not (a[0] == 1.0).all()}
-        key = self._key(first, target_ids, decomposed)
-        if not self._affordable(key):
-            return False
-        return program.entries_per_case > SPLIT_WORTH_RATIO * self._program(key).entries_per_case
+    def _own_program(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> Program | None:
+        """The program of cases with likelihoods ``lam`` (see :meth:`_key`), or None where it is not affordable."""
+        key = self._key(lam, target_ids, decomposed)
+        return self._program(key) if self._affordable(key) else None
 
     def decomposed(self, tables: Sequence[np.ndarray]) -> frozenset[int]:
         """The noisy variables whose decomposition still holds with ``tables`` (a replaced table has none)."""

@@ -1,0 +1,98 @@
+"""Evidence on a leaf with one parent, folded into the likelihood of that parent when it is a target.
+
+A variable ``v`` with no children and one parent ``p`` enters the joint only through ``P(v | p)``. Its
+evidence ``lambda_v`` therefore contributes ``sum_s lambda_v(s) P(v = s | p)``, a likelihood on ``p``
+(Pearl 1988, section 4.2.2: the lambda message a child sends its parent). Folding it there is exact.
+
+Only leaves whose parent is a target are folded: a target carries a likelihood in every program already, so
+the folded program is the unfolded one less the leaves' operands, and cases that observe different leaves
+of the target share it. pathfinder's 63-state ``Fault`` has 41 such leaves: single calls about 10% faster,
+batches of 20 about 10%. Folding into any parent also gave its parents a likelihood, which changed the
+elimination order: munin's batches of 20 then cost twice as much.
+
+Noisy leaves are not folded: their evidence enters as Quickscore's signed terms or as their decomposition
+(:mod:`bayesdx.engine.quickscore`), and a target is never folded (its marginal is asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from .network import CompiledNetwork
+
+__all__ = ["RESCALE_BELOW", "Folded", "fold_leaves", "foldable"]
+
+#: A parent's folded likelihood whose largest entry (in some case) falls below this is scaled back to one: the
+#: product of many leaves' likelihoods stays far from underflow (below 1e-308 a double loses digits).
+RESCALE_BELOW = 1e-150
+
+
+class Folded(NamedTuple):
+    """Likelihoods with the foldable leaves folded into their parents, and what that took out of ``P(e)``.
+
+    Attributes
+    ----------
+    likelihoods : dict of int to numpy.ndarray
+        Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood is scaled back to
+        a largest entry of one where it falls below :data:`RESCALE_BELOW`.
+    log_scale : numpy.ndarray or None
+        Per case, the log of the scales taken out (add it to ``log P(e)``); None where none was.
+    """
+
+    likelihoods: dict[int, np.ndarray]
+    log_scale: np.ndarray | None
+
+
+def foldable(network: CompiledNetwork, excluded: Collection[int] = ()) -> frozenset[int]:
+    """Positions of the variables without children and with exactly one parent, less ``excluded``."""
+    has_children = {p for ps in network.parents for p in ps}
+    return frozenset(v for v, ps in enumerate(network.parents) if len(ps) == 1 and v not in has_children and v not in excluded)
+
+
+def fold_leaves(
+    likelihoods: Mapping[int, np.ndarray],
+    leaves: Collection[int],
+    parents: Sequence[tuple[int, ...]],
+    tables: Sequence[np.ndarray],
+    targets: Collection[int],
+) -> Folded:
+    """Fold the evidence of ``leaves`` (see :func:`foldable`) that are not ``targets`` into their parents that are.
+
+    Parameters
+    ----------
+    likelihoods : mapping of int to numpy.ndarray
+        Per variable position, ``(cases, states)`` non-negative likelihoods.
+    leaves : collection of int
+        The variables that may be folded (no children, one parent).
+    parents : sequence of tuple of int
+        Each variable's parents (``CompiledNetwork.parents``).
+    tables : sequence of numpy.ndarray
+        The CPDs, ``tables[v]`` with axes ``(v, parent)``.
+    targets : collection of int
+        Variables whose marginals are wanted: never folded.
+
+    Returns
+    -------
+    Folded
+    """
+    wanted = set(targets)
+    folding = [v for v in likelihoods if v in leaves and v not in wanted and parents[v][0] in wanted]
+    if not folding:
+        return Folded(dict(likelihoods), None)
+    out = {v: a for v, a in likelihoods.items() if v not in folding}
+    log_scale = None
+    for v in folding:
+        (p,) = parents[v]
+        a = likelihoods[v]
+        message = a @ np.asarray(tables[v], dtype=a.dtype)  # (cases, parent states)
+        product = out[p] * message if p in out else message
+        peak = product.max(axis=1)
+        if peak.size and peak.min() < RESCALE_BELOW:  # scaled back to a largest entry of one before it can underflow
+            scale = np.where(peak > 0, peak, 1.0)  # an impossible case keeps its zeros
+            product /= scale[:, None]
+            log_scale = np.log(scale) if log_scale is None else log_scale + np.log(scale)
+        out[p] = product
+    return Folded(out, log_scale)
