@@ -57,3 +57,32 @@ def test_a_few_cases_go_by_pattern_without_compiling_the_joint_program(child_net
     joint = frozenset(index[v] for case in cases for v in case) | {index["Disease"]}
     assert not any(key[0] == joint for key in engine._programs)  # the joint program was never compiled
     _check(model, child_network, cases, post, ve_reference)
+
+
+@pytest.mark.parametrize(("narrowed", "runs"), [(False, 1), (True, 12)], ids=["small tables: one chunk", "large tables: one at a time"])
+def test_a_few_cases_of_small_tables_run_as_one_chunk(child_network, ve_reference, evidence_sampler, rng, monkeypatch, narrowed, runs):
+    """Twelve cases of one pattern: where their tables fit the chunk budget they run together (one at a time,
+    each case paid every step's Python overhead: a vignette's own contraction for its 12 copies cost about 12
+    times as much); where the tables narrow the chunk below MIN_CHUNK, too few cases to compare run one at a
+    time. Both exact."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no universal program for these cases
+    model = bayesdx.load_model(child_network, causes=["Disease"])
+    entries = []
+    original = engine_module.run
+
+    def counted(program, *args, **kwargs):
+        entries.append(program.entries_per_case)
+        return original(program, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "run", counted)
+    cases = evidence_sampler(child_network, 1, rng, observe=0.4, exclude=["Disease"]) * 12
+    _posterior(model, cases[:1])  # compiles the cases' program
+    assert entries
+    assert 12 * entries[0] < engine_module.CHUNK_BUDGET_ENTRIES // engine_module.MIN_CHUNK
+    if narrowed:  # a budget that fits the tables of 12 cases, fewer than MIN_CHUNK
+        monkeypatch.setattr(engine_module, "CHUNK_BUDGET_ENTRIES", 12 * entries[0])
+    entries.clear()
+    post = _posterior(model, cases)
+    assert post.route == "contraction"
+    assert len(entries) == runs
+    _check(model, child_network, cases, post, ve_reference)

@@ -17,6 +17,7 @@ from .cache import ProgramCache
 from .exactness import cancelled, compute_again, rounding_error
 from .execute import finish, marginals_of_targets, run
 from .folding import fold_leaves, foldable
+from .hard import one_hot_variables, states_and_log_likelihood
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
@@ -255,12 +256,15 @@ class InferenceEngine:
             return finish(net, marg, log_z, offset, route="patterns")
         if program is None:
             program = self._program(carried_key)
-        chunk = max(1, min(n_cases, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)))
-        # A narrow chunk of large tables can cost more per case than one case at a time (einsum's inner loops
+        fits = CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case)  # cases whose tables fit the budget
+        chunk = max(1, min(n_cases, fits))
+        # A chunk narrowed by large tables can cost more per case than one case at a time (einsum's inner loops
         # over a handful of cases: on mildew 4 at a time cost 3.6 times 1 at a time; on pathfinder's next-step
         # rows 5 at a time cost 0.7 times). Which wins is measured once per program, on the batch's own cases.
+        # A few cases of small tables run together (a vignette's own contraction for its 12 copies: one at a
+        # time cost about 12 times as much, the passes' Python steps paid per case).
         trial = False
-        if 1 < chunk < MIN_CHUNK:
+        if 1 < chunk < MIN_CHUNK and fits < MIN_CHUNK:
             if carried_key in self._narrow:
                 chunk = min(chunk, self._narrow[carried_key])
             elif n_cases > chunk:
@@ -270,13 +274,11 @@ class InferenceEngine:
         timing: list[float] = []
         error = np.zeros(n_cases) if program.weighted else None  # each case's rounding bound
         ones = {v: np.ones((1, len(net.states[v]))) for v in program.lambda_vars}
-        observed = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}  # each case's state of a hard variable
-        for v in hard:  # its likelihood there (1 for plain evidence) multiplies P(e)
-            with np.errstate(divide="ignore"):
-                offset = (0.0 if offset is None else offset) + np.log(lam[v][np.arange(n_cases), observed[v]])
-            if v in marg:
-                marg[v][:] = 0.0
-                marg[v][np.arange(n_cases), observed[v]] = 1.0
+        # each case's state of a hard variable; its likelihood there (1 for plain evidence) multiplies P(e)
+        observed, offset = states_and_log_likelihood(lam, hard)
+        for v in hard & marg.keys():
+            marg[v][:] = 0.0
+            marg[v][np.arange(n_cases), observed[v]] = 1.0
         start = 0
         while start < n_cases:
             if trial and len(timing) == 2:  # the first chunk ran wide, the next case alone: keep the faster
@@ -367,8 +369,7 @@ class InferenceEngine:
         if lowest_rows is None:
             lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
-        hard = frozenset(v for v, a in lam.items() if a.shape[0] and (np.count_nonzero(a, axis=1) == 1).all())
-        return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, hard)
+        return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, one_hot_variables(lam))
 
     def _own_program(self, lam: Mapping[int, np.ndarray], target_ids: Sequence[int], decomposed: frozenset[int]) -> Program | None:
         """The program of cases with likelihoods ``lam`` (see :meth:`_key`), or None where it is not affordable."""
