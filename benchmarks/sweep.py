@@ -98,7 +98,7 @@ NETWORKS = (
 #: Networks whose cases are kept few (large networks; pathfinder's Fault node has 63 states).
 FEW_CASES = ("link", "munin", "pathfinder")
 #: (single cases, batch size) per mode; the single cases come after the cold call's case.
-CASES = {"full": (5, 200), "full-few": (3, 20), "quick": (2, 10), "quick-few": (2, 5)}
+CASES = {"full": (25, 200), "full-few": (9, 20), "quick": (2, 10), "quick-few": (2, 5)}
 OBSERVED = (0.2, 0.4)  # fraction of the leaves observed per case, drawn uniformly
 PREFIX = "@@sweep "  # marks the worker's event lines on its stdout
 
