@@ -86,3 +86,14 @@ def test_a_few_cases_of_small_tables_run_as_one_chunk(child_network, ve_referenc
     assert post.route == "contraction"
     assert len(entries) == runs
     _check(model, child_network, cases, post, ve_reference)
+
+
+@pytest.mark.parametrize("n", [3, 20])
+def test_cases_without_evidence_share_one_program(child_network, ve_reference, monkeypatch, n):
+    """No likelihoods at all (the prior): a few cases used to go 'by pattern' and failed to find their number
+    (StopIteration); every case has the same, empty, pattern. Checked against pgmpy with no evidence."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # no universal program for these cases
+    model = bayesdx.load_model(child_network, causes=["Disease"])
+    post = model.engine.posterior({}, ["Disease"], n)
+    _check(model, child_network, [{}] * n, post, ve_reference)
+    assert_allclose(post.log_evidence, 0.0, atol=ATOL)

@@ -231,7 +231,7 @@ class InferenceEngine:
         # a few cases whose joint program is not compiled yet: one program per pattern of observed variables,
         # the programs their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
         # 2.5 times their single calls)
-        few = split and 1 < n_cases < MIN_CHUNK and carried_key != self._universal_key and carried_key not in self._programs
+        few = split and 1 < n_cases < MIN_CHUNK and bool(lam) and carried_key != self._universal_key and carried_key not in self._programs
         program = None
         if not few and (not split or self._affordable(carried_key)):
             program = self._program(carried_key)
@@ -243,7 +243,7 @@ class InferenceEngine:
             and union_costs_more(program, lam, target_ids, lowest_rows, lambda sub: self._own_program(sub, target_ids, decomposed))
         ):
             program = None  # cheaper case by case: every observed variable taken at its state
-        if program is None and n_cases > 1:
+        if program is None and n_cases > 1 and lam:  # (without evidence every case has the same pattern)
             # the variables observed somewhere in the batch make too large a contraction: split the batch
             # by each case's own pattern of observed variables, one (cached) contraction per pattern
             for rows, sub in split_by_pattern(lam, target_ids, lowest_rows):
