@@ -60,6 +60,28 @@ class UniversalRunner:
         for ins, spec, _ in program.forward:
             values.append(np.einsum(spec, *(values[i] for i in ins)))
         self._constants = values  # every node with every likelihood one; batch axes of length one
+        # per node, the likelihoods below it as the bits of an int (bit k: program.lambda_vars[k]); a step runs
+        # forward when an observed likelihood is below it, backward when a target's is
+        below = [0] * self._first_lambda + [1 << k for k in range(len(program.lambda_vars))]
+        for ins, _, _ in program.forward:
+            mask = 0
+            for i in ins:
+                mask |= below[i]
+            below.append(mask)
+        self._below = below
+        self._bit = {v: 1 << k for k, v in enumerate(program.lambda_vars)}
+        n_inputs = len(program.operands)
+        self._forward = [(n_inputs + step, ins, spec) for step, (ins, spec, _) in enumerate(program.forward)]
+        self._backward = [
+            (
+                node,
+                tuple(
+                    (child, other, spec, () if mask is None else tuple(k for k, keep in enumerate(mask) if not keep))
+                    for child, other, spec, mask in plans
+                ),
+            )
+            for _, node, plans in program.backward
+        ]
         self._tapes: OrderedDict[tuple[frozenset[int], tuple[int, ...]], _Tape] = OrderedDict()
         self._lock = Lock()
 
@@ -142,31 +164,16 @@ class UniversalRunner:
             if tape is not None:
                 self._tapes.move_to_end(key)
                 return tape
-        program = self.program
-        n_inputs = len(program.operands)
-        active = [False] * n_inputs
-        wanted = [False] * n_inputs
-        for v in observed:
-            active[self._lambda_node[v]] = True
-        for t in targets:
-            wanted[self._lambda_node[t]] = True
-        forward = []
-        for step, (ins, spec, _) in enumerate(program.forward):
-            active.append(any(active[i] for i in ins))
-            wanted.append(any(wanted[i] for i in ins))
-            if active[-1]:
-                forward.append((n_inputs + step, ins, spec))
+        observed_bits = sum(self._bit[v] for v in observed)
+        target_bits = sum(self._bit[t] for t in set(targets))
+        below = self._below
+        forward = [entry for entry in self._forward if below[entry[0]] & observed_bits]
         backward = []
-        for _, node, plans in program.backward:
-            if not wanted[node]:
-                continue
-            kept = tuple(
-                (child, other, spec, () if mask is None else tuple(k for k, keep in enumerate(mask) if not keep))
-                for child, other, spec, mask in plans
-                if wanted[child]
-            )
-            if kept:
-                backward.append((node, kept))
+        for node, plans in self._backward:
+            if below[node] & target_bits:
+                kept = tuple(plan for plan in plans if below[plan[0]] & target_bits)
+                if kept:
+                    backward.append((node, kept))
         tape = _Tape(tuple(forward), tuple(backward))
         with self._lock:
             self._tapes[key] = tape
