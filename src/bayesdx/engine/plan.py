@@ -13,9 +13,8 @@ import bisect
 import enum
 import functools
 import heapq
-import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -325,8 +324,10 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
             holders[i].add(next_id)
         next_id += 1
 
-    def smallest(ids: Iterable[int]) -> list[int]:
-        return sorted(ids, key=lambda k: (sizes[k], k))[:2]
+    def smallest(ids: set[int]) -> list[int]:
+        if len(ids) == 2:
+            return list(ids)  # contract takes them in list order whatever order they come in
+        return heapq.nsmallest(2, ids, key=lambda k: (sizes[k], k))
 
     while True:
         for v in dirty:
@@ -337,7 +338,7 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
                 (k,) = h
                 c = (sizes[k], len(ops[k]))
             else:
-                union = set(itertools.chain.from_iterable([ops[k] for k in h]))
+                union = set().union(*[ops[k] for k in h])
                 c = (math.prod(map(card.__getitem__, union)), len(union))
             if cost.get(v) != c:
                 cost[v] = c
@@ -417,7 +418,9 @@ _LETTERS = tuple(_letter(k) for k in range(52))
 _FIRST = 0x100  # index i is the character chr(_FIRST + i) of a node's text (the batch axis 0xFF)
 
 
-def _text(indices: Iterable[int]) -> str:
+@functools.lru_cache(maxsize=1 << 16)
+def _text(indices: tuple[int, ...]) -> str:
+    """A node's indices as a string (cached: the programs of one network hold many of the same tables)."""
     return "".join([chr(_FIRST + i) for i in indices])
 
 
