@@ -97,3 +97,18 @@ def test_cases_without_evidence_share_one_program(child_network, ve_reference, m
     post = model.engine.posterior({}, ["Disease"], n)
     _check(model, child_network, [{}] * n, post, ve_reference)
     assert_allclose(post.log_evidence, 0.0, atol=ATOL)
+
+
+def test_cases_without_evidence_and_a_large_program(pathfinder_normalized):
+    """Found in review: with no evidence and a program of more than SPLIT_WORTH_ENTRIES per case (22 targets on
+    pathfinder), the batch-versus-pattern cost check also raised StopIteration. Checked against pgmpy."""
+    from pgmpy.inference import VariableElimination
+
+    nodes = list(pathfinder_normalized.nodes())
+    targets = nodes[:: len(nodes) // 20]
+    model = bayesdx.load_model(pathfinder_normalized, causes=nodes[:1])
+    post = model.engine.posterior({}, targets, 3)
+    expected = VariableElimination(pathfinder_normalized).query(targets[:3], joint=False, show_progress=False)
+    for t in targets[:3]:
+        order = [expected[t].state_names[t].index(s) for s in model.states[t]]
+        assert_allclose(post.marginals[t], np.tile(expected[t].values[order], (3, 1)), atol=ATOL, rtol=0)

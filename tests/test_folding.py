@@ -189,3 +189,47 @@ def test_no_cases_fold_to_an_empty_result(network, monkeypatch):
     post = model.engine.posterior({"A": np.ones((0, 2))}, ["X"], 0)
     assert post.marginals["X"].shape == (0, 4)
     assert post.log_evidence.shape == (0,)
+
+
+def _root_with_leaves(n_leaves: int):
+    """R (P = 0.3, 0.7) with ``n_leaves`` leaves L0..., each P(L | R) = [[0.2, 0.6], [0.8, 0.4]]."""
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    leaves = [f"L{i}" for i in range(n_leaves)]
+    network = DiscreteBayesianNetwork([("R", leaf) for leaf in leaves])
+    r_states = {"R": ["r0", "r1"]}
+    cpds = [TabularCPD("R", 2, [[0.3], [0.7]], state_names=r_states)]
+    for leaf in leaves:
+        names = {leaf: ["a", "b"], **r_states}
+        cpds.append(TabularCPD(leaf, 2, [[0.2, 0.6], [0.8, 0.4]], evidence=["R"], evidence_card=[2], state_names=names))
+    network.add_cpds(*cpds)
+    return network
+
+
+def _closed_form(likelihoods: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """log P(e) and P(R | e) for ``_root_with_leaves``, each leaf's message sum_s lambda(s) P(s | r) in logs."""
+    table = np.array([[0.2, 0.6], [0.8, 0.4]])
+    logs = np.log([0.3, 0.7])
+    for lam in likelihoods.values():
+        logs = logs + np.log(lam @ table)
+    top = logs.max()
+    log_z = float(top + np.log(np.exp(logs - top).sum()))
+    return log_z, np.exp(logs - log_z)
+
+
+@pytest.mark.parametrize("cases", [1, 100], ids=["one case", "100 cases"])
+def test_folding_neither_underflows_nor_overflows(monkeypatch, cases):
+    """Found in review: a product whose peak sat just above the rescaling threshold, times a message of 1e-200,
+    fell below the smallest double and the case was called impossible; soft likelihoods of 1e10 on 31 leaves
+    overflowed to inf. Every product is now scaled back to a largest entry of one (closed form in logs)."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # the route that folds
+    tiny = {"L0": np.array([1e-149, 1e-149]), "L1": np.array([1e-200, 1e-200]), "L2": np.array([1.0, 0.0])}
+    huge = {f"L{i}": np.array([1e10, 1e10]) for i in range(31)}
+    for likelihoods in (tiny, huge):
+        model = bayesdx.load_model(_root_with_leaves(len(likelihoods)), causes=["R"])
+        post = model.engine.posterior({v: np.tile(a, (cases, 1)) for v, a in likelihoods.items()}, ["R"], cases)
+        log_z, marginal = _closed_form(likelihoods)
+        assert not post.impossible.any()
+        assert_allclose(post.log_evidence, log_z, rtol=1e-13)
+        assert_allclose(post.marginals["R"], np.tile(marginal, (cases, 1)), atol=ATOL, rtol=0)

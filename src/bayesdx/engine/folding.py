@@ -23,11 +23,7 @@ import numpy as np
 
 from .network import CompiledNetwork
 
-__all__ = ["RESCALE_BELOW", "Folded", "fold_leaves", "foldable"]
-
-#: A parent's folded likelihood whose largest entry (in some case) falls below this is scaled back to one: the
-#: product of many leaves' likelihoods stays far from underflow (below 1e-308 a double loses digits).
-RESCALE_BELOW = 1e-150
+__all__ = ["Folded", "fold_leaves", "foldable"]
 
 
 class Folded(NamedTuple):
@@ -36,10 +32,10 @@ class Folded(NamedTuple):
     Attributes
     ----------
     likelihoods : dict of int to numpy.ndarray
-        Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood is scaled back to
-        a largest entry of one where it falls below :data:`RESCALE_BELOW`.
+        Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood is scaled to a
+        largest entry of one in every case (where it is not all zero).
     log_scale : numpy.ndarray or None
-        Per case, the log of the scales taken out (add it to ``log P(e)``); None where none was.
+        Per case, the log of the scales taken out (add it to ``log P(e)``); None where nothing was folded.
     """
 
     likelihoods: dict[int, np.ndarray]
@@ -83,16 +79,17 @@ def fold_leaves(
     if not folding:
         return Folded(dict(likelihoods), None)
     out = {v: a for v, a in likelihoods.items() if v not in folding}
-    log_scale = None
+    log_scale = np.zeros(next(iter(likelihoods.values())).shape[0], dtype=likelihoods[folding[0]].dtype)
     for v in folding:
         (p,) = parents[v]
         a = likelihoods[v]
         message = a @ np.asarray(tables[v], dtype=a.dtype)  # (cases, parent states)
         product = out[p] * message if p in out else message
+        # every product scaled back to a largest entry of one: however many leaves fold into p, and however
+        # small or large their likelihoods, the running product neither underflows nor overflows
         peak = product.max(axis=1)
-        if peak.size and peak.min() < RESCALE_BELOW:  # scaled back to a largest entry of one before it can underflow
-            scale = np.where(peak > 0, peak, 1.0)  # an impossible case keeps its zeros
-            product /= scale[:, None]
-            log_scale = np.log(scale) if log_scale is None else log_scale + np.log(scale)
+        scale = np.where(peak > 0, peak, 1.0)  # an impossible case keeps its zeros
+        product /= scale[:, None]
+        log_scale += np.log(scale)
         out[p] = product
     return Folded(out, log_scale)
