@@ -155,22 +155,11 @@ class InferenceEngine:
                 if done is not None:  # else a case needs rescaling: the passes of _route
                     return finish(net, done[0], done[1], None, route="universal")
         # the universal program pays little for an observed leaf; an own program pays a step for it: fold it
-        folded = fold_leaves(lam, self._foldable, net.parents, tables, target_ids) if row_case is None else None
-        result = self._route(
-            folded.likelihoods if folded else lam,
-            target_ids,
-            targets,
-            n_cases,
-            tables,
-            split,
-            expand,
-            dtype,
-            row_case,
-            row_likelihoods,
-            lower,
-        )
-        if folded is None or folded.log_scale is None:
-            return result
+        folded = fold_leaves(lam, self._foldable, net.parents, tables, target_ids) if self._foldable and row_case is None else None
+        arguments = (target_ids, targets, n_cases, tables, split, expand, dtype, row_case, row_likelihoods, lower)
+        if folded is None:
+            return self._route(lam, *arguments)
+        result = self._route(folded.likelihoods, *arguments)
         scale = folded.log_scale  # what folding took out of every case's P(e), the lowered cases' included
         lowered = {v: replace(low, log_evidence=low.log_evidence + scale) for v, low in result.lowered.items()}
         return replace(result, log_evidence=result.log_evidence + scale, lowered=lowered)
@@ -221,6 +210,7 @@ class InferenceEngine:
                 return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        split = split and bool(lam)  # without evidence every case has the same pattern: nothing to split
         offset = None
         carried_key = self._key(lam, target_ids, decomposed, lowest_rows)
         hard = carried_key[3]
@@ -231,7 +221,7 @@ class InferenceEngine:
         # a few cases whose joint program is not compiled yet: one program per pattern of observed variables,
         # the programs their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
         # 2.5 times their single calls)
-        few = split and 1 < n_cases < MIN_CHUNK and bool(lam) and carried_key != self._universal_key and carried_key not in self._programs
+        few = split and 1 < n_cases < MIN_CHUNK and carried_key != self._universal_key and carried_key not in self._programs
         program = None
         if not few and (not split or self._affordable(carried_key)):
             program = self._program(carried_key)
@@ -243,7 +233,7 @@ class InferenceEngine:
             and union_costs_more(program, lam, target_ids, lowest_rows, lambda sub: self._own_program(sub, target_ids, decomposed))
         ):
             program = None  # cheaper case by case: every observed variable taken at its state
-        if program is None and n_cases > 1 and lam:  # (without evidence every case has the same pattern)
+        if program is None and n_cases > 1:
             # the variables observed somewhere in the batch make too large a contraction: split the batch
             # by each case's own pattern of observed variables, one (cached) contraction per pattern
             for rows, sub in split_by_pattern(lam, target_ids, lowest_rows):

@@ -34,12 +34,12 @@ class Folded(NamedTuple):
     likelihoods : dict of int to numpy.ndarray
         Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood is scaled to a
         largest entry of one in every case (where it is not all zero).
-    log_scale : numpy.ndarray or None
-        Per case, the log of the scales taken out (add it to ``log P(e)``); None where nothing was folded.
+    log_scale : numpy.ndarray
+        Per case, the log of the scales taken out (add it to ``log P(e)``).
     """
 
     likelihoods: dict[int, np.ndarray]
-    log_scale: np.ndarray | None
+    log_scale: np.ndarray
 
 
 def foldable(network: CompiledNetwork, excluded: Collection[int] = ()) -> frozenset[int]:
@@ -54,7 +54,7 @@ def fold_leaves(
     parents: Sequence[tuple[int, ...]],
     tables: Sequence[np.ndarray],
     targets: Collection[int],
-) -> Folded:
+) -> Folded | None:
     """Fold the evidence of ``leaves`` (see :func:`foldable`) that are not ``targets`` into their parents that are.
 
     Parameters
@@ -72,12 +72,13 @@ def fold_leaves(
 
     Returns
     -------
-    Folded
+    Folded or None
+        None where no leaf folds (the likelihoods are then used as they are).
     """
     wanted = set(targets)
     folding = [v for v in likelihoods if v in leaves and v not in wanted and parents[v][0] in wanted]
     if not folding:
-        return Folded(dict(likelihoods), None)
+        return None
     out = {v: a for v, a in likelihoods.items() if v not in folding}
     log_scale = np.zeros(next(iter(likelihoods.values())).shape[0], dtype=likelihoods[folding[0]].dtype)
     for v in folding:

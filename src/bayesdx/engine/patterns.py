@@ -76,8 +76,8 @@ def union_costs_more(
     are compared with the batch program's; with more, the first case's program stands for the others'.
     ``own_program`` gives the program of cases with the likelihoods it is given (None: too large).
     """
-    if not lam or program.entries_per_case <= SPLIT_WORTH_ENTRIES:
-        return False  # (without evidence every case has the same pattern)
+    if program.entries_per_case <= SPLIT_WORTH_ENTRIES:
+        return False
     n = next(iter(lam.values())).shape[0]
     parts = split_by_pattern(lam, target_ids, lowest_rows)
     if len(parts) <= FEW_PATTERNS:
