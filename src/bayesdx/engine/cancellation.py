@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .kernels import einsum
+
 __all__ = ["cancellation"]
 
 
@@ -56,7 +58,7 @@ def cancellation(coef: np.ndarray, factors: Mapping[int, np.ndarray], marginals:
     case_of = np.repeat(np.arange(count.size), count)
     term = np.array(coef, dtype=np.float64)
     for v, factor in factors.items():
-        term *= np.einsum("ts,st->t", marginals[v][case_of], factor)
+        term *= einsum("ts,st->t", marginals[v][case_of], factor)
     starts = np.concatenate([[0], np.cumsum(count)[:-1]])
     total = np.add.reduceat(term, starts)
     spread = np.add.reduceat(np.abs(term), starts)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .kernels import einsum
 from .network import BatchPosterior, CompiledNetwork, Decomposition, Lowered
 from .plan import OperandKind, Program
 from .rounding import RunningError
@@ -189,11 +190,11 @@ def passes(
     dead = np.zeros(n, dtype=bool)
     for ins, spec, batched in program.forward:
         if len(ins) == 1:
-            raw = np.einsum(spec, values[ins[0]])
+            raw = einsum(spec, values[ins[0]])
             if scaled:
                 raw = raw.copy()  # einsum may return a view, and it is divided in place
         else:
-            raw = np.einsum(spec, values[ins[0]], values[ins[1]], optimize=False)
+            raw = einsum(spec, values[ins[0]], values[ins[1]])
         if tape is not None:
             tape.step(ins, spec, values)
         if batched and scaled:
@@ -231,7 +232,7 @@ def passes(
             if e is not None:
                 e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
-            dg = np.einsum(spec, g, values[other], optimize=False) if other >= 0 else np.einsum(spec, g)
+            dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
             de = tape.gradient(node, child, spec, g, e, other, values) if tape is not None and e is not None and child in wanted else None
             if mask is not None:
                 shape = values[child].shape

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .kernels import einsum
+
 __all__ = ["RunningError", "terms"]
 
 
@@ -110,10 +112,10 @@ def contract_error(spec: str, xs: Sequence[np.ndarray], errors: Sequence[np.ndar
     """``sum |x| e_y + e_x (|y| + e_y) + g |x| |y|`` contracted as ``spec`` (one operand: ``sum e_x + g |x|``)."""
     if len(xs) == 1:
         a = np.abs(xs[0]) * g
-        return np.einsum(spec, a if errors[0] is None else a + errors[0])
+        return einsum(spec, a if errors[0] is None else a + errors[0])
     x, y = np.abs(xs[0]), np.abs(xs[1])
     ex, ey = errors
-    total = np.einsum(spec, x, y * g if ey is None else ey + y * g, optimize=False)
+    total = einsum(spec, x, y * g if ey is None else ey + y * g)
     if ex is not None:
-        total += np.einsum(spec, ex, y if ey is None else y + ey, optimize=False)
+        total += einsum(spec, ex, y if ey is None else y + ey)
     return total

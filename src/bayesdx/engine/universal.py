@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .execute import UNSCALED_FLOOR
+from .kernels import einsum
 from .plan import OperandKind, Program
 
 __all__ = ["UniversalRunner"]
@@ -58,7 +59,7 @@ class UniversalRunner:
         values: list[np.ndarray] = [np.asarray(tables[src.variable], dtype=np.float64) for src in program.sources]
         values += [np.ones((int(tables[v].shape[0]), 1)) for v in program.lambda_vars]
         for ins, spec, _ in program.forward:
-            values.append(np.einsum(spec, *(values[i] for i in ins)))
+            values.append(einsum(spec, *(values[i] for i in ins)))
         self._constants = values  # every node with every likelihood one; batch axes of length one
         # per node, the likelihoods below it as the bits of an int (bit k: program.lambda_vars[k]); a step runs
         # forward when an observed likelihood is below it, backward when a target's is
@@ -121,7 +122,7 @@ class UniversalRunner:
         for v, column in columns.items():
             values[node_of[v]] = column
         for node, ins, spec in tape.forward:
-            values[node] = np.einsum(spec, *[values[i] for i in ins])
+            values[node] = einsum(spec, *[values[i] for i in ins])
         root = values[-1]
         if root.shape != (n,):
             root = np.broadcast_to(root, (n,))
@@ -134,7 +135,7 @@ class UniversalRunner:
             if g is None:
                 continue
             for child, other, spec, lacking in plans:
-                dg = np.einsum(spec, g, values[other]) if other >= 0 else np.einsum(spec, g)
+                dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
                 if lacking:  # the gradient does not vary along the axes it lacks: length one there
                     dg = np.expand_dims(dg, lacking)
                 grads[child] = grads[child] + dg if child in grads else dg
