@@ -438,7 +438,9 @@ class InferenceEngine:
                 self._no_runner = True
                 return None
             program = self._program(self._universal_key)
-            self._runner = UniversalRunner(program, self.network.tables, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case))
+            self._runner = UniversalRunner(
+                program, self.network.tables, CHUNK_BUDGET_ENTRIES // max(1, program.entries_per_case), self.network.parents
+            )
         return self._runner
 
     def _compile(self, key: ProgramKey) -> Program:

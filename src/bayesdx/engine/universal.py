@@ -6,6 +6,12 @@ once per engine, with every likelihood one, and reused (its batch axis has lengt
 backward pass follows only the paths from the root to the targets' likelihoods: the gradients of the other
 likelihoods are never read. Which steps run is derived once per pattern of observed variables and targets,
 in Python over the program's steps, which costs far less than compiling a program for the pattern.
+
+A target that is independent of every observed variable keeps its prior marginal, computed once: no backward
+step runs for it. The test is the ancestral one (Lauritzen et al. 1990; Koller & Friedman 2009, section 3.3):
+when no ancestor of the target (itself included) is an ancestor of an observed variable (itself included), the
+joint of the two ancestral sets is the product of their own CPDs, so the target and the evidence are
+independent. On hailfinder, 13 of the 17 roots are independent of a typical case's evidence.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class _Tape(NamedTuple):
 
     forward: tuple[tuple[int, tuple[int, ...], str], ...]
     backward: tuple[tuple[int, tuple[tuple[int, int, str, tuple[int, ...]], ...]], ...]  # (child, other, spec, axes it lacks)
+    independent: frozenset[int]  # targets independent of the evidence: their prior marginal
 
 
 class UniversalRunner:
@@ -46,9 +53,13 @@ class UniversalRunner:
         The CPD tables the constant tables are computed from.
     max_cases : int, default 64
         The most cases the engine runs at once (its memory budget for the program's tables).
+    parents : sequence of sequence of int, optional
+        Each variable's parents. Without them no target is taken as independent of the evidence.
     """
 
-    def __init__(self, program: Program, tables: Sequence[np.ndarray], max_cases: int = 64) -> None:
+    def __init__(
+        self, program: Program, tables: Sequence[np.ndarray], max_cases: int = 64, parents: Sequence[Sequence[int]] | None = None
+    ) -> None:
         if any(src.kind is not OperandKind.TABLE or src.hard_axes for src in program.sources):
             raise ValueError("The universal runner needs a program of plain CPD tables.")
         self.program = program
@@ -85,6 +96,8 @@ class UniversalRunner:
         ]
         self._tapes: OrderedDict[tuple[frozenset[int], tuple[int, ...]], _Tape] = OrderedDict()
         self._lock = Lock()
+        self._ancestry = None if parents is None else _ancestors(parents)  # per variable, its ancestors and itself as bits
+        self._prior: dict[int, np.ndarray] = {}  # per target, its marginal without evidence (filled when first needed)
 
     def posterior(self, lam: Mapping[int, np.ndarray], targets: Sequence[int], n: int) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
         """Marginals of ``targets`` and ``log Z`` for ``n`` cases, or None where a case needs rescaling.
@@ -117,6 +130,8 @@ class UniversalRunner:
                 column = column / peak
             columns[v] = column
         tape = self._tape(frozenset(columns), tuple(targets))
+        if tape.independent:
+            self._priors_of(tape.independent)
         values = list(self._constants)
         node_of = self._lambda_node
         for v, column in columns.items():
@@ -145,7 +160,9 @@ class UniversalRunner:
             column = values[node]
             g = grads.pop(node, None)
             shape = (column.shape[0], n)
-            if g is None:
+            if t in tape.independent:  # its prior: a copy, which finish() may overwrite
+                m = np.repeat(self._prior[t][:, None], n, axis=1)
+            elif g is None:
                 m = np.zeros(shape)
             elif t not in columns:  # its likelihood is all ones: the gradient is the marginal
                 m = g if g.shape == shape and g.flags.writeable else np.broadcast_to(g, shape).copy()
@@ -157,16 +174,49 @@ class UniversalRunner:
             marg[t] = m.T
         return marg, log_z
 
-    def _tape(self, observed: frozenset[int], targets: tuple[int, ...]) -> _Tape:
-        """The forward steps with an observed likelihood below, and the backward steps towards the targets."""
-        key = (observed, targets)
+    def _priors_of(self, targets: frozenset[int]) -> None:
+        """Compute (once) the marginals without evidence of ``targets``."""
+        missing = sorted(targets - self._prior.keys())
+        if not missing:
+            return
+        tape = self._tape(frozenset(), tuple(missing), relevance=False)
+        values = self._constants
+        grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / values[-1]}
+        for node, plans in tape.backward:
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            for child, other, spec, lacking in plans:
+                dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
+                if lacking:
+                    dg = np.expand_dims(dg, lacking)
+                grads[child] = grads[child] + dg if child in grads else dg
+        found = {}
+        for t in missing:
+            g = grads.get(self._lambda_node[t])
+            size = values[self._lambda_node[t]].shape[0]
+            found[t] = np.zeros(size) if g is None else np.broadcast_to(g, (size, 1)).reshape(-1).copy()
+        with self._lock:
+            self._prior.update(found)
+
+    def _tape(self, observed: frozenset[int], targets: tuple[int, ...], *, relevance: bool = True) -> _Tape:
+        """The forward steps with an observed likelihood below, the targets independent of the observed
+        variables and the backward steps towards the others."""
+        key = (observed, targets) if relevance else (observed, (-1, *targets))
         with self._lock:
             tape = self._tapes.get(key)
             if tape is not None:
                 self._tapes.move_to_end(key)
                 return tape
+        independent: frozenset[int] = frozenset()
+        ancestry = self._ancestry
+        if relevance and ancestry is not None:
+            evidence_ancestry = 0
+            for v in observed:
+                evidence_ancestry |= ancestry[v]
+            independent = frozenset(t for t in targets if not ancestry[t] & evidence_ancestry)
         observed_bits = sum(self._bit[v] for v in observed)
-        target_bits = sum(self._bit[t] for t in set(targets))
+        target_bits = sum(self._bit[t] for t in set(targets) - independent)
         below = self._below
         forward = [entry for entry in self._forward if below[entry[0]] & observed_bits]
         backward = []
@@ -175,9 +225,32 @@ class UniversalRunner:
                 kept = tuple(plan for plan in plans if below[plan[0]] & target_bits)
                 if kept:
                     backward.append((node, kept))
-        tape = _Tape(tuple(forward), tuple(backward))
+        tape = _Tape(tuple(forward), tuple(backward), independent)
         with self._lock:
             self._tapes[key] = tape
             if len(self._tapes) > MAX_TAPES:
                 self._tapes.popitem(last=False)
         return tape
+
+
+def _ancestors(parents: Sequence[Sequence[int]]) -> list[int]:
+    """Per variable, the bits of its ancestors and of itself (bit ``k``: variable ``k``)."""
+    found: list[int | None] = [None] * len(parents)
+
+    def bits(v: int) -> int:
+        stack = [v]
+        while stack:  # iterative: a chain of a thousand variables would exceed Python's recursion limit
+            u = stack[-1]
+            waiting = [p for p in parents[u] if found[p] is None]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            if found[u] is None:
+                mask = 1 << u
+                for p in parents[u]:
+                    mask |= found[p]  # type: ignore[operator]
+                found[u] = mask
+        return found[v]  # type: ignore[return-value]
+
+    return [bits(v) for v in range(len(parents))]
