@@ -7,6 +7,7 @@ and their roles checked by :mod:`bayesdx.network_loading`.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,6 +169,17 @@ class Model:
         if self.spec is not None:
             return InferenceEngine(self.compiled, programs=self.spec.__dict__.setdefault("_programs", ProgramCache()))
         return InferenceEngine(self.compiled)
+
+    @cached_property
+    def _hypothesis_columns(self) -> tuple[tuple[str, list[int] | None], ...]:
+        """Per run of consecutive hypotheses of one cause node, the node and the states they stand for (None:
+        every state in order), which :func:`bayesdx.posteriors.hypothesis_matrix` gathers."""
+        runs = []
+        for node, rows in itertools.groupby(self.hypotheses, key=lambda h: h.node):
+            states = self.states[node]
+            idx = [states.index(h.state) for h in rows]
+            runs.append((node, None if idx == list(range(len(states))) else idx))
+        return tuple(runs)
 
     @cached_property
     def prior_probabilities(self) -> Mapping[str, float]:

@@ -180,7 +180,7 @@ def _diagnosis(
     probability = row.tolist()  # Python floats, converted once
     dis = [None] * len(hyps) if disablement is None else disablement.tolist()
     exp = [None] * len(hyps) if expected is None else expected.tolist()
-    causes = tuple(RankedCause(hyps[k].id, hyps[k].node, hyps[k].state, probability[k], dis[k], exp[k]) for k in order)
+    causes = RankedCause._many(hyps, order, probability, dis, exp)
     return Diagnosis(
         ranking=ranking,
         causes=causes,

@@ -3,7 +3,6 @@ evidence each case carries (the layer between the inference engine and the pipel
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,11 +44,9 @@ def add_presenting(model: Model, likelihoods: Mapping[str, np.ndarray], n: int) 
 
 def hypothesis_matrix(model: Model, marginals: Mapping[str, np.ndarray], n_cases: int) -> np.ndarray:
     """``(n_cases, n_hypotheses)`` posteriors from the engine's per-node marginals."""
-    # one fancy index per run of consecutive hypotheses of one node (a cause's states are listed together)
-    parts = []
-    for node, rows in itertools.groupby(model.hypotheses, key=lambda h: h.node):
-        states = model.states[node]
-        parts.append(marginals[node][:, [states.index(h.state) for h in rows]])
+    # one fancy index per run of consecutive hypotheses of one node (a cause's states are listed together),
+    # none where the run is every state of the node in order
+    parts = [marginals[node] if idx is None else marginals[node][:, idx] for node, idx in model._hypothesis_columns]
     if not parts:
         return np.empty((n_cases, 0))
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)

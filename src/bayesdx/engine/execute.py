@@ -38,8 +38,9 @@ def finish(
     if offset is not None:
         log_z = log_z + offset
     impossible = ~np.isfinite(log_z)
-    for m in marg.values():
-        m[impossible] = np.nan
+    if impossible.any():
+        for m in marg.values():
+            m[impossible] = np.nan
     n = len(log_z)
     return BatchPosterior(
         {net.variables[t]: m for t, m in marg.items()},

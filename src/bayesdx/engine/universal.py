@@ -97,7 +97,7 @@ class UniversalRunner:
         self._tapes: OrderedDict[tuple[frozenset[int], tuple[int, ...]], _Tape] = OrderedDict()
         self._lock = Lock()
         self._ancestry = None if parents is None else _ancestors(parents)  # per variable, its ancestors and itself as bits
-        self._prior: dict[int, np.ndarray] = {}  # per target, its marginal without evidence (filled when first needed)
+        self._prior: dict[int, np.ndarray] = {}  # per target, its (states, 1) marginal without evidence (filled when first needed)
 
     def posterior(self, lam: Mapping[int, np.ndarray], targets: Sequence[int], n: int) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
         """Marginals of ``targets`` and ``log Z`` for ``n`` cases, or None where a case needs rescaling.
@@ -161,7 +161,8 @@ class UniversalRunner:
             g = grads.pop(node, None)
             shape = (column.shape[0], n)
             if t in tape.independent:  # its prior: a copy, which finish() may overwrite
-                m = np.repeat(self._prior[t][:, None], n, axis=1)
+                prior = self._prior[t]
+                m = prior.copy() if n == 1 else np.repeat(prior, n, axis=1)
             elif g is None:
                 m = np.zeros(shape)
             elif t not in columns:  # its likelihood is all ones: the gradient is the marginal
@@ -195,7 +196,7 @@ class UniversalRunner:
         for t in missing:
             g = grads.get(self._lambda_node[t])
             size = values[self._lambda_node[t]].shape[0]
-            found[t] = np.zeros(size) if g is None else np.broadcast_to(g, (size, 1)).reshape(-1).copy()
+            found[t] = np.zeros((size, 1)) if g is None else np.broadcast_to(g, (size, 1)).copy()
         with self._lock:
             self._prior.update(found)
 
