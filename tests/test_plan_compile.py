@@ -30,7 +30,7 @@ def _signed_decompositions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plan, "POSITIVE_PARENTS", -1)
 
 
-EXAMPLES = ("child", "alarm", "hepar2", "win95pts", "andes")
+EXAMPLES = ("child", "alarm", "hepar2", "win95pts", "andes", "pathfinder")  # pathfinder: one index in ~100 tables
 
 
 @pytest.fixture(scope="module")

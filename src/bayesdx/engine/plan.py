@@ -324,11 +324,6 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
             holders[i].add(next_id)
         next_id += 1
 
-    def smallest(ids: set[int]) -> list[int]:
-        if len(ids) == 2:
-            return list(ids)  # contract takes them in list order whatever order they come in
-        return heapq.nsmallest(2, ids, key=lambda k: (sizes[k], k))
-
     while True:
         for v in dirty:
             h = holders[v]
@@ -349,8 +344,13 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
         if not heap:
             break
         best = heap[0][2]
-        while len(holders[best]) > 1:
-            contract(smallest(holders[best]))
+        if len(holders[best]) > 1:  # contract its tables pairwise, the two smallest (ties: older) each time
+            queue = [(sizes[k], k) for k in holders[best]]
+            heapq.heapify(queue)
+            while queue:  # the last pair's table no longer holds the index
+                contract([heapq.heappop(queue)[1], heapq.heappop(queue)[1]])
+                if queue:  # the new table holds the index, beside the queue's tables
+                    heapq.heappush(queue, (sizes[next_id - 1], next_id - 1))
         if holders[best]:
             contract(list(holders[best]))  # the index lives in one table only: sum it out there
     rest = [(sizes[k], k) for k in alive]  # the tables left hold the batch axis at most: join them, smallest first
