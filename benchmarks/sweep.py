@@ -198,6 +198,16 @@ def _difference(model: Any, probability: Callable[[str], float], posterior: Mapp
     return max(abs(probability(h.id) - float(posterior[h.node][model.states[h.node].index(h.state)])) for h in model.hypotheses)
 
 
+def _pyagrum_posterior(ie: Any, case: Mapping[str, str], roots: Sequence[str]) -> tuple[dict[str, np.ndarray], float]:
+    """pyAgrum's posterior of every root for ``case`` (evidence erased and set, inference), and its seconds."""
+    start = time.perf_counter()
+    ie.eraseAllEvidence()
+    ie.setEvidence(case)
+    ie.makeInference()
+    posterior = {c: ie.posterior(c).toarray() for c in roots}
+    return posterior, time.perf_counter() - start
+
+
 def warm_up_network() -> Any:
     """A three-node chain built here (not one of the swept networks, so nothing of theirs is cached by the warm-up)."""
     from pgmpy.factors.discrete import TabularCPD
@@ -296,12 +306,8 @@ def measure(name: str, n_single: int, n_batch: int, seed: int, step: Callable[..
         dx = bayesdx.rank_causes(case, model=model, next_steps=False)
         ours.append(time.perf_counter() - start)
         step(f"single: pyAgrum inference, case {k + 1} of {len(singles)}")
-        start = time.perf_counter()
-        ie.eraseAllEvidence()
-        ie.setEvidence(case)
-        ie.makeInference()
-        posterior = {c: ie.posterior(c).toarray() for c in roots}
-        theirs.append(time.perf_counter() - start)
+        posterior, elapsed = _pyagrum_posterior(ie, case, roots)
+        theirs.append(elapsed)
         posteriors.append(posterior)
         worst = max(worst, _difference(model, dx.probability, posterior))
 
@@ -316,12 +322,8 @@ def measure(name: str, n_single: int, n_batch: int, seed: int, step: Callable[..
         blocked_posteriors.append(dx.probability)
     for k, (case, probability) in enumerate(zip(blocked, blocked_posteriors, strict=True)):
         step(f"single, one after the other: pyAgrum inference, case {k + 1} of {len(blocked)}")
-        start = time.perf_counter()
-        ie.eraseAllEvidence()
-        ie.setEvidence(case)
-        ie.makeInference()
-        posterior = {c: ie.posterior(c).toarray() for c in roots}
-        theirs_blocked.append(time.perf_counter() - start)
+        posterior, elapsed = _pyagrum_posterior(ie, case, roots)
+        theirs_blocked.append(elapsed)
         worst = max(worst, _difference(model, probability, posterior))
 
     import pandas as pd

@@ -144,16 +144,7 @@ class UniversalRunner:
         if not root.min() >= UNSCALED_FLOOR:  # also zero or NaN
             return None
         log_z = np.log(root) + log_peak
-        grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / root}
-        for node, plans in tape.backward:
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            for child, other, spec, lacking in plans:
-                dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
-                if lacking:  # the gradient does not vary along the axes it lacks: length one there
-                    dg = np.expand_dims(dg, lacking)
-                grads[child] = grads[child] + dg if child in grads else dg
+        grads = _backward(tape, values, 1.0 / root)
         marg: dict[int, np.ndarray] = {}
         for t in targets:
             node = node_of[t]
@@ -182,16 +173,7 @@ class UniversalRunner:
             return
         tape = self._tape(frozenset(), tuple(missing), relevance=False)
         values = self._constants
-        grads: dict[int, np.ndarray] = {len(values) - 1: 1.0 / values[-1]}
-        for node, plans in tape.backward:
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            for child, other, spec, lacking in plans:
-                dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
-                if lacking:
-                    dg = np.expand_dims(dg, lacking)
-                grads[child] = grads[child] + dg if child in grads else dg
+        grads = _backward(tape, values, 1.0 / values[-1])
         found = {}
         for t in missing:
             g = grads.get(self._lambda_node[t])
@@ -232,6 +214,21 @@ class UniversalRunner:
             if len(self._tapes) > MAX_TAPES:
                 self._tapes.popitem(last=False)
         return tape
+
+
+def _backward(tape: _Tape, values: Sequence[np.ndarray], top: np.ndarray) -> dict[int, np.ndarray]:
+    """The tape's backward pass from the root's gradient ``top``: the gradient of each node it reaches."""
+    grads: dict[int, np.ndarray] = {len(values) - 1: top}
+    for node, plans in tape.backward:
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        for child, other, spec, lacking in plans:
+            dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
+            if lacking:  # the gradient does not vary along the axes it lacks: length one there
+                dg = np.expand_dims(dg, lacking)
+            grads[child] = grads[child] + dg if child in grads else dg
+    return grads
 
 
 def _ancestors(parents: Sequence[Sequence[int]]) -> list[int]:
