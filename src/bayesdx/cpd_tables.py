@@ -141,13 +141,13 @@ def table_for(spec: ModelSpec, node_id: str, *, prior: float | None) -> np.ndarr
         return out
     # noisy_or / noisy_max: P(child <= y | parents) = L(y) * prod_active C_i(y)
     noisy = noisy_parameters(spec, node_id)
-    cdf = np.broadcast_to(noisy.leak_cdf, (*shape[1:], len(noisy.order))).copy()
+    # the CDF as (levels, *parents), an outer product grown one parent at a time (each step costs its own
+    # size, and the levels stay contiguous slabs): L(y) * C_1(y) * C_2(y) ..., multiplied in parent order
+    cdf = noisy.leak_cdf
     for axis, factor in enumerate(noisy.parent_cdfs):
-        cdf = cdf * factor.reshape([-1 if a == axis else 1 for a in range(len(parents))] + [len(noisy.order)])
-    pmf = np.diff(cdf, axis=-1, prepend=0.0)
-    pmf = np.clip(pmf, 0.0, 1.0)
-    for level, state_index in enumerate(noisy.order):
-        out[state_index] = pmf[..., level]
+        cdf = cdf[..., None] * factor.T.reshape((len(noisy.order),) + (1,) * axis + (factor.shape[0],))
+    for level, state_index in enumerate(noisy.order):  # the PMF: differences of the CDF between levels
+        out[state_index] = np.clip(cdf[level] - cdf[level - 1] if level else cdf[level], 0.0, 1.0)
     return out
 
 
