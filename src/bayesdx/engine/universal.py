@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from threading import Lock
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,9 @@ __all__ = ["UniversalRunner"]
 
 #: Patterns (observed likelihoods, targets) whose pruned passes are kept per runner.
 MAX_TAPES = 1024
+
+
+_Joint = tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]  # P(v), the stacked P(t, v), each target's rows
 
 
 class _Tape(NamedTuple):
@@ -98,6 +101,8 @@ class UniversalRunner:
         self._lock = Lock()
         self._ancestry = None if parents is None else _ancestors(parents)  # per variable, its ancestors and itself as bits
         self._prior: dict[int, np.ndarray] = {}  # per target, its (states, 1) marginal without evidence (filled when first needed)
+        # per (observed variable, targets): P(v), the targets' joints with v and their rows, or False (see _one_observed)
+        self._joints: OrderedDict[tuple[int, tuple[int, ...]], _Joint | Literal[False]] = OrderedDict()
 
     def posterior(self, lam: Mapping[int, np.ndarray], targets: Sequence[int], n: int) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
         """Marginals of ``targets`` and ``log Z`` for ``n`` cases, or None where a case needs rescaling.
@@ -129,6 +134,57 @@ class UniversalRunner:
                 log_peak = log_peak + np.log(peak)
                 column = column / peak
             columns[v] = column
+        if len(columns) == 1:
+            done = self._one_observed(columns, log_peak, tuple(targets), n)
+            if done is not None:
+                return done
+        return self._run(columns, log_peak, targets, n)
+
+    def _one_observed(
+        self, columns: Mapping[int, np.ndarray], log_peak: np.ndarray | float, targets: tuple[int, ...], n: int
+    ) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
+        """:meth:`posterior` where one variable ``v`` carries evidence: ``P(t, e) = sum_s P(t, v = s) lambda(s)``
+        from each target's joint with ``v``, computed once (None where that joint is not available)."""
+        ((v, column),) = columns.items()
+        key = (v, targets)
+        with self._lock:
+            joint = self._joints.get(key)
+        if joint is None:
+            joint = self._joint_with(v, targets)
+            with self._lock:
+                self._joints[key] = joint
+                if len(self._joints) > MAX_TAPES:
+                    self._joints.popitem(last=False)
+        if joint is False:
+            return None
+        p_v, stacked, bounds = joint
+        z = p_v @ column  # (cases,): P(e)
+        if not z.min() >= UNSCALED_FLOOR:  # also zero or NaN: the passes of the caller
+            return None
+        joint_e = stacked @ column / z  # (all targets' states, cases)
+        marg = {t: joint_e[start:stop].T.copy() for t, (start, stop) in zip(targets, bounds, strict=True)}
+        return marg, np.log(z) + log_peak
+
+    def _joint_with(self, v: int, targets: tuple[int, ...]) -> _Joint | Literal[False]:
+        """``P(v = s)`` and each target's joint ``P(t, v = s)`` (stacked), from one run with ``v`` observed in
+        each of its states; False where a state of ``v`` has probability below ``UNSCALED_FLOOR`` (or there are
+        no targets, or more states than the runner takes cases)."""
+        size = self._constants[self._lambda_node[v]].shape[0]
+        if not targets or size > self.max_cases:
+            return False
+        done = self._run({v: np.eye(size)}, 0.0, targets, size)
+        if done is None:
+            return False
+        marg, log_z = done
+        p_v = np.exp(log_z)
+        stacked = np.concatenate([(marg[t] * p_v[:, None]).T for t in targets], axis=0)
+        ends = np.cumsum([marg[t].shape[1] for t in targets]).tolist()
+        return p_v, stacked, list(zip([0, *ends[:-1]], ends, strict=True))
+
+    def _run(
+        self, columns: Mapping[int, np.ndarray], log_peak: np.ndarray | float, targets: Sequence[int], n: int
+    ) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
+        """:meth:`posterior` from the likelihoods that carry evidence, as ``(states, cases)`` columns."""
         tape = self._tape(frozenset(columns), tuple(targets))
         if tape.independent:
             self._priors_of(tape.independent)
