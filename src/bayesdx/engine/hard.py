@@ -8,11 +8,18 @@ likelihoods are laid side by side once and every question is one segmented reduc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 
 import numpy as np
 
 __all__ = ["one_hot_variables", "states_and_log_likelihood"]
+
+
+def _one_case(lam: Mapping[int, np.ndarray]) -> bool:
+    """One case in double precision, where Python floats hold the likelihoods exactly."""
+    first = next(iter(lam.values()))
+    return first.shape[0] == 1 and all(a.dtype == np.float64 for a in lam.values())
 
 
 def _side_by_side(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +40,8 @@ def one_hot_variables(lam: Mapping[int, np.ndarray]) -> frozenset[int]:
     variables = list(lam)
     if not variables or next(iter(lam.values())).shape[0] == 0:
         return frozenset()
+    if _one_case(lam):  # a single call: a few Python comparisons per variable cost less than the numpy calls
+        return frozenset(v for v in variables if sum(x != 0 for x in lam[v][0].tolist()) == 1)
     flat, starts = _side_by_side([lam[v] for v in variables])
     counts = np.add.reduceat(flat != 0, starts, axis=1, dtype=np.intp)  # (cases, variables)
     return frozenset(v for v, ok in zip(variables, (counts == 1).all(axis=0), strict=True) if ok)
@@ -57,6 +66,15 @@ def states_and_log_likelihood(lam: Mapping[int, np.ndarray], hard: Collection[in
     variables = sorted(hard)
     if not variables:
         return {}, None
+    if _one_case(lam):
+        states: dict[int, np.ndarray] = {}
+        total = 0.0
+        for v in variables:
+            row = lam[v][0].tolist()
+            pos = next(k for k, x in enumerate(row) if x != 0)
+            states[v] = np.array([pos], dtype=np.intp)
+            total += math.log(row[pos])
+        return states, np.array([total])
     flat, starts = _side_by_side([lam[v] for v in variables])
     where = np.where(flat != 0, np.arange(flat.shape[1]), -1)
     at = np.maximum.reduceat(where, starts, axis=1)  # (cases, variables): the one nonzero entry's column
