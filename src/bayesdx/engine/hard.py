@@ -73,7 +73,8 @@ def states_and_log_likelihood(lam: Mapping[int, np.ndarray], hard: Collection[in
             row = lam[v][0].tolist()
             pos = next(k for k, x in enumerate(row) if x != 0)
             states[v] = np.array([pos], dtype=np.intp)
-            total += math.log(row[pos])
+            x = row[pos]
+            total += math.log(x) if x > 0 else math.nan  # as np.log: NaN for a negative (invalid) likelihood
         return states, np.array([total])
     flat, starts = _side_by_side([lam[v] for v in variables])
     where = np.where(flat != 0, np.arange(flat.shape[1]), -1)
