@@ -63,3 +63,15 @@ def test_no_variables_and_no_cases():
     assert one_hot_variables({}) == frozenset()
     assert one_hot_variables({0: np.ones((0, 3))}) == frozenset()
     assert states_and_log_likelihood({}, ()) == ({}, None)
+
+
+def test_one_case_and_many_agree_on_an_invalid_negative_likelihood():
+    """A negative likelihood is invalid input; the one-case path (Python floats) gives NaN as np.log does."""
+    lam = {1: np.array([[0.0, -2.0]]), 2: np.array([[0.5, 0.0]])}
+    with np.errstate(invalid="ignore"):
+        one = states_and_log_likelihood(lam, {1, 2})
+        many = states_and_log_likelihood({v: np.repeat(a, 2, axis=0) for v, a in lam.items()}, {1, 2})
+    assert {v: s.tolist() for v, s in one[0].items()} == {1: [1], 2: [0]}
+    assert {v: s.tolist() for v, s in many[0].items()} == {1: [1, 1], 2: [0, 0]}
+    assert one[1] is not None and many[1] is not None
+    assert np.isnan(one[1]).all() and np.isnan(many[1]).all()
