@@ -73,5 +73,7 @@ def test_one_case_and_many_agree_on_an_invalid_negative_likelihood():
         many = states_and_log_likelihood({v: np.repeat(a, 2, axis=0) for v, a in lam.items()}, {1, 2})
     assert {v: s.tolist() for v, s in one[0].items()} == {1: [1], 2: [0]}
     assert {v: s.tolist() for v, s in many[0].items()} == {1: [1, 1], 2: [0, 0]}
-    assert one[1] is not None and many[1] is not None
-    assert np.isnan(one[1]).all() and np.isnan(many[1]).all()
+    assert one[1] is not None
+    assert many[1] is not None
+    assert np.isnan(one[1]).all()
+    assert np.isnan(many[1]).all()
