@@ -147,6 +147,7 @@ class InferenceEngine:
         for v, a in lam.items():
             if a.shape != (n_cases, len(net.states[v])):
                 raise ValueError(f"Likelihood of {net.variables[v]!r} has shape {a.shape}; expected {(n_cases, len(net.states[v]))}.")
+        targets = list(dict.fromkeys(targets))  # a target named twice is one target (its marginal came out zero)
         target_ids = [self._index[t] for t in targets]
         if row_case is None and 0 < n_cases <= SMALL_BATCH and tables is net.tables and dtype is np.float64:
             runner = self._universal()

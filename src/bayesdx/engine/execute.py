@@ -130,14 +130,32 @@ def run(
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))
         for peak in peaks:
             log_z += np.log(peak)
-        grads = [g / peak for g, peak in zip(grads, peaks, strict=True)]
+        grads = [_unscaled(g, lam, peak) for g, lam, peak in zip(grads, lambdas, peaks, strict=True)]
     if redo.size:
+        # every likelihood scaled to a largest entry of one per case, as in the unscaled pass: a likelihood of
+        # 1e-300 would otherwise make its gradient (about 1 / likelihood) overflow on the way back, and the
+        # infinities times zeros came out as NaN marginals
         per_case = [x[..., redo] if src.hard_axes else x for x, src in zip(inputs, program.sources, strict=True)]
-        again, log_again, *_ = passes(program, per_case, [lam[:, redo] for lam in lambdas], redo.size, scaled=True, dtype=dtype)
+        tops = [lam[:, redo].max(axis=0) for lam in lambdas]
+        tops = [np.where(top > 0, top, 1.0) for top in tops]
+        again, log_again, *_ = passes(
+            program, per_case, [lam[:, redo] / top for lam, top in zip(lambdas, tops, strict=True)], redo.size, scaled=True, dtype=dtype
+        )
+        for top in tops:
+            log_again += np.log(top)
         log_z[redo] = log_again
-        for g, h in zip(grads, again, strict=True):
-            g[:, redo] = h
+        for g, h, lam, top in zip(grads, again, lambdas, tops, strict=True):
+            g[:, redo] = _unscaled(h, lam[:, redo], top)
     return Passes(grads, log_z)
+
+
+def _unscaled(grad: np.ndarray, lam: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """The gradient with respect to a likelihood from the one with respect to ``lam / peak``: ``grad / peak``,
+    and zero where the likelihood is zero. Its only use is the marginal, likelihood times gradient, which is
+    zero there whatever the gradient; dividing by a peak of 1e-305 would overflow it to infinity, and zero
+    times infinity is NaN."""
+    out = np.zeros(np.broadcast_shapes(grad.shape, lam.shape), dtype=np.result_type(grad, peak))
+    return np.divide(grad, peak, out=out, where=lam != 0)
 
 
 class Passes(NamedTuple):
@@ -212,12 +230,13 @@ def passes(
         else:
             scales.append(None)
         values.append(raw)
-    root = np.broadcast_to(values[-1], (n,))
+    root = np.broadcast_to(values[-1], (n,)) if values else np.ones(n, dtype=work)  # no operands: no evidence, no targets
     dead |= ~(root > 0)  # a sum with negative terms (decomposed CPDs) that came out at or below zero, or NaN
-    with np.errstate(divide="ignore"):
+    # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values (a Z below 1e-308 makes
+    # it infinite: such a case is below UNSCALED_FLOOR, and run() computes it again with rescaling)
+    with np.errstate(divide="ignore", over="ignore"):
         log_z += np.log(np.where(dead, 1.0, root))
-    # backward: gradient of log Z, i.e. dZ/d(table) / Z, scaled like the forward values
-    top = 1.0 / np.where(dead, 1.0, root).astype(work)
+        top = 1.0 / np.where(dead, 1.0, root).astype(work)
     grads: dict[int, np.ndarray] = {len(values) - 1: top}
     grad_errors: dict[int, np.ndarray] = {}
     if tape is not None:

@@ -232,6 +232,12 @@ class UniversalRunner:
         grads = _backward(tape, values, 1.0 / values[-1])
         found = {}
         for t in missing:
+            if self._ancestry is not None and self._ancestry[t] == 1 << t:
+                # a root: its own table, so that equal entries stay equal (tied causes then rank in model order,
+                # not by the last bit of a contraction)
+                table = np.asarray(self.tables[t], dtype=np.float64).reshape(-1, 1)
+                found[t] = table / table.sum()
+                continue
             g = grads.get(self._lambda_node[t])
             size = values[self._lambda_node[t]].shape[0]
             found[t] = np.zeros((size, 1)) if g is None else np.broadcast_to(g, (size, 1)).copy()
