@@ -8,6 +8,8 @@
   gradient overflow and the marginals of a possible case NaN (pre-existing).
 - A target named twice is one target (its marginal came out as zeros; pre-existing).
 - No evidence and no targets for more than 64 cases gives P(e) = 1 (it raised IndexError; pre-existing).
+- Folding a leaf's evidence into its parent scales a factor below 1e-150 first: two likelihoods of 1e-300
+  multiplied to zero, an impossible case (session 8's folding).
 """
 
 from __future__ import annotations
@@ -82,10 +84,34 @@ TABLES = [
         [0.0, 0.6203634412891382, 0.30907665463461037, 0.09687532461526507],
     ],
     [
-        [0.12026670487118107, 0.8971199468058835, 0.7045703876188258, 0.792345270187507, 0.3488732414227902, 1.0]
-        + [0.0, 0.0, 0.6395416468923752, 0.9060410661231287, 0.10171807234189928, 1.0],
-        [0.8797332951288189, 0.10288005319411657, 0.2954296123811742, 0.2076547298124931, 0.6511267585772098, 0.0]
-        + [1.0, 1.0, 0.36045835310762475, 0.09395893387687122, 0.8982819276581008, 0.0],
+        [
+            0.12026670487118107,
+            0.8971199468058835,
+            0.7045703876188258,
+            0.792345270187507,
+            0.3488732414227902,
+            1.0,
+            0.0,
+            0.0,
+            0.6395416468923752,
+            0.9060410661231287,
+            0.10171807234189928,
+            1.0,
+        ],
+        [
+            0.8797332951288189,
+            0.10288005319411657,
+            0.2954296123811742,
+            0.2076547298124931,
+            0.6511267585772098,
+            0.0,
+            1.0,
+            1.0,
+            0.36045835310762475,
+            0.09395893387687122,
+            0.8982819276581008,
+            0.0,
+        ],
     ],
 ]
 EVIDENCE = {
@@ -168,3 +194,24 @@ def test_no_evidence_and_no_targets_for_many_cases_is_probability_one():
     assert post.marginals == {}
     np.testing.assert_array_equal(post.log_evidence, np.zeros(65))
     assert not post.impossible.any()
+
+
+def test_folding_two_likelihoods_of_1e_300_is_not_impossible():
+    """B, a leaf of one parent A, folds into A's likelihood: 1e-300 times 1e-300 underflowed to an impossible
+    case (a review's random network); each factor is now scaled first."""
+    yn = ["no", "yes"]
+    network = DiscreteBayesianNetwork([("A", "B")])
+    network.add_cpds(
+        TabularCPD("A", 2, [[0.27196658], [0.72803342]], state_names={"A": yn}),
+        TabularCPD("B", 2, [[0.59414343, 0.0], [0.40585657, 1.0]], evidence=["A"], evidence_card=[2], state_names={"B": yn, "A": yn}),
+    )
+    model = bayesdx.load_model(network, causes=["A"])
+    lam_b = np.array([1e-300, 8.433872855299994e-301])
+    for n in (1, 70):
+        # A alone is asked: B is then folded (a target is never folded)
+        post = model.engine.posterior({"A": np.repeat([[1e-300, 0.0]], n, axis=0), "B": np.repeat([lam_b], n, axis=0)}, ["A"], n)
+        assert not post.impossible.any()
+        np.testing.assert_array_equal(post.marginals["A"], np.repeat([[1.0, 0.0]], n, axis=0))
+        b = np.array([0.59414343, 0.40585657]) * lam_b
+        log_z = np.log(0.27196658) + np.log(1e-300) + np.log(b.sum())
+        np.testing.assert_allclose(post.log_evidence, log_z, rtol=1e-14)

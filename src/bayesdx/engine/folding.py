@@ -42,6 +42,24 @@ class Folded(NamedTuple):
     log_scale: np.ndarray
 
 
+#: A factor whose largest entry in some case is below this is scaled to a largest entry of one before it is
+#: multiplied in: two likelihoods of 1e-300 would otherwise multiply to zero, an impossible case.
+SMALL = 1e-150
+
+
+def _at_least_small(factor: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """``factor`` (``(cases, states)``), scaled to a largest entry of one in the cases where it is below
+    ``SMALL`` (the log of the scale added to ``log_scale``, in place)."""
+    if not factor.size:
+        return factor
+    peak = factor.max(axis=1)
+    if peak.min() >= SMALL or not (peak > 0).any():
+        return factor
+    scale = np.where((peak > 0) & (peak < SMALL), peak, 1.0)
+    log_scale += np.log(scale)
+    return factor / scale[:, None]
+
+
 def foldable(network: CompiledNetwork, excluded: Collection[int] = ()) -> frozenset[int]:
     """Positions of the variables without children and with exactly one parent, less ``excluded``."""
     has_children = {p for ps in network.parents for p in ps}
@@ -81,10 +99,14 @@ def fold_leaves(
         return None
     out = {v: a for v, a in likelihoods.items() if v not in folding}
     log_scale = np.zeros(next(iter(likelihoods.values())).shape[0], dtype=likelihoods[folding[0]].dtype)
+    checked: set[int] = set()  # parents whose own likelihood is known to have a peak of at least SMALL
     for v in folding:
         (p,) = parents[v]
         a = likelihoods[v]
-        message = a @ np.asarray(tables[v], dtype=a.dtype)  # (cases, parent states)
+        message = _at_least_small(a @ np.asarray(tables[v], dtype=a.dtype), log_scale)  # (cases, parent states)
+        if p in out and p not in checked:
+            out[p] = _at_least_small(out[p], log_scale)
+            checked.add(p)
         product = out[p] * message if p in out else message
         # every product scaled back to a largest entry of one: however many leaves fold into p, and however
         # small or large their likelihoods, the running product neither underflows nor overflows
