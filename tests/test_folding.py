@@ -136,8 +136,8 @@ def test_folded_leaves_leave_the_program_key(network, monkeypatch):
 
 
 def test_many_folded_leaves_do_not_underflow():
-    """1,500 observed leaves of one binary root: P(e) is about 1e-500, below the smallest double. Each fold is
-    scaled back to a largest entry of one, so log P(e) and the posterior stay exact (checked against the
+    """1,500 observed leaves of one binary root: P(e) is about 1e-500, below the smallest double. Every fold keeps
+    its largest entry within [1e-100, 1e100] (folding.RANGE), so log P(e) and the posterior stay exact (checked against the
     closed form log P(e) = logsumexp_x [log P(x) + sum_i log P(s_i | x)])."""
     n_leaves = 1500
     structure = {"R": [], **{f"L{i}": ["R"] for i in range(n_leaves)}}
@@ -222,7 +222,7 @@ def _closed_form(likelihoods: dict[str, np.ndarray]) -> tuple[float, np.ndarray]
 def test_folding_neither_underflows_nor_overflows(monkeypatch, cases):
     """Found in review: a product whose peak sat just above the rescaling threshold, times a message of 1e-200,
     fell below the smallest double and the case was called impossible; soft likelihoods of 1e10 on 31 leaves
-    overflowed to inf. Every product is now scaled back to a largest entry of one (closed form in logs)."""
+    overflowed to inf. Every factor and product is now kept within [1e-100, 1e100] (closed form in logs)."""
     monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # the route that folds
     tiny = {"L0": np.array([1e-149, 1e-149]), "L1": np.array([1e-200, 1e-200]), "L2": np.array([1.0, 0.0])}
     huge = {f"L{i}": np.array([1e10, 1e10]) for i in range(31)}

@@ -8,7 +8,7 @@
   gradient overflow and the marginals of a possible case NaN (pre-existing).
 - A target named twice is one target (its marginal came out as zeros; pre-existing).
 - No evidence and no targets for more than 64 cases gives P(e) = 1 (it raised IndexError; pre-existing).
-- Folding a leaf's evidence into its parent scales a factor below 1e-150 first: two likelihoods of 1e-300
+- Folding a leaf's evidence into its parent brings each factor into range first: two likelihoods of 1e-300
   multiplied to zero, an impossible case (session 8's folding).
 """
 
@@ -198,7 +198,7 @@ def test_no_evidence_and_no_targets_for_many_cases_is_probability_one():
 
 def test_folding_two_likelihoods_of_1e_300_is_not_impossible():
     """B, a leaf of one parent A, folds into A's likelihood: 1e-300 times 1e-300 underflowed to an impossible
-    case (a review's random network); each factor is now scaled first."""
+    case (a review's random network); each factor is now brought into range first."""
     yn = ["no", "yes"]
     network = DiscreteBayesianNetwork([("A", "B")])
     network.add_cpds(

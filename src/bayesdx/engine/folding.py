@@ -32,8 +32,8 @@ class Folded(NamedTuple):
     Attributes
     ----------
     likelihoods : dict of int to numpy.ndarray
-        Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood is scaled to a
-        largest entry of one in every case (where it is not all zero).
+        Per variable position, ``(cases, states)`` likelihoods; a parent's folded likelihood has its largest
+        entry within ``[RANGE, 1 / RANGE]`` in every case (where it is not all zero).
     log_scale : numpy.ndarray
         Per case, the log of the scales taken out (add it to ``log P(e)``).
     """
@@ -42,20 +42,26 @@ class Folded(NamedTuple):
     log_scale: np.ndarray
 
 
-#: A factor whose largest entry in some case is below this is scaled to a largest entry of one before it is
-#: multiplied in: two likelihoods of 1e-300 would otherwise multiply to zero, an impossible case.
-SMALL = 1e-150
+#: Every factor folding multiplies, and every product it makes, keeps its largest entry per case within
+#: [RANGE, 1 / RANGE]; where it leaves that range it is scaled to a largest entry of one. Two factors in range
+#: multiply to a peak of at least 1e-200 and at most 1e200: no entry within 1e-100 of its case's largest
+#: underflows, and nothing overflows, however many leaves fold into one parent.
+RANGE = 1e-100
 
 
-def _at_least_small(factor: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
-    """``factor`` (``(cases, states)``), scaled to a largest entry of one in the cases where it is below
-    ``SMALL`` (the log of the scale added to ``log_scale``, in place)."""
+def _in_range(factor: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """``factor`` (``(cases, states)``), scaled to a largest entry of one in the cases where that entry is
+    outside ``[RANGE, 1 / RANGE]`` (the log of the scale added to ``log_scale``, in place); an all-zero case
+    (impossible) keeps its zeros."""
     if not factor.size:
         return factor
     peak = factor.max(axis=1)
-    if peak.min() >= SMALL or not (peak > 0).any():
+    if peak.min() >= RANGE and peak.max() <= 1.0 / RANGE:
         return factor
-    scale = np.where((peak > 0) & (peak < SMALL), peak, 1.0)
+    out = (peak > 0) & ((peak < RANGE) | (peak > 1.0 / RANGE))
+    if not out.any():
+        return factor
+    scale = np.where(out, peak, 1.0)
     log_scale += np.log(scale)
     return factor / scale[:, None]
 
@@ -99,20 +105,14 @@ def fold_leaves(
         return None
     out = {v: a for v, a in likelihoods.items() if v not in folding}
     log_scale = np.zeros(next(iter(likelihoods.values())).shape[0], dtype=likelihoods[folding[0]].dtype)
-    checked: set[int] = set()  # parents whose own likelihood is known to have a peak of at least SMALL
+    checked: set[int] = set()  # parents whose own likelihood has been brought into range
     for v in folding:
         (p,) = parents[v]
         a = likelihoods[v]
-        message = _at_least_small(a @ np.asarray(tables[v], dtype=a.dtype), log_scale)  # (cases, parent states)
+        message = _in_range(a @ np.asarray(tables[v], dtype=a.dtype), log_scale)  # (cases, parent states)
         if p in out and p not in checked:
-            out[p] = _at_least_small(out[p], log_scale)
+            out[p] = _in_range(out[p], log_scale)
             checked.add(p)
-        product = out[p] * message if p in out else message
-        # every product scaled back to a largest entry of one: however many leaves fold into p, and however
-        # small or large their likelihoods, the running product neither underflows nor overflows
-        peak = product.max(axis=1)
-        scale = np.where(peak > 0, peak, 1.0)  # an impossible case keeps its zeros
-        product /= scale[:, None]
-        log_scale += np.log(scale)
-        out[p] = product
+        out[p] = _in_range(out[p] * message, log_scale) if p in out else message
+        checked.add(p)
     return Folded(out, log_scale)
