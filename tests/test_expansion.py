@@ -18,11 +18,18 @@ from numpy.testing import assert_allclose
 
 import bayesdx
 from bayesdx import inference
-from bayesdx.engine import quickscore
+from bayesdx.engine import quickscore, sweep
 from bayesdx.inference import CompiledNetwork, Decomposition, InferenceEngine
 
 ATOL = 1e-9
 EXTENDED = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+
+
+@pytest.fixture(autouse=True)
+def _quickscore_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise Quickscore's tiers (signed terms, extended precision, own contractions). By default
+    a case with several positive findings is swept instead (:mod:`bayesdx.engine.sweep`, ``tests/test_sweep.py``)."""
+    monkeypatch.setattr(sweep, "SWEEP", False)
 
 
 class Spy:

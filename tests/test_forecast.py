@@ -20,11 +20,18 @@ from numpy.testing import assert_allclose
 from test_expansion import EXTENDED, _evidence_sets, _posteriors, _present, _rare_causes_network, _reference
 
 import bayesdx
-from bayesdx.engine import quickscore
+from bayesdx.engine import quickscore, sweep
 from bayesdx.engine.cancellation import cancellation
 from bayesdx.inference import InferenceEngine
 
 DEV = Path(__file__).resolve().parents[1] / "evaluation" / "vignettes" / "dev.csv"
+
+
+@pytest.fixture(autouse=True)
+def _quickscore_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise Quickscore's tiers (signed terms, extended precision, own contractions). By default
+    a case with several positive findings is swept instead (:mod:`bayesdx.engine.sweep`, ``tests/test_sweep.py``)."""
+    monkeypatch.setattr(sweep, "SWEEP", False)
 
 
 def test_the_forecast_is_exact_for_independent_variables(rng):

@@ -518,19 +518,29 @@ def test_score_with_next_step_equals_rank_causes_case_by_case_on_dev_vignettes(m
 
 
 # ---------------------------------------------------------------------- vignette-shaped cases (issue 16)
-def test_vignettes_whose_terms_cancel_match_variable_elimination_posteriors_and_eig(model, bundled_ve, ve_reference):
+@pytest.mark.parametrize("sweep", [True, False])
+def test_vignettes_whose_terms_cancel_match_variable_elimination_posteriors_and_eig(model, bundled_ve, ve_reference, monkeypatch, sweep):
     """Development vignettes with many positive findings, chosen because their signed terms cancel past double
-    precision (the engine redid them in extended precision): every posterior against VariableElimination, and
-    the EIG of a few candidates of each (a question, a graded test, an examination) against the brute force."""
+    precision (Quickscore redoes them in extended precision): every posterior against VariableElimination, and
+    the EIG of a few candidates of each (a question, a graded test, an examination) against the brute force,
+    computed by the sweep (the default for such cases, :mod:`bayesdx.engine.sweep`) and by Quickscore."""
+    from bayesdx.engine import sweep as sweep_module
     from bayesdx.evaluation.vignettes import read_vignettes
     from bayesdx.evidence import likelihoods_from_evidence
     from bayesdx.posteriors import add_presenting
 
     cases = [dict(e) for e in read_vignettes(DEV, model).evidence]
     lik = add_presenting(model, likelihoods_from_evidence(model, cases), len(cases))
+    monkeypatch.setattr(sweep_module, "SWEEP", False)
     post = model.engine.posterior(lik, model.causes, len(cases))
     extended = [k for k in np.flatnonzero(post.extended) if "abnormal" not in cases[k].values()]
     assert len(extended) >= 5  # 8 of the 87 at the time of writing
+    monkeypatch.setattr(sweep_module, "SWEEP", sweep)
+    monkeypatch.setattr(sweep_module, "SWEEP_UNITS", 1)  # single cases swept (by default only groups of 16)
+    monkeypatch.setattr(sweep_module, "SWEEP_SLOTS", 2)
+    if sweep:
+        chosen = {name: a[extended] for name, a in lik.items()}
+        assert model.engine.posterior(chosen, model.causes, len(extended)).route == "sweep"
     for k in extended[:6]:
         evidence = _with_presenting(model, cases[k])
         positives = sum(s != model.normal_states.get(v) for v, s in cases[k].items() if v in model.findings)

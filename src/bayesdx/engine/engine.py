@@ -21,7 +21,7 @@ from .hard import one_hot_variables, states_and_log_likelihood
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
-from .quickscore import expand as expand_terms
+from .sweep import positive_findings as expand_terms
 from .universal import UniversalRunner
 
 __all__ = ["InferenceEngine", "ProgramCache"]

@@ -1,0 +1,233 @@
+"""The passes of a sweep (:mod:`~bayesdx.engine.sweep`): one forward and one backward sweep for a group of cases
+with the same number of slots and the same hard evidence.
+
+The forward sweep multiplies the tables in, step by step (:class:`~bayesdx.engine.sweep_plan.SweepPlan`),
+applies the slot transitions of each variable as it enters and sums out the variables that leave; its last
+table, at "every slot in state 1", is ``P(e)``. The backward sweep runs the transposed steps from that end
+state; at the step where a target enters, the forward table times the backward one, summed over everything
+else, is the target's joint with the evidence. Both rescale per case to a largest entry of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .kernels import einsum
+from .network import CompiledNetwork
+from .sweep_factors import LeafFactors
+from .sweep_plan import SweepPlan
+
+__all__ = ["sweep_passes"]
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY"
+
+
+def sweep_passes(
+    net: CompiledNetwork,
+    factors: LeafFactors,
+    tables: Sequence[np.ndarray],
+    plan: SweepPlan,
+    hard: frozenset[int],
+    lam: dict[int, np.ndarray],
+    kinds: Sequence[tuple[np.ndarray, ...]],
+    leaves: Sequence[int],
+    k: int,
+    target_ids: Sequence[int],
+    units: np.ndarray,
+    marg: dict[int, np.ndarray],
+    log_z: np.ndarray,
+) -> np.ndarray:
+    """One forward and one backward sweep for ``units`` (each with ``k`` slots); returns the units that fail
+    (a marginal's sum underflowed: left to Quickscore)."""
+    m = units.size
+    cols = np.arange(m)
+    lam = {v: a.copy() for v, a in lam.items()}  # (units, states); folded terms multiply in
+    states = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}
+    rows = np.array([factors.rows[v] for v in leaves])
+    kind, level, lo, hi, value = (np.stack([part[j] for part in kinds]) for j in range(5))  # (leaves, units)
+    log_scale = np.log(value).sum(axis=0)  # a_t of each single product (L(t) included), each slot's likelihood
+    top = factors.levels - 1  # a factor of ones for every leaf
+    fold_level = np.where(kind == 0, level, top)
+    # the slots: each unit's findings in leaf order, k of them
+    unit_at, leaf_at = np.nonzero((kind == 2).T)
+    slot_row = rows[leaf_at].reshape(m, k)
+    below = lo[leaf_at, unit_at].reshape(m, k) - 1
+    above = hi[leaf_at, unit_at].reshape(m, k)
+    start0 = factors.leak[slot_row, below]
+    start1 = factors.leak[slot_row, above] - start0
+    coef: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}  # (variable, slot): stay 0, 0 to 1, stay 1
+    for p in sorted({p for v in leaves for p in net.parents[v]}):
+        cdf = factors.cdf(p)
+        children = np.flatnonzero(factors.is_parent(p)[rows])
+        levels = fold_level[children]
+        if (levels != top).any():  # single products on p: one likelihood, multiplied as logs (many leaves may share p)
+            with np.errstate(divide="ignore"):
+                logs = np.log(cdf[rows[children][:, None], levels]).sum(axis=0)  # (units, states)
+            peak = logs.max(axis=1)
+            peak = np.where(np.isfinite(peak), peak, 0.0)
+            factor = np.exp(logs - peak[:, None])
+            log_scale += peak
+            lam[p] = lam[p] * factor if p in lam else factor
+        par = factors.is_parent(p)[slot_row]  # (units, slots)
+        if not par.any():
+            continue
+        low, high = cdf[slot_row, below], cdf[slot_row, above]  # (units, slots, states)
+        if p in hard:  # at each unit's state: into the slots' start
+            x = states[p][:, None]
+            a, d = low[cols[:, None], np.arange(k), x], high[cols[:, None], np.arange(k), x]
+            start1 = d * start1 + (d - a) * start0
+            start0 = a * start0
+            continue
+        for s in np.flatnonzero(par.any(axis=0)):
+            stay1 = high[:, s]
+            coef[p, int(s)] = (
+                np.ascontiguousarray(low[:, s].T),
+                np.ascontiguousarray((stay1 - low[:, s]).T),
+                None if (stay1 == 1.0).all() else np.ascontiguousarray(stay1.T),
+            )
+    start = np.stack([start0.T, start1.T], axis=1)  # (slots, 2, units)
+    with np.errstate(divide="ignore"):
+        for v in hard:
+            log_scale += np.log(lam[v][cols, states[v]])
+    targets = [t for t in target_ids if t not in hard]
+    for t in target_ids:
+        if t in hard:
+            marg[t][units] = 0.0
+            marg[t][units, states[t]] = 1.0
+    with np.errstate(divide="ignore"):
+        for v in plan.constant:
+            log_scale += np.log(tables[v][tuple(states[x] for x in (v, *net.parents[v]))])
+    gathered = {v: _gathered(net, tables[v], v, hard, states) for step in plan.steps for v in step.tables}
+    bits = _LETTERS[-k:] if k else ""
+    alpha = np.ones((2,) * k + (m,))
+    for slot in range(k):
+        shape = [1] * k + [m]
+        shape[slot] = 2
+        alpha = alpha * start[slot].reshape(shape)
+    kept_alpha: dict[int, tuple[int, np.ndarray]] = {}
+    for i, step in enumerate(plan.steps):
+        x = step.variable
+        letter = {v: _LETTERS[j] for j, v in enumerate(step.scope)}
+        before = step.scope[:-1]
+        specs = ["".join(letter[v] for v in before) + bits + "Z"]
+        operands = [alpha]
+        if x in lam:
+            specs.append(letter[x] + "Z")
+            operands.append(lam[x].T)
+        for v in step.tables:
+            axes, table, batched = gathered[v]
+            specs.append("".join(letter[a] for a in axes) + ("Z" if batched else ""))
+            operands.append(table)
+        if x not in lam and not any(x in gathered[v][0] for v in step.tables):
+            specs.append(letter[x])  # x enters before any of its tables: a row of ones
+            operands.append(np.ones(net.cards[x]))
+        out = "".join(letter[v] for v in step.scope) + bits + "Z"
+        alpha = einsum(",".join(specs) + "->" + out, *operands)
+        _transitions(alpha, coef, x, len(step.scope) - 1, len(step.scope), k, m, forward=True)
+        if x in targets:
+            kept_alpha[i] = (x, alpha)
+        drop = tuple(j for j, v in enumerate(step.scope) if v not in step.kept)
+        if drop:
+            alpha = alpha.sum(axis=drop)
+        alpha, log_scale = _rescaled(alpha, log_scale, m)
+    with np.errstate(divide="ignore"):
+        log_z[units] = log_scale + np.log(alpha[(1,) * k])
+    bad = np.zeros(m, dtype=bool)
+    if not targets:
+        return bad
+    beta = np.zeros((2,) * k + (m,))
+    beta[(1,) * k] = 1.0
+    for i in range(len(plan.steps) - 1, -1, -1):
+        step = plan.steps[i]
+        x = step.variable
+        letter = {v: _LETTERS[j] for j, v in enumerate(step.scope)}
+        kept_text = "".join(letter[v] for v in step.kept) + bits + "Z"
+        if i in kept_alpha:
+            _, a = kept_alpha[i]
+            joint = einsum("".join(letter[v] for v in step.scope) + bits + "Z," + kept_text + "->" + letter[x] + "Z", a, beta)
+            total = joint.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                bad |= ~(total > 1e-250) & np.isfinite(log_z[units])
+                marg[x][units] = (joint / total).T
+        if i == 0:
+            break
+        # beta with x's axis (where x left at this step), then the transposed transitions, then the tables
+        with_x = tuple(v for v in step.scope if v in step.kept or v == x)
+        if x in step.kept:
+            full = beta.copy()
+        else:
+            pos = with_x.index(x)
+            full = np.ascontiguousarray(np.broadcast_to(np.expand_dims(beta, pos), (*beta.shape[:pos], net.cards[x], *beta.shape[pos:])))
+        _transitions(full, coef, x, with_x.index(x), len(with_x), k, m, forward=False)
+        specs = ["".join(letter[v] for v in with_x) + bits + "Z"]
+        operands = [full]
+        if x in lam:
+            specs.append(letter[x] + "Z")
+            operands.append(lam[x].T)
+        for v in step.tables:
+            axes, table, batched = gathered[v]
+            specs.append("".join(letter[a] for a in axes) + ("Z" if batched else ""))
+            operands.append(table)
+        beta = einsum(",".join(specs) + "->" + "".join(letter[v] for v in step.scope[:-1]) + bits + "Z", *operands)
+        beta, _ = _rescaled(beta, np.zeros(m), m)
+    return bad
+
+
+def _transitions(
+    table: np.ndarray,
+    coef: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    x: int,
+    axis: int,
+    n_scope: int,
+    k: int,
+    m: int,
+    *,
+    forward: bool,
+) -> None:
+    """Apply (or, backward, transpose) the slot transitions of variable ``x`` in place; ``x`` is axis ``axis``
+    of the ``n_scope`` scope axes, the ``k`` slot axes follow."""
+    for s in range(k):
+        c = coef.get((x, s))
+        if c is None:
+            continue
+        shape = [1] * (n_scope + k - 1) + [m]
+        shape[axis] = c[0].shape[0]
+        stay0, rise = c[0].reshape(shape), c[1].reshape(shape)
+        stay1 = None if c[2] is None else c[2].reshape(shape)
+        zero = (slice(None),) * (n_scope + s) + (0,)
+        one = (slice(None),) * (n_scope + s) + (1,)
+        t0, t1 = table[zero], table[one]
+        if forward:
+            moved = rise * t0
+            if stay1 is not None:
+                t1 *= stay1
+            t1 += moved
+            t0 *= stay0
+        else:
+            t0 *= stay0
+            t0 += rise * t1
+            if stay1 is not None:
+                t1 *= stay1
+
+
+def _rescaled(table: np.ndarray, log_scale: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The table scaled per case (last axis) to a largest entry of one, and the logs of the scales added."""
+    peak = table.reshape(-1, m).max(axis=0)
+    peak = np.where(peak > 0, peak, 1.0)
+    return table / peak, log_scale + np.log(peak)
+
+
+def _gathered(
+    net: CompiledNetwork, table: np.ndarray, v: int, hard: frozenset[int], states: Mapping[int, np.ndarray]
+) -> tuple[tuple[int, ...], np.ndarray, bool]:
+    """Variable ``v``'s CPD table with its hard axes taken at each case's state: ``(free axes, table, per case)``."""
+    axes = (v, *net.parents[v])
+    taken = [j for j, a in enumerate(axes) if a in hard]
+    if not taken:
+        return axes, table, False
+    free = tuple(a for a in axes if a not in hard)
+    moved = np.moveaxis(table, taken, list(range(len(taken))))
+    per_case = moved[tuple(states[axes[j]] for j in taken)]  # (cases, free axes...)
+    return free, np.ascontiguousarray(np.moveaxis(per_case, 0, -1)), True

@@ -1,0 +1,329 @@
+"""The sweep (:mod:`bayesdx.engine.sweep`): findings above their lowest level carried as two-state chains through
+one sweep of the network, with no signed terms.
+
+Facts encoded:
+
+- a noisy-MAX child's ``P(level in [lo, hi] | pa)`` is the probability that a two-state chain over its parents
+  ends in state 1 (the sequential decomposition of Heckerman and Breese 1996): the posteriors and ``log P(e)``
+  of the sweep equal a brute-force sum over every configuration of the network's CPD tables, on random
+  networks with a shared hub, graded (three-level) findings, hard and free parents, ranges of levels (soft
+  evidence such as ``abnormal``) and rows of next-step likelihoods;
+- the sweep never subtracts: cases whose Quickscore terms cancel by about 3e16 (past extended precision) are
+  exact in double precision (pgmpy's VariableElimination);
+- bundled-model vignettes with five or more positive findings, one without its age group (a free hub), are
+  swept and match VariableElimination to 1e-9;
+- ``log P(e)`` near 1e-600 (past double precision's range) and impossible evidence are handled.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from test_expansion import _evidence_sets, _present, _rare_causes_network, _reference
+
+from bayesdx.engine import quickscore, sweep
+from bayesdx.engine.sweep_plan import sweep_plan
+from bayesdx.inference import CompiledNetwork, Decomposition, InferenceEngine
+
+ATOL = 1e-9
+DEV = Path(__file__).resolve().parents[1] / "evaluation" / "vignettes" / "dev.csv"
+
+
+@pytest.fixture
+def always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweep every case with two or more findings above their lowest level, however small the call."""
+    monkeypatch.setattr(sweep, "SWEEP_SLOTS", 2)
+    monkeypatch.setattr(sweep, "SWEEP_UNITS", 1)
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@pytest.mark.parametrize("seed", range(20))
+def test_the_plan_is_topological_and_brings_in_every_table_once_before_its_variables_leave(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 12))
+    parents = [tuple(sorted(rng.choice(v, size=min(v, int(rng.integers(0, 4))), replace=False).tolist())) if v else () for v in range(n)]
+    cards = rng.integers(2, 4, size=n).tolist()
+    hard = {v for v in range(n) if rng.random() < 0.2}
+    plan = sweep_plan(parents, cards, set(range(n)), hard)
+    free = [v for v in range(n) if v not in hard]
+    assert sorted(s.variable for s in plan.steps) == free
+    applied: list[int] = list(plan.constant)
+    entered: set[int] = set()
+    kept: tuple[int, ...] = ()
+    for step in plan.steps:
+        assert all(p in entered or p in hard for p in parents[step.variable])  # parents first
+        assert step.scope == (*kept, step.variable)
+        entered.add(step.variable)
+        for v in step.tables:
+            assert ({v, *parents[v]} - hard) <= entered
+        applied += step.tables
+        for v in set(step.scope) - set(step.kept):  # leaves only once every table holding it is in
+            assert all(w in applied for w in range(n) if v in {w, *parents[w]})
+        kept = step.kept
+    assert sorted(applied) == list(range(n))
+    assert kept == ()
+
+
+# ------------------------------------------------------------------------------ a random noisy network
+def _cdf(rng: np.random.Generator, levels: int) -> np.ndarray:
+    """A random CDF over ``levels`` levels: non-decreasing, one at the top."""
+    steps = np.sort(rng.uniform(0.0, 1.0, size=levels - 1))
+    return np.append(steps, 1.0)
+
+
+def _noisy_table(dec: Decomposition, child_states: int, parent_cards: list[int]) -> np.ndarray:
+    """``P(child | parents) = sum_t W[t, child] prod_i G_i[t, pa_i]``, the definition of the decomposition."""
+    table = np.zeros((child_states, *parent_cards))
+    for config in itertools.product(*[range(c) for c in parent_cards]):
+        for t in range(dec.weights.shape[0]):
+            product = np.prod([g[t, s] for g, s in zip(dec.factors, config, strict=True)]) if config else 1.0
+            table[(slice(None), *config)] += dec.weights[t] * product
+    return table
+
+
+def _random_network(seed: int) -> CompiledNetwork:
+    """A hub (3 states), five binary causes under it (some also under an earlier cause) and eight noisy leaves,
+    noisy-OR (yes, no) or noisy-MAX (three levels, the hub always among their parents: observed, it enters a
+    slot's start), with one to five parents among the hub and the causes."""
+    rng = np.random.default_rng(seed)
+    variables = ["hub"] + [f"c{i}" for i in range(5)] + [f"f{j}" for j in range(8)]
+    states: list[tuple[str, ...]] = [("h0", "h1", "h2")] + [("present", "absent")] * 5
+    parents: list[tuple[int, ...]] = [()]
+    tables: list[np.ndarray] = [rng.dirichlet(np.ones(3))]
+    decs: list[Decomposition | None] = [None]
+    for i in range(5):
+        ps = (0,) if i < 2 else (0, int(rng.integers(1, i + 1)))
+        parents.append(ps)
+        shape = [2] + [3 if p == 0 else 2 for p in ps]
+        present = rng.uniform(0.05, 0.6, size=shape[1:])
+        tables.append(np.stack([present, 1.0 - present]))
+        decs.append(None)
+    for j in range(8):
+        graded = j % 3 == 2
+        levels = 3 if graded else 2
+        ps = tuple(sorted(set(rng.choice(6, size=int(rng.integers(1, 5)), replace=False).tolist()) | ({0} if graded else set())))
+        cdfs = []
+        for p in ps:
+            card = 3 if p == 0 else 2
+            rows = [_cdf(rng, levels) for _ in range(card)]
+            if p != 0:
+                rows[1] = np.ones(levels)  # an absent cause produces nothing
+            cdfs.append(np.array(rows))
+        leak = _cdf(rng, levels)
+        leak[:-1] = 1.0 - 0.3 * (1.0 - leak[:-1])  # leaks that mostly stay at the lowest level
+        order = (0, 1, 2) if graded else (1, 0)
+        dec = Decomposition.from_cdfs(order, leak, cdfs)
+        states.append(("l0", "l1", "l2") if graded else ("yes", "no"))
+        parents.append(ps)
+        tables.append(_noisy_table(dec, levels, [3 if p == 0 else 2 for p in ps]))
+        decs.append(dec)
+    return CompiledNetwork(tuple(variables), tuple(states), tuple(parents), tuple(tables), tuple(decs))
+
+
+def _random_evidence(net: CompiledNetwork, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Per leaf: above its lowest level (one level, or a range such as mild-or-marked), at it, or unobserved;
+    the hub observed in half the cases. Every case has at least two findings above their lowest level."""
+    lik = {}
+    leaves = [v for v, d in enumerate(net.decompositions or ()) if d is not None]
+    high = np.zeros(n, dtype=int)
+    for position, v in enumerate(leaves):
+        dec = net.decompositions[v]  # type: ignore[index]
+        arr = np.ones((n, len(net.states[v])))
+        left = len(leaves) - position  # this leaf and those after it
+        for k in range(n):
+            r = rng.random()
+            if r < 0.35 or high[k] + left <= 2:  # above the lowest level (at least two per case)
+                level = int(rng.integers(1, len(dec.order)))
+                arr[k] = 0.0
+                arr[k, dec.order[level]] = 1.0
+                if len(dec.order) == 3 and rng.random() < 0.3:
+                    arr[k, list(dec.order[1:])] = 0.7  # a range of levels, one likelihood on it
+                high[k] += 1
+            elif r < 0.6:
+                arr[k] = 0.0
+                arr[k, dec.order[0]] = 1.0
+        lik[net.variables[v]] = arr
+    hub = np.ones((n, 3))
+    seen = rng.random(n) < 0.5
+    hub[seen] = np.eye(3)[rng.integers(0, 3, size=int(seen.sum()))]
+    lik["hub"] = hub
+    return lik
+
+
+def _brute_force(net: CompiledNetwork, lik: dict[str, np.ndarray], targets: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``log P(e)`` and the targets' posteriors by summing the CPD tables over every configuration of the
+    hub and the causes (the leaves summed with their likelihoods), in log space."""
+    index = net.index()
+    n = next(iter(lik.values())).shape[0]
+    inner = [v for v in range(len(net.variables)) if net.decompositions[v] is None]  # type: ignore[index]
+    leaves = [v for v in range(len(net.variables)) if v not in inner]
+    configs = list(itertools.product(*[range(net.cards[v]) for v in inner]))
+    logs = np.zeros((n, len(configs)))
+    for c, config in enumerate(configs):
+        state = dict(zip(inner, config, strict=True))
+        for v in inner:
+            logs[:, c] += np.log(net.tables[v][(state[v], *[state[p] for p in net.parents[v]])])
+            if net.variables[v] in lik:
+                with np.errstate(divide="ignore"):
+                    logs[:, c] += np.log(lik[net.variables[v]][:, state[v]])
+        for v in leaves:
+            column = net.tables[v][(slice(None), *[state[p] for p in net.parents[v]])]
+            a = lik.get(net.variables[v])
+            with np.errstate(divide="ignore"):
+                logs[:, c] += np.log(column.sum() if a is None else a @ column)
+    peak = logs.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        weights = np.exp(logs - peak)  # NaN for impossible evidence
+    log_z = peak[:, 0] + np.log(weights.sum(axis=1))
+    marginals = {}
+    for t in targets:
+        v = index[t]
+        position = inner.index(v)
+        joint = np.stack(
+            [weights[:, [c for c, cfg in enumerate(configs) if cfg[position] == s]].sum(axis=1) for s in range(net.cards[v])], axis=1
+        )
+        marginals[t] = joint / joint.sum(axis=1, keepdims=True)
+    return log_z, marginals
+
+
+@pytest.mark.parametrize("hub_target", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_sweep_equals_a_brute_force_sum_on_random_noisy_networks(seed, hub_target, always):
+    """With the hub a target it is swept like a cause; without, the cases that observe it take it at its state
+    (its factors enter each slot's start)."""
+    net = _random_network(seed)
+    rng = np.random.default_rng(100 + seed)
+    lik = _random_evidence(net, rng, 40)
+    targets = ["hub"] * hub_target + [f"c{i}" for i in range(5)]
+    post = InferenceEngine(net).posterior(lik, targets, 40)
+    assert post.route == "sweep"
+    assert not post.extended.any()
+    assert not post.own_contraction.any()
+    log_z, marginals = _brute_force(net, lik, targets)
+    assert_allclose(post.log_evidence, log_z, rtol=0, atol=1e-9)
+    for t in targets:
+        assert_allclose(post.marginals[t], marginals[t], atol=ATOL, rtol=0, err_msg=t)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_of_next_step_likelihoods_are_swept_and_equal_the_brute_force(seed, always):
+    """Rows share their case's evidence and add likelihoods of their own (here on a cause and on a leaf at its
+    lowest level, as next steps do): each row is swept with the product."""
+    net = _random_network(seed)
+    rng = np.random.default_rng(200 + seed)
+    n = 12
+    lik = _random_evidence(net, rng, n)
+    row_case = np.repeat(np.arange(n), 3)
+    cause = rng.uniform(0.0, 1.0, size=(row_case.size, 2))
+    targets = ["hub", "c0", "c3"]
+    post = InferenceEngine(net).posterior(lik, targets, n, row_case=row_case, row_likelihoods={"c1": cause})
+    assert post.route == "sweep"
+    merged = {name: a[row_case] for name, a in lik.items()}
+    merged["c1"] = cause
+    log_z, marginals = _brute_force(net, merged, targets)
+    assert_allclose(post.log_evidence, log_z, rtol=0, atol=1e-9)
+    for t in targets:
+        assert_allclose(post.marginals[t], marginals[t], atol=ATOL, rtol=0, err_msg=t)
+
+
+def test_a_soft_likelihood_that_is_not_constant_on_a_range_goes_to_quickscore_in_the_same_batch(always):
+    net = _random_network(1)
+    rng = np.random.default_rng(7)
+    lik = _random_evidence(net, rng, 20)
+    assert net.states[net.index()["f0"]] == ("yes", "no")
+    lik["f0"][:5] = [0.2, 0.9]  # soft: not constant on a range of levels
+    targets = ["hub", "c2"]
+    post = InferenceEngine(net).posterior(lik, targets, 20)
+    assert post.route == "quickscore"  # the five cases; the others were swept
+    log_z, marginals = _brute_force(net, lik, targets)
+    assert_allclose(post.log_evidence, log_z, rtol=0, atol=1e-9)
+    for t in targets:
+        assert_allclose(post.marginals[t], marginals[t], atol=ATOL, rtol=0)
+
+
+# ------------------------------------------------------------------------------------ ill-conditioned cases
+def test_cases_whose_signed_terms_cancel_past_extended_precision_are_exact_in_double_precision(always, monkeypatch):
+    """The five rare causes of ``test_expansion``: with five positives Quickscore's terms cancel by ~3e16 and it
+    needs contractions of their own. Swept, every case with two or more positives is exact, in double precision."""
+    net, pg = _rare_causes_network()
+    sets = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) >= 2]
+    lik = {}
+    for i in range(5):
+        arr = np.ones((len(sets), 2))
+        for k, e in enumerate(sets):
+            if f"f{i}" in e:
+                arr[k] = [1.0, 0.0] if e[f"f{i}"] == "yes" else [0.0, 1.0]
+        lik[f"f{i}"] = arr
+    post = InferenceEngine(net).posterior(lik, [f"c{i}" for i in range(5)], len(sets))
+    assert post.route == "sweep"
+    assert not post.extended.any()
+    assert not post.own_contraction.any()
+    assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+
+
+def test_without_forcing_the_sweep_takes_the_cases_quickscore_would_contract_on_their_own(monkeypatch):
+    """Left to its defaults, a call of a few cases stays with Quickscore, except the cases whose terms cancel
+    past extended precision (five positives, as signed terms): those are swept, not given contractions of their
+    own."""
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)  # signed terms for every finding
+    net, pg = _rare_causes_network()
+    sets = [*[e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) == 5][:1], {"f0": "yes", "f1": "no"}]
+    lik = {
+        f"f{i}": np.array([[1.0, 0.0] if e.get(f"f{i}") == "yes" else [0.0, 1.0] if f"f{i}" in e else [1.0, 1.0] for e in sets])
+        for i in range(5)
+    }
+    post = InferenceEngine(net).posterior(lik, [f"c{i}" for i in range(5)], len(sets))
+    assert not post.own_contraction.any()
+    assert_allclose(_present(post), _reference(pg, sets), atol=ATOL, rtol=0)
+    monkeypatch.setattr(sweep, "SWEEP", False)
+    assert InferenceEngine(net).posterior(lik, [f"c{i}" for i in range(5)], len(sets)).own_contraction[0]
+
+
+# ------------------------------------------------------------------------------------------ the bundled model
+def test_vignettes_with_many_positive_findings_are_swept_and_match_variable_elimination(bundled_model, ve_reference, always):
+    from bayesdx.evaluation.vignettes import read_vignettes
+    from bayesdx.evidence import likelihoods_from_evidence
+    from bayesdx.posteriors import add_presenting
+
+    model = bundled_model
+    cases = [dict(e) for e in read_vignettes(DEV, model).evidence]
+    positives = [sum(s != model.normal_states.get(v) for v, s in c.items() if v in model.findings) for c in cases]
+    chosen = np.argsort(positives)[::-1][:6].tolist()
+    chosen += [k for k, c in enumerate(cases) if "age_group" not in c and positives[k] >= 4][:1]  # a free hub
+    chosen += [k for k, c in enumerate(cases) if "abnormal" in c.values() and positives[k] >= 3][:1]  # a range
+    assert len(chosen) == 8
+    picked = [cases[k] for k in chosen]
+    lik = add_presenting(model, likelihoods_from_evidence(model, picked), len(picked))
+    post = model.engine.posterior(lik, model.causes, len(picked))
+    assert post.route == "sweep"
+    for k, case in enumerate(picked):
+        expected = ve_reference(model.network, model, {**model.presenting, **case})
+        got = {h.id: float(post.marginals[h.node][k, model.states[h.node].index(h.state)]) for h in model.hypotheses}
+        assert_allclose([got[h] for h in expected], list(expected.values()), atol=ATOL, rtol=0, err_msg=str(case))
+
+
+# ---------------------------------------------------------------------------------- range and impossibility
+def test_log_evidence_far_below_double_precision_and_impossible_evidence(always):
+    net = _random_network(2)
+    rng = np.random.default_rng(9)
+    lik = _random_evidence(net, rng, 6)
+    for name in ("f0", "f3", "f6"):
+        lik[name] = lik[name] * 1e-200  # likelihoods scaled down: P(e) about 1e-600 and below
+    index = net.index()
+    impossible = {name: a.copy() for name, a in lik.items()}
+    lik = {name: np.concatenate([a, impossible[name][:1]]) for name, a in lik.items()}
+    dec = net.decompositions[index["f1"]]  # type: ignore[index]
+    lik["f1"][-1] = 0.0  # the last case: a likelihood of zero on every state of a finding
+    lik["f1"][-1, dec.order[-1]] = 0.0
+    targets = ["hub", "c1"]
+    post = InferenceEngine(net).posterior(lik, targets, 7)
+    log_z, marginals = _brute_force(net, lik, targets)
+    assert (post.log_evidence[:6] < -1300).all()
+    assert_allclose(post.log_evidence[:6], log_z[:6], rtol=1e-12, atol=0)
+    for t in targets:
+        assert_allclose(post.marginals[t][:6], marginals[t][:6], atol=ATOL, rtol=0)
+    assert post.impossible.tolist() == [False] * 6 + [True]
