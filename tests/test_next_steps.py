@@ -538,6 +538,7 @@ def test_vignettes_whose_terms_cancel_match_variable_elimination_posteriors_and_
     monkeypatch.setattr(sweep_module, "SWEEP", sweep)
     monkeypatch.setattr(sweep_module, "SWEEP_UNITS", 1)  # single cases swept (by default only groups of 16)
     monkeypatch.setattr(sweep_module, "SWEEP_SLOTS", 2)
+    monkeypatch.setattr(sweep_module, "DIRECT_ENTRIES", sweep_module.SWEEP_ENTRIES)
     if sweep:
         chosen = {name: a[extended] for name, a in lik.items()}
         assert model.engine.posterior(chosen, model.causes, len(extended)).route == "sweep"

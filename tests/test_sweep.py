@@ -38,6 +38,7 @@ def always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sweep every case with two or more findings above their lowest level, however small the call."""
     monkeypatch.setattr(sweep, "SWEEP_SLOTS", 2)
     monkeypatch.setattr(sweep, "SWEEP_UNITS", 1)
+    monkeypatch.setattr(sweep, "DIRECT_ENTRIES", sweep.SWEEP_ENTRIES)
 
 
 # ---------------------------------------------------------------------------------------------- the plan
@@ -327,3 +328,24 @@ def test_log_evidence_far_below_double_precision_and_impossible_evidence(always)
     for t in targets:
         assert_allclose(post.marginals[t][:6], marginals[t][:6], atol=ATOL, rtol=0)
     assert post.impossible.tolist() == [False] * 6 + [True]
+
+
+def test_a_group_of_cases_past_double_precision_is_swept_instead_of_redone_in_extended_precision(monkeypatch):
+    """Defaults: twenty copies of cases whose signed terms cancel past double precision's budget but within
+    extended precision's (two or three positives of rare causes). Swept, as a group, where the sweep costs
+    less than the terms in extended precision (``RESCUE_RATIO``); with that ratio at zero, extended precision."""
+    monkeypatch.setattr(quickscore, "TELESCOPE_PARENTS", -1)  # signed terms for every finding
+    net, pg = _rare_causes_network()
+    base = [e for e in _evidence_sets() if sum(s == "yes" for s in e.values()) in (2, 3)]
+    sets = base * 20
+    lik = {
+        f"f{i}": np.array([[1.0, 0.0] if e.get(f"f{i}") == "yes" else [0.0, 1.0] if f"f{i}" in e else [1.0, 1.0] for e in sets])
+        for i in range(5)
+    }
+    targets = [f"c{i}" for i in range(5)]
+    post = InferenceEngine(net).posterior(lik, targets, len(sets))
+    assert not post.extended.any()
+    assert not post.own_contraction.any()
+    assert_allclose(_present(post), np.tile(_reference(pg, base), (20, 1)), atol=ATOL, rtol=0)
+    monkeypatch.setattr(sweep, "RESCUE_RATIO", 0.0)
+    assert InferenceEngine(net).posterior(lik, targets, len(sets)).extended.any()

@@ -62,15 +62,26 @@ SWEEP_SLOTS = 5
 #: ... and at least this many cases of the call share its number of slots and its hard evidence (a group);
 #: fewer cost less in Quickscore than a group's fixed cost (2-4 ms, its steps' numpy calls).
 SWEEP_UNITS = 16
+#: ... and its running table has at most this many entries per case. A larger one costs more than
+#: Quickscore's terms in double precision (one contraction step per variable against a sweep's step and
+#: a few operations per slot): such cases are swept only where Quickscore's terms cancel (below).
+DIRECT_ENTRIES = 2**10
 #: A group of this many cases Quickscore finds past double precision's budget is swept instead of redone in
-#: extended precision; a case Quickscore would give a contraction of its own is always swept.
+#: extended precision, where a case's sweep (its running tables: ``2**k`` times the plan's entries) is at most
+#: ``RESCUE_RATIO`` times its number of terms: on the bundled model a term in extended precision took about
+#: 4 us, an entry of a sweep's tables 0.02-0.07 us. A case Quickscore would give a contraction of its own is
+#: always swept (where it fits ``SWEEP_ENTRIES``).
 RESCUE_UNITS = 16
+RESCUE_RATIO = 80.0
 #: Largest running table of a sweep, in entries per case (its slots' states included); larger: Quickscore.
 SWEEP_ENTRIES = 2**14
 #: Entries of the forward tables kept for the marginals, per chunk of cases.
 CHUNK_ENTRIES = 2**21
 _plans: weakref.WeakKeyDictionary[InferenceEngine, dict[tuple[frozenset[int], frozenset[int]], SweepPlan]] = weakref.WeakKeyDictionary()
 _factors: weakref.WeakKeyDictionary[InferenceEngine, LeafFactors] = weakref.WeakKeyDictionary()
+_cores: weakref.WeakKeyDictionary[
+    InferenceEngine, dict[tuple[frozenset[int], frozenset[int], tuple[int, ...], tuple[int, ...]], frozenset[int]]
+] = weakref.WeakKeyDictionary()
 
 
 def positive_findings(
@@ -99,13 +110,26 @@ def positive_findings(
     if not SWEEP or dtype is not np.float64 or units == 0:
         return expand(engine, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype, lower)
     case_of = np.arange(n) if row_case is None else row_case
-    # a cheap count first: the findings whose likelihood is below its largest at the lowest level
-    above = np.zeros(n, dtype=np.int64)
-    for v in leaves:
-        a = lam[v]
-        above += a[:, _lowest(net, v)] < a.max(axis=1)
-    many = above[case_of]  # (an upper bound on each unit's slots)
-    core = _core(net, lam, row_lam, leaves, target_ids) if (many >= 2).any() else frozenset()
+    known: dict[str, np.ndarray] = {}
+
+    def many() -> np.ndarray:
+        """Per unit, an upper bound on its slots: the findings whose likelihood is below its largest at the
+        lowest level (computed once, when first needed: a single call mostly does not)."""
+        if "many" not in known:
+            above = np.zeros(n, dtype=np.int64)
+            for v in leaves:
+                a = lam[v]
+                above += a[:, _lowest(net, v)] < a.max(axis=1)
+            known["many"] = above[case_of]
+        return known["many"]
+
+    cores = _cores.setdefault(engine, {})
+    key = (frozenset(lam), frozenset(row_lam), tuple(leaves), tuple(target_ids))
+    core = cores.get(key)
+    if core is None:
+        if len(cores) > 4096:
+            cores.clear()
+        core = cores[key] = _core(net, lam, row_lam, leaves, target_ids)
     if not core:
         return expand(engine, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype, lower)
 
@@ -115,28 +139,34 @@ def positive_findings(
     marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
     log_z = np.full(units, -np.inf)
     swept = np.zeros(units, dtype=bool)
-    direct = np.flatnonzero(many >= SWEEP_SLOTS)
+    direct = np.flatnonzero(many() >= SWEEP_SLOTS) if units >= SWEEP_UNITS else np.zeros(0, dtype=np.int64)
     if direct.size >= SWEEP_UNITS:
         first = sweeper(direct)
         take = np.flatnonzero(first.slots >= SWEEP_SLOTS)
-        swept[first.units[take[first.run(take, first.units[take], marg, log_z, SWEEP_UNITS)]]] = True
+        swept[first.units[take[first.run(take, first.units[take], marg, log_z, SWEEP_UNITS, DIRECT_ENTRIES)]]] = True
     rest = np.flatnonzero(~swept)
     whole = rest.size == units
 
-    def rescue(pending: np.ndarray, costly: bool, part_marg: dict[int, np.ndarray], part_log_z: np.ndarray) -> np.ndarray:
-        """Sweep the units ``pending`` (positions in Quickscore's batch) that fit, where they would need
-        contractions of their own (``costly``) or are at least ``SWEEP_UNITS``; a mask of those done."""
+    def rescue(
+        pending: np.ndarray, terms: np.ndarray, costly: bool, part_marg: dict[int, np.ndarray], part_log_z: np.ndarray
+    ) -> np.ndarray:
+        """Sweep the units ``pending`` (positions in Quickscore's batch, with ``terms`` signed terms each) that
+        fit: all where they would need contractions of their own (``costly``), else where the sweep costs less
+        than the terms in extended precision; a mask of those done."""
         done = np.zeros(pending.size, dtype=bool)
+        if not pending.size or (not costly and pending.size < RESCUE_UNITS):
+            return done  # extended precision costs them less than a sweep's fixed cost
         unit = pending if whole else rest[pending]
-        asked = np.flatnonzero(many[unit] >= 2)
+        asked = np.flatnonzero(many()[unit] >= 2)
         if not asked.size or (not costly and asked.size < RESCUE_UNITS):
-            return done  # extended precision costs them less than a sweep
+            return done
         order = np.argsort(unit[asked], kind="stable")
         asked = asked[order]
         second = sweeper(unit[asked])  # its units ascending: a subset of unit[asked]
         where = np.searchsorted(unit[asked], second.units)
+        smallest, terms_of = (1, None) if costly else (RESCUE_UNITS, terms[asked[where]])
         done[asked[where]] = second.run(
-            np.arange(second.units.size), pending[asked[where]], part_marg, part_log_z, 1 if costly else RESCUE_UNITS
+            np.arange(second.units.size), pending[asked[where]], part_marg, part_log_z, smallest, terms=terms_of
         )
         return done
 
@@ -248,16 +278,31 @@ class _Sweeper:
         self._observed = sorted(v for v in core if v in lam or v in row_lam)
         # each unit's likelihood on a core variable: its case's times its row's
         self._lam = {v: _unit(lam, row_lam, v, case_of, self.units) for v in self._observed}
-        self._one_hot = {v: np.count_nonzero(a, axis=1) == 1 for v, a in self._lam.items() if v not in targets}
+        # observed in one state by the unit's case (a row's own likelihood, a clamped hypothesis say, is not
+        # counted: grouping by those split the rows of next steps into many small groups)
+        self._one_hot = {v: np.count_nonzero(self._lam[v], axis=1) == 1 for v in self._observed if v in lam and v not in targets}
+        for v, flags in self._one_hot.items():
+            flags &= np.count_nonzero(lam[v][case_of[self.units]], axis=1) == 1
         factors = _factors.get(engine)
         if factors is None:
             factors = _factors[engine] = LeafFactors(net)
         self._factors = factors
 
-    def run(self, idx: np.ndarray, out: np.ndarray, marg: dict[int, np.ndarray], log_z: np.ndarray, smallest: int = 1) -> np.ndarray:
+    def run(
+        self,
+        idx: np.ndarray,
+        out: np.ndarray,
+        marg: dict[int, np.ndarray],
+        log_z: np.ndarray,
+        smallest: int = 1,
+        largest: int = SWEEP_ENTRIES,
+        terms: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Sweep the units ``self.units[idx]`` into positions ``out`` of ``marg`` and ``log_z``, grouped by their
         number of slots and the core variables they observe in one state. Returns a mask over ``idx`` of the
-        units done (not: a group of fewer than ``smallest`` units, a table too large, or an underflow)."""
+        units done (not: a group of fewer than ``smallest`` units, a running table larger than ``largest``
+        entries per unit, a unit whose sweep costs more than its ``terms`` would in extended precision (see
+        ``RESCUE_RATIO``), or an underflow)."""
         net = self._net
         done = np.zeros(idx.size, dtype=bool)
         if not idx.size:
@@ -269,14 +314,16 @@ class _Sweeper:
         plans = _plans.setdefault(self._engine, {})
         for g, row in enumerate(groups):
             at = np.flatnonzero(group_of.ravel() == g)
-            if at.size < smallest:
-                continue
             hard = frozenset(v for v, flag in zip(one_hot, row[1:], strict=True) if flag)
             plan = plans.get((self._core, hard))
             if plan is None:
                 plan = plans[self._core, hard] = sweep_plan(net.parents, net.cards, self._core, hard)
             k = int(row[0])
-            if plan.largest * 2**k > SWEEP_ENTRIES:
+            if terms is not None:
+                at = at[2**k * plan.entries <= RESCUE_RATIO * terms[at]]
+            if at.size < smallest:
+                continue
+            if plan.largest * 2**k > largest:
                 continue
             per_unit = max(1, sum(_size(net, s.scope) for s in plan.steps if s.variable in targets) * 2**k)
             chunk = max(1, CHUNK_ENTRIES // per_unit)

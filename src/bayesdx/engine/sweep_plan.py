@@ -51,11 +51,14 @@ class SweepPlan:
         Variables whose CPD table holds hard variables only: one number per case.
     largest : int
         Entries of the largest running table, per case and per state of the carried findings.
+    entries : int
+        Entries of all the running tables, per case and per state of the carried findings (the work).
     """
 
     steps: tuple[SweepStep, ...]
     constant: tuple[int, ...]
     largest: int
+    entries: int
 
 
 def sweep_plan(parents: Sequence[Sequence[int]], cards: Sequence[int], core: Collection[int], hard: Collection[int]) -> SweepPlan:
@@ -97,6 +100,7 @@ def sweep_plan(parents: Sequence[Sequence[int]], cards: Sequence[int], core: Col
     kept: tuple[int, ...] = ()
     steps: list[SweepStep] = []
     largest = 1
+    entries = 0
     remaining = set(free)
     while remaining:
         best = None
@@ -113,9 +117,10 @@ def sweep_plan(parents: Sequence[Sequence[int]], cards: Sequence[int], core: Col
         assert best is not None
         (peak, _, _), x, now_tables, scope, after = best
         largest = max(largest, peak)
+        entries += peak
         steps.append(SweepStep(x, now_tables, scope, after))
         entered.add(x)
         applied.update(now_tables)
         remaining.discard(x)
         kept = after
-    return SweepPlan(tuple(steps), constant, largest)
+    return SweepPlan(tuple(steps), constant, largest, entries)
