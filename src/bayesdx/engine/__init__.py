@@ -27,10 +27,16 @@ passes carry a running bound on their rounding errors (:mod:`~bayesdx.engine.rou
 the budget is computed again in extended precision, then with every noisy CPD as non-negative terms
 (:mod:`~bayesdx.engine.exactness`). Noisy CPDs with few parents enter every contraction in that form.
 
+Cases with many findings above their lowest level, in groups, and the cases whose signed terms would
+cancel past extended precision's budget are swept instead (:mod:`~bayesdx.engine.sweep`): each such finding
+is a two-state chain over its parents carried through one sweep of the other variables, forward and
+backward. Every number of a sweep is a probability, so nothing cancels and double precision is exact.
+
 The package, by job: :mod:`~bayesdx.engine.network` (the network as arrays), :mod:`~bayesdx.engine.plan`
 (contraction programs, printable), :mod:`~bayesdx.engine.cache` (compiled programs, shared),
 :mod:`~bayesdx.engine.execute` (the passes and their scaling),
-:mod:`~bayesdx.engine.quickscore` (evidence on noisy leaves as terms) and :mod:`~bayesdx.engine.engine`
+:mod:`~bayesdx.engine.quickscore` (evidence on noisy leaves as terms), :mod:`~bayesdx.engine.sweep` (the
+same evidence swept) and :mod:`~bayesdx.engine.engine`
 (the cache and the route chooser).
 """
 

@@ -216,8 +216,10 @@ class BatchPosterior:
         True for cases whose evidence has probability zero; their marginals are NaN.
     route : str
         How the engine computed the batch (:mod:`bayesdx.engine.engine`): ``"quickscore"`` (evidence on
-        noisy leaves as terms), ``"contraction"`` (one program), ``"universal"`` (the cached all-variable
-        program of a small network) or ``"patterns"`` (one program per pattern of observed variables).
+        noisy leaves as terms; some cases may have been swept), ``"sweep"`` (every case swept,
+        :mod:`bayesdx.engine.sweep`), ``"contraction"`` (one program), ``"universal"`` (the cached
+        all-variable program of a small network) or ``"patterns"`` (one program per pattern of observed
+        variables).
     extended : numpy.ndarray of bool
         Per case (row): recomputed in extended precision because its Quickscore terms cancelled.
     own_contraction : numpy.ndarray of bool
