@@ -349,3 +349,103 @@ def test_a_group_of_cases_past_double_precision_is_swept_instead_of_redone_in_ex
     assert_allclose(_present(post), np.tile(_reference(pg, base), (20, 1)), atol=ATOL, rtol=0)
     monkeypatch.setattr(sweep, "RESCUE_RATIO", 0.0)
     assert InferenceEngine(net).posterior(lik, targets, len(sets)).extended.any()
+
+
+# ------------------------------------------------------------------------- from the review of the change
+def _network(variables, states, parents, priors, leaves):
+    """A network of roots (``priors``) and noisy leaves ``(order, leak CDF, parent CDFs (states, levels))``."""
+    tables: list[np.ndarray] = [np.asarray(p, dtype=float) for p in priors]
+    decs: list[Decomposition | None] = [None] * len(priors)
+    for order, leak, cdfs in leaves:
+        dec = Decomposition.from_cdfs(order, np.asarray(leak), [np.asarray(c) for c in cdfs])
+        v = len(tables)
+        tables.append(_noisy_table(dec, len(states[v]), [len(states[p]) for p in parents[v]]))
+        decs.append(dec)
+    return CompiledNetwork(tuple(variables), tuple(states), tuple(parents), tuple(tables), tuple(decs))
+
+
+@pytest.mark.parametrize("small", [1e-64, 1e-70])
+def test_tiny_factors_of_observed_parents_do_not_underflow_the_slots_start(small):
+    """Five observed parents, each making its finding's observed middle level about ``small`` likely: their
+    factors enter the slots' start; multiplied across slots in one step they underflowed (1e-350: flagged
+    impossible; 1e-320: three digits). Defaults: 20 cases go to the sweep."""
+    k, n = 5, 20
+    cdfs_c = [[0.3, 0.6, 1.0], [1.0, 1.0, 1.0]]
+    cdfs_d = [[0.2, 0.5, 1.0], [1.0, 1.0, 1.0]]
+    leaves = [((0, 1, 2), [0.9, 0.99, 1.0], [[[0.8, 0.95, 1.0], [small * 1e-5, small, 1.0]], cdfs_c, cdfs_d])] * k
+    net = _network(
+        [f"h{j}" for j in range(k)] + ["c", "d"] + [f"f{j}" for j in range(k)],
+        [("off", "on")] * k + [("present", "absent")] * 2 + [("l0", "l1", "l2")] * k,
+        [()] * (k + 2) + [(j, k, k + 1) for j in range(k)],
+        [[0.5, 0.5]] * k + [[0.3, 0.7], [0.4, 0.6]],
+        leaves,
+    )
+    lik = {f"f{j}": np.tile([0.0, 1.0, 0.0], (n, 1)) for j in range(k)} | {f"h{j}": np.tile([0.0, 1.0], (n, 1)) for j in range(k)}
+    for targets in (["c"], []):
+        post = InferenceEngine(net).posterior(lik, targets, n)
+        assert post.route == "sweep"
+        log_z, marginals = _brute_force(net, lik, targets)
+        assert not post.impossible.any()
+        assert_allclose(post.log_evidence, log_z, rtol=1e-13, atol=0)
+        for t in targets:
+            assert_allclose(post.marginals[t], marginals[t], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("prior", [1e-100, 1e-160, 1e-170])
+def test_causes_rarer_than_the_range_of_a_table_are_computed_in_a_contraction(prior, always):
+    """Two positive findings, each of its own cause of prior ``prior`` and no leak: the end state the case needs
+    is up to 1e-340 of the sweep's largest (every slot still in state 0). Below 1e-250 of it the case is
+    computed again with its findings inside a contraction (before: flagged impossible at 1e-170)."""
+    cdfs_cause, cdfs_hub = [[0.2, 1.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]
+    net = _network(
+        ["h", "c0", "c1", "f0", "f1"],
+        [("a", "b"), ("present", "absent"), ("present", "absent"), ("yes", "no"), ("yes", "no")],
+        [(), (), (), (1, 0), (2, 0)],
+        [[0.5, 0.5], [prior, 1 - prior], [prior, 1 - prior]],
+        [((1, 0), [1.0, 1.0], [cdfs_cause, cdfs_hub])] * 2,
+    )
+    lik = {"f0": np.tile([1.0, 0.0], (3, 1)), "f1": np.tile([1.0, 0.0], (3, 1))}
+    for targets in (["c0", "h"], []):
+        post = InferenceEngine(net).posterior(lik, targets, 3)
+        log_z, marginals = _brute_force(net, lik, targets)
+        assert not post.impossible.any()
+        assert_allclose(post.log_evidence, log_z, rtol=1e-13, atol=0)
+        for t in targets:
+            assert_allclose(post.marginals[t], marginals[t], atol=ATOL, rtol=0)
+
+
+def test_leaves_without_cdfs_stay_with_quickscore_and_lowered_keys_do_not_depend_on_the_route(always):
+    """A decomposition built from its weights and factors alone (no CDFs: no sweep) is still answered, and
+    ``lower`` gives the same findings whichever route took the cases (a leak of L(0) = 0 has no lowered case)."""
+    ref = Decomposition.from_cdfs((1, 0), np.array([0.95, 1.0]), [np.array([[0.3, 1.0], [1.0, 1.0]]), np.array([[0.6, 1.0], [1.0, 1.0]])])
+    bare = CompiledNetwork(
+        ("c0", "c1", "f0", "f1"),
+        (("present", "absent"),) * 2 + (("yes", "no"),) * 2,
+        ((), (), (0, 1), (0, 1)),
+        (np.array([0.1, 0.9]), np.array([0.2, 0.8]), *[_noisy_table(ref, 2, [2, 2])] * 2),
+        (None, None, Decomposition(ref.weights, ref.factors), Decomposition(ref.weights, ref.factors)),
+    )
+    lik = {"f0": np.tile([1.0, 0.0], (20, 1)), "f1": np.tile([1.0, 0.0], (20, 1))}
+    post = InferenceEngine(bare).posterior(lik, ["c0", "c1"], 20)
+    log_z, marginals = _brute_force(bare, lik, ["c0", "c1"])
+    assert_allclose(post.log_evidence, log_z, rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["c0"], marginals["c0"], atol=ATOL, rtol=0)
+    no_leak = _network(
+        ["c0", "c1", "f0", "f1"],
+        [("present", "absent")] * 2 + [("yes", "no")] * 2,
+        [(), (), (0, 1), (0, 1)],
+        [[0.1, 0.9], [0.2, 0.8]],
+        [
+            ((1, 0), [0.0, 1.0], [[[0.3, 1.0], [1.0, 1.0]], [[0.6, 1.0], [1.0, 1.0]]]),
+            ((1, 0), [0.9, 1.0], [[[0.3, 1.0], [1.0, 1.0]], [[0.6, 1.0], [1.0, 1.0]]]),
+        ],
+    )
+    lik = {"f0": np.array([[1.0, 0.0], [1.0, 0.0]]), "f1": np.array([[1.0, 0.0], [0.0, 1.0]])}  # two positives, one
+    swept = InferenceEngine(no_leak).posterior(lik, ["c0"], 2, lower=["f0", "f1"])
+    assert swept.route == "quickscore"  # the first case swept, the second by Quickscore
+    sweep_off = InferenceEngine(no_leak)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "SWEEP", False)
+        alone = sweep_off.posterior(lik, ["c0"], 2, lower=["f0", "f1"])
+    assert sorted(swept.lowered) == sorted(alone.lowered) == ["f1"]
+    assert InferenceEngine(no_leak).posterior(lik, [], 2, lower=["f0", "f1"]).lowered.keys() == {"f1"}  # no targets

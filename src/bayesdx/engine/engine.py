@@ -1,7 +1,8 @@
 """The engine: :class:`InferenceEngine` chooses a route for each batch, compiles (and caches) its program and
 runs it. The routes: ``quickscore`` (evidence on noisy leaves as terms, :mod:`~bayesdx.engine.quickscore`),
-``sweep`` (the same evidence as chains carried through a sweep, :mod:`~bayesdx.engine.sweep`), ``contraction`` (one program for the batch), ``universal`` (a few cases of a small network: one cached
-program carrying every variable) and ``patterns`` (a batch split by each case's observed variables)."""
+``sweep`` (the same evidence as chains carried through a sweep, :mod:`~bayesdx.engine.sweep`), ``contraction``
+(one program for the batch), ``universal`` (a few cases of a small network: one cached program carrying every
+variable) and ``patterns`` (a batch split by each case's observed variables)."""
 
 from __future__ import annotations
 

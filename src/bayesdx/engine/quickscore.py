@@ -25,13 +25,13 @@ import numpy as np
 
 from .cancellation import cancellation
 from .execute import finish
-from .network import BatchPosterior, Lowered
+from .network import BatchPosterior, Decomposition, Lowered
 from .telescope import telescoped
 
 if TYPE_CHECKING:
     from .engine import InferenceEngine
 
-__all__ = ["ERROR_BUDGET", "FORECAST", "FORECAST_ROWS", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand"]
+__all__ = ["ERROR_BUDGET", "FORECAST", "FORECAST_ROWS", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "lowerable"]
 
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
@@ -48,6 +48,13 @@ ROWS_PER_BLOCK = 2**15
 #: a call has at least ``FORECAST_ROWS`` rows of terms.
 FORECAST = True
 FORECAST_ROWS = 1024
+
+
+def lowerable(dec: Decomposition) -> bool:
+    """Whether the lowest level's likelihood is the term ``t = 0`` alone: then :func:`expand` gives a leaf's
+    ``lowered`` cases (:class:`~bayesdx.engine.network.Lowered`)."""
+    low = dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
+    return bool(low[0] != 0 and np.count_nonzero(low) == 1)
 
 
 def expand(
@@ -132,7 +139,7 @@ def expand(
         a = a / scale[:, None]
         if v in lower and row_case is None:
             low = dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
-            if low[0] != 0 and np.count_nonzero(low) == 1:  # the lowest level's likelihood is the term t = 0 alone
+            if lowerable(dec):  # the lowest level's likelihood is the term t = 0 alone
                 with np.errstate(divide="ignore"):
                     coef = np.where(a[:, 0] != 0, low[0] / (a[:, 0] * scale), 0.0)  # scaled back: the case's a_0
                 if tel is not None:
@@ -265,7 +272,7 @@ def expand(
         eps: float,
     ) -> None:
         """The lowered leaves of the cases ``block``: the sums over the rows that take the lowest level's term."""
-        stacked = np.concatenate(terms_marg, axis=1)  # (rows, all targets' states)
+        stacked = np.concatenate(terms_marg, axis=1) if terms_marg else np.zeros((weight.size, 0))  # (rows, all targets' states)
         widths = np.cumsum([0] + [m.shape[1] for m in terms_marg])
         for v, picked in choice.items():
             low = np.flatnonzero(picked[index] == 0)

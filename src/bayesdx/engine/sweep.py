@@ -22,7 +22,10 @@ CDF factors of :class:`~bayesdx.engine.network.Decomposition`, ``C_i(t, x)`` (th
 - the finding's likelihood is the probability of ending in state 1, times the likelihood's value there.
 
 Every number is a probability, every operation a product or a sum of non-negative numbers, so each result
-carries a relative rounding error of a few machine epsilons per step, whatever the findings. The
+carries a relative rounding error of a few machine epsilons per step, whatever the findings: nothing
+cancels. What remains is range: the end state a case needs can be far smaller than the largest entry of its
+table (findings that all but rule each other out). Below 1e-250 of it, or at zero, the case is computed
+again with its findings inside a contraction of its own. The
 transitions of one slot commute (the largest level does not depend on the order the causes are taken in),
 so each is applied when its parent enters; a parent observed in every case folds into the slot's start.
 
@@ -45,7 +48,7 @@ import numpy as np
 
 from .execute import finish
 from .network import BatchPosterior, CompiledNetwork, Lowered
-from .quickscore import expand
+from .quickscore import expand, lowerable
 from .sweep_factors import LeafFactors
 from .sweep_plan import SweepPlan, sweep_plan
 from .sweep_run import sweep_passes
@@ -107,7 +110,9 @@ def positive_findings(
     net = engine.network
     units = n if row_case is None else row_case.size
     row_lam = row_lam or {}
-    if not SWEEP or dtype is not np.float64 or units == 0:
+    decs = net.decompositions or ()
+    with_cdfs = all(decs[v] is not None and decs[v].leak_cdf is not None and decs[v].order for v in leaves)  # type: ignore[union-attr]
+    if not SWEEP or dtype is not np.float64 or units == 0 or not with_cdfs:  # (a sweep needs each leaf's CDFs)
         return expand(engine, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype, lower)
     case_of = np.arange(n) if row_case is None else row_case
     known: dict[str, np.ndarray] = {}
@@ -179,6 +184,7 @@ def positive_findings(
             np.zeros(units, dtype=bool),
         )
         for v in lower
+        if lowerable(decs[v])  # type: ignore[arg-type]
     }
     extended = np.zeros(units, dtype=bool)
     own = np.zeros(units, dtype=bool)
@@ -274,6 +280,7 @@ class _Sweeper:
         self.slots = slots[fits]
         self._kinds = [tuple(a[fits] for a in kind) for kind in kinds]
         self._net, self._engine, self._core, self._targets, self._tables, self._leaves = net, engine, core, target_ids, tables, leaves
+        self._all_lam, self._row_lam, self._case_of = lam, row_lam, case_of
         targets = set(target_ids)
         self._observed = sorted(v for v in core if v in lam or v in row_lam)
         # each unit's likelihood on a core variable: its case's times its row's
@@ -335,8 +342,24 @@ class _Sweeper:
                 bad = sweep_passes(
                     net, self._factors, self._tables, plan, hard, lam_part, kinds, self._leaves, k, self._targets, out[part], marg, log_z
                 )
-                done[part] = ~bad
+                if bad.any():  # underflow: the findings inside a contraction of the case's own (signed terms fare worse)
+                    self._contracted(mine[bad], out[part][bad], marg, log_z)
+                done[part] = True
         return done
+
+    def _contracted(self, idx: np.ndarray, out: np.ndarray, marg: dict[int, np.ndarray], log_z: np.ndarray) -> None:
+        """The units ``self.units[idx]`` with their findings inside the contraction, into positions ``out``."""
+        net = self._net
+        cases = self._case_of[self.units[idx]]
+        sub = {v: a[cases] for v, a in self._all_lam.items()}
+        for v, a in self._row_lam.items():
+            own = a[self.units[idx]]
+            sub[v] = sub[v] * own if v in sub else own
+        names = {net.variables[v]: a for v, a in sub.items()}
+        part = self._engine.posterior(names, [net.variables[t] for t in self._targets], idx.size, tables=self._tables, expand=False)
+        log_z[out] = part.log_evidence
+        for t in self._targets:
+            marg[t][out] = part.marginals[net.variables[t]]
 
 
 def _at(kind: tuple[np.ndarray, ...], units: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -22,6 +22,9 @@ from .sweep_plan import SweepPlan
 __all__ = ["sweep_passes"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY"
+#: A case whose ``P(e)`` or a target's joint with the evidence falls below this, relative to the largest entry
+#: of its table, may have lost digits to underflow: it is computed again with its findings inside a contraction.
+UNDERFLOW = 1e-250
 
 
 def sweep_passes(
@@ -40,7 +43,7 @@ def sweep_passes(
     log_z: np.ndarray,
 ) -> np.ndarray:
     """One forward and one backward sweep for ``units`` (each with ``k`` slots); returns the units that fail
-    (a marginal's sum underflowed: left to Quickscore)."""
+    (``P(e)`` or a marginal's sum may have lost digits to underflow, or ``P(e)`` is zero)."""
     m = units.size
     cols = np.arange(m)
     lam = {v: a.copy() for v, a in lam.items()}  # (units, states); folded terms multiply in
@@ -79,6 +82,10 @@ def sweep_passes(
             a, d = low[cols[:, None], np.arange(k), x], high[cols[:, None], np.arange(k), x]
             start1 = d * start1 + (d - a) * start0
             start0 = a * start0
+            peak = np.maximum(start0, start1)  # each slot's start scaled to a largest entry of one, before the
+            peak = np.where(peak > 0, peak, 1.0)  # starts of all slots multiply (several small ones underflowed)
+            start0, start1 = start0 / peak, start1 / peak
+            log_scale += np.log(peak).sum(axis=1)
             continue
         for s in np.flatnonzero(par.any(axis=0)):
             stay1 = high[:, s]
@@ -132,9 +139,12 @@ def sweep_passes(
         if drop:
             alpha = alpha.sum(axis=drop)
         alpha, log_scale = _rescaled(alpha, log_scale, m)
+    end = alpha[(1,) * k]
     with np.errstate(divide="ignore"):
-        log_z[units] = log_scale + np.log(alpha[(1,) * k])
-    bad = np.zeros(m, dtype=bool)
+        log_z[units] = log_scale + np.log(end)
+    # every slot in state 1 far below the largest end state (or at zero): its digits may have gone to underflow
+    # (findings that all but rule each other out), or the evidence is impossible: for a contraction to settle
+    bad = end < UNDERFLOW
     if not targets:
         return bad
     beta = np.zeros((2,) * k + (m,))
@@ -149,7 +159,7 @@ def sweep_passes(
             joint = einsum("".join(letter[v] for v in step.scope) + bits + "Z," + kept_text + "->" + letter[x] + "Z", a, beta)
             total = joint.sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                bad |= ~(total > 1e-250) & np.isfinite(log_z[units])
+                bad |= ~(total > UNDERFLOW) & np.isfinite(log_z[units])
                 marg[x][units] = (joint / total).T
         if i == 0:
             break
