@@ -61,7 +61,7 @@ __all__ = ["SWEEP", "SWEEP_ENTRIES", "SWEEP_SLOTS", "positive_findings"]
 #: Use the sweep at all (the routes of Quickscore only without it).
 SWEEP = True
 #: A case (or row) is swept when it has at least this many findings above their lowest level ...
-SWEEP_SLOTS = 5
+SWEEP_SLOTS = 6
 #: ... and at least this many cases of the call share its number of slots and its hard evidence (a group);
 #: fewer cost less in Quickscore than a group's fixed cost (2-4 ms, its steps' numpy calls).
 SWEEP_UNITS = 16
