@@ -366,10 +366,10 @@ def _network(variables, states, parents, priors, leaves):
 
 @pytest.mark.parametrize("small", [1e-64, 1e-70])
 def test_tiny_factors_of_observed_parents_do_not_underflow_the_slots_start(small):
-    """Five observed parents, each making its finding's observed middle level about ``small`` likely: their
-    factors enter the slots' start; multiplied across slots in one step they underflowed (1e-350: flagged
-    impossible; 1e-320: three digits). Defaults: 20 cases go to the sweep."""
-    k, n = 5, 20
+    """Six observed parents, each making its finding's observed middle level about ``small`` likely: their
+    factors enter the slots' start; multiplied across slots in one step they underflowed (five of 1e-70: flagged
+    impossible; five of 1e-64: three digits). Defaults: 20 cases go to the sweep."""
+    k, n = sweep.SWEEP_SLOTS, 20  # as many findings as the default sweeps straight away
     cdfs_c = [[0.3, 0.6, 1.0], [1.0, 1.0, 1.0]]
     cdfs_d = [[0.2, 0.5, 1.0], [1.0, 1.0, 1.0]]
     leaves = [((0, 1, 2), [0.9, 0.99, 1.0], [[[0.8, 0.95, 1.0], [small * 1e-5, small, 1.0]], cdfs_c, cdfs_d])] * k
