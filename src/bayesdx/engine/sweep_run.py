@@ -118,15 +118,9 @@ def sweep_passes(
         x = step.variable
         letter = {v: _LETTERS[j] for j, v in enumerate(step.scope)}
         before = step.scope[:-1]
-        specs = ["".join(letter[v] for v in before) + bits + "Z"]
-        operands = [alpha]
-        if x in lam:
-            specs.append(letter[x] + "Z")
-            operands.append(lam[x].T)
-        for v in step.tables:
-            axes, table, batched = gathered[v]
-            specs.append("".join(letter[a] for a in axes) + ("Z" if batched else ""))
-            operands.append(table)
+        specs, operands = _entering(x, step.tables, lam, gathered, letter)
+        specs.insert(0, "".join(letter[v] for v in before) + bits + "Z")
+        operands.insert(0, alpha)
         if x not in lam and not any(x in gathered[v][0] for v in step.tables):
             specs.append(letter[x])  # x enters before any of its tables: a row of ones
             operands.append(np.ones(net.cards[x]))
@@ -171,18 +165,31 @@ def sweep_passes(
             pos = with_x.index(x)
             full = np.ascontiguousarray(np.broadcast_to(np.expand_dims(beta, pos), (*beta.shape[:pos], net.cards[x], *beta.shape[pos:])))
         _transitions(full, coef, x, with_x.index(x), len(with_x), k, m, forward=False)
-        specs = ["".join(letter[v] for v in with_x) + bits + "Z"]
-        operands = [full]
-        if x in lam:
-            specs.append(letter[x] + "Z")
-            operands.append(lam[x].T)
-        for v in step.tables:
-            axes, table, batched = gathered[v]
-            specs.append("".join(letter[a] for a in axes) + ("Z" if batched else ""))
-            operands.append(table)
+        specs, operands = _entering(x, step.tables, lam, gathered, letter)
+        specs.insert(0, "".join(letter[v] for v in with_x) + bits + "Z")
+        operands.insert(0, full)
         beta = einsum(",".join(specs) + "->" + "".join(letter[v] for v in step.scope[:-1]) + bits + "Z", *operands)
         beta, _ = _rescaled(beta, np.zeros(m), m)
     return bad
+
+
+def _entering(
+    x: int,
+    tables: Sequence[int],
+    lam: Mapping[int, np.ndarray],
+    gathered: Mapping[int, tuple[tuple[int, ...], np.ndarray, bool]],
+    letter: Mapping[int, str],
+) -> tuple[list[str], list[np.ndarray]]:
+    """The einsum subscripts and operands of what comes in with ``x``: its likelihood and the CPD ``tables``."""
+    specs, operands = [], []
+    if x in lam:
+        specs.append(letter[x] + "Z")
+        operands.append(lam[x].T)
+    for v in tables:
+        axes, table, batched = gathered[v]
+        specs.append("".join(letter[a] for a in axes) + ("Z" if batched else ""))
+        operands.append(table)
+    return specs, operands
 
 
 def _transitions(
