@@ -102,10 +102,12 @@ def positive_findings(
     """Evidence on noisy leaves (same arguments as :func:`~bayesdx.engine.quickscore.expand`): Quickscore, with
     the sweep for the cases (rows) it fits.
 
-    A case with at least ``SWEEP_SLOTS`` findings above their lowest level is swept straight away; with at
-    least two, the sweep takes it where Quickscore's signed terms would cancel past double precision's budget
-    (in place of extended precision and of a contraction of its own). The swept cases report no ``lowered``
-    values (``available`` False): ask the engine for them.
+    Cases with at least ``SWEEP_SLOTS`` findings above their lowest level are swept straight away in groups
+    of ``SWEEP_UNITS`` whose tables are at most ``DIRECT_ENTRIES`` a case. Cases with at least two are swept
+    where Quickscore's signed terms would cancel past double precision's budget: in place of extended
+    precision where the sweep costs less (``RESCUE_UNITS``, ``RESCUE_RATIO``), always in place of a
+    contraction of their own. The swept cases report no ``lowered`` values (``available`` False): ask the
+    engine for them.
     """
     net = engine.network
     units = n if row_case is None else row_case.size
