@@ -53,8 +53,13 @@ FORECAST_ROWS = 1024
 def lowerable(dec: Decomposition) -> bool:
     """Whether the lowest level's likelihood is the term ``t = 0`` alone: then :func:`expand` gives a leaf's
     ``lowered`` cases (:class:`~bayesdx.engine.network.Lowered`)."""
-    low = dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
+    low = _lowest_weights(dec)
     return bool(low[0] != 0 and np.count_nonzero(low) == 1)
+
+
+def _lowest_weights(dec: Decomposition) -> np.ndarray:
+    """``W[:, lowest state]``: the weight of each level on the lowest level's state."""
+    return dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
 
 
 def expand(
@@ -137,14 +142,13 @@ def expand(
         scale = np.abs(a).max(axis=1)
         scale = np.where(scale > 0, scale, 1.0)
         a = a / scale[:, None]
-        if v in lower and row_case is None:
-            low = dec.weights[:, dec.order[0] if dec.order else int(np.argmax(dec.weights[0] > 0))]
-            if lowerable(dec):  # the lowest level's likelihood is the term t = 0 alone
-                with np.errstate(divide="ignore"):
-                    coef = np.where(a[:, 0] != 0, low[0] / (a[:, 0] * scale), 0.0)  # scaled back: the case's a_0
-                if tel is not None:
-                    coef[rows] = 0.0  # telescoped there: no term of its own
-                lower_coef[v] = coef
+        # the lowest level's likelihood is the term t = 0 alone, its weight W[0, lowest]
+        if v in lower and row_case is None and lowerable(dec):
+            with np.errstate(divide="ignore"):
+                coef = np.where(a[:, 0] != 0, _lowest_weights(dec)[0] / (a[:, 0] * scale), 0.0)  # scaled back: the case's a_0
+            if tel is not None:
+                coef[rows] = 0.0  # telescoped there: no term of its own
+            lower_coef[v] = coef
         case_log += np.log(scale)
         nonzero = a != 0
         count = nonzero.sum(axis=1)

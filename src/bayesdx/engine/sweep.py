@@ -40,6 +40,7 @@ that is not constant on a range of levels) is left to Quickscore.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -80,11 +81,26 @@ RESCUE_RATIO = 80.0
 SWEEP_ENTRIES = 2**14
 #: Entries of the forward tables kept for the marginals, per chunk of cases.
 CHUNK_ENTRIES = 2**21
-_plans: weakref.WeakKeyDictionary[InferenceEngine, dict[tuple[frozenset[int], frozenset[int]], SweepPlan]] = weakref.WeakKeyDictionary()
-_factors: weakref.WeakKeyDictionary[InferenceEngine, LeafFactors] = weakref.WeakKeyDictionary()
-_cores: weakref.WeakKeyDictionary[
-    InferenceEngine, dict[tuple[frozenset[int], frozenset[int], tuple[int, ...], tuple[int, ...]], frozenset[int]]
-] = weakref.WeakKeyDictionary()
+
+
+class _Cache:
+    """What a sweep keeps per engine: the plans (per core and hard evidence), the leaves' factors and the
+    cores (per evidence, rows and targets)."""
+
+    def __init__(self, net: CompiledNetwork) -> None:
+        self.plans: dict[tuple[frozenset[int], frozenset[int]], SweepPlan] = {}
+        self.factors = LeafFactors(net)
+        self.cores: dict[tuple[frozenset[int], frozenset[int], tuple[int, ...], tuple[int, ...]], frozenset[int]] = {}
+
+
+_caches: weakref.WeakKeyDictionary[InferenceEngine, _Cache] = weakref.WeakKeyDictionary()
+
+
+def _cache(engine: InferenceEngine) -> _Cache:
+    cache = _caches.get(engine)
+    if cache is None:
+        cache = _caches[engine] = _Cache(engine.network)
+    return cache
 
 
 def positive_findings(
@@ -126,11 +142,12 @@ def positive_findings(
             above = np.zeros(n, dtype=np.int64)
             for v in leaves:
                 a = lam[v]
-                above += a[:, _lowest(net, v)] < a.max(axis=1)
+                lowest: int = decs[v].order[0]  # type: ignore[union-attr]
+                above += a[:, lowest] < a.max(axis=1)
             known["many"] = above[case_of]
         return known["many"]
 
-    cores = _cores.setdefault(engine, {})
+    cores = _cache(engine).cores
     key = (frozenset(lam), frozenset(row_lam), tuple(leaves), tuple(target_ids))
     core = cores.get(key)
     if core is None:
@@ -214,15 +231,15 @@ def positive_findings(
     return finish(net, marg, log_z, None, route=route, extended=extended, own_contraction=own, lowered=lowered)
 
 
-def _kind(net: CompiledNetwork, v: int, lam_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _kind(net: CompiledNetwork, v: int, lam_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """How each case's evidence on noisy leaf ``v`` enters a sweep.
 
     The likelihoods a sweep takes are a constant ``c`` on a range of levels ``[lo, hi]`` and zero elsewhere.
     From the lowest level (``lo = 0``) that is one product, ``c P(level <= hi | pa) = c L(hi) prod_i C_i(hi,
-    pa_i)``: kind 0, level ``hi``, value ``c L(hi)`` (an unobserved leaf, all ones, is one at its top level).
+    pa_i)``: kind 0 at level ``hi``, value ``c L(hi)`` (an unobserved leaf, all ones, is one at its top level).
     Above it, kind 2: a slot for ``[lo, hi]``, value ``c``. Anything else is kind -1 (left to Quickscore).
 
-    Returns ``(kind, level, lo, hi, value)`` per case.
+    Returns ``(kind, lo, hi, value)`` per case.
     """
     dec = net.decompositions[v]  # type: ignore[index]
     assert dec is not None
@@ -234,15 +251,7 @@ def _kind(net: CompiledNetwork, v: int, lam_v: np.ndarray) -> tuple[np.ndarray, 
     value = by_level[np.arange(lam_v.shape[0]), lo]
     flat = (positive.sum(axis=1) == hi - lo + 1) & (np.where(positive, by_level, value[:, None]) == value[:, None]).all(axis=1)
     kind = np.where(flat & (value > 0), np.where(lo == 0, 0, 2), -1)
-    return kind, hi, lo, hi, np.where(kind == 0, value * dec.leak_cdf[hi], value)
-
-
-def _lowest(net: CompiledNetwork, v: int) -> int:
-    """The state of noisy variable ``v``'s lowest level."""
-    dec = net.decompositions[v]  # type: ignore[index]
-    assert dec is not None
-    assert dec.order
-    return dec.order[0]
+    return kind, lo, hi, np.where(kind == 0, value * dec.leak_cdf[hi], value)
 
 
 def _core(
@@ -292,10 +301,7 @@ class _Sweeper:
         self._one_hot = {v: np.count_nonzero(self._lam[v], axis=1) == 1 for v in self._observed if v in lam and v not in targets}
         for v, flags in self._one_hot.items():
             flags &= np.count_nonzero(lam[v][case_of[self.units]], axis=1) == 1
-        factors = _factors.get(engine)
-        if factors is None:
-            factors = _factors[engine] = LeafFactors(net)
-        self._factors = factors
+        self._factors = _cache(engine).factors
 
     def run(
         self,
@@ -320,7 +326,7 @@ class _Sweeper:
         one_hot = self._one_hot
         key = np.stack([self.slots[idx], *[one_hot[v][idx] for v in one_hot]], axis=1)
         groups, group_of = np.unique(key, axis=0, return_inverse=True)
-        plans = _plans.setdefault(self._engine, {})
+        plans = _cache(self._engine).plans
         for g, row in enumerate(groups):
             at = np.flatnonzero(group_of.ravel() == g)
             hard = frozenset(v for v, flag in zip(one_hot, row[1:], strict=True) if flag)
@@ -334,7 +340,7 @@ class _Sweeper:
                 continue
             if plan.largest * 2**k > largest:
                 continue
-            per_unit = max(1, sum(_size(net, s.scope) for s in plan.steps if s.variable in targets) * 2**k)
+            per_unit = max(1, sum(math.prod(net.cards[v] for v in s.scope) for s in plan.steps if s.variable in targets) * 2**k)
             chunk = max(1, CHUNK_ENTRIES // per_unit)
             for start in range(0, at.size, chunk):
                 part = at[start : start + chunk]
@@ -376,10 +382,3 @@ def _unit(lam: Mapping[int, np.ndarray], row_lam: Mapping[int, np.ndarray], v: i
         return own if a is None else a * own
     assert a is not None
     return a
-
-
-def _size(net: CompiledNetwork, scope: Sequence[int]) -> int:
-    size = 1
-    for v in scope:
-        size *= net.cards[v]
-    return size

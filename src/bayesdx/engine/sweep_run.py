@@ -49,10 +49,10 @@ def sweep_passes(
     lam = {v: a.copy() for v, a in lam.items()}  # (units, states); folded terms multiply in
     states = {v: np.argmax(lam[v] != 0, axis=1) for v in hard}
     rows = np.array([factors.rows[v] for v in leaves])
-    kind, level, lo, hi, value = (np.stack([part[j] for part in kinds]) for j in range(5))  # (leaves, units)
+    kind, lo, hi, value = (np.stack([part[j] for part in kinds]) for j in range(4))  # (leaves, units)
     log_scale = np.log(value).sum(axis=0)  # a_t of each single product (L(t) included), each slot's likelihood
     top = factors.levels - 1  # a factor of ones for every leaf
-    fold_level = np.where(kind == 0, level, top)
+    fold_level = np.where(kind == 0, hi, top)  # a single product's level: the top of its range
     # the slots: each unit's findings in leaf order, k of them
     unit_at, leaf_at = np.nonzero((kind == 2).T)
     slot_row = rows[leaf_at].reshape(m, k)
