@@ -213,13 +213,15 @@ def test_graded_and_soft_test_results_match_the_twin_network(bundled_model, emg)
 def test_counterfactual_rows_come_from_the_ranking_call_and_still_match_the_twin_network(bundled_model, monkeypatch, sweep):
     """Quickscore: the rows "finding S observed normal" are read off the ranking's own engine call (``lower``)
     wherever the case's signed terms give them; only the others are asked of the engine. A swept case
-    (:mod:`bayesdx.engine.sweep`) has no signed terms: each row is asked, one per positive finding. Either way
-    the scores match the twin network, finding by finding."""
+    (:mod:`bayesdx.engine.sweep`) gives every row itself: a finding observed above its lowest level is a slot,
+    and the slot held in state 0 to the end is the case with the finding at its lowest level (one backward
+    sweep each). Either way the scores match the twin network, finding by finding."""
     from bayesdx import counterfactual
     from bayesdx.engine import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "SWEEP", sweep)
     monkeypatch.setattr(sweep_module, "SWEEP_UNITS", 1)  # a single case swept (by default only groups of 16)
+    monkeypatch.setattr(sweep_module, "HELD_UNITS", 1)  # and its lowered cases from held slots (likewise)
 
     asked: list[int] = []
     original = counterfactual.counterfactual_scores
@@ -245,7 +247,7 @@ def test_counterfactual_rows_come_from_the_ranking_call_and_still_match_the_twin
     positives = ("leg_twitching", "muscle_weakness", "muscle_wasting", "painful_cramps", "electromyography")
     # five positive findings with more than two free parents; emotional_stress (one parent) is telescoped
     if sweep:
-        assert sum(asked) == len(positives) + 1  # one row per positive finding
+        assert sum(asked) == 0  # before the held slots: one row per positive finding, six
     else:
         assert sum(asked) < len(positives) + 1  # without the lowered rows: one row per positive finding, six
     by_id = {c.id: c for c in dx.causes}
@@ -309,3 +311,40 @@ def test_a_link_of_probability_one_fails_only_where_it_would_be_scored(tmp_path,
     with pytest.raises(ValueError, match="always leaves the normal level"):
         bayesdx.rank_causes({"fever": "yes"}, model=model, next_steps=False)
     assert bayesdx.rank_causes({"fever": "yes"}, model=model, ranking="posterior", next_steps=False).causes
+
+
+def test_a_batch_of_swept_cases_gives_its_counterfactual_rows_itself_at_the_default_settings(bundled_model, monkeypatch):
+    """Twenty copies of a case with six findings above their lowest level: at the default routing they are
+    swept as one group, which holds each slot in state 0 for the rows "finding S observed normal", so the
+    counterfactual asks the engine for none; the scores still match the explicit twin network."""
+    from bayesdx import counterfactual
+    from bayesdx.engine import sweep as sweep_module
+
+    assert sweep_module.SWEEP_SLOTS <= 6
+    assert sweep_module.HELD_UNITS <= 20
+    asked: list[int] = []
+    original = counterfactual.counterfactual_scores
+
+    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
+        posterior = type(model.engine).posterior
+
+        def counting(self, likelihoods, targets, n, **kwargs):
+            asked.append(n)
+            return posterior(self, likelihoods, targets, n, **kwargs)
+
+        monkeypatch.setattr(type(model.engine), "posterior", counting)
+        try:
+            return original(model, likelihoods, log_evidence, n_cases, lowered)
+        finally:
+            monkeypatch.setattr(type(model.engine), "posterior", posterior)
+
+    monkeypatch.setattr("bayesdx.scoring.counterfactual_scores", spy)
+    evidence = {**bundled_model.presenting, **CASES[1]}
+    frame = bayesdx.score([evidence] * 20, model=bundled_model, ranking="expected_disablement", top_k=len(bundled_model.hypotheses))
+    assert sum(asked) == 0
+    kinds = _model_file()["cpds"]
+    positives = ("leg_twitching", "muscle_weakness", "muscle_wasting", "painful_cramps", "electromyography", "emotional_stress")
+    for j in (1, 2, 3):
+        cause = frame.loc[0, f"cause_{j}"]
+        expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives if cause in kinds[f]["links"])
+        assert_allclose(frame[f"score_{j}"].to_numpy(), expected, atol=ATOL, rtol=0)

@@ -449,3 +449,68 @@ def test_leaves_without_cdfs_stay_with_quickscore_and_lowered_keys_do_not_depend
         alone = sweep_off.posterior(lik, ["c0"], 2, lower=["f0", "f1"])
     assert sorted(swept.lowered) == sorted(alone.lowered) == ["f1"]
     assert InferenceEngine(no_leak).posterior(lik, [], 2, lower=["f0", "f1"]).lowered.keys() == {"f1"}  # no targets
+
+
+@pytest.mark.parametrize("hub_target", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_slot_held_in_state_zero_is_the_case_with_that_finding_at_its_lowest_level(seed, hub_target, always, monkeypatch):
+    """The lowered cases the counterfactual scores need come from the sweep itself: a slot whose range starts
+    just above the lowest level, held in state 0 to the end, is the probability that every cause and the
+    leak produced the lowest level, so its end state is ``P(e without v, v lowest)`` and one backward sweep
+    from it gives the marginals. Against a brute-force sum with the finding's likelihood replaced by one at
+    its lowest level (the slot's own likelihood value, such as 0.7 on a range, left out); a slot above a middle
+    level (``[2, 2]``) has no such case."""
+    monkeypatch.setattr(sweep, "HELD_UNITS", 1)
+    net = _random_network(seed)
+    rng = np.random.default_rng(300 + seed)
+    n = 40
+    lik = _random_evidence(net, rng, n)
+    targets = ["hub"] * hub_target + [f"c{i}" for i in range(5)]
+    leaves = [net.variables[v] for v, d in enumerate(net.decompositions or ()) if d is not None]
+    post = InferenceEngine(net).posterior(lik, targets, n, lower=leaves)
+    assert post.route == "sweep"
+    checked = 0
+    for name in leaves:
+        dec = net.decompositions[net.index()[name]]  # type: ignore[index]
+        by_level = lik[name][:, list(dec.order)]
+        starts_at_one = (by_level[:, 0] == 0) & (by_level[:, 1] > 0)
+        low = post.lowered[name]
+        assert (low.available == starts_at_one).all(), name  # every such slot, and only those
+        if not starts_at_one.any():
+            continue
+        cases = np.flatnonzero(starts_at_one)
+        moved = {v: a[cases] for v, a in lik.items()}
+        moved[name] = np.zeros((cases.size, len(dec.order)))
+        moved[name][:, dec.order[0]] = 1.0
+        log_z, marginals = _brute_force(net, moved, targets)
+        assert_allclose(low.log_evidence[cases], log_z, rtol=0, atol=1e-9, err_msg=name)
+        for t in targets:
+            assert_allclose(low.marginals[t][cases], marginals[t], atol=ATOL, rtol=0, err_msg=f"{name}, {t}")
+        checked += cases.size
+    assert checked >= n  # about three such findings a case
+
+
+def test_a_held_slot_that_is_impossible_gives_no_lowered_case(always, monkeypatch):
+    """A cause observed present that always produces finding ``f0`` (its link probability one) makes ``f0`` at
+    its lowest level impossible: that lowered case is not available (there is no posterior to give), while
+    ``f1``'s is, and equals the brute force."""
+    monkeypatch.setattr(sweep, "HELD_UNITS", 1)
+    always_yes = [[[0.0, 1.0], [1.0, 1.0]], [[0.4, 1.0], [1.0, 1.0]]]
+    sometimes = [[[0.3, 1.0], [1.0, 1.0]], [[0.6, 1.0], [1.0, 1.0]]]
+    net = _network(
+        ["c0", "c1", "f0", "f1", "f2"],
+        [("present", "absent")] * 2 + [("yes", "no")] * 3,
+        [(), (), (0, 1), (0, 1), (0, 1)],
+        [[0.3, 0.7], [0.2, 0.8]],
+        [((1, 0), [0.9, 1.0], always_yes), ((1, 0), [0.9, 1.0], sometimes), ((1, 0), [0.9, 1.0], sometimes)],
+    )
+    yes = np.tile([1.0, 0.0], (3, 1))
+    lik = {"c0": np.tile([1.0, 0.0], (3, 1)), "f0": yes, "f1": yes, "f2": yes}
+    post = InferenceEngine(net).posterior(lik, ["c1"], 3, lower=["f0", "f1"])
+    assert post.route == "sweep"
+    assert not post.lowered["f0"].available.any()
+    assert post.lowered["f1"].available.all()
+    moved = {**lik, "f1": np.tile([0.0, 1.0], (3, 1))}
+    log_z, marginals = _brute_force(net, moved, ["c1"])
+    assert_allclose(post.lowered["f1"].log_evidence, log_z, rtol=0, atol=1e-9)
+    assert_allclose(post.lowered["f1"].marginals["c1"], marginals["c1"], atol=ATOL, rtol=0)

@@ -73,7 +73,7 @@ def expand(
     row_lam: Mapping[int, np.ndarray] | None = None,
     dtype: type = np.float64,
     lower: Sequence[int] = (),
-    rescue: Callable[[np.ndarray, np.ndarray, bool, dict[int, np.ndarray], np.ndarray], np.ndarray] | None = None,
+    rescue: Callable[[np.ndarray, np.ndarray, bool, dict[int, np.ndarray], np.ndarray, Mapping[int, Lowered]], np.ndarray] | None = None,
 ) -> BatchPosterior:
     """Evidence on noisy leaves as a signed sum of products (Heckerman's Quickscore, generalised).
 
@@ -92,7 +92,8 @@ def expand(
     where the platform has it), and failing that, or with more than ``MAX_TERMS`` rows, through the
     pattern-splitting path, which keeps its findings inside the contraction. With ``rescue``, the cases (rows)
     past double precision's budget, forecast or found, and those with too many terms are first offered to
-    ``rescue(units, terms per unit, costly, marginals, log_evidence)``, which fills in those it can and returns
+    ``rescue(units, terms per unit, costly, marginals, log_evidence, lowered)``, which fills in those it can (and
+    the lowered cases it can: per leaf, views of the arrays :class:`Lowered` returns) and returns
     a mask of them (``costly``: the cases that would need contractions of their own, not extended precision).
 
     ``lower`` (leaves; cases without rows only) also gives each case with that leaf observed at its lowest
@@ -408,18 +409,20 @@ def expand(
         unstable = signed_sums(todo, dtype)
     unstable = np.concatenate([unstable, straight])
     many = np.flatnonzero(counts > MAX_TERMS)
+    # the lowered cases as views of the arrays above: another method may fill them in
+    views = {v: Lowered(lowered_log[v], {net.variables[t]: m for t, m in lowered_marg[v].items()}, lowered_ok[v]) for v in lower_coef}
     if rescue is not None:  # past double precision's budget, or too many terms: another method first
         costly = np.concatenate([beyond, many])  # else a contraction of their own
         left = np.zeros(units, dtype=bool)
-        left[costly[~rescue(costly, counts[costly], True, marg, log_z)]] = True
-        left[unstable[~rescue(unstable, counts[unstable], False, marg, log_z)]] = True
+        left[costly[~rescue(costly, counts[costly], True, marg, log_z, views)]] = True
+        left[unstable[~rescue(unstable, counts[unstable], False, marg, log_z, views)]] = True
         unstable, beyond, many = unstable[left[unstable]], beyond[left[beyond]], many[left[many]]
     extended = np.zeros(units, dtype=bool)
     if unstable.size and longer:
         extended[unstable] = True
         unstable = signed_sums(unstable, np.longdouble)
         if rescue is not None and unstable.size:  # past extended precision too
-            done = rescue(unstable, counts[unstable], True, marg, log_z)
+            done = rescue(unstable, counts[unstable], True, marg, log_z, views)
             extended[unstable[done]] = False
             unstable = unstable[~done]
     retry = np.concatenate([many, unstable, beyond])

@@ -33,6 +33,11 @@ Marginals come from a backward sweep (the transposed steps, from the end state "
 met with the forward tables: ``P(x, e) = sum alpha_i * beta_i`` over everything but ``x`` at the step where
 ``x`` enters. Both sweeps rescale their table per case to a largest entry of one and keep the logs.
 
+A slot whose range starts just above the lowest level, held in state 0 to the end, is the case with that
+finding at its lowest level instead (every cause and the leak produced the lowest level): its end state is
+that case's ``P(e)``, and one backward sweep from it gives its marginals, the rows counterfactual scores ask
+for (``lower``), with no sweep of their own.
+
 Findings at their lowest level, or observed in a range that starts there (one product each), fold into
 their parents' likelihoods as in Quickscore. A case whose findings are not of these forms (soft evidence
 that is not constant on a range of levels) is left to Quickscore.
@@ -52,7 +57,7 @@ from .network import BatchPosterior, CompiledNetwork, Lowered
 from .quickscore import expand, lowerable
 from .sweep_factors import LeafFactors
 from .sweep_plan import SweepPlan, sweep_plan
-from .sweep_run import sweep_passes
+from .sweep_run import LoweredSlots, sweep_passes
 
 if TYPE_CHECKING:
     from .engine import InferenceEngine
@@ -77,6 +82,9 @@ DIRECT_ENTRIES = 2**10
 #: always swept (where it fits ``SWEEP_ENTRIES``).
 RESCUE_UNITS = 16
 RESCUE_RATIO = 80.0
+#: A chunk of at least this many units gives its lowered cases itself (one backward sweep per slot held in
+#: state 0); a smaller one leaves them to the caller, who asks for them in one batch with the other cases' rows.
+HELD_UNITS = 16
 #: Largest running table of a sweep, in entries per case (its slots' states included); larger: Quickscore.
 SWEEP_ENTRIES = 2**14
 #: Entries of the forward tables kept for the marginals, per chunk of cases.
@@ -122,8 +130,9 @@ def positive_findings(
     of ``SWEEP_UNITS`` whose tables are at most ``DIRECT_ENTRIES`` a case. Cases with at least two are swept
     where Quickscore's signed terms would cancel past double precision's budget: in place of extended
     precision where the sweep costs less (``RESCUE_UNITS``, ``RESCUE_RATIO``), always in place of a
-    contraction of their own. The swept cases report no ``lowered`` values (``available`` False): ask the
-    engine for them.
+    contraction of their own. A swept case gives its ``lowered`` values where a finding's slot starts just
+    above the lowest level (held in state 0: one backward sweep per slot, in chunks of at least
+    ``HELD_UNITS``); elsewhere they are not ``available``: ask the engine for them.
     """
     net = engine.network
     units = n if row_case is None else row_case.size
@@ -162,17 +171,33 @@ def positive_findings(
 
     marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
     log_z = np.full(units, -np.inf)
+    names = [net.variables[t] for t in target_ids]
+    lowered = {  # per lowered leaf (cases without rows only, as in Quickscore)
+        v: Lowered(
+            np.full(units, -np.inf),
+            {name: np.full((units, net.cards[t]), np.nan) for t, name in zip(target_ids, names, strict=True)},
+            np.zeros(units, dtype=bool),
+        )
+        for v in (lower if row_case is None else ())
+        if lowerable(decs[v])  # type: ignore[arg-type]
+    }
     swept = np.zeros(units, dtype=bool)
     direct = np.flatnonzero(many() >= SWEEP_SLOTS) if units >= SWEEP_UNITS else np.zeros(0, dtype=np.int64)
     if direct.size >= SWEEP_UNITS:
         first = sweeper(direct)
         take = np.flatnonzero(first.slots >= SWEEP_SLOTS)
-        swept[first.units[take[first.run(take, first.units[take], marg, log_z, SWEEP_UNITS, DIRECT_ENTRIES)]]] = True
+        done = first.run(take, first.units[take], marg, log_z, SWEEP_UNITS, DIRECT_ENTRIES, lowered=lowered)
+        swept[first.units[take[done]]] = True
     rest = np.flatnonzero(~swept)
     whole = rest.size == units
 
     def rescue(
-        pending: np.ndarray, terms: np.ndarray, costly: bool, part_marg: dict[int, np.ndarray], part_log_z: np.ndarray
+        pending: np.ndarray,
+        terms: np.ndarray,
+        costly: bool,
+        part_marg: dict[int, np.ndarray],
+        part_log_z: np.ndarray,
+        part_lowered: Mapping[int, Lowered],
     ) -> np.ndarray:
         """Sweep the units ``pending`` (positions in Quickscore's batch, with ``terms`` signed terms each) that
         fit: all where they would need contractions of their own (``costly``), else where the sweep costs less
@@ -190,32 +215,24 @@ def positive_findings(
         where = np.searchsorted(unit[asked], second.units)
         smallest, terms_of = (1, None) if costly else (RESCUE_UNITS, terms[asked[where]])
         done[asked[where]] = second.run(
-            np.arange(second.units.size), pending[asked[where]], part_marg, part_log_z, smallest, terms=terms_of
+            np.arange(second.units.size), pending[asked[where]], part_marg, part_log_z, smallest, terms=terms_of, lowered=part_lowered
         )
         return done
 
     if whole:
         return expand(engine, lam, target_ids, tables, leaves, n, row_case, row_lam, dtype, lower, rescue=rescue)
-    lowered = {
-        net.variables[v]: Lowered(
-            np.full(units, -np.inf),
-            {net.variables[t]: np.full((units, len(net.states[t])), np.nan) for t in target_ids},
-            np.zeros(units, dtype=bool),
-        )
-        for v in lower
-        if lowerable(decs[v])  # type: ignore[arg-type]
-    }
     extended = np.zeros(units, dtype=bool)
     own = np.zeros(units, dtype=bool)
     if rest.size:
         if row_case is None:
             sub = {v: a[rest] for v, a in lam.items()}
             part = expand(engine, sub, target_ids, tables, leaves, rest.size, dtype=dtype, lower=lower, rescue=rescue)
-            for name, low in part.lowered.items():
-                lowered[name].log_evidence[rest] = low.log_evidence
-                lowered[name].available[rest] = low.available
-                for target, values in low.marginals.items():
-                    lowered[name].marginals[target][rest] = values
+            for v, low in lowered.items():
+                got = part.lowered[net.variables[v]]
+                low.log_evidence[rest] = got.log_evidence
+                low.available[rest] = got.available
+                for target, values in got.marginals.items():
+                    low.marginals[target][rest] = values
         else:
             part = expand(
                 engine, lam, target_ids, tables, leaves, n, row_case[rest], {v: a[rest] for v, a in row_lam.items()}, dtype, rescue=rescue
@@ -228,7 +245,8 @@ def positive_findings(
         if part.own_contraction is not None:
             own[rest] = part.own_contraction
     route = "sweep" if not rest.size else "quickscore"
-    return finish(net, marg, log_z, None, route=route, extended=extended, own_contraction=own, lowered=lowered)
+    by_name = {net.variables[v]: low for v, low in lowered.items()}
+    return finish(net, marg, log_z, None, route=route, extended=extended, own_contraction=own, lowered=by_name)
 
 
 def _kind(net: CompiledNetwork, v: int, lam_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -312,17 +330,20 @@ class _Sweeper:
         smallest: int = 1,
         largest: int = SWEEP_ENTRIES,
         terms: np.ndarray | None = None,
+        lowered: Mapping[int, Lowered] | None = None,
     ) -> np.ndarray:
         """Sweep the units ``self.units[idx]`` into positions ``out`` of ``marg`` and ``log_z``, grouped by their
         number of slots and the core variables they observe in one state. Returns a mask over ``idx`` of the
         units done (not: a group of fewer than ``smallest`` units, a running table larger than ``largest``
         entries per unit, a unit whose sweep costs more than its ``terms`` would in extended precision (see
-        ``RESCUE_RATIO``), or an underflow)."""
+        ``RESCUE_RATIO``), or an underflow). ``lowered`` (per leaf, in the positions ``out``) gets the units with
+        that leaf at its lowest level instead where a slot gives them (see :class:`LoweredSlots`)."""
         net = self._net
         done = np.zeros(idx.size, dtype=bool)
         if not idx.size:
             return done
         targets = set(self._targets)
+        wanted = None if not lowered else np.array([v in lowered for v in self._leaves])
         one_hot = self._one_hot
         key = np.stack([self.slots[idx], *[one_hot[v][idx] for v in one_hot]], axis=1)
         groups, group_of = np.unique(key, axis=0, return_inverse=True)
@@ -347,13 +368,41 @@ class _Sweeper:
                 mine = idx[part]
                 lam_part = {v: self._lam[v][mine] for v in self._observed}
                 kinds = [_at(kind, mine) for kind in self._kinds]
-                bad = sweep_passes(
-                    net, self._factors, self._tables, plan, hard, lam_part, kinds, self._leaves, k, self._targets, out[part], marg, log_z
+                bad, low = sweep_passes(
+                    net,
+                    self._factors,
+                    self._tables,
+                    plan,
+                    hard,
+                    lam_part,
+                    kinds,
+                    self._leaves,
+                    k,
+                    self._targets,
+                    out[part],
+                    marg,
+                    log_z,
+                    wanted if part.size >= HELD_UNITS else None,
                 )
+                if low is not None:
+                    self._lowered(low, out[part], lowered)  # type: ignore[arg-type]
                 if bad.any():  # underflow: the findings inside a contraction of the case's own (signed terms fare worse)
                     self._contracted(mine[bad], out[part][bad], marg, log_z)
                 done[part] = True
         return done
+
+    def _lowered(self, low: LoweredSlots, out: np.ndarray, lowered: Mapping[int, Lowered]) -> None:
+        """The lowered slots ``low`` of the units at positions ``out``, into ``lowered`` per leaf."""
+        names = [self._net.variables[t] for t in self._targets]
+        for j in range(low.available.shape[1]):
+            done = np.flatnonzero(low.available[:, j])
+            for li in np.unique(low.leaf[done, j]):
+                at = done[low.leaf[done, j] == li]
+                into = lowered[self._leaves[li]]
+                into.log_evidence[out[at]] = low.log_evidence[at, j]
+                into.available[out[at]] = True
+                for t, name in zip(self._targets, names, strict=True):
+                    into.marginals[name][out[at]] = low.marginals[t][at, j]
 
     def _contracted(self, idx: np.ndarray, out: np.ndarray, marg: dict[int, np.ndarray], log_z: np.ndarray) -> None:
         """The units ``self.units[idx]`` with their findings inside the contraction, into positions ``out``."""

@@ -11,6 +11,7 @@ else, is the target's joint with the evidence. Both rescale per case to a larges
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,12 +20,21 @@ from .network import CompiledNetwork
 from .sweep_factors import LeafFactors
 from .sweep_plan import SweepPlan
 
-__all__ = ["sweep_passes"]
+__all__ = ["LoweredSlots", "sweep_passes"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY"
 #: A case whose ``P(e)`` or a target's joint with the evidence falls below this, relative to the largest entry
 #: of its table, may have lost digits to underflow: it is computed again with its findings inside a contraction.
 UNDERFLOW = 1e-250
+
+
+class LoweredSlots(NamedTuple):
+    """Per unit and slot, the unit with that slot's finding at its lowest level instead (the rest unchanged)."""
+
+    log_evidence: np.ndarray  # (units, slots)
+    marginals: dict[int, np.ndarray]  # target -> (units, slots, states)
+    available: np.ndarray  # (units, slots): asked for, the range starts just above the lowest level, no underflow
+    leaf: np.ndarray  # (units, slots): the slot's leaf, a position in the leaves
 
 
 def sweep_passes(
@@ -41,9 +51,11 @@ def sweep_passes(
     units: np.ndarray,
     marg: dict[int, np.ndarray],
     log_z: np.ndarray,
-) -> np.ndarray:
+    lower: np.ndarray | None = None,
+) -> tuple[np.ndarray, LoweredSlots | None]:
     """One forward and one backward sweep for ``units`` (each with ``k`` slots); returns the units that fail
-    (``P(e)`` or a marginal's sum may have lost digits to underflow, or ``P(e)`` is zero)."""
+    (``P(e)`` or a marginal's sum may have lost digits to underflow, or ``P(e)`` is zero) and, where ``lower``
+    (a flag per leaf) asks for them, the lowered slots (:func:`_lowered`)."""
     m = units.size
     cols = np.arange(m)
     lam = {v: a.copy() for v, a in lam.items()}  # (units, states); folded terms multiply in
@@ -58,6 +70,8 @@ def sweep_passes(
     slot_row = rows[leaf_at].reshape(m, k)
     below = lo[leaf_at, unit_at].reshape(m, k) - 1
     above = hi[leaf_at, unit_at].reshape(m, k)
+    slot_leaf = leaf_at.reshape(m, k)
+    slot_value = value[leaf_at, unit_at].reshape(m, k)
     start0 = factors.leak[slot_row, below]
     start1 = factors.leak[slot_row, above] - start0
     coef: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}  # (variable, slot): stay 0, 0 to 1, stay 1
@@ -139,10 +153,55 @@ def sweep_passes(
     # every slot in state 1 far below the largest end state (or at zero): its digits may have gone to underflow
     # (findings that all but rule each other out), or the evidence is impossible: for a contraction to settle
     bad = end < UNDERFLOW
-    if not targets:
-        return bad
+    wanted = np.zeros((m, k), dtype=bool) if lower is None else lower[slot_leaf] & (below == 0)
     beta = np.zeros((2,) * k + (m,))
     beta[(1,) * k] = 1.0
+    for x, joint in (_backward(net, plan, kept_alpha, coef, lam, gathered, k, m, beta) if targets else {}).items():
+        total = joint.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bad |= ~(total > UNDERFLOW) & np.isfinite(log_z[units])
+            marg[x][units] = (joint / total).T
+    if not wanted.any():
+        return bad, None
+    # a slot whose range starts just above the lowest level, held in state 0 to the end: the case with that
+    # finding at its lowest level instead (its likelihood there one, not the slot's value)
+    low_log = np.full((m, k), -np.inf)
+    low_marg = {x: np.full((m, k, net.cards[x]), np.nan) for x in target_ids}
+    ok = wanted.copy()  # (a unit whose own end state underflowed may still have its held ones)
+    for j in np.flatnonzero(ok.any(axis=0)):
+        held = (1,) * j + (0,) + (1,) * (k - j - 1)
+        with np.errstate(divide="ignore"):
+            low_log[:, j] = log_scale + np.log(alpha[held]) - np.log(slot_value[:, j])
+        ok[:, j] &= alpha[held] >= UNDERFLOW
+        if not kept_alpha or not ok[:, j].any():
+            continue
+        beta = np.zeros((2,) * j + (1,) + (2,) * (k - j - 1) + (m,))
+        beta[held] = 1.0
+        sliced = {i: (x, a[(slice(None),) * (a.ndim - 1 - k + j) + (slice(0, 1),)]) for i, (x, a) in kept_alpha.items()}
+        for x, joint in _backward(net, plan, sliced, coef, lam, gathered, k, m, beta).items():
+            total = joint.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ok[:, j] &= total > UNDERFLOW
+                low_marg[x][:, j] = (joint / total).T
+    return bad, LoweredSlots(low_log, low_marg, ok, slot_leaf)
+
+
+def _backward(
+    net: CompiledNetwork,
+    plan: SweepPlan,
+    kept_alpha: Mapping[int, tuple[int, np.ndarray]],
+    coef: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    lam: Mapping[int, np.ndarray],
+    gathered: Mapping[int, tuple[tuple[int, ...], np.ndarray, bool]],
+    k: int,
+    m: int,
+    beta: np.ndarray,
+) -> dict[int, np.ndarray]:
+    """The backward sweep from the end table ``beta``: each target's joint with the evidence, ``(states, units)``
+    up to a scale per unit, met with the forward table kept where it enters (``kept_alpha``). A slot axis of
+    one state in ``beta`` (and in the kept tables) is a slot held in state 0."""
+    bits = _LETTERS[-k:] if k else ""
+    joints = {}
     for i in range(len(plan.steps) - 1, -1, -1):
         step = plan.steps[i]
         x = step.variable
@@ -150,11 +209,7 @@ def sweep_passes(
         kept_text = "".join(letter[v] for v in step.kept) + bits + "Z"
         if i in kept_alpha:
             _, a = kept_alpha[i]
-            joint = einsum("".join(letter[v] for v in step.scope) + bits + "Z," + kept_text + "->" + letter[x] + "Z", a, beta)
-            total = joint.sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                bad |= ~(total > UNDERFLOW) & np.isfinite(log_z[units])
-                marg[x][units] = (joint / total).T
+            joints[x] = einsum("".join(letter[v] for v in step.scope) + bits + "Z," + kept_text + "->" + letter[x] + "Z", a, beta)
         if i == 0:
             break
         # beta with x's axis (where x left at this step), then the transposed transitions, then the tables
@@ -170,7 +225,7 @@ def sweep_passes(
         operands.insert(0, full)
         beta = einsum(",".join(specs) + "->" + "".join(letter[v] for v in step.scope[:-1]) + bits + "Z", *operands)
         beta, _ = _rescaled(beta, np.zeros(m), m)
-    return bad
+    return joints
 
 
 def _entering(
@@ -214,6 +269,9 @@ def _transitions(
         stay0, rise = c[0].reshape(shape), c[1].reshape(shape)
         stay1 = None if c[2] is None else c[2].reshape(shape)
         zero = (slice(None),) * (n_scope + s) + (0,)
+        if table.shape[n_scope + s] == 1:  # a slot held in state 0 (backward only): it stays there
+            table[zero] *= stay0
+            continue
         one = (slice(None),) * (n_scope + s) + (1,)
         t0, t1 = table[zero], table[one]
         if forward:
