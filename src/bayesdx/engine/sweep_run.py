@@ -28,6 +28,15 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY"
 UNDERFLOW = 1e-250
 
 
+class Transition(NamedTuple):
+    """The chain of one slot as a parent's state enters: per state of the parent and unit, ``(states, units)``."""
+
+    stay0: np.ndarray  # below the range: stays below, C(lo - 1, x)
+    rise: np.ndarray  # below the range: moves into it, C(hi, x) - C(lo - 1, x)
+    stay1: np.ndarray | None  # in the range: stays in it, C(hi, x) (None: one everywhere)
+    moving: tuple[int, ...]  # the parent's states that are not the identity for some unit
+
+
 class LoweredSlots(NamedTuple):
     """Per unit and slot, the unit with that slot's finding at its lowest level instead (the rest unchanged)."""
 
@@ -74,7 +83,7 @@ def sweep_passes(
     slot_value = value[leaf_at, unit_at].reshape(m, k)
     start0 = factors.leak[slot_row, below]
     start1 = factors.leak[slot_row, above] - start0
-    coef: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}  # (variable, slot): stay 0, 0 to 1, stay 1
+    coef: dict[tuple[int, int], Transition] = {}  # (variable, slot)
     for p in sorted({p for v in leaves for p in net.parents[v]}):
         cdf = factors.cdf(p)
         children = np.flatnonzero(factors.is_parent(p)[rows])
@@ -103,11 +112,15 @@ def sweep_passes(
             continue
         for s in np.flatnonzero(par.any(axis=0)):
             stay1 = high[:, s]
-            coef[p, int(s)] = (
-                np.ascontiguousarray(low[:, s].T),
-                np.ascontiguousarray((stay1 - low[:, s]).T),
-                None if (stay1 == 1.0).all() else np.ascontiguousarray(stay1.T),
-            )
+            # the states of p that move some unit's chain (an absent cause produces the lowest level: it does not)
+            moving = tuple(np.flatnonzero(((low[:, s] != 1.0) | (stay1 != 1.0)).any(axis=0)).tolist())
+            if moving:
+                coef[p, int(s)] = Transition(
+                    np.ascontiguousarray(low[:, s].T),
+                    np.ascontiguousarray((stay1 - low[:, s]).T),
+                    None if (stay1 == 1.0).all() else np.ascontiguousarray(stay1.T),
+                    moving,
+                )
     start = np.stack([start0.T, start1.T], axis=1)  # (slots, 2, units)
     with np.errstate(divide="ignore"):
         for v in hard:
@@ -190,7 +203,7 @@ def _backward(
     net: CompiledNetwork,
     plan: SweepPlan,
     kept_alpha: Mapping[int, tuple[int, np.ndarray]],
-    coef: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    coef: Mapping[tuple[int, int], Transition],
     lam: Mapping[int, np.ndarray],
     gathered: Mapping[int, tuple[tuple[int, ...], np.ndarray, bool]],
     k: int,
@@ -249,7 +262,7 @@ def _entering(
 
 def _transitions(
     table: np.ndarray,
-    coef: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    coef: Mapping[tuple[int, int], Transition],
     x: int,
     axis: int,
     n_scope: int,
@@ -259,32 +272,33 @@ def _transitions(
     forward: bool,
 ) -> None:
     """Apply (or, backward, transpose) the slot transitions of variable ``x`` in place; ``x`` is axis ``axis``
-    of the ``n_scope`` scope axes, the ``k`` slot axes follow."""
+    of the ``n_scope`` scope axes, the ``k`` slot axes follow. Only the states of ``x`` that move a chain
+    are touched (the others are the identity)."""
+    before: tuple[slice | int, ...] = (slice(None),) * axis
     for s in range(k):
         c = coef.get((x, s))
         if c is None:
             continue
-        shape = [1] * (n_scope + k - 1) + [m]
-        shape[axis] = c[0].shape[0]
-        stay0, rise = c[0].reshape(shape), c[1].reshape(shape)
-        stay1 = None if c[2] is None else c[2].reshape(shape)
-        zero = (slice(None),) * (n_scope + s) + (0,)
-        if table.shape[n_scope + s] == 1:  # a slot held in state 0 (backward only): it stays there
-            table[zero] *= stay0
-            continue
-        one = (slice(None),) * (n_scope + s) + (1,)
-        t0, t1 = table[zero], table[one]
-        if forward:
-            moved = rise * t0
-            if stay1 is not None:
-                t1 *= stay1
-            t1 += moved
-            t0 *= stay0
-        else:
-            t0 *= stay0
-            t0 += rise * t1
-            if stay1 is not None:
-                t1 *= stay1
+        for state in c.moving:
+            sub = table[before + (state,)]  # a view without x's axis: slot s is axis n_scope - 1 + s
+            stay0, rise = c.stay0[state], c.rise[state]  # (units,): the last axis
+            zero = (slice(None),) * (n_scope - 1 + s) + (0,)
+            if sub.shape[n_scope - 1 + s] == 1:  # a slot held in state 0 (backward only): it stays there
+                sub[zero] *= stay0
+                continue
+            one = (slice(None),) * (n_scope - 1 + s) + (1,)
+            t0, t1 = sub[zero], sub[one]
+            if forward:
+                moved = rise * t0
+                if c.stay1 is not None:
+                    t1 *= c.stay1[state]
+                t1 += moved
+                t0 *= stay0
+            else:
+                t0 *= stay0
+                t0 += rise * t1
+                if c.stay1 is not None:
+                    t1 *= c.stay1[state]
 
 
 def _rescaled(table: np.ndarray, log_scale: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
