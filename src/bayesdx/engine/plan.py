@@ -141,43 +141,55 @@ def _tape(
     """
     indices = list(operands)
     text = list(texts)  # each node's indices as a string, for lettering (see _einsum)
-    has_lambda = [k >= first_lambda for k in range(len(operands))]
-    slot_nodes = list(range(len(operands)))
+    n = len(operands)
+    has_lambda = [False] * first_lambda + [True] * (n - first_lambda)
+    # per node, whether it is batched with a likelihood below it (the backward pass visits it)
+    wanted = [False] * first_lambda + [bool(op) and op[-1] == _BATCH for op in operands[first_lambda:]]
+    slot_nodes = list(range(n))
     forward = []
-    step_inputs = []
     for contracted, out in steps:
-        ins = tuple([slot_nodes[k] for k in contracted])
-        has_lambda.append(True in [has_lambda[i] for i in ins])
-        for k in sorted(contracted, reverse=True):
-            del slot_nodes[k]
-        out_text = _text(out)
-        forward.append((ins, _einsum(tuple([text[i] for i in ins]), out_text), bool(out) and out[-1] == _BATCH))
-        step_inputs.append(ins)
+        if len(contracted) == 2:
+            p, q = contracted
+            ins: tuple[int, ...] = (slot_nodes[p], slot_nodes[q])
+            del slot_nodes[max(p, q)], slot_nodes[min(p, q)]
+            below = has_lambda[ins[0]] or has_lambda[ins[1]]
+            spec = _einsum((text[ins[0]], text[ins[1]]), out_text := _text(out))
+        else:
+            ins = tuple([slot_nodes[k] for k in contracted])
+            for k in sorted(contracted, reverse=True):
+                del slot_nodes[k]
+            below = True in [has_lambda[i] for i in ins]
+            spec = _einsum(tuple([text[i] for i in ins]), out_text := _text(out))
+        batched = bool(out) and out[-1] == _BATCH
+        forward.append((ins, spec, batched))
+        has_lambda.append(below)
+        wanted.append(below and batched)
         indices.append(out)
         text.append(out_text)
         slot_nodes.append(len(indices) - 1)
+
+    def plan(node: int, child: int, other: int) -> tuple[int, int, str, tuple[bool, ...] | None]:
+        """How ``child``'s gradient comes from ``node``'s and the ``other`` input (-1: none)."""
+        target = indices[child]
+        available = {*indices[node], *indices[other]} if other >= 0 else set(indices[node])
+        kept = tuple([i for i in target if i in available])
+        if len(kept) == len(target):
+            return child, other, _einsum((text[node], text[other]) if other >= 0 else (text[node],), text[child]), None
+        spec = _einsum((text[node], text[other]) if other >= 0 else (text[node],), _text(kept))
+        return child, other, spec, tuple([i in available for i in target])
+
     backward = []
-    n_inputs = len(operands)
     for step in range(len(steps) - 1, -1, -1):
-        node = n_inputs + step
-        result = indices[node]
-        if not (result and result[-1] == _BATCH):
+        ins, _, batched = forward[step]
+        if not batched:
             continue
-        ins = step_inputs[step]
-        plans = []
-        for pos, child in enumerate(ins):
-            target = indices[child]
-            if not target or target[-1] != _BATCH or not has_lambda[child]:
-                continue  # no lambda below this table
-            other = ins[1 - pos] if len(ins) == 2 else -1
-            io = indices[other] if other >= 0 else ()
-            available = {*result, *io}
-            kept = tuple([i for i in target if i in available])
-            kept_text = text[child] if len(kept) == len(target) else _text(kept)
-            spec = _einsum((text[node], text[other]) if other >= 0 else (text[node],), kept_text)
-            mask = None if len(kept) == len(target) else tuple([i in available for i in target])
-            plans.append((child, other, spec, mask))
-        backward.append((step, node, tuple(plans)))
+        node = n + step
+        if len(ins) == 2:
+            a, b = ins
+            plans = ((plan(node, a, b),) if wanted[a] else ()) + ((plan(node, b, a),) if wanted[b] else ())
+        else:
+            plans = tuple([plan(node, child, -1) for child in ins if wanted[child]])
+        backward.append((step, node, plans))
     return tuple(forward), tuple(backward)
 
 
@@ -204,41 +216,48 @@ def compile_program(
     lambda_vars = tuple(sorted(carried - hard))
     cards = dict(enumerate(net.cards))
     cards[_BATCH] = _NOMINAL_BATCH
-    operands: list[tuple[int, ...]] = []
-    sources: list[Operand] = []
-    for v in keep:
-        dec = net.decompositions[v] if v in decomposed and net.decompositions else None
-        if dec is None:
-            operands.append((v, *net.parents[v]))
-            sources.append(Operand(v, OperandKind.TABLE))
-            continue
-        if v in lowest:  # observed at the lowest level in every case: L(0) * prod_i G_i[0, pa_i], no sum
-            operands.append((v,))
-            sources.append(Operand(v, OperandKind.LOWEST_WEIGHT))
+    if not decomposed:  # full CPD tables only
+        operands: list[tuple[int, ...]] = [(v, *net.parents[v]) for v in keep]
+        sources: list[Operand] = list(map(_table_source, keep))
+    else:
+        operands, sources = [], []
+        for v in keep:
+            dec = net.decompositions[v] if v in decomposed and net.decompositions else None
+            if dec is None:
+                operands.append((v, *net.parents[v]))
+                sources.append(_table_source(v))
+                continue
+            if v in lowest:  # observed at the lowest level in every case: L(0) * prod_i G_i[0, pa_i], no sum
+                operands.append((v,))
+                sources.append(Operand(v, OperandKind.LOWEST_WEIGHT))
+                for k, p in enumerate(net.parents[v]):
+                    operands.append((p,))
+                    sources.append(Operand(v, OperandKind.LOWEST_FACTOR, k))
+                continue
+            level = n_vars + v  # the hidden level index of this CPD
+            # non-negative terms where they are few (nothing to cancel), else the signed levels
+            limit = POSITIVE_PARENTS if positive_parents is None else positive_parents
+            positive = len(net.parents[v]) <= limit and dec.nonnegative
+            cards[level] = dec.positive[0].shape[0] if positive else dec.weights.shape[0]
+            operands.append((level, v))
+            sources.append(Operand(v, OperandKind.POSITIVE_WEIGHTS if positive else OperandKind.WEIGHTS))
             for k, p in enumerate(net.parents[v]):
-                operands.append((p,))
-                sources.append(Operand(v, OperandKind.LOWEST_FACTOR, k))
-            continue
-        level = n_vars + v  # the hidden level index of this CPD
-        # non-negative terms where they are few (nothing to cancel), else the signed levels
-        limit = POSITIVE_PARENTS if positive_parents is None else positive_parents
-        positive = len(net.parents[v]) <= limit and dec.nonnegative
-        cards[level] = dec.positive[0].shape[0] if positive else dec.weights.shape[0]
-        operands.append((level, v))
-        sources.append(Operand(v, OperandKind.POSITIVE_WEIGHTS if positive else OperandKind.WEIGHTS))
-        for k, p in enumerate(net.parents[v]):
-            operands.append((level, p))
-            sources.append(Operand(v, OperandKind.POSITIVE_FACTOR if positive else OperandKind.FACTOR, k))
+                operands.append((level, p))
+                sources.append(Operand(v, OperandKind.POSITIVE_FACTOR if positive else OperandKind.FACTOR, k))
     # a variable observed in every case (one state, a single nonzero likelihood) is not summed over: each
     # operand holding it is taken at the case's state, a per-case operand without that index
-    for k, (op, source) in enumerate(zip(operands, sources, strict=True)):
-        axes = tuple((pos, i) for pos, i in enumerate(op) if i in hard)
-        if axes:
-            operands[k] = (*[i for i in op if i not in hard], _BATCH)
-            sources[k] = source._replace(hard_axes=axes)
+    gathered = 0  # entries per case of those operands
+    for k, op in enumerate(operands):
+        if not hard.isdisjoint(op):
+            kept = [i for i in op if i not in hard]
+            gathered += math.prod(map(cards.__getitem__, kept))
+            operands[k] = (*kept, _BATCH)
+            v, kind, parent, _ = sources[k]
+            sources[k] = Operand(v, kind, parent, tuple([(pos, i) for pos, i in enumerate(op) if i in hard]))
     operands += [(v, _BATCH) for v in lambda_vars]
     texts = [_text(op) for op in operands]
-    symbols = {_FIRST + i: opt_einsum.get_symbol(k) for k, i in enumerate(sorted({i for op in operands for i in op}))}
+    ids = sorted(set().union(*operands))
+    symbols = dict(zip([_FIRST + i for i in ids], _symbols(len(ids)), strict=False))
     equation = (",".join(texts) + "->" + _text((_BATCH,))).translate(symbols)
     if len(operands) == 1:
         steps = _replay([(0,)], operands)
@@ -248,15 +267,18 @@ def compile_program(
         shapes = [tuple(cards[i] for i in op) for op in operands]
         path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimize)
         steps = _replay(path, operands)
-    card = {**cards, _BATCH: 1}  # entries per case
-    sizes = [math.prod(map(card.__getitem__, out)) for _, out in steps]
-    largest = max([1, *sizes])
-    entries = sum([size for size, (_, out) in zip(sizes, steps, strict=True) if out and out[-1] == _BATCH])
+    card = cards if cards[_BATCH] == 1 else {**cards, _BATCH: 1}  # entries per case
+    largest = 1
+    entries = 0
+    for _, out in steps:
+        size = math.prod(map(card.__getitem__, out))
+        largest = max(largest, size)
+        if out and out[-1] == _BATCH:
+            entries += size
     if largest > max_entries:
         names = ", ".join(net.variables[i] for i in sorted(carried))[:200]
         raise ModelTooLargeError(largest, max_entries, f"(variables carrying evidence: {names}) ")
     forward, backward = _tape(operands, texts, steps, len(sources))
-    gathered = sum(math.prod(map(card.__getitem__, op)) for op, src in zip(operands, sources, strict=False) if src.hard_axes)
     return Program(
         operands=tuple(operands),
         sources=tuple(sources),
@@ -280,85 +302,104 @@ def _elimination_steps(operands: Sequence[tuple[int, ...]], cards: Mapping[int, 
     operand holds it. Positions follow opt_einsum's convention (the inputs leave the list, the output is
     appended); the steps are those :func:`_replay` makes of this path.
 
-    The merged size of an index only changes when a table holding it is contracted, so the costs live in a
-    heap and only those of the indices of contracted tables are recomputed before the next pick. Tables
-    keep increasing ids, so a table's position is its rank among the live ids.
+    Each index keeps its tables, its merged scope (the union of their indices) and that scope's size.
+    Eliminating an index replaces its tables by one, which drops the indices no other table holds: every
+    index of the new table trades the old tables for it, and its scope loses the dropped indices and gains
+    the new table's; nothing else changes. The costs live in a heap (stale entries stay until they surface).
+    Tables keep increasing ids, so a table's position is its rank among the live ids.
     """
-    card = {i: 1 if i == _BATCH else c for i, c in cards.items()}
-    ops: dict[int, tuple[int, ...]] = dict(enumerate(operands))  # table id -> its indices
-    sizes = {k: math.prod(map(card.__getitem__, op)) for k, op in ops.items()}  # table id -> entries per case
-    alive = list(range(len(operands)))  # table ids in opt_einsum's list order, which is increasing id order
-    holders: dict[int, set[int]] = {}
-    for k, op in ops.items():
+    card = cards if cards.get(_BATCH, 1) == 1 else {**cards, _BATCH: 1}
+    size_of = card.__getitem__
+    ops: dict[int, tuple[int, ...]] = dict(enumerate(operands))  # live table id -> its indices
+    sizes = {k: math.prod(map(size_of, op)) for k, op in ops.items()}  # table id -> entries per case
+    alive = list(ops)  # live table ids in opt_einsum's list order, which is increasing id order
+    holders: dict[int, list[tuple[int, ...]]] = {}  # index -> its tables
+    for op in operands:
         for i in op:
-            holders.setdefault(i, set()).add(k)
-    next_id = len(operands)
-    steps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    cost: dict[int, tuple[int, int]] = {}  # index -> (merged size, number of merged indices), when current
-    heap: list[tuple[int, int, int]] = []  # (merged size, number of merged indices, index); stale entries stay
-    dirty = set(holders)  # indices whose cost must be recomputed before the next pick
-
-    def contract(ids: list[int]) -> None:
-        nonlocal next_id
-        ids.sort()  # in list order, as _replay takes them
-        positions = tuple([bisect.bisect_left(alive, k) for k in ids])
-        for p in positions[::-1]:
-            del alive[p]
-        held: tuple[int, ...] = ()  # the inputs' indices, in order
-        for k in ids:
-            op = ops.pop(k)
-            del sizes[k]
-            held += op
-            for i in op:
-                holders[i].discard(k)
-        seen = dict.fromkeys(held)
-        dirty.update(seen)  # the merged size of every index these tables held may have changed
-        out = tuple([i for i in seen if i != _BATCH and holders[i]])
-        if _BATCH in seen:  # the batch axis always last
-            out = (*out, _BATCH)
-        steps.append((positions, out))
-        ops[next_id] = out
-        sizes[next_id] = math.prod(map(card.__getitem__, out))
-        alive.append(next_id)
-        for i in out:
-            holders[i].add(next_id)
-        next_id += 1
-
-    while True:
-        for v in dirty:
-            h = holders[v]
-            if v == _BATCH or not h:
-                continue
-            if len(h) == 1:
-                (k,) = h
-                c = (sizes[k], len(ops[k]))
+            if i in holders:
+                holders[i].append(op)
             else:
-                union = set().union(*[ops[k] for k in h])
-                c = (math.prod(map(card.__getitem__, union)), len(union))
-            if cost.get(v) != c:
-                cost[v] = c
-                heapq.heappush(heap, (*c, v))
-        dirty.clear()
-        while heap and (not holders[heap[0][2]] or cost[heap[0][2]] != heap[0][:2]):
+                holders[i] = [op]
+    holders.pop(_BATCH, None)
+    count = {i: len(h) for i, h in holders.items()}  # index -> how many live tables hold it, while it lives
+    count[_BATCH] = 0  # the batch axis, never summed out, is put last by hand
+    scope = {i: set().union(*h) for i, h in holders.items()}  # live index -> the indices of its tables, merged
+    cost = {i: (math.prod(map(size_of, s)), len(s)) for i, s in scope.items()}  # index -> (merged size, merged indices)
+    heap = [(*c, i) for i, c in cost.items()]  # (merged size, number of merged indices, index); stale entries stay
+    heapq.heapify(heap)
+    steps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    while True:
+        while heap and (heap[0][2] not in scope or cost[heap[0][2]] != heap[0][:2]):
             heapq.heappop(heap)  # eliminated, or its cost has changed since
+        if heap:
+            best = heap[0][2]
+            h = [k for k, op in ops.items() if best in op]
+        elif len(alive) > 1:  # no index left: the tables hold the batch axis at most, join them
+            h = alive
+        else:
+            return steps
+        if len(h) == 1:  # the index lives in one table only: sum it out there
+            (a,) = h
+            position = bisect.bisect_left(alive, a)
+            del alive[position]
+            held = ops.pop(a)
+            out = tuple([i for i in held if count[i] > 1])  # held by another table too
+            if _BATCH in held:
+                out += (_BATCH,)  # the batch axis always last
+            steps.append(((position,), out))
+        else:  # contract them pairwise, the two smallest (ties: older) each time
+            queue = sorted([(sizes[k], k) for k in h])
+            while True:  # the last pair's table no longer holds the index
+                a = heapq.heappop(queue)[1]
+                b = heapq.heappop(queue)[1]
+                if a > b:
+                    a, b = b, a
+                pb = bisect.bisect_left(alive, b)
+                del alive[pb]
+                pa = bisect.bisect_left(alive, a)
+                del alive[pa]
+                first, second = ops.pop(a), ops.pop(b)
+                for i in set(first).intersection(second):
+                    count[i] -= 1  # two tables leave, one comes
+                held = first + second
+                out = tuple([i for i in dict.fromkeys(held) if count[i] > 1])  # held by another table too
+                if _BATCH in held:
+                    out += (_BATCH,)  # the batch axis always last
+                steps.append(((pa, pb), out))
+                if not queue:
+                    break
+                table = len(operands) + len(steps) - 1
+                ops[table] = out
+                sizes[table] = size = math.prod(map(size_of, out))
+                alive.append(table)
+                heapq.heappush(queue, (size, table))
+        table = len(operands) + len(steps) - 1
+        ops[table] = out
+        alive.append(table)
         if not heap:
-            break
-        best = heap[0][2]
-        if len(holders[best]) > 1:  # contract its tables pairwise, the two smallest (ties: older) each time
-            queue = [(sizes[k], k) for k in holders[best]]
-            heapq.heapify(queue)
-            while queue:  # the last pair's table no longer holds the index
-                contract([heapq.heappop(queue)[1], heapq.heappop(queue)[1]])
-                if queue:  # the new table holds the index, beside the queue's tables
-                    heapq.heappush(queue, (sizes[next_id - 1], next_id - 1))
-        if holders[best]:
-            contract(list(holders[best]))  # the index lives in one table only: sum it out there
-    rest = [(sizes[k], k) for k in alive]  # the tables left hold the batch axis at most: join them, smallest first
-    heapq.heapify(rest)
-    while len(rest) > 1:
-        contract([heapq.heappop(rest)[1], heapq.heappop(rest)[1]])
-        heapq.heappush(rest, (sizes[next_id - 1], next_id - 1))
-    return steps
+            return steps
+        sizes[table] = math.prod(map(size_of, out))
+        merged = set(out)
+        dropped = scope.pop(best) - merged  # held by the eliminated tables only
+        for i in dropped:
+            if i != best:
+                del scope[i]
+        for i in out:
+            if i == _BATCH:
+                continue
+            s = scope[i]
+            gone = s & dropped  # never empty: it holds ``best``
+            s -= gone
+            divisor = math.prod(map(size_of, gone))
+            size = cost[i][0] // divisor if divisor else math.prod(map(size_of, s))  # (0: a variable without states)
+            gained = merged - s
+            if gained:
+                s |= gained
+                size *= math.prod(map(size_of, gained))
+            c = (size, len(s))
+            if cost[i] != c:
+                cost[i] = c
+                heapq.heappush(heap, (*c, i))
 
 
 def _replay(path: Sequence[tuple[int, ...]], operands: Sequence[tuple[int, ...]]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -416,6 +457,22 @@ def _letter(k: int) -> str:
 
 _LETTERS = tuple(_letter(k) for k in range(52))
 _FIRST = 0x100  # index i is the character chr(_FIRST + i) of a node's text (the batch axis 0xFF)
+
+
+@functools.cache
+def _table_source(v: int) -> Operand:
+    """The source of variable ``v``'s full CPD table (shared: programs hold many)."""
+    return Operand(v, OperandKind.TABLE)
+
+
+_SYMBOLS: list[str] = []  # opt_einsum's index symbols, in order, as many as asked so far
+
+
+def _symbols(n: int) -> list[str]:
+    """opt_einsum's first ``n`` index symbols (or more)."""
+    if len(_SYMBOLS) < n:
+        _SYMBOLS.extend(map(opt_einsum.get_symbol, range(len(_SYMBOLS), n)))
+    return _SYMBOLS
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -280,7 +280,7 @@ def _transitions(
         if c is None:
             continue
         for state in c.moving:
-            sub = table[before + (state,)]  # a view without x's axis: slot s is axis n_scope - 1 + s
+            sub = table[(*before, state)]  # a view without x's axis: slot s is axis n_scope - 1 + s
             stay0, rise = c.stay0[state], c.rise[state]  # (units,): the last axis
             zero = (slice(None),) * (n_scope - 1 + s) + (0,)
             if sub.shape[n_scope - 1 + s] == 1:  # a slot held in state 0 (backward only): it stays there
