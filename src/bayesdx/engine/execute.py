@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .kernels import einsum
+from .kernels import einsum, pairwise
 from .network import BatchPosterior, CompiledNetwork, Decomposition, Lowered
 from .plan import OperandKind, Program
 from .rounding import RunningError
@@ -213,7 +213,7 @@ def passes(
             if scaled:
                 raw = raw.copy()  # einsum may return a view, and it is divided in place
         else:
-            raw = einsum(spec, values[ins[0]], values[ins[1]])
+            raw = pairwise(spec, values[ins[0]], values[ins[1]])
         if tape is not None:
             tape.step(ins, spec, values)
         if batched and scaled:
@@ -252,7 +252,7 @@ def passes(
             if e is not None:
                 e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
-            dg = einsum(spec, g, values[other]) if other >= 0 else einsum(spec, g)
+            dg = pairwise(spec, g, values[other]) if other >= 0 else einsum(spec, g)
             de = tape.gradient(node, child, spec, g, e, other, values) if tape is not None and e is not None and child in wanted else None
             if mask is not None:
                 shape = values[child].shape

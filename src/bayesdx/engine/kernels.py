@@ -10,13 +10,15 @@ the same result.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["einsum"]
+__all__ = ["MATMUL_CASES", "MATMUL_LOOP", "einsum", "pairwise"]
 
 
 def _c_einsum() -> Callable[..., Any]:
@@ -31,3 +33,59 @@ def _c_einsum() -> Callable[..., Any]:
 
 #: ``einsum(subscripts, *operands)``: explicit subscripts (``"ab,bc->ac"``), no ``optimize``.
 einsum: Callable[..., Any] = _c_einsum()
+
+
+#: A pairwise contraction whose loop (the product of every index's size) reaches this many iterations, with
+#: at least two rows, columns and summed entries per matrix, runs as a batched matrix product ...
+MATMUL_LOOP = 10_000
+#: ... where its last axis, when an operand's last axis too (the engine's cases), has at most this many
+#: entries: ``c_einsum`` runs a long contiguous last axis well, while a matrix product would first move it
+#: to the front (a copy) and then multiply many small matrices.
+MATMUL_CASES = 16
+
+
+@functools.lru_cache(maxsize=4096)
+def _matmul_plan(
+    subscripts: str, shape_a: tuple[int, ...], shape_b: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, int, int], tuple[int, ...], tuple[int, int, int], tuple[int, ...], tuple[int, ...]] | None:
+    """How ``a, b -> out`` runs as ``matmul``: the transposes and shapes of both operands (batch, rows, summed;
+    batch, summed, columns) and of the product, or None where ``c_einsum`` does it better (a small loop, a
+    matrix of one row or column or one summed entry: a dot product or an outer product, many cases on the
+    last axis) or cannot be expressed so (an index repeated in an operand, or summed in one operand only)."""
+    inputs, out = subscripts.split("->")
+    ia, ib = inputs.split(",")
+    size = dict(zip(ia, shape_a, strict=True))
+    size.update(zip(ib, shape_b, strict=True))
+    if len(set(ia)) < len(ia) or len(set(ib)) < len(ib) or any(c not in out and (c not in ia or c not in ib) for c in size):
+        return None
+    batch = [c for c in out if c in ia and c in ib]
+    rows = [c for c in out if c in ia and c not in ib]
+    columns = [c for c in out if c in ib and c not in ia]
+    summed = [c for c in ia if c in ib and c not in out]
+    b, m, k, n = (math.prod(size[c] for c in group) for group in (batch, rows, summed, columns))
+    cases = size[out[-1]] if out and out[-1] in (ia[-1:], ib[-1:]) else 1
+    if math.prod(size.values()) < MATMUL_LOOP or min(m, k, n) < 2 or cases > MATMUL_CASES:
+        return None
+    product = batch + rows + columns
+    return (
+        tuple(ia.index(c) for c in batch + rows + summed),
+        (b, m, k),
+        tuple(ib.index(c) for c in batch + summed + columns),
+        (b, k, n),
+        tuple(size[c] for c in product),
+        tuple(product.index(c) for c in out),
+    )
+
+
+def pairwise(subscripts: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``einsum(subscripts, a, b)`` for two operands: ``c_einsum``, or for a large contraction in double precision
+    a batched matrix product (``numpy.matmul``, BLAS), which ``c_einsum``'s loops run up to ten times slower
+    (pathfinder: a table of 63 x 4 x 4 x 2 entries times one of 63 x 4 x 4 x 2 x 2, 470 against 55 us). The
+    result may be a transposed view; its values are the same sums, added in another order."""
+    if a.size * b.size < MATMUL_LOOP or a.dtype != np.float64 or b.dtype != np.float64:
+        return einsum(subscripts, a, b)
+    plan = _matmul_plan(subscripts, a.shape, b.shape)
+    if plan is None:
+        return einsum(subscripts, a, b)
+    perm_a, shape_a, perm_b, shape_b, shape, perm = plan
+    return np.matmul(a.transpose(perm_a).reshape(shape_a), b.transpose(perm_b).reshape(shape_b)).reshape(shape).transpose(perm)
