@@ -514,3 +514,52 @@ def test_a_held_slot_that_is_impossible_gives_no_lowered_case(always, monkeypatc
     log_z, marginals = _brute_force(net, moved, ["c1"])
     assert_allclose(post.lowered["f1"].log_evidence, log_z, rtol=0, atol=1e-9)
     assert_allclose(post.lowered["f1"].marginals["c1"], marginals["c1"], atol=ATOL, rtol=0)
+
+
+def test_an_impossible_case_gives_no_lowered_cases(always, monkeypatch):
+    """An observed cause that always raises ``f0``, with ``f0`` observed at its lowest level: the case is
+    impossible, and so is every case lowered from it (its single product is zero, its log scale -inf). None
+    is available, as in Quickscore (a review found them available, with made-up marginals)."""
+    monkeypatch.setattr(sweep, "HELD_UNITS", 1)
+    always_yes = [[0.0, 1.0], [1.0, 1.0]]
+    some = [[0.4, 1.0], [1.0, 1.0]]
+    net = _network(
+        ["c0", "c1", "f0", "f1", "f2"],
+        [("present", "absent")] * 2 + [("yes", "no")] * 3,
+        [(), (), (0,), (0, 1), (0, 1)],
+        [[0.3, 0.7], [0.2, 0.8]],
+        [((1, 0), [0.9, 1.0], [always_yes]), ((1, 0), [0.9, 1.0], [some, some]), ((1, 0), [0.9, 1.0], [some, some])],
+    )
+    yes, no = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    lik = {"c0": np.array([[1.0, 0.0]]), "f0": no, "f1": yes, "f2": yes}
+    post = InferenceEngine(net).posterior(lik, ["c1"], 1, lower=["f1", "f2"])
+    assert post.impossible.all()
+    assert not post.lowered["f1"].available.any()
+    assert not post.lowered["f2"].available.any()
+
+
+def test_a_rare_observed_state_does_not_push_the_held_slot_into_subnormal_numbers(always, monkeypatch):
+    """A cause observed present whose CPD given its free parent is about 1e-121, and a finding it raises unless
+    a 1e-200 chance: the held slot's state sits 1e-200 below the running table, and the cause's table would
+    take the whole table to about 1e-321 in one step, where that state loses its digits (a review found the
+    lowered ``P(e)`` off by 0.16%). Each case's own tables are scaled to a largest entry of one first."""
+    monkeypatch.setattr(sweep, "HELD_UNITS", 1)
+    rare = 1e-121
+    net = _network(
+        ["h", "c", "f0", "f1"],
+        [("h0", "h1"), ("present", "absent"), ("yes", "no"), ("yes", "no")],
+        [(), (0,), (1, 0), (0,)],
+        [[0.5, 0.5], [0.5, 0.5]],  # c's table replaced below
+        [((1, 0), [0.9, 1.0], [[[1e-200, 1.0], [1.0, 1.0]], [[0.5, 1.0], [1.0, 1.0]]]), ((1, 0), [0.5, 1.0], [[[0.3, 1.0], [1.0, 1.0]]])],
+    )
+    tables = list(net.tables)
+    tables[1] = np.array([[rare, 2 * rare], [1 - rare, 1 - 2 * rare]])
+    net = CompiledNetwork(net.variables, net.states, net.parents, tuple(tables), net.decompositions)
+    lik = {"c": np.array([[1.0, 0.0]]), "f0": np.array([[1.0, 0.0]]), "f1": np.array([[1.0, 0.0]])}
+    post = InferenceEngine(net).posterior(lik, ["h"], 1, lower=["f0", "f1"])
+    assert post.route == "sweep"
+    low = post.lowered["f0"]
+    assert low.available.all()
+    log_z, marginals = _brute_force(net, {**lik, "f0": np.array([[0.0, 1.0]])}, ["h"])
+    assert_allclose(low.log_evidence, log_z, rtol=0, atol=1e-9)
+    assert_allclose(low.marginals["h"], marginals["h"], atol=ATOL, rtol=0)

@@ -136,7 +136,7 @@ class InferenceEngine:
             Per variable, ``(len(row_case), n_states)`` likelihoods that multiply the case's.
         lower : sequence of str, optional
             Noisy findings for which the result's ``lowered`` also gives each case with that finding observed
-            at its lowest level instead, where the case's signed terms give it at no extra contraction
+            at its lowest level instead, where the case's signed terms or its sweep give it at no extra contraction
             (:class:`~bayesdx.engine.network.Lowered`; not with ``row_case``).
         """
         net = self.network

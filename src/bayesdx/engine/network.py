@@ -181,9 +181,11 @@ class Decomposition:
 class Lowered:
     """Each case with one of its noisy findings observed at its lowest level instead, the rest unchanged.
 
-    Computed from the case's own signed terms (see :func:`~bayesdx.engine.quickscore.expand`): a finding
-    observed above its lowest level as two terms, one of which is its lowest level, splits each case's sum in
-    two, and the part of that term is the case with the finding observed at the lowest level.
+    Computed with the case, at no contraction of its own. In Quickscore (see
+    :func:`~bayesdx.engine.quickscore.expand`) a finding observed above its lowest level as two terms, one of
+    which is its lowest level, splits each case's sum in two, and the part of that term is the case with the
+    finding observed at the lowest level. In a sweep (see :mod:`~bayesdx.engine.sweep`) the finding's slot,
+    held in state 0 to the end, is that case.
 
     Attributes
     ----------
@@ -193,8 +195,9 @@ class Lowered:
         The targets' posterior marginals given that evidence, ``(n_cases, n_states)``; NaN where not ``available``.
     available : numpy.ndarray of bool
         Where it was computed: the case entered the finding as signed terms, one of them its lowest level,
-        and the partial sum met the error budget. Elsewhere, ask the engine for the case with the finding's
-        likelihood replaced.
+        and the partial sum met the error budget; or the case was swept, the finding's range starting just
+        above its lowest level, and the lowered case is possible and clear of underflow. Elsewhere, ask the
+        engine for the case with the finding's likelihood replaced.
     """
 
     log_evidence: np.ndarray
@@ -227,7 +230,7 @@ class BatchPosterior:
         too much cancellation even in extended precision).
     lowered : dict of str to Lowered
         For the noisy findings asked as ``lower`` (see :meth:`~bayesdx.engine.InferenceEngine.posterior`), the
-        cases with that finding observed at its lowest level instead, where the case's terms give it.
+        cases with that finding observed at its lowest level instead, where the case's terms or its sweep give it.
     """
 
     marginals: dict[str, np.ndarray]

@@ -410,7 +410,11 @@ def expand(
     unstable = np.concatenate([unstable, straight])
     many = np.flatnonzero(counts > MAX_TERMS)
     # the lowered cases as views of the arrays above: another method may fill them in
-    views = {v: Lowered(lowered_log[v], {net.variables[t]: m for t, m in lowered_marg[v].items()}, lowered_ok[v]) for v in lower_coef}
+    views = (
+        {}
+        if rescue is None
+        else {v: Lowered(lowered_log[v], {net.variables[t]: m for t, m in lowered_marg[v].items()}, lowered_ok[v]) for v in lower_coef}
+    )
     if rescue is not None:  # past double precision's budget, or too many terms: another method first
         costly = np.concatenate([beyond, many])  # else a contraction of their own
         left = np.zeros(units, dtype=bool)

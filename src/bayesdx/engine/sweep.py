@@ -171,19 +171,20 @@ def positive_findings(
 
     marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
     log_z = np.full(units, -np.inf)
-    names = [net.variables[t] for t in target_ids]
-    lowered = {  # per lowered leaf (cases without rows only, as in Quickscore)
-        v: Lowered(
-            np.full(units, -np.inf),
-            {name: np.full((units, net.cards[t]), np.nan) for t, name in zip(target_ids, names, strict=True)},
-            np.zeros(units, dtype=bool),
-        )
-        for v in (lower if row_case is None else ())
-        if lowerable(decs[v])  # type: ignore[arg-type]
-    }
+    lowered: dict[int, Lowered] = {}  # per lowered leaf, where some cases are swept straight away
     swept = np.zeros(units, dtype=bool)
     direct = np.flatnonzero(many() >= SWEEP_SLOTS) if units >= SWEEP_UNITS else np.zeros(0, dtype=np.int64)
     if direct.size >= SWEEP_UNITS:
+        names = [net.variables[t] for t in target_ids]
+        lowered = {  # cases without rows only, as in Quickscore
+            v: Lowered(
+                np.full(units, -np.inf),
+                {name: np.full((units, net.cards[t]), np.nan) for t, name in zip(target_ids, names, strict=True)},
+                np.zeros(units, dtype=bool),
+            )
+            for v in (lower if row_case is None else ())
+            if lowerable(decs[v])  # type: ignore[arg-type]
+        }
         first = sweeper(direct)
         take = np.flatnonzero(first.slots >= SWEEP_SLOTS)
         done = first.run(take, first.units[take], marg, log_z, SWEEP_UNITS, DIRECT_ENTRIES, lowered=lowered)

@@ -6,6 +6,10 @@ applies the slot transitions of each variable as it enters and sums out the vari
 table, at "every slot in state 1", is ``P(e)``. The backward sweep runs the transposed steps from that end
 state; at the step where a target enters, the forward table times the backward one, summed over everything
 else, is the target's joint with the evidence. Both rescale per case to a largest entry of one.
+
+A slot whose range starts just above its finding's lowest level, held in state 0 to the end, is the case with
+that finding at its lowest level (:class:`LoweredSlots`): its end state is in the forward sweep's last table,
+and one more backward sweep from it (the slot's axis kept at that one state) gives its marginals.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class LoweredSlots(NamedTuple):
 
     log_evidence: np.ndarray  # (units, slots)
     marginals: dict[int, np.ndarray]  # target -> (units, slots, states)
-    available: np.ndarray  # (units, slots): asked for, the range starts just above the lowest level, no underflow
+    available: np.ndarray  # (units, slots): asked for, the range starts at level 1, possible, clear of underflow
     leaf: np.ndarray  # (units, slots): the slot's leaf, a position in the leaves
 
 
@@ -64,7 +68,7 @@ def sweep_passes(
 ) -> tuple[np.ndarray, LoweredSlots | None]:
     """One forward and one backward sweep for ``units`` (each with ``k`` slots); returns the units that fail
     (``P(e)`` or a marginal's sum may have lost digits to underflow, or ``P(e)`` is zero) and, where ``lower``
-    (a flag per leaf) asks for them, the lowered slots (:func:`_lowered`)."""
+    (a flag per leaf) asks for them, the lowered slots (:class:`LoweredSlots`)."""
     m = units.size
     cols = np.arange(m)
     lam = {v: a.copy() for v, a in lam.items()}  # (units, states); folded terms multiply in
@@ -134,6 +138,18 @@ def sweep_passes(
         for v in plan.constant:
             log_scale += np.log(tables[v][tuple(states[x] for x in (v, *net.parents[v]))])
     gathered = {v: _gathered(net, tables[v], v, hard, states) for step in plan.steps for v in step.tables}
+    # each case's own tables and likelihoods scaled to a largest entry of one (logs kept): a tiny one (a CPD
+    # taken at an observed child's rare state) would otherwise scale a whole running table towards the
+    # subnormal range in one step, where its small entries lose their digits before the rescale
+    with np.errstate(divide="ignore"):
+        for v, (axes, table, batched) in gathered.items():
+            if batched:
+                table, log_scale = _rescaled(table, log_scale, m)
+                gathered[v] = (axes, table, batched)
+        for v in lam:
+            if v not in hard:
+                scaled, log_scale = _rescaled(lam[v].T, log_scale, m)
+                lam[v] = scaled.T
     bits = _LETTERS[-k:] if k else ""
     alpha = np.ones((2,) * k + (m,))
     for slot in range(k):
@@ -185,7 +201,7 @@ def sweep_passes(
         held = (1,) * j + (0,) + (1,) * (k - j - 1)
         with np.errstate(divide="ignore"):
             low_log[:, j] = log_scale + np.log(alpha[held]) - np.log(slot_value[:, j])
-        ok[:, j] &= alpha[held] >= UNDERFLOW
+        ok[:, j] &= (alpha[held] >= UNDERFLOW) & np.isfinite(low_log[:, j])  # (-inf: a single product at zero)
         if not kept_alpha or not ok[:, j].any():
             continue
         beta = np.zeros((2,) * j + (1,) + (2,) * (k - j - 1) + (m,))
