@@ -105,14 +105,23 @@ def fold_leaves(
         return None
     out = {v: a for v, a in likelihoods.items() if v not in folding}
     log_scale = np.zeros(next(iter(likelihoods.values())).shape[0], dtype=likelihoods[folding[0]].dtype)
-    checked: set[int] = set()  # parents whose own likelihood has been brought into range
+    by_parent: dict[int, list[int]] = {}
     for v in folding:
-        (p,) = parents[v]
-        a = likelihoods[v]
-        message = _in_range(a @ np.asarray(tables[v], dtype=a.dtype), log_scale)  # (cases, parent states)
-        if p in out and p not in checked:
-            out[p] = _in_range(out[p], log_scale)
-            checked.add(p)
-        out[p] = _in_range(out[p] * message, log_scale) if p in out else message
-        checked.add(p)
+        by_parent.setdefault(parents[v][0], []).append(v)
+    for p, children in by_parent.items():
+        # the lambda messages (cases, parent states), times the parent's own likelihood
+        factors = [likelihoods[v] @ np.asarray(tables[v], dtype=likelihoods[v].dtype) for v in children]
+        if p in out:
+            factors.append(out[p])
+        if len(factors) == 1:
+            out[p] = _in_range(factors[0], log_scale)
+            continue
+        # several: their product in logs, scaled to a largest entry of one (nothing under- or overflows
+        # however many fold; each entry's relative error is about eps times its log distance from the peak)
+        with np.errstate(divide="ignore"):
+            logs = np.log(np.stack(factors)).sum(axis=0)
+        peak = logs.max(axis=1)
+        peak = np.where(np.isfinite(peak), peak, 0.0)  # an all-zero case (impossible) keeps its zeros
+        out[p] = np.exp(logs - peak[:, None])
+        log_scale += peak
     return Folded(out, log_scale)
