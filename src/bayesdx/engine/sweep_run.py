@@ -169,7 +169,7 @@ def sweep_passes(
             operands.append(np.ones(net.cards[x]))
         out = "".join(letter[v] for v in step.scope) + bits + "Z"
         alpha = einsum(",".join(specs) + "->" + out, *operands)
-        _transitions(alpha, coef, x, len(step.scope) - 1, len(step.scope), k, m, forward=True)
+        _transitions(alpha, coef, x, len(step.scope) - 1, len(step.scope), k, forward=True)
         if x in targets:
             kept_alpha[i] = (x, alpha)
         drop = tuple(j for j, v in enumerate(step.scope) if v not in step.kept)
@@ -248,7 +248,7 @@ def _backward(
         else:
             pos = with_x.index(x)
             full = np.ascontiguousarray(np.broadcast_to(np.expand_dims(beta, pos), (*beta.shape[:pos], net.cards[x], *beta.shape[pos:])))
-        _transitions(full, coef, x, with_x.index(x), len(with_x), k, m, forward=False)
+        _transitions(full, coef, x, with_x.index(x), len(with_x), k, forward=False)
         specs, operands = _entering(x, step.tables, lam, gathered, letter)
         specs.insert(0, "".join(letter[v] for v in with_x) + bits + "Z")
         operands.insert(0, full)
@@ -283,7 +283,6 @@ def _transitions(
     axis: int,
     n_scope: int,
     k: int,
-    m: int,
     *,
     forward: bool,
 ) -> None:
