@@ -233,3 +233,29 @@ def test_folding_neither_underflows_nor_overflows(monkeypatch, cases):
         assert not post.impossible.any()
         assert_allclose(post.log_evidence, log_z, rtol=1e-13)
         assert_allclose(post.marginals["R"], np.tile(marginal, (cases, 1)), atol=ATOL, rtol=0)
+
+
+def test_many_tiny_messages_fold_without_losing_relative_precision():
+    """Forty leaves of one target, each a message of about 1e-300 on its two states: the folded likelihood is
+    their product, whose ratio between the two states must be exact to a few machine epsilons. A product
+    taken in logs of the messages themselves lost 3e-12 there (eps times the logs' size, 27,600; a review found
+    it): each message is scaled to a largest entry of one before its log is taken."""
+    from fractions import Fraction
+
+    from bayesdx.engine.folding import fold_leaves
+
+    n_leaves = 40
+    parents = [(), *[(0,)] * n_leaves]
+    tables = [np.ones(2), *[np.eye(2)] * n_leaves]  # each leaf's message is its own likelihood
+    rng = np.random.default_rng(1)
+    lik = {0: np.array([[1.0, 1.0]])}
+    exact = Fraction(1)
+    for v in range(1, n_leaves + 1):
+        lik[v] = np.array([[1e-300 * rng.uniform(0.5, 1.0), 1e-300 * rng.uniform(0.5, 1.0)]])
+        exact *= Fraction(lik[v][0, 0]) / Fraction(lik[v][0, 1])
+    folded = fold_leaves(lik, frozenset(range(1, n_leaves + 1)), parents, tables, {0})
+    assert folded is not None
+    x = folded.likelihoods[0][0]
+    assert abs(float((Fraction(x[0]) / Fraction(x[1]) - exact) / exact)) < 1e-14
+    expected_log = sum(math.log(Fraction(lik[v][0, 1])) for v in range(1, n_leaves + 1))  # the second entry's
+    assert_allclose(folded.log_scale[0] + math.log(x[1]), expected_log, rtol=1e-14, atol=0)

@@ -116,10 +116,15 @@ def fold_leaves(
         if len(factors) == 1:
             out[p] = _in_range(factors[0], log_scale)
             continue
-        # several: their product in logs, scaled to a largest entry of one (nothing under- or overflows
-        # however many fold; each entry's relative error is about eps times its log distance from the peak)
+        # several: each scaled to a largest entry of one (its log scale kept), then their product in logs,
+        # scaled again: nothing under- or overflows however many fold, and each entry's relative error is about
+        # eps times its log distance from its factors' peaks (not the factors' magnitude: 1e-300 each is exact)
+        stacked = np.stack(factors)  # (factors, cases, states)
+        tops = stacked.max(axis=2)
+        tops = np.where(tops > 0, tops, 1.0)
         with np.errstate(divide="ignore"):
-            logs = np.log(np.stack(factors)).sum(axis=0)
+            log_scale += np.log(tops).sum(axis=0)
+            logs = np.log(stacked / tops[:, :, None]).sum(axis=0)
         peak = logs.max(axis=1)
         peak = np.where(np.isfinite(peak), peak, 0.0)  # an all-zero case (impossible) keeps its zeros
         out[p] = np.exp(logs - peak[:, None])
