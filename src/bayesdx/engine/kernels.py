@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MATMUL_CASES", "MATMUL_LOOP", "einsum", "pairwise"]
+__all__ = ["MATMUL_CASES", "MATMUL_LOOP", "MATMUL_MATRIX", "einsum", "pairwise"]
 
 
 def _c_einsum() -> Callable[..., Any]:
@@ -36,8 +36,9 @@ einsum: Callable[..., Any] = _c_einsum()
 
 
 #: A pairwise contraction whose loop (the product of every index's size) reaches this many iterations, with
-#: at least two rows, columns and summed entries per matrix, runs as a batched matrix product ...
+#: at least two rows, columns and summed entries per matrix and this many products in each ...
 MATMUL_LOOP = 10_000
+MATMUL_MATRIX = 32
 #: ... where its last axis, when an operand's last axis too (the engine's cases), has at most this many
 #: entries: ``c_einsum`` runs a long contiguous last axis well, while a matrix product would first move it
 #: to the front (a copy) and then multiply many small matrices.
@@ -50,8 +51,8 @@ def _matmul_plan(
 ) -> tuple[tuple[int, ...], tuple[int, int, int], tuple[int, ...], tuple[int, int, int], tuple[int, ...], tuple[int, ...]] | None:
     """How ``a, b -> out`` runs as ``matmul``: the transposes and shapes of both operands (batch, rows, summed;
     batch, summed, columns) and of the product, or None where ``c_einsum`` does it better (a small loop, a
-    matrix of one row or column or one summed entry: a dot product or an outer product, many cases on the
-    last axis) or cannot be expressed so (an index repeated in an operand, or summed in one operand only)."""
+    matrix of one row or column or one summed entry: a dot product or an outer product, thousands of 2 x 2
+    matrices, many cases on the last axis) or cannot be expressed so (an index repeated in an operand, or summed in one operand only)."""
     inputs, out = subscripts.split("->")
     ia, ib = inputs.split(",")
     size = dict(zip(ia, shape_a, strict=True))
@@ -64,7 +65,7 @@ def _matmul_plan(
     summed = [c for c in ia if c in ib and c not in out]
     b, m, k, n = (math.prod(size[c] for c in group) for group in (batch, rows, summed, columns))
     cases = size[out[-1]] if out and out[-1] in (ia[-1:], ib[-1:]) else 1
-    if math.prod(size.values()) < MATMUL_LOOP or min(m, k, n) < 2 or cases > MATMUL_CASES:
+    if math.prod(size.values()) < MATMUL_LOOP or min(m, k, n) < 2 or m * k * n < MATMUL_MATRIX or cases > MATMUL_CASES:
         return None
     product = batch + rows + columns
     return (
