@@ -85,6 +85,9 @@ def test_pairwise_steps_give_the_same_numbers_as_numpy_einsum_with_or_without_th
         ("ab,bc->c", [(100, 100), (100, 100)]),  # an index summed in one operand only
         ("mkz,knz->mnz", [(20, 30, 100), (30, 20, 100)]),  # a hundred cases on the last axis (contiguous)
         ("xmkz,xknz->xmnz", [(1000, 2, 2, 16), (1000, 2, 2, 16)]),  # thousands of 2 x 2 products: 2.6x slower as matmul
+        ("mk,kn->nm", [(200, 1), (200, 200)]),  # k broadcast from size one (numpy.einsum accepts it)
+        ("...mk,...kn->...mn", [(4, 100, 100), (4, 100, 100)]),  # an ellipsis
+        ("bmk,bkn", [(4, 100, 100), (4, 100, 100)]),  # implicit output
     ],
 )
 def test_pairwise_leaves_to_c_einsum_what_a_matrix_product_cannot_do_well(spec, shapes):

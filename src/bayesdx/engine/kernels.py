@@ -52,10 +52,17 @@ def _matmul_plan(
     """How ``a, b -> out`` runs as ``matmul``: the transposes and shapes of both operands (batch, rows, summed;
     batch, summed, columns) and of the product, or None where ``c_einsum`` does it better (a small loop, a
     matrix of one row or column or one summed entry: a dot product or an outer product, thousands of 2 x 2
-    matrices, many cases on the last axis) or cannot be expressed so (an index repeated in an operand, or summed in one operand only)."""
+    matrices, many cases on the last axis) or cannot be expressed so (an index repeated in an operand, or summed
+    in one operand only, a broadcast axis, numpy's ellipsis or implicit output)."""
+    if subscripts.count("->") != 1 or "." in subscripts or " " in subscripts:
+        return None  # implicit output, ellipsis, spaces: c_einsum reads them
     inputs, out = subscripts.split("->")
     ia, ib = inputs.split(",")
+    if len(ia) != len(shape_a) or len(ib) != len(shape_b) or any(c not in ia + ib for c in out):
+        return None
     size = dict(zip(ia, shape_a, strict=True))
+    if any(c in size and size[c] != s for c, s in zip(ib, shape_b, strict=True)):
+        return None  # an axis of size one broadcast against the other operand's
     size.update(zip(ib, shape_b, strict=True))
     if len(set(ia)) < len(ia) or len(set(ib)) < len(ib) or any(c not in out and (c not in ia or c not in ib) for c in size):
         return None
