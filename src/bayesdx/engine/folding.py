@@ -118,7 +118,7 @@ def fold_leaves(
             continue
         # several: each scaled to a largest entry of one (its log scale kept), then their product in logs,
         # scaled again: nothing under- or overflows however many fold, and each entry's relative error is about
-        # eps times its log distance from its factors' peaks (not the factors' magnitude: 1e-300 each is exact)
+        # eps times its log distance from its factors' peaks (not on the factors' magnitude: forty of 1e-300 keep a few eps)
         stacked = np.stack(factors)  # (factors, cases, states)
         tops = stacked.max(axis=2)
         tops = np.where(tops > 0, tops, 1.0)
