@@ -209,6 +209,31 @@ def test_graded_and_soft_test_results_match_the_twin_network(bundled_model, emg)
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
 
 
+def _count_rows_asked(monkeypatch, where: str) -> list[int]:
+    """Wrap the counterfactual scores at ``where`` (the name a caller imported) so that every engine call they
+    make appends its number of rows to the returned list."""
+    from bayesdx import counterfactual
+
+    asked: list[int] = []
+    original = counterfactual.counterfactual_scores
+
+    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
+        posterior = type(model.engine).posterior
+
+        def counting(self, likelihoods, targets, n, **kwargs):
+            asked.append(n)
+            return posterior(self, likelihoods, targets, n, **kwargs)
+
+        monkeypatch.setattr(type(model.engine), "posterior", counting)
+        try:
+            return original(model, likelihoods, log_evidence, n_cases, lowered)
+        finally:
+            monkeypatch.setattr(type(model.engine), "posterior", posterior)
+
+    monkeypatch.setattr(where, spy)
+    return asked
+
+
 @pytest.mark.parametrize("sweep", [False, True])
 def test_counterfactual_rows_come_from_the_ranking_call_and_still_match_the_twin_network(bundled_model, monkeypatch, sweep):
     """Quickscore: the rows "finding S observed normal" are read off the ranking's own engine call (``lower``)
@@ -216,31 +241,13 @@ def test_counterfactual_rows_come_from_the_ranking_call_and_still_match_the_twin
     (:mod:`bayesdx.engine.sweep`) gives every row itself: a finding observed above its lowest level is a slot,
     and the slot held in state 0 to the end is the case with the finding at its lowest level (one backward
     sweep each). Either way the scores match the twin network, finding by finding."""
-    from bayesdx import counterfactual
     from bayesdx.engine import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "SWEEP", sweep)
     monkeypatch.setattr(sweep_module, "SWEEP_UNITS", 1)  # a single case swept (by default only groups of 16)
     monkeypatch.setattr(sweep_module, "HELD_UNITS", 1)  # and its lowered cases from held slots (likewise)
 
-    asked: list[int] = []
-    original = counterfactual.counterfactual_scores
-
-    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
-        engine = model.engine
-        posterior = type(engine).posterior
-
-        def counting(self, likelihoods, targets, n, **kwargs):
-            asked.append(n)
-            return posterior(self, likelihoods, targets, n, **kwargs)
-
-        monkeypatch.setattr(type(engine), "posterior", counting)
-        try:
-            return original(model, likelihoods, log_evidence, n_cases, lowered)
-        finally:
-            monkeypatch.setattr(type(engine), "posterior", posterior)
-
-    monkeypatch.setattr("bayesdx.pipeline.counterfactual_scores", spy)
+    asked = _count_rows_asked(monkeypatch, "bayesdx.pipeline.counterfactual_scores")
     evidence = {**bundled_model.presenting, **CASES[1]}
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
     kinds = _model_file()["cpds"]
@@ -317,28 +324,11 @@ def test_a_batch_of_swept_cases_gives_its_counterfactual_rows_itself_at_the_defa
     """Twenty copies of a case with six findings above their lowest level: at the default routing they are
     swept as one group, which holds each slot in state 0 for the rows "finding S observed normal", so the
     counterfactual asks the engine for none; the scores still match the explicit twin network."""
-    from bayesdx import counterfactual
     from bayesdx.engine import sweep as sweep_module
 
     assert sweep_module.SWEEP_SLOTS <= 6
     assert sweep_module.HELD_UNITS <= 20
-    asked: list[int] = []
-    original = counterfactual.counterfactual_scores
-
-    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
-        posterior = type(model.engine).posterior
-
-        def counting(self, likelihoods, targets, n, **kwargs):
-            asked.append(n)
-            return posterior(self, likelihoods, targets, n, **kwargs)
-
-        monkeypatch.setattr(type(model.engine), "posterior", counting)
-        try:
-            return original(model, likelihoods, log_evidence, n_cases, lowered)
-        finally:
-            monkeypatch.setattr(type(model.engine), "posterior", posterior)
-
-    monkeypatch.setattr("bayesdx.scoring.counterfactual_scores", spy)
+    asked = _count_rows_asked(monkeypatch, "bayesdx.scoring.counterfactual_scores")
     evidence = {**bundled_model.presenting, **CASES[1]}
     frame = bayesdx.score([evidence] * 20, model=bundled_model, ranking="expected_disablement", top_k=len(bundled_model.hypotheses))
     assert sum(asked) == 0

@@ -3,7 +3,7 @@ of a batch (:class:`BatchPosterior`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -203,6 +203,16 @@ class Lowered:
     log_evidence: np.ndarray
     marginals: dict[str, np.ndarray]
     available: np.ndarray
+
+    @classmethod
+    def unknown(cls, n_cases: int, targets: Mapping[str, int]) -> Lowered:
+        """Nothing computed yet for ``n_cases`` cases: ``-inf``, NaN marginals (``targets``: name to states),
+        none available; the engine's routes fill the arrays in place."""
+        return cls(
+            np.full(n_cases, -np.inf),
+            {name: np.full((n_cases, states), np.nan) for name, states in targets.items()},
+            np.zeros(n_cases, dtype=bool),
+        )
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def expand(
     pattern-splitting path, which keeps its findings inside the contraction. With ``rescue``, the cases (rows)
     past double precision's budget, forecast or found, and those with too many terms are first offered to
     ``rescue(units, terms per unit, costly, marginals, log_evidence, lowered)``, which fills in those it can (and
-    the lowered cases it can: per leaf, views of the arrays :class:`Lowered` returns) and returns
+    the lowered cases it can, per leaf: the :class:`Lowered` it returns, filled in place) and returns
     a mask of them (``costly``: the cases that would need contractions of their own, not extended precision).
 
     ``lower`` (leaves; cases without rows only) also gives each case with that leaf observed at its lowest
@@ -194,9 +194,10 @@ def expand(
     target_names = [net.variables[t] for t in target_ids]
     marg = {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids}
     log_z = np.full(units, -np.inf)
-    lowered_ok = {v: np.zeros(units, dtype=bool) for v in lower_coef}
-    lowered_log = {v: np.full(units, -np.inf) for v in lower_coef}
-    lowered_marg = {v: {t: np.full((units, len(net.states[t])), np.nan) for t in target_ids} for v in lower_coef}
+    # the lowered cases, filled in by the signed sums and by ``rescue``
+    lowered = {
+        v: Lowered.unknown(units, {name: len(net.states[t]) for t, name in zip(target_ids, target_names, strict=True)}) for v in lower_coef
+    }
 
     def case_terms(
         cases: np.ndarray, dtype: type, base: bool = True
@@ -292,11 +293,11 @@ def expand(
             if not fine.any():
                 continue
             cases = block[unit[fine]]
-            lowered_ok[v][cases] = True
-            lowered_log[v][cases] = peak[unit[fine]] + np.log(value[fine]) + case_log[cases]
+            lowered[v].available[cases] = True
+            lowered[v].log_evidence[cases] = peak[unit[fine]] + np.log(value[fine]) + case_log[cases]
             joint = np.add.reduceat(stacked[low] * weight[low, None], first, axis=0)[fine] / z0[fine, None]
-            for k, t in enumerate(target_ids):
-                lowered_marg[v][t][cases] = joint[:, widths[k] : widths[k + 1]]
+            for k, name in enumerate(target_names):
+                lowered[v].marginals[name][cases] = joint[:, widths[k] : widths[k + 1]]
 
     def forecast(cases: np.ndarray) -> np.ndarray:
         """The precision each case's signed sum will likely need: 0 double, 1 extended, 2 beyond (see
@@ -409,24 +410,18 @@ def expand(
         unstable = signed_sums(todo, dtype)
     unstable = np.concatenate([unstable, straight])
     many = np.flatnonzero(counts > MAX_TERMS)
-    # the lowered cases as views of the arrays above: another method may fill them in
-    views = (
-        {}
-        if rescue is None
-        else {v: Lowered(lowered_log[v], {net.variables[t]: m for t, m in lowered_marg[v].items()}, lowered_ok[v]) for v in lower_coef}
-    )
     if rescue is not None:  # past double precision's budget, or too many terms: another method first
         costly = np.concatenate([beyond, many])  # else a contraction of their own
         left = np.zeros(units, dtype=bool)
-        left[costly[~rescue(costly, counts[costly], True, marg, log_z, views)]] = True
-        left[unstable[~rescue(unstable, counts[unstable], False, marg, log_z, views)]] = True
+        left[costly[~rescue(costly, counts[costly], True, marg, log_z, lowered)]] = True
+        left[unstable[~rescue(unstable, counts[unstable], False, marg, log_z, lowered)]] = True
         unstable, beyond, many = unstable[left[unstable]], beyond[left[beyond]], many[left[many]]
     extended = np.zeros(units, dtype=bool)
     if unstable.size and longer:
         extended[unstable] = True
         unstable = signed_sums(unstable, np.longdouble)
         if rescue is not None and unstable.size:  # past extended precision too
-            done = rescue(unstable, counts[unstable], True, marg, log_z, views)
+            done = rescue(unstable, counts[unstable], True, marg, log_z, lowered)
             extended[unstable[done]] = False
             unstable = unstable[~done]
     retry = np.concatenate([many, unstable, beyond])
@@ -443,12 +438,5 @@ def expand(
         log_z[retry] = part.log_evidence
         for t, name in zip(target_ids, target_names, strict=True):
             marg[t][retry] = part.marginals[name]
-    lowered = {
-        net.variables[v]: Lowered(
-            lowered_log[v].astype(np.float64),
-            {net.variables[t]: m.astype(np.float64) for t, m in lowered_marg[v].items()},
-            lowered_ok[v],
-        )
-        for v in lower_coef
-    }
-    return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own, lowered=lowered)
+    by_name = {net.variables[v]: low for v, low in lowered.items()}
+    return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own, lowered=by_name)

@@ -175,13 +175,9 @@ def positive_findings(
     swept = np.zeros(units, dtype=bool)
     direct = np.flatnonzero(many() >= SWEEP_SLOTS) if units >= SWEEP_UNITS else np.zeros(0, dtype=np.int64)
     if direct.size >= SWEEP_UNITS:
-        names = [net.variables[t] for t in target_ids]
+        states = {net.variables[t]: net.cards[t] for t in target_ids}
         lowered = {  # cases without rows only, as in Quickscore
-            v: Lowered(
-                np.full(units, -np.inf),
-                {name: np.full((units, net.cards[t]), np.nan) for t, name in zip(target_ids, names, strict=True)},
-                np.zeros(units, dtype=bool),
-            )
+            v: Lowered.unknown(units, states)
             for v in (lower if row_case is None else ())
             if lowerable(decs[v])  # type: ignore[arg-type]
         }
