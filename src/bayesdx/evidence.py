@@ -52,6 +52,8 @@ def unknown_variable(model: Model, name: object, where: str = "") -> UnknownVari
 
 def to_state(model: Model, variable: str, value: Any, where: str = "") -> str | None:
     """The state name that ``value`` stands for, or None when it means "not observed"."""
+    if value.__class__ is str and value in _answers(model, variable)[1]:
+        return value  # the common case, a valid answer: no other check can fail
     if is_missing(value):
         return None
     states = model.answers(variable)
@@ -115,11 +117,31 @@ def likelihoods_from_evidence(model: Model, cases: Sequence[Mapping[str, str]]) 
     arrays: dict[str, np.ndarray] = {}
     for k, case in enumerate(cases):
         for variable, state in case.items():
+            vectors, code = _answers(model, variable)
             arr = arrays.get(variable)
             if arr is None:
+                if n == 1:  # a single case: its row, no array of ones to overwrite
+                    arrays[variable] = vectors[code[state]][None, :].copy()
+                    continue
                 arr = arrays[variable] = np.ones((n, len(model.states[variable])))
-            arr[k] = model.answer_vector(variable, state)
+            arr[k] = vectors[code[state]]
     return arrays
+
+
+#: Per model and variable, the likelihood vector of each accepted answer (one row each) and each answer's row.
+_ANSWERS: weakref.WeakKeyDictionary[Model, dict[str, tuple[np.ndarray, dict[str, int]]]] = weakref.WeakKeyDictionary()
+
+
+def _answers(model: Model, variable: str) -> tuple[np.ndarray, dict[str, int]]:
+    """The likelihood vectors of ``variable``'s answers, its states then its aliases, and each answer's row."""
+    known = _ANSWERS.get(model)
+    if known is None:
+        known = _ANSWERS[model] = {}
+    got = known.get(variable)
+    if got is None:
+        answers = model.answers(variable)
+        got = known[variable] = (np.array([model.answer_vector(variable, a) for a in answers]), {a: j for j, a in enumerate(answers)})
+    return got
 
 
 #: Per model and variable, its answers' likelihood vectors and the valid answers already read (a valid cell
