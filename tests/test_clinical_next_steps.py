@@ -185,11 +185,11 @@ def test_a_study_of_tests_with_children_takes_the_row_plan_with_the_same_value(b
     """Studies of noisy leaves use cumulative rows (single likelihoods on the parents); any other study has one
     row per combination of results. Forcing the second plan gives the same EIG (the first is checked against
     brute force above)."""
-    from bayesdx import next_steps
+    from bayesdx import step_rows
 
     evidence = {**bundled_model.presenting, **SCENARIOS[2][1]}
     fast = {s.id: s.expected_information_gain for s in bayesdx.rank_causes(evidence, model=bundled_model).next_steps}
-    original = next_steps._candidate_plans
+    original = step_rows.candidate_plans
 
     def rows_for_the_study(model, candidates):
         plans = original(model, candidates)
@@ -197,6 +197,6 @@ def test_a_study_of_tests_with_children_takes_the_row_plan_with_the_same_value(b
             plans[test] = ("rows", None)
         return plans
 
-    monkeypatch.setattr(next_steps, "_candidate_plans", rows_for_the_study)
+    monkeypatch.setattr(step_rows, "candidate_plans", rows_for_the_study)
     slow = {s.id: s.expected_information_gain for s in bayesdx.rank_causes(evidence, model=bundled_model).next_steps}
     assert_allclose(slow["emg_ncs"], fast["emg_ncs"], atol=1e-9, rtol=0)

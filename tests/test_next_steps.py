@@ -189,7 +189,7 @@ def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_
     """Pathfinder's Fault node has 63 hypotheses: their clamped outcomes run in a batch where Fault is sliced out."""
     from pgmpy.inference import VariableElimination
 
-    from bayesdx.next_steps import OWN_BATCH_HYPOTHESES
+    from bayesdx.step_outcomes import OWN_BATCH_HYPOTHESES
 
     model = bayesdx.load_model(pathfinder_normalized, causes=["Fault"])
     assert len(model.hypotheses) >= OWN_BATCH_HYPOTHESES
