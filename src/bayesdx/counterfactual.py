@@ -195,29 +195,32 @@ def counterfactual_scores(
     n_hyp = len(model.hypotheses)
     disable = np.zeros((n_cases, n_hyp))
     expected = np.zeros((n_cases, n_hyp))
-    complaint = set(model.presenting)
-    # every (case, link) whose finding the case observed positive (hard evidence)
+    # every (case, link) whose finding the case observed positive (hard evidence), link by link
     row_case: list[np.ndarray] = []
     row_link: list[np.ndarray] = []
-    for j, link in enumerate(links):
-        lam = likelihoods.get(link.finding)
+    row_odds: list[np.ndarray] = []  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
+    for finding in _by_finding(model):
+        lam = likelihoods.get(finding.name)
         if lam is None:
             continue
-        hit = (lam[:, link.negative] == 0) & (lam.max(axis=1) > 0)
-        for below_node in link.descendants:  # evidence below the finding: not counted (see Scope)
+        hit = (lam[:, finding.negative] == 0) & (lam.max(axis=1) > 0)
+        for below_node in finding.descendants:  # evidence below the finding: not counted (see Scope)
             other = likelihoods.get(below_node)
             if other is not None:
                 hit &= (other == other[:, :1]).all(axis=1)
         hit = np.flatnonzero(hit)
-        if hit.size and link.odds is None:
+        if not hit.size:
+            continue
+        if finding.odds is None:
+            link = next(links[j] for j in finding.links if links[j].odds is None)
             raise ValueError(
                 f"The link {link.cause}={model.states[link.cause][link.state]} -> {link.finding} always leaves the "
                 f"normal level {model.states[link.finding][link.negative]!r} (probability 1), so its counterfactual "
                 f"score has no closed form here; rank with ranking='posterior' or give the link a probability below 1."
             )
-        if hit.size:
-            row_case.append(hit)
-            row_link.append(np.full(hit.size, j))
+        row_case.append(np.tile(hit, finding.links.size))
+        row_link.append(np.repeat(finding.links, hit.size))
+        row_odds.append((lam[hit] @ finding.odds).T.ravel())
     if not row_case:
         return CounterfactualScores(disable, expected)
     cases = np.concatenate(row_case)
@@ -226,25 +229,26 @@ def counterfactual_scores(
     # marginal of each cause gives every P(S = off, D = d, e \ S) = P(D = d | e \ S, S = off) P(e \ S, S = off)
     # at once (the clamp D = d of the closed form is read off the marginal).
     names = list(model.states)
-    position = {name: k for k, name in enumerate(names)}
-    finding_of = np.array([position[links[j].finding] for j in link_ids])
+    table = _link_table(model)
+    finding_of = table.finding[link_ids]
     pairs, pair_of = np.unique(np.stack([cases, finding_of]), axis=1, return_inverse=True)
     pair_of = pair_of.ravel()
+    hyp = table.hypothesis[link_ids]
     causes = sorted({links[j].cause for j in np.unique(link_ids)}, key=names.index)
     n_pairs = pairs.shape[1]
     pair_log = np.full(n_pairs, -np.inf)  # log P(e \ S, S = off) of each (case, finding)
-    pair_marg = {c: np.full((n_pairs, len(model.states[c])), np.nan) for c in causes}
+    pair_marg = np.full((n_pairs, n_hyp), np.nan)  # P(D = d | e \ S, S = off) of each (case, finding) and hypothesis
     todo = np.ones(n_pairs, dtype=bool)
     compiled_index = model.compiled.index()
-    negative = {links[j].finding: links[j].negative for j in np.unique(link_ids)}
     for f in np.unique(pairs[1]):
         done = (lowered or {}).get(names[f])
-        if done is None or negative[names[f]] != _lowest(model.compiled, compiled_index[names[f]]):
+        if done is None or table.negative[names[f]] != _lowest(model.compiled, compiled_index[names[f]]):
             continue
         sel = np.flatnonzero((pairs[1] == f) & done.available[pairs[0]])
         pair_log[sel] = done.log_evidence[pairs[0, sel]]
-        for c in causes:
-            pair_marg[c][sel] = done.marginals[c][pairs[0, sel]]
+        for k in table.hypotheses_of[names[f]]:  # the hypotheses linked to the finding: the ones read below
+            h = model.hypotheses[k]
+            pair_marg[sel, k] = done.marginals[h.node][pairs[0, sel], model.states[h.node].index(h.state)]
         todo[sel] = False
     todo_pairs = np.flatnonzero(todo)
     for start in range(0, todo_pairs.size, ROW_BLOCK):
@@ -253,28 +257,84 @@ def counterfactual_scores(
         rows = {v: a[rc].copy() for v, a in likelihoods.items()}
         for f in np.unique(rf):
             off = np.zeros(len(model.states[names[f]]))
-            off[negative[names[f]]] = 1.0
+            off[table.negative[names[f]]] = 1.0
             rows[names[f]][rf == f] = off
         post = model.engine.posterior(rows, causes, rc.size)
         pair_log[part] = np.where(post.impossible, -np.inf, post.log_evidence)
-        for c in causes:
-            pair_marg[c][part] = post.marginals[c]
+        for k, h in enumerate(model.hypotheses):
+            if h.node in post.marginals:
+                pair_marg[part, k] = post.marginals[h.node][:, model.states[h.node].index(h.state)]
     ratio = np.where(np.isfinite(pair_log), np.exp(pair_log - log_evidence[pairs[0]]), 0.0)
-    odds = np.zeros(cases.size)  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
-    joint = np.zeros(cases.size)  # P(D = d | e \ S, S = off)
-    hyp = np.zeros(cases.size, dtype=int)
-    in_complaint = np.zeros(cases.size, dtype=bool)
-    for j in np.unique(link_ids):
-        link = links[j]
-        at = np.flatnonzero(link_ids == j)
-        odds[at] = likelihoods[link.finding][cases[at]] @ link.odds
-        joint[at] = pair_marg[link.cause][pair_of[at], link.state]
-        hyp[at] = link.hypothesis
-        in_complaint[at] = link.finding in complaint
-    value = odds * np.nan_to_num(joint) * ratio[pair_of]
+    joint = pair_marg[pair_of, hyp]
+    value = np.concatenate(row_odds) * np.nan_to_num(joint) * ratio[pair_of]
+    in_complaint = table.in_complaint[link_ids]
     np.add.at(expected, (cases, hyp), value)
     np.add.at(disable, (cases[in_complaint], hyp[in_complaint]), value[in_complaint])
     return CounterfactualScores(disable, expected)
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """A finding's links (consecutive positions in :func:`_links`) and their odds, ``(states, links)``
+    (None where a link has none)."""
+
+    name: str
+    negative: int
+    descendants: tuple[str, ...]
+    links: np.ndarray
+    odds: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _LinkTable:
+    """Per link: its finding's position among the model's variables, its hypothesis, whether its finding is the
+    presenting complaint; per finding: its normal state and its linked hypotheses."""
+
+    finding: np.ndarray
+    hypothesis: np.ndarray
+    in_complaint: np.ndarray
+    negative: dict[str, int]
+    hypotheses_of: dict[str, list[int]]
+
+
+def _by_finding(model: Model) -> list[_Finding]:
+    """The links grouped by finding, in their order (worked out once per model)."""
+    cached = model.__dict__.get("_counterfactual_findings")
+    if cached is None:
+        links = _links(model)
+        order = list(dict.fromkeys(link.finding for link in links))
+        cached = []
+        for name in order:
+            at = np.array([j for j, link in enumerate(links) if link.finding == name])
+            assert (np.diff(at) == 1).all()  # _read_links gives a finding's links one after the other
+            odds = [links[j].odds for j in at]
+            first = links[at[0]]
+            stacked = None if any(o is None for o in odds) else np.stack(odds, axis=1)  # type: ignore[arg-type]
+            cached.append(_Finding(name, first.negative, first.descendants, at, stacked))
+        model.__dict__["_counterfactual_findings"] = cached
+    return cached
+
+
+def _link_table(model: Model) -> _LinkTable:
+    """Per-link arrays of :func:`_links` (worked out once per model)."""
+    cached = model.__dict__.get("_counterfactual_table")
+    if cached is None:
+        links = _links(model)
+        position = {name: k for k, name in enumerate(model.states)}
+        complaint = set(model.presenting)
+        hypotheses_of: dict[str, list[int]] = {}
+        for link in links:
+            hypotheses_of.setdefault(link.finding, [])
+            if link.hypothesis not in hypotheses_of[link.finding]:
+                hypotheses_of[link.finding].append(link.hypothesis)
+        cached = model.__dict__["_counterfactual_table"] = _LinkTable(
+            np.array([position[link.finding] for link in links], dtype=np.int64),
+            np.array([link.hypothesis for link in links], dtype=np.int64),
+            np.array([link.finding in complaint for link in links], dtype=bool),
+            {link.finding: link.negative for link in links},
+            hypotheses_of,
+        )
+    return cached
 
 
 def _lowest(net: CompiledNetwork, v: int) -> int:
