@@ -208,9 +208,11 @@ class Lowered:
     def unknown(cls, n_cases: int, targets: Mapping[str, int]) -> Lowered:
         """Nothing computed yet for ``n_cases`` cases: ``-inf``, NaN marginals (``targets``: name to states),
         none available; the engine's routes fill the arrays in place."""
+        block = np.full((n_cases, sum(targets.values())), np.nan)  # one allocation: each target's columns a view
+        ends = np.cumsum([0, *targets.values()]).tolist()
         return cls(
             np.full(n_cases, -np.inf),
-            {name: np.full((n_cases, states), np.nan) for name, states in targets.items()},
+            {name: block[:, ends[k] : ends[k + 1]] for k, name in enumerate(targets)},
             np.zeros(n_cases, dtype=bool),
         )
 
