@@ -39,6 +39,8 @@ def telescoped(
     dec = net.decompositions[v]  # type: ignore[index]
     if dec is None or dec.leak_cdf is None:
         return None
+    if sum(p not in observed_state for p in net.parents[v]) > max_free:
+        return None  # more parents than that free in every case (the common leaf of many causes): no array work
     onehot = np.count_nonzero(lam_v, axis=1) == 1
     observed = np.argmax(lam_v != 0, axis=1)
     level_of = np.full(lam_v.shape[1], -1)
