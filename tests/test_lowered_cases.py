@@ -127,3 +127,32 @@ def test_extra_cases_leave_the_cases_themselves_unchanged(bundled_model):
     many = bayesdx.score(cases * 6, model=model, ranking="expected_disablement", top_k=5).iloc[:3]
     numbers = few.select_dtypes("number").columns
     assert_allclose(few[numbers].to_numpy(float), many[numbers].to_numpy(float), atol=1e-12, rtol=0)
+
+
+def test_an_impossible_extra_lowered_case_is_not_available():
+    """A cause observed present that always raises ``f0`` (link probability one) makes ``f0`` at its normal level
+    impossible. ``f0`` has one free parent here (telescoped), so its lowered case is an extra case; coming back
+    impossible, it is not available (no posterior to give), as in Quickscore and the sweep, while ``f1``'s is,
+    and equals the brute force."""
+    from test_sweep import _brute_force, _network
+
+    from bayesdx.inference import InferenceEngine
+
+    always_yes = [[[0.0, 1.0], [1.0, 1.0]], [[0.4, 1.0], [1.0, 1.0]]]
+    sometimes = [[[0.3, 1.0], [1.0, 1.0]], [[0.6, 1.0], [1.0, 1.0]]]
+    net = _network(
+        ["c0", "c1", "f0", "f1"],
+        [("present", "absent")] * 2 + [("yes", "no")] * 2,
+        [(), (), (0, 1), (0, 1)],
+        [[0.3, 0.7], [0.2, 0.8]],
+        [((1, 0), [0.9, 1.0], always_yes), ((1, 0), [0.9, 1.0], sometimes)],
+    )
+    yes = np.array([[1.0, 0.0]])
+    lik = {"c0": np.array([[1.0, 0.0]]), "f0": yes, "f1": yes}
+    post = InferenceEngine(net).posterior(lik, ["c1"], 1, lower=["f0", "f1"])
+    assert not post.impossible[0]
+    assert not post.lowered["f0"].available[0]
+    assert post.lowered["f1"].available[0]
+    log_z, marginals = _brute_force(net, {**lik, "f1": np.array([[0.0, 1.0]])}, ["c1"])
+    assert_allclose(post.lowered["f1"].log_evidence, log_z, rtol=0, atol=ATOL)
+    assert_allclose(post.lowered["f1"].marginals["c1"], marginals["c1"], atol=ATOL, rtol=0)

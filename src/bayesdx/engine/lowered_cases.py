@@ -79,7 +79,8 @@ def with_lowered_cases(
     leaves: np.ndarray,
 ) -> BatchPosterior:
     """``run(lam, n)`` with the lowered cases ``(cases[j], leaves[j])`` appended as cases of their own; the
-    result has the ``n`` cases, and those lowered cases filled in where the route left them unavailable."""
+    result has the ``n`` cases, and those lowered cases filled in where the route left them unavailable and
+    they are possible."""
     m = cases.size
     if not m:
         return run(dict(lam), n)
@@ -97,7 +98,8 @@ def with_lowered_cases(
     for name, low in result.lowered.items():
         got = Lowered(low.log_evidence[:n].copy(), {t: a[:n].copy() for t, a in low.marginals.items()}, low.available[:n].copy())
         mine = np.flatnonzero(np.asarray([net.variables[v] == name for v in leaves.tolist()], dtype=bool))
-        fill = mine[~got.available[cases[mine]]]
+        # where the route left it, and possible (an impossible lowered case has no posterior: not available)
+        fill = mine[~got.available[cases[mine]] & np.isfinite(result.log_evidence[n + mine])]
         if fill.size:
             at = cases[fill]
             got.log_evidence[at] = result.log_evidence[n + fill]
