@@ -14,17 +14,14 @@ from dataclasses import replace
 import numpy as np
 
 from ..exceptions import ModelTooLargeError
-from . import sweep
 from .cache import ProgramCache
 from .exactness import cancelled, compute_again, rounding_error
 from .execute import finish, marginals_of_targets, run
 from .folding import fold_leaves, foldable
 from .hard import one_hot_variables, states_and_log_likelihood
-from .lowered_cases import telescoped_lowered, with_lowered_cases
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
-from .quickscore import FEW_CASES
 from .sweep import positive_findings as expand_terms
 from .universal import UniversalRunner
 
@@ -212,12 +209,7 @@ class InferenceEngine:
                 if unknown:
                     raise ValueError(f"lower names {unknown!r}, not variables of the network.")
                 low = [self._index[v] for v in lower if self._index[v] in leaves]
-                if not low or n_cases >= FEW_CASES:
-                    return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
-                swept = (sweep.SWEEP_SLOTS, max(sweep.SWEEP_UNITS, sweep.HELD_UNITS) if sweep.SWEEP else sys.maxsize)
-                pairs = telescoped_lowered(net, lam, leaves, low, n_cases, swept)  # a few cases: extra cases for these
-                run_ = lambda lam_, n_: expand_terms(self, lam_, target_ids, tables, leaves, n_, dtype=dtype, lower=low)  # noqa: E731
-                return with_lowered_cases(run_, net, lam, n_cases, *pairs)
+                return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
         lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
         split = split and bool(lam)  # without evidence every case has the same pattern: nothing to split

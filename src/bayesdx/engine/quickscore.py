@@ -31,17 +31,7 @@ from .telescope import telescoped
 if TYPE_CHECKING:
     from .engine import InferenceEngine
 
-__all__ = [
-    "ERROR_BUDGET",
-    "FEW_CASES",
-    "FORECAST",
-    "FORECAST_ROWS",
-    "MAX_TERMS",
-    "ROWS_PER_BLOCK",
-    "TELESCOPE_PARENTS",
-    "expand",
-    "lowerable",
-]
+__all__ = ["ERROR_BUDGET", "FORECAST", "FORECAST_ROWS", "MAX_TERMS", "ROWS_PER_BLOCK", "TELESCOPE_PARENTS", "expand", "lowerable"]
 
 #: Most signed terms a case may expand into (2**k for k positive binary findings); above, its own contraction.
 MAX_TERMS = 2**12
@@ -51,12 +41,6 @@ TELESCOPE_PARENTS = 2
 #: Largest relative rounding error allowed for a case computed as a signed sum of terms, bounded by machine
 #: epsilon times sum_r |term_r| * (50 + |log Z_r|) / |sum| (each term comes back from its log, log Z_r).
 ERROR_BUDGET = 1e-10
-#: A call of fewer cases than this gets every lowered case it can in itself: the telescoped findings' as
-#: extra cases (:func:`~bayesdx.engine.lowered_cases.with_lowered_cases`), and the lowered sums that cancel
-#: past double precision's budget again in extended precision. A larger call leaves them to its caller, whose
-#: one batch of the missing rows costs less per row; for a few cases that batch's fixed cost is more. On the
-#: bundled model's vignettes: 8 cases 3.67 -> 3.15 ms a case, 32 cases level, 128 cases 3% slower.
-FEW_CASES = 16
 #: Rows of expanded terms contracted together in double precision (bounds the memory of one block: at 2**16
 #: rows, 10,000 vignettes with next steps peaked at 566 MiB of process memory); half as many in extended precision.
 ROWS_PER_BLOCK = 2**15
@@ -342,9 +326,8 @@ def expand(
             first = last
         return level
 
-    def signed_sums(todo: np.ndarray, dtype: type, only_lowered: bool = False) -> np.ndarray:
-        """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget. With
-        ``only_lowered``, only their lowered cases (the rows themselves are done): returns none."""
+    def signed_sums(todo: np.ndarray, dtype: type) -> np.ndarray:
+        """Fill in the rows ``todo``; returns those whose rounding bound exceeds the budget."""
         eps = float(np.finfo(dtype).eps)
         per_block = ROWS_PER_BLOCK * 8 // np.dtype(dtype).itemsize  # the same bytes in extended precision
         todo = todo[np.argsort(row_case[todo], kind="stable")]  # a case's rows together: its terms once per block
@@ -384,10 +367,7 @@ def expand(
             spread = np.add.reduceat(error, starts)
             ok = z > 0  # a signed sum at or below zero: the evidence is impossible
             bad = (spread > 0) & (~ok | (eps * spread > ERROR_BUDGET * z))
-            if only_lowered:
-                bad[:] = True  # nothing written but the lowered cases
-            else:
-                unstable.append(block[bad])
+            unstable.append(block[bad])
             keep = ~bad
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_z[block[keep]] = np.where(ok, finite_peak + np.log(np.where(ok, z, 1.0)), -np.inf)[keep]
@@ -428,15 +408,6 @@ def expand(
         unstable = np.concatenate([unstable, signed_sums(rest[~direct], dtype), rest[direct]])
     else:
         unstable = signed_sums(todo, dtype)
-    if longer and lowered and n < FEW_CASES:
-        # a lowered case cancels more than its case where the finding was likely: the case met the budget,
-        # its lowered sum did not; the case's terms again in extended precision give it, with no call of its own
-        short = np.zeros(units, dtype=bool)
-        for v, _, _, count in multi:
-            if v in lowered:
-                short |= (count > 1) & (lower_coef[v] != 0) & ~lowered[v].available
-        short[unstable] = False  # (the unstable cases go to extended precision below, their lowered sums with them)
-        signed_sums(todo[short[todo]], np.longdouble, only_lowered=True)
     unstable = np.concatenate([unstable, straight])
     many = np.flatnonzero(counts > MAX_TERMS)
     if rescue is not None:  # past double precision's budget, or too many terms: another method first
