@@ -52,7 +52,7 @@ def unknown_variable(model: Model, name: object, where: str = "") -> UnknownVari
 
 def to_state(model: Model, variable: str, value: Any, where: str = "") -> str | None:
     """The state name that ``value`` stands for, or None when it means "not observed"."""
-    if value.__class__ is str and value in _answers(model, variable)[1]:
+    if value.__class__ is str and variable in model.states and value in _answers(model, variable)[1]:
         return value  # the common case, a valid answer: no other check can fail
     if is_missing(value):
         return None
@@ -118,13 +118,15 @@ def likelihoods_from_evidence(model: Model, cases: Sequence[Mapping[str, str]]) 
     for k, case in enumerate(cases):
         for variable, state in case.items():
             vectors, code = _answers(model, variable)
+            row = code.get(state)
+            vector = model.answer_vector(variable, state) if row is None else vectors[row]  # (not an answer: its error)
             arr = arrays.get(variable)
             if arr is None:
                 if n == 1:  # a single case: its row, no array of ones to overwrite
-                    arrays[variable] = vectors[code[state]][None, :].copy()
+                    arrays[variable] = vector[None, :].copy()
                     continue
                 arr = arrays[variable] = np.ones((n, len(model.states[variable])))
-            arr[k] = vectors[code[state]]
+            arr[k] = vector
     return arrays
 
 
@@ -177,7 +179,7 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
         values = list(series) if isinstance(series.dtype, pd.StringDtype) else series.to_numpy(dtype=object)
         codes = np.full(n, -1, dtype=np.int64)
         if column not in known:  # one row per accepted answer; the cells read so far, by type and value
-            known[column] = (np.array([model.answer_vector(column, a) for a in states]), {})
+            known[column] = (_answers(model, column)[0], {})
         vectors, lookup = known[column]
         seen = dict(lookup)  # this frame's cells: the model's valid answers, and the missing cells met here
         for k, value in enumerate(values):
