@@ -141,7 +141,7 @@ def analyse_steps(
     from .posteriors import hypothesis_matrix
 
     n = len(cases)
-    plans = step_rows.candidate_plans(model, step_candidates(model))
+    plans = step_rows.candidate_plans(model, step_candidates(model))  # (looked up on the module: a test swaps it)
     blocks, row_case = plan_blocks(model, cases, plans)
     if not blocks:
         return [StepAnalysis((), True, {}) for _ in range(n)]

@@ -15,7 +15,7 @@ import numpy as np
 from .model import Model
 from .step_rows import Block, DecomposedBlock, RowsBlock, StatesBlock, StudyBlock, StudyDecomposedBlock
 
-__all__ = ["OWN_BATCH_HYPOTHESES", "Outcomes", "block_outcomes", "clamped_outcomes"]
+__all__ = ["OWN_BATCH_HYPOTHESES", "Outcomes", "block_outcomes", "clamped_outcomes", "decomposed_outcomes"]
 
 #: A hypothesis node with at least this many hypotheses has its clamped outcomes computed in a batch of its own.
 OWN_BATCH_HYPOTHESES = 3

@@ -21,7 +21,19 @@ from .engine import Decomposition
 from .model import Model
 from .studies import Study
 
-__all__ = ["Block", "DecomposedBlock", "RowsBlock", "StatesBlock", "StudyBlock", "StudyDecomposedBlock", "step_candidates"]
+__all__ = [
+    "Block",
+    "DecomposedBlock",
+    "Plan",
+    "RowsBlock",
+    "StatesBlock",
+    "StudyBlock",
+    "StudyDecomposedBlock",
+    "candidate_plans",
+    "plan_blocks",
+    "row_likelihoods",
+    "step_candidates",
+]
 
 #: How :func:`candidate_plans` computes a candidate's outcomes: ``("decomposed", Decomposition)`` or ``("rows", None)``.
 Plan = tuple[Literal["decomposed", "rows"], Decomposition | None]
