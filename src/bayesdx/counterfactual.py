@@ -102,12 +102,8 @@ class CounterfactualScores:
 
 
 def _links(model: Model) -> list[_Link]:
-    """Every (noisy finding or test with a normal lowest level, cause hypothesis) link, with its odds
-    (worked out once per model: the model is immutable)."""
-    cached = model.__dict__.get("_counterfactual_links")
-    if cached is None:
-        cached = model.__dict__["_counterfactual_links"] = _read_links(model)
-    return cached
+    """Every (noisy finding or test with a normal lowest level, cause hypothesis) link, with its odds."""
+    return _link_table(model).links
 
 
 def _read_links(model: Model) -> list[_Link]:
@@ -199,7 +195,7 @@ def counterfactual_scores(
     row_case: list[np.ndarray] = []
     row_link: list[np.ndarray] = []
     row_odds: list[np.ndarray] = []  # sum_y lambda(y) P(Z_D = y) / P(Z_D = 0), from the case's own likelihood
-    for finding in _by_finding(model):
+    for finding in _link_table(model).findings.values():
         lam = likelihoods.get(finding.name)
         if lam is None:
             continue
@@ -242,11 +238,11 @@ def counterfactual_scores(
     compiled_index = model.compiled.index()
     for f in np.unique(pairs[1]):
         done = (lowered or {}).get(names[f])
-        if done is None or table.negative[names[f]] != _lowest(model.compiled, compiled_index[names[f]]):
+        if done is None or table.findings[names[f]].negative != _lowest(model.compiled, compiled_index[names[f]]):
             continue
         sel = np.flatnonzero((pairs[1] == f) & done.available[pairs[0]])
         pair_log[sel] = done.log_evidence[pairs[0, sel]]
-        for k in table.hypotheses_of[names[f]]:  # the hypotheses linked to the finding: the ones read below
+        for k in table.findings[names[f]].hypotheses:  # the hypotheses linked to the finding: the ones read below
             h = model.hypotheses[k]
             pair_marg[sel, k] = done.marginals[h.node][pairs[0, sel], model.states[h.node].index(h.state)]
         todo[sel] = False
@@ -257,7 +253,7 @@ def counterfactual_scores(
         rows = {v: a[rc].copy() for v, a in likelihoods.items()}
         for f in np.unique(rf):
             off = np.zeros(len(model.states[names[f]]))
-            off[table.negative[names[f]]] = 1.0
+            off[table.findings[names[f]].negative] = 1.0
             rows[names[f]][rf == f] = off
         post = model.engine.posterior(rows, causes, rc.size)
         pair_log[part] = np.where(post.impossible, -np.inf, post.log_evidence)
@@ -275,64 +271,51 @@ def counterfactual_scores(
 
 @dataclass(frozen=True)
 class _Finding:
-    """A finding's links (consecutive positions in :func:`_links`) and their odds, ``(states, links)``
-    (None where a link has none)."""
+    """A finding's links (consecutive positions in :func:`_links`), their odds, ``(states, links)`` (None where
+    a link has none), and the hypotheses they link it to."""
 
     name: str
     negative: int
     descendants: tuple[str, ...]
     links: np.ndarray
     odds: np.ndarray | None
+    hypotheses: list[int]
 
 
 @dataclass(frozen=True)
 class _LinkTable:
-    """Per link: its finding's position among the model's variables, its hypothesis, whether its finding is the
-    presenting complaint; per finding: its normal state and its linked hypotheses."""
+    """The links; the same grouped by finding, in their order; per link its finding's position among the model's
+    variables, its hypothesis, and whether its finding is the presenting complaint."""
 
+    links: list[_Link]
+    findings: dict[str, _Finding]
     finding: np.ndarray
     hypothesis: np.ndarray
     in_complaint: np.ndarray
-    negative: dict[str, int]
-    hypotheses_of: dict[str, list[int]]
-
-
-def _by_finding(model: Model) -> list[_Finding]:
-    """The links grouped by finding, in their order (worked out once per model)."""
-    cached = model.__dict__.get("_counterfactual_findings")
-    if cached is None:
-        links = _links(model)
-        order = list(dict.fromkeys(link.finding for link in links))
-        cached = []
-        for name in order:
-            at = np.array([j for j, link in enumerate(links) if link.finding == name])
-            assert (np.diff(at) == 1).all()  # _read_links gives a finding's links one after the other
-            odds = [links[j].odds for j in at]
-            first = links[at[0]]
-            stacked = None if any(o is None for o in odds) else np.stack(odds, axis=1)  # type: ignore[arg-type]
-            cached.append(_Finding(name, first.negative, first.descendants, at, stacked))
-        model.__dict__["_counterfactual_findings"] = cached
-    return cached
 
 
 def _link_table(model: Model) -> _LinkTable:
-    """Per-link arrays of :func:`_links` (worked out once per model)."""
-    cached = model.__dict__.get("_counterfactual_table")
+    """The links of the model and their arrays (worked out once per model: the model is immutable)."""
+    cached = model.__dict__.get("_counterfactual_links")
     if cached is None:
-        links = _links(model)
+        links = _read_links(model)
+        findings = {}
+        for name in dict.fromkeys(link.finding for link in links):
+            at = np.array([j for j, link in enumerate(links) if link.finding == name])
+            assert (np.diff(at) == 1).all()  # _read_links gives a finding's links one after the other
+            odds = [links[j].odds for j in at]
+            stacked = None if any(o is None for o in odds) else np.stack(odds, axis=1)  # type: ignore[arg-type]
+            first = links[at[0]]
+            hypotheses = list(dict.fromkeys(links[j].hypothesis for j in at))
+            findings[name] = _Finding(name, first.negative, first.descendants, at, stacked, hypotheses)
         position = {name: k for k, name in enumerate(model.states)}
         complaint = set(model.presenting)
-        hypotheses_of: dict[str, list[int]] = {}
-        for link in links:
-            hypotheses_of.setdefault(link.finding, [])
-            if link.hypothesis not in hypotheses_of[link.finding]:
-                hypotheses_of[link.finding].append(link.hypothesis)
-        cached = model.__dict__["_counterfactual_table"] = _LinkTable(
+        cached = model.__dict__["_counterfactual_links"] = _LinkTable(
+            links,
+            findings,
             np.array([position[link.finding] for link in links], dtype=np.int64),
             np.array([link.hypothesis for link in links], dtype=np.int64),
             np.array([link.finding in complaint for link in links], dtype=bool),
-            {link.finding: link.negative for link in links},
-            hypotheses_of,
         )
     return cached
 

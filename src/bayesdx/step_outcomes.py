@@ -95,11 +95,10 @@ def clamped_outcomes(
     return result
 
 
-def _possible(p_x: np.ndarray, post_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _conditional(p_x: np.ndarray, joint: np.ndarray) -> np.ndarray:
     """Joint probabilities ``P(h, X = x | e)`` divided by ``P(X = x | e)`` where that is above 1e-12, else 0."""
     ok = p_x > 1e-12
-    post_x = np.where(ok[..., None], post_x / np.where(ok, p_x, 1.0)[..., None], 0.0)
-    return p_x, np.clip(post_x, 0.0, 1.0)
+    return np.clip(np.where(ok[..., None], joint / np.where(ok, p_x, 1.0)[..., None], 0.0), 0.0, 1.0)
 
 
 def decomposed_outcomes(blocks: Sequence[DecomposedBlock], p_rows: np.ndarray, matrix: np.ndarray, base: np.ndarray) -> Outcomes:
@@ -114,9 +113,7 @@ def decomposed_outcomes(blocks: Sequence[DecomposedBlock], p_rows: np.ndarray, m
     joint = np.diff(cum_j, axis=1, prepend=0.0)
     level_of = np.repeat(np.array([np.argsort(b.dec.order) for b in blocks]), [b.todo.size for b in blocks], axis=0)  # state -> level
     p_x = np.take_along_axis(by_level, level_of, axis=1)
-    post_x = np.take_along_axis(joint, level_of[..., None], axis=1)
-    p_x, post_x = _possible(p_x, post_x)
-    return list(blocks), todo, p_x, post_x
+    return list(blocks), todo, p_x, _conditional(p_x, np.take_along_axis(joint, level_of[..., None], axis=1))
 
 
 def _study_decomposed(
@@ -144,7 +141,7 @@ def _study_decomposed(
         cell: tuple[slice | int, ...] = (slice(None), *(d.order.index(state) for d, state in zip(decs, states, strict=True)))
         p_x[:, j] = np.maximum(cum_p[cell], 0.0)
         post_x[:, j] = cum_j[cell]
-    return _possible(p_x, post_x)
+    return p_x, _conditional(p_x, post_x)
 
 
 def block_outcomes(

@@ -119,19 +119,16 @@ def plan_blocks(model: Model, cases: Sequence[Mapping[str, str]], plans: Mapping
     by_state = sum(len(model.states[v]) for v, (plan, _) in plans.items() if plan == "rows") <= len(model.hypotheses) + 1
     blocks: list[Block] = []
     start = 0
-    for var, (plan, dec) in plans.items():
+    for var, (_, dec) in plans.items():
         todo = np.array([k for k in range(n) if var not in cases[k]], dtype=int)
         if todo.size == 0:
             continue
-        if plan == "decomposed":
-            assert dec is not None  # candidate_plans gives "decomposed" with its decomposition
-            per_case = len(dec.order) - 1
-        else:
-            per_case = len(model.states[var]) if by_state else 0
+        # (candidate_plans gives "decomposed" with its decomposition, "rows" with None)
+        per_case = len(dec.order) - 1 if dec is not None else len(model.states[var]) if by_state else 0
         rows = np.arange(start, start + todo.size * per_case).reshape(todo.size, per_case)
         start += rows.size
-        if plan == "decomposed":
-            blocks.append(DecomposedBlock(var, todo, per_case, rows, dec))  # type: ignore[arg-type]
+        if dec is not None:
+            blocks.append(DecomposedBlock(var, todo, per_case, rows, dec))
         elif by_state:
             blocks.append(StatesBlock(var, todo, per_case, rows))
         else:
