@@ -227,7 +227,10 @@ def counterfactual_scores(
     names = list(model.states)
     table = _link_table(model)
     finding_of = table.finding[link_ids]
-    pairs, pair_of = np.unique(np.stack([cases, finding_of]), axis=1, return_inverse=True)
+    # the distinct (case, finding) pairs, case by case (one integer key each: a sort of a 1-d array is about ten
+    # times faster than numpy's unique over the columns of a 2-d one)
+    keys, pair_of = np.unique(cases * len(names) + finding_of, return_inverse=True)
+    pairs = np.stack(np.divmod(keys, len(names)))
     pair_of = pair_of.ravel()
     hyp = table.hypothesis[link_ids]
     causes = sorted({links[j].cause for j in np.unique(link_ids)}, key=names.index)
