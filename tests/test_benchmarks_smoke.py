@@ -13,6 +13,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pyagrum")
@@ -188,3 +189,38 @@ def test_sweep_records_a_network_over_budget_as_skipped(sweep):
     assert [s["network"] for s in result.skipped] == ["asia"]
     assert "more than --budget" in result.skipped[0]["reason"]
     assert "| skipped network | step | reason | measured before the stop |" in result.table
+
+
+def test_single_calls_are_timed_on_cases_nothing_computed_before(bench, monkeypatch):
+    """A batch of one times new cases: not the agreement check's (their programs are cached), and different
+    ones for ranking and for next steps (session 12: pathfinder's single calls looked faster than its batch)."""
+    import bayesdx
+
+    model = bench.load("child")
+    cases = bench.sample_cases(model, 8, 4, np.random.default_rng(bench.SEED))
+    args = bench.parser().parse_args(["--sizes", "1,8", "--single-cases", "2", "--no-memory"])
+    args.pgmpy_cases, args.pgmpy_step_cases, args.pyagrum_cases, args.pyagrum_step_cases = 1, 1, 3, 2
+    computed: list[dict] = []
+    answers = bench.bayesdx_answers
+
+    def recording(model_, cases_, *, steps):
+        computed.extend(dict(c) for c in cases_)
+        return answers(model_, cases_, steps=steps)
+
+    timed: dict[bool, list[dict]] = {False: [], True: []}
+    rank_causes = bayesdx.rank_causes
+
+    def timing(case, *, model=None, next_steps=True, **kwargs):
+        timed[next_steps].append(dict(case))
+        return rank_causes(case, model=model, next_steps=next_steps, **kwargs)
+
+    monkeypatch.setattr(bench, "bayesdx_answers", recording)
+    monkeypatch.setattr(bayesdx, "rank_causes", timing)
+    bench.bench_cases("child", "sampled", model, cases, [1, 8], args, bench.Results(), lambda _: None)
+    full = [{**bench.presenting(model), **c} for c in cases]
+    seen = [full.index(c) for c in computed]
+    rank_at = [cases.index(c) for c in timed[False] if c]  # ({}: the warm-up call)
+    steps_at = [cases.index(c) for c in timed[True] if c]
+    assert max(seen) == 2  # the agreement check ran on the first three cases
+    assert rank_at == [3, 4]
+    assert steps_at == [0, 5, 6]  # case 0: the count of engine calls, untimed
