@@ -217,7 +217,7 @@ def _count_rows_asked(monkeypatch, where: str) -> list[int]:
     asked: list[int] = []
     original = counterfactual.counterfactual_scores
 
-    def spy(model, likelihoods, log_evidence, n_cases, lowered=None):
+    def spy(model, likelihoods, log_evidence, n_cases, lowered=None, marginals=None):
         posterior = type(model.engine).posterior
 
         def counting(self, likelihoods, targets, n, **kwargs):
@@ -226,7 +226,7 @@ def _count_rows_asked(monkeypatch, where: str) -> list[int]:
 
         monkeypatch.setattr(type(model.engine), "posterior", counting)
         try:
-            return original(model, likelihoods, log_evidence, n_cases, lowered)
+            return original(model, likelihoods, log_evidence, n_cases, lowered, marginals)
         finally:
             monkeypatch.setattr(type(model.engine), "posterior", posterior)
 
@@ -338,3 +338,53 @@ def test_a_batch_of_swept_cases_gives_its_counterfactual_rows_itself_at_the_defa
         cause = frame.loc[0, f"cause_{j}"]
         expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives if cause in kinds[f]["links"])
         assert_allclose(frame[f"score_{j}"].to_numpy(), expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(("age", "from_marginals"), [("older_adult", 4), (None, 2)])
+def test_findings_with_one_free_parent_take_their_rows_from_the_ranking_marginals(bundled_model, monkeypatch, age, from_marginals):
+    """A positive finding whose parents the case observes in one state, all but one cause ``D``, scales the
+    joint by ``P(e_S | d, h)``; so ``P(D = d, e \\ S, S = off) = P(D = d, e) P(S = off | d, h) / P(e_S | d, h)``,
+    read off the ranking's own marginals. Given the age group, thirst (diabetes, age group), new medication
+    (medication side effect, age group), emotional stress and HbA1c (one cause each) need no engine row; without
+    it, the first two have two free parents and still do. The scores match the explicit twin network."""
+    from bayesdx import counterfactual
+
+    evidence = {
+        **bundled_model.presenting,
+        "thirst_frequent_urination": "yes",
+        "emotional_stress": "yes",
+        "blood_glucose_hba1c": "abnormal",
+        "new_medication": "yes",
+        "muscle_weakness": "yes",
+    }
+    if age:
+        evidence["age_group"] = age
+    asked = _count_rows_asked(monkeypatch, "bayesdx.pipeline.counterfactual_scores")
+    dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
+    with_marginals = sum(asked)
+    asked.clear()
+    monkeypatch.setattr(counterfactual, "_from_the_marginals", lambda *args: None)
+    without = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
+    assert sum(asked) - with_marginals == from_marginals
+    kinds = _model_file()["cpds"]
+    positives = [f for f in evidence if f != "age_group"]
+    by_id = {c.id: c for c in dx.causes}
+    for cause in ("diabetes_mellitus", "stress_anxiety", "medication_side_effect", "myopathy"):
+        expected = sum(twin_disablement(bundled_model, evidence, f, cause) for f in positives if cause in kinds[f]["links"])
+        assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
+    for before, after in zip(without.causes, dx.causes, strict=True):
+        assert before.id == after.id
+        assert_allclose(after.expected_disablement, before.expected_disablement, atol=1e-12, rtol=0)
+
+
+def test_a_free_parent_the_evidence_rules_out_leaves_the_row_to_the_engine(tmp_path, tiny_model_path, tiny_priors_path):
+    """With fever's leak at zero and cold observed absent, fever = yes rules flu's absence out: P(e, flu absent)
+    is zero and says nothing of P(e \\ fever, flu absent), so that row goes to the engine. Given fever and no
+    cold, flu was present and its activation fired: curing it switches the fever off, a disablement of one."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_model_path.read_text().replace("leak = 0.1", "leak = 0.0"))
+    model = bayesdx.load_model(path, priors=tiny_priors_path)
+    dx = bayesdx.rank_causes({"fever": "yes", "cold": "absent"}, model=model, ranking="expected_disablement", next_steps=False)
+    by_id = {c.id: c for c in dx.causes}
+    assert_allclose(by_id["flu"].expected_disablement, 1.0, atol=1e-12, rtol=0)
+    assert by_id["cold"].expected_disablement == 0.0

@@ -166,6 +166,7 @@ def counterfactual_scores(
     log_evidence: np.ndarray,
     n_cases: int,
     lowered: Mapping[str, Lowered] | None = None,
+    marginals: Mapping[str, np.ndarray] | None = None,
 ) -> CounterfactualScores:
     """Exact counterfactual scores for a batch of cases.
 
@@ -182,6 +183,10 @@ def counterfactual_scores(
     lowered : mapping of str to Lowered, optional
         The same engine call's cases with a finding observed at its lowest level (asked with ``lower`` =
         :func:`counterfactual_findings`): where available they are the rows below, computed already.
+    marginals : mapping of str to numpy.ndarray, optional
+        The same engine call's posterior marginals of the causes, ``(n_cases, n_states)`` each: a finding with at
+        most one parent the case does not observe in one state gets its rows from them (see
+        :func:`_from_the_marginals`) instead of from the engine.
 
     Returns
     -------
@@ -249,6 +254,8 @@ def counterfactual_scores(
             h = model.hypotheses[k]
             pair_marg[sel, k] = done.marginals[h.node][pairs[0, sel], model.states[h.node].index(h.state)]
         todo[sel] = False
+    if marginals is not None and todo.any():
+        _from_the_marginals(model, likelihoods, marginals, log_evidence, pairs, todo, pair_log, pair_marg)
     todo_pairs = np.flatnonzero(todo)
     for start in range(0, todo_pairs.size, ROW_BLOCK):
         part = todo_pairs[start : start + ROW_BLOCK]
@@ -270,6 +277,80 @@ def counterfactual_scores(
     np.add.at(expected, (cases, hyp), value)
     np.add.at(disable, (cases[in_complaint], hyp[in_complaint]), value[in_complaint])
     return CounterfactualScores(disable, expected)
+
+
+def _from_the_marginals(
+    model: Model,
+    likelihoods: Mapping[str, np.ndarray],
+    marginals: Mapping[str, np.ndarray],
+    log_evidence: np.ndarray,
+    pairs: np.ndarray,
+    todo: np.ndarray,
+    pair_log: np.ndarray,
+    pair_marg: np.ndarray,
+) -> None:
+    """The rows of the pairs ``todo`` (``pairs``: case, finding) whose finding has at most one parent the case
+    does not observe in one state, a cause, from the ranking's marginals: in place, ``todo`` cleared there.
+
+    With the other parents ``h`` observed, the finding ``S`` (no evidence below it) enters ``P(e)`` as the factor
+    ``P(e_S | d, h) = sum_y lambda_S(y) P(S = y | d, h)`` on its free parent ``D``, and its normal state as
+    ``P(S = off | d, h)``. So ``P(D = d, e \\ S, S = off) = P(D = d, e) P(S = off | d, h) / P(e_S | d, h)``: the
+    ranking's marginal of ``D`` times a ratio of two entries of the finding's table, no subtraction. A pair where
+    some ``P(e_S | d, h)`` is zero (``P(D = d, e)`` then says nothing of ``P(D = d, e \\ S)``) stays for the engine.
+    With no free parent the ratio is one number and the marginals do not change.
+    """
+    net = model.engine.network
+    index = net.index()
+    names = list(model.states)
+    table = _link_table(model)
+    for f in np.unique(pairs[1, todo]):
+        name = names[f]
+        finding = table.findings[name]
+        v = index[name]
+        sel = np.flatnonzero(todo & (pairs[1] == f))
+        cases = pairs[0, sel]
+        parents = [net.variables[p] for p in net.parents[v]]
+        observed = np.full((len(parents), sel.size), -1)  # each parent's state where the case observes it in one
+        for j, parent in enumerate(parents):
+            lam = likelihoods.get(parent)
+            if lam is not None:
+                one = np.count_nonzero(lam[cases], axis=1) == 1
+                observed[j] = np.where(one, np.argmax(lam[cases] != 0, axis=1), -1)
+        free = observed < 0
+        n_free = free.sum(axis=0)
+        for j in (None, *range(len(parents))):  # no free parent, or parent j alone
+            if j is None:
+                mine = np.flatnonzero(n_free == 0)
+            elif parents[j] in marginals:
+                mine = np.flatnonzero((n_free == 1) & free[j])
+            else:
+                continue  # not a cause: the ranking has no marginal of it
+            if not mine.size:
+                continue
+            hard = [i for i in range(len(parents)) if i != j]
+            # the finding's table at the observed parents: (pairs, finding states, states of the free parent)
+            moved = np.moveaxis(net.tables[v], [0] if j is None else [0, 1 + j], [-1] if j is None else [-2, -1])
+            cpd = moved[tuple(observed[i, mine] for i in hard)] if hard else np.broadcast_to(moved, (mine.size, *moved.shape))
+            if j is None:
+                cpd = cpd[:, :, None]
+            at = cases[mine]
+            evidence = np.einsum("ny,nyd->nd", likelihoods[name][at], cpd)  # P(e_S | d, h)
+            fine = (evidence > 0).all(axis=1)
+            mine, at, evidence, cpd = mine[fine], at[fine], evidence[fine], cpd[fine]
+            weight = cpd[:, finding.negative, :] / evidence  # P(S = off | d, h) / P(e_S | d, h)
+            if j is not None:
+                weight = weight * marginals[parents[j]][at]
+            total = weight.sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pair_log[sel[mine]] = log_evidence[at] + np.log(total)
+                for k in finding.hypotheses:
+                    h = model.hypotheses[k]
+                    state = model.states[h.node].index(h.state)
+                    if j is not None and h.node == parents[j]:
+                        pair_marg[sel[mine], k] = weight[:, state] / total
+                    else:  # a parent the case observes in one state: its marginal stays as it is
+                        pair_marg[sel[mine], k] = marginals[h.node][at, state]
+            todo[sel[mine]] = False
 
 
 @dataclass(frozen=True)

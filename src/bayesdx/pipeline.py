@@ -61,8 +61,8 @@ def analyse_cases(
     min_prob = resolve(function, "min_pursued_probability", None)
     n = len(observed)
     lower = counterfactual_findings(model) if ranking != "posterior" else []
-    matrix, log_z, lowered = posteriors_and_lowered(model, likelihoods, n, labels, lower)
-    cf = counterfactual_scores(model, likelihoods, log_z, n, lowered) if ranking != "posterior" else None
+    matrix, log_z, lowered, marginals = posteriors_and_lowered(model, likelihoods, n, labels, lower)
+    cf = counterfactual_scores(model, likelihoods, log_z, n, lowered, marginals) if ranking != "posterior" else None
     if pursue is None and model.harm is not None:  # every cause, weighted by what missing it costs
         weights = model.harm.vector([h.id for h in model.hypotheses])
         everything = np.flatnonzero(weights > 0)

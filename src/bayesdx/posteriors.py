@@ -60,7 +60,7 @@ def posterior_matrix(
     Returns the matrix and ``log P(e)`` per case. Raises :class:`ImpossibleEvidenceError` naming the cases
     (by ``labels`` where given, else by position) whose evidence has probability zero.
     """
-    matrix, log_z, _ = posteriors_and_lowered(model, likelihoods, n_cases, labels)
+    matrix, log_z, _, _ = posteriors_and_lowered(model, likelihoods, n_cases, labels)
     return matrix, log_z
 
 
@@ -70,14 +70,15 @@ def posteriors_and_lowered(
     n_cases: int,
     labels: Sequence[Any] | None = None,
     lower: Sequence[str] = (),
-) -> tuple[np.ndarray, np.ndarray, dict[str, Lowered]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Lowered], dict[str, np.ndarray]]:
     """:func:`posterior_matrix` and, from the same engine call, the cases with each finding of ``lower``
-    observed at its lowest level where the engine gives them (for the counterfactual scores)."""
+    observed at its lowest level where the engine gives them, and every cause's marginals (both for the
+    counterfactual scores)."""
     post = model.engine.posterior(likelihoods, model.causes, n_cases, lower=lower)
     if post.impossible.any():
         where = np.flatnonzero(post.impossible)
         raise ImpossibleEvidenceError([labels[int(k)] if labels is not None else int(k) for k in where])
-    return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence, post.lowered
+    return hypothesis_matrix(model, post.marginals, n_cases), post.log_evidence, post.lowered, post.marginals
 
 
 def observed_from_likelihoods(model: Model, likelihoods: Mapping[str, np.ndarray], n: int) -> list[dict[str, str]]:

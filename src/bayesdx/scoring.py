@@ -76,8 +76,8 @@ def score_frame(
     data: dict[str, Any] = {}
     if not next_step:
         lower = counterfactual_findings(model) if ranking != "posterior" else []
-        matrix, log_z, lowered = posteriors_and_lowered(model, likelihoods, n, list(index), lower)
-        cf = counterfactual_scores(model, likelihoods, log_z, n, lowered) if ranking != "posterior" else None
+        matrix, log_z, lowered, marginals = posteriors_and_lowered(model, likelihoods, n, list(index), lower)
+        cf = counterfactual_scores(model, likelihoods, log_z, n, lowered, marginals) if ranking != "posterior" else None
         scores = ranking_scores(ranking, matrix, None if cf is None else cf.disablement, None if cf is None else cf.expected_disablement)
         order = rank_order(scores, matrix)[:, :k]
         ids = np.array([h.id for h in model.hypotheses], dtype=object)
