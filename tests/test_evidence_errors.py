@@ -91,15 +91,23 @@ def test_frames_read_again_check_only_new_cells_and_still_reject_bad_ones(tiny_m
         return original(model_, variable, value, where)  # type: ignore[arg-type]
 
     monkeypatch.setattr(evidence, "to_state", counted)
-    first = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "no", None]}))
-    assert checked[:2] == ["yes", "no"]  # and the missing cell (None, as pandas gives it)
-    assert len(checked) == 3
+    first = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "no", None, "yes"]}))
+    assert checked == ["yes", "no"]  # each distinct text once; a text column's missing cell needs no check
     checked.clear()
     again = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", "yes", float("nan"), "yes"]}))
-    assert [v for v in checked if isinstance(v, str)] == []  # both answers known; only the missing cell checked
+    assert checked == []  # both answers known
+    objects = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", None]}, dtype=object))
+    assert checked == [None]  # a column of objects: known answers skipped, the missing cell checked
+    assert_allclose(objects["fever"], [first["fever"][1], [1.0, 1.0]])
     assert_allclose(again["fever"], [first["fever"][1], first["fever"][0], [1.0, 1.0], first["fever"][0]])
     with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'bob'")):
         evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "warm"]}, index=["ann", "bob"]))
+    # the first bad cell in row order is the one named, however often the texts repeat
+    frame = pd.DataFrame({"fever": ["yes", "hot", "warm", "hot", "warm"]}, index=["ann", "bob", "cy", "di", "ed"])
+    with pytest.raises(InvalidStateError, match=re.escape("'hot' for variable 'fever' in row 'bob'")):
+        evidence.likelihoods_from_frame(model, frame)
+    with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'cy'")):
+        evidence.likelihoods_from_frame(model, frame.iloc[[0, 2, 1, 4]])
     for _ in range(3):
         evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": [float("nan"), None, ""]}))
     _, known = evidence._ANSWER_CODES[model]["fever"]
