@@ -388,3 +388,26 @@ def test_a_free_parent_the_evidence_rules_out_leaves_the_row_to_the_engine(tmp_p
     by_id = {c.id: c for c in dx.causes}
     assert_allclose(by_id["flu"].expected_disablement, 1.0, atol=1e-12, rtol=0)
     assert by_id["cold"].expected_disablement == 0.0
+
+
+def test_findings_with_two_free_parents_give_their_rows_in_the_ranking_call(bundled_model, monkeypatch):
+    """A positive finding with two free parents enters as two signed terms (telescoping is for one free
+    parent: ``TELESCOPE_PARENTS``), one of them its lowest level, so the ranking call gives its counterfactual
+    row (``lower``): recent overexertion (overexertion, injury) and fever (febrile infection, arthritis) ask
+    the engine for nothing more, and the scores match the explicit twin network."""
+    from bayesdx.engine import quickscore
+
+    assert quickscore.TELESCOPE_PARENTS < 2
+    asked = _count_rows_asked(monkeypatch, "bayesdx.pipeline.counterfactual_scores")
+    evidence = {**bundled_model.presenting, "age_group": "adult", "recent_overexertion": "yes", "fever": "yes"}
+    dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
+    assert sum(asked) == 0
+    kinds = _model_file()["cpds"]
+    by_id = {c.id: c for c in dx.causes}
+    for cause in ("overexertion", "injury", "febrile_infection", "arthritis", "stress_anxiety"):
+        expected = sum(
+            twin_disablement(bundled_model, evidence, f, cause)
+            for f in ("leg_twitching", "recent_overexertion", "fever")
+            if cause in kinds[f]["links"]
+        )
+        assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
