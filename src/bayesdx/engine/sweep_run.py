@@ -114,17 +114,17 @@ def sweep_passes(
             start0, start1 = start0 / peak, start1 / peak
             log_scale += np.log(peak).sum(axis=1)
             continue
+        # per slot, the states of p that move some unit's chain (an absent cause produces the lowest level: it
+        # does not), and the chain's numbers as (slots, states, units): each slot's a contiguous block
+        moves = ((low != 1.0) | (high != 1.0)).any(axis=0)  # (slots, states)
+        stay0 = np.ascontiguousarray(low.transpose(1, 2, 0))
+        rise = np.ascontiguousarray((high - low).transpose(1, 2, 0))
+        stay1 = np.ascontiguousarray(high.transpose(1, 2, 0))
+        ones = (stay1 == 1.0).reshape(k, -1).all(axis=1)  # per slot: stays in the range with probability one
         for s in np.flatnonzero(par.any(axis=0)):
-            stay1 = high[:, s]
-            # the states of p that move some unit's chain (an absent cause produces the lowest level: it does not)
-            moving = tuple(np.flatnonzero(((low[:, s] != 1.0) | (stay1 != 1.0)).any(axis=0)).tolist())
+            moving = tuple(np.flatnonzero(moves[s]).tolist())
             if moving:
-                coef[p, int(s)] = Transition(
-                    np.ascontiguousarray(low[:, s].T),
-                    np.ascontiguousarray((stay1 - low[:, s]).T),
-                    None if (stay1 == 1.0).all() else np.ascontiguousarray(stay1.T),
-                    moving,
-                )
+                coef[p, int(s)] = Transition(stay0[s], rise[s], None if ones[s] else stay1[s], moving)
     start = np.stack([start0.T, start1.T], axis=1)  # (slots, 2, units)
     with np.errstate(divide="ignore"):
         for v in hard:
