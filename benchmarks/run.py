@@ -778,7 +778,8 @@ def markdown(results: Results) -> str:
         "(counts in brackets); their per-case time is the mean over those cases, and the speed-up is "
         "(their ms per case) / (bayesdx ms per case). A batch of one is the interactive `rank_causes` call "
         f"(mean over {s['single_cases']} cases nothing had computed before: after the reference checks' cases, "
-        "other cases for ranking and for next steps); larger batches are one `score` call. A row marked "
+        "other cases for ranking and for next steps, where the workload has that many; a shorter one wraps round "
+        "to cases computed already); larger batches are one `score` call. A row marked "
         f"≈ was not run: its time at the rate of the largest batch that ran would exceed --budget "
         f"({s['budget']:.0f} s)."
         + (

@@ -395,9 +395,6 @@ def test_findings_with_two_free_parents_give_their_rows_in_the_ranking_call(bund
     parent: ``TELESCOPE_PARENTS``), one of them its lowest level, so the ranking call gives its counterfactual
     row (``lower``): recent overexertion (overexertion, injury) and fever (febrile infection, arthritis) ask
     the engine for nothing more, and the scores match the explicit twin network."""
-    from bayesdx.engine import quickscore
-
-    assert quickscore.TELESCOPE_PARENTS < 2
     asked = _count_rows_asked(monkeypatch, "bayesdx.pipeline.counterfactual_scores")
     evidence = {**bundled_model.presenting, "age_group": "adult", "recent_overexertion": "yes", "fever": "yes"}
     dx = bayesdx.rank_causes(evidence, model=bundled_model, ranking="expected_disablement", next_steps=False)
@@ -411,3 +408,44 @@ def test_findings_with_two_free_parents_give_their_rows_in_the_ranking_call(bund
             if cause in kinds[f]["links"]
         )
         assert_allclose(by_id[cause].expected_disablement, expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("ck", ["mildly_raised", "markedly_raised", "abnormal"])
+def test_graded_and_soft_answers_take_the_marginal_rows_too(bundled_model, monkeypatch, ck):
+    """Creatine kinase (noisy-MAX: normal < mildly < markedly raised) with three of its four causes observed
+    absent leaves injury its one free parent: a graded level, or the answer 'abnormal' (soft evidence on both
+    raised levels, ``P(e_S | d) = P(mild | d) + P(marked | d)``), takes its row from the ranking's marginals,
+    with no engine call (the lowered rows of the ranking call withheld), and matches the explicit twin network."""
+    from bayesdx.counterfactual import counterfactual_scores
+    from bayesdx.evidence import likelihoods_from_evidence
+    from bayesdx.posteriors import posteriors_and_lowered
+
+    evidence = {
+        **bundled_model.presenting,
+        "age_group": "adult",
+        "creatine_kinase": ck,
+        "myopathy": "absent",
+        "als": "absent",
+        "overexertion": "absent",
+    }
+    likelihoods = likelihoods_from_evidence(bundled_model, [evidence])
+    _, log_z, _, marginals = posteriors_and_lowered(bundled_model, likelihoods, 1)
+    asked: list[int] = []
+    posterior = type(bundled_model.engine).posterior
+
+    def counting(self, likelihoods, targets, n, **kwargs):
+        asked.append(n)
+        return posterior(self, likelihoods, targets, n, **kwargs)
+
+    monkeypatch.setattr(type(bundled_model.engine), "posterior", counting)
+    scores = counterfactual_scores(bundled_model, likelihoods, log_z, 1, None, marginals)
+    assert asked == [1]  # the presenting complaint's row (its 20 parents are free); none for creatine kinase
+    kinds = _model_file()["cpds"]
+    expected = sum(
+        twin_disablement(bundled_model, evidence, f, "injury")
+        for f in ("leg_twitching", "creatine_kinase")
+        if "injury" in kinds[f]["links"]
+    )
+    injury = [h.id for h in bundled_model.hypotheses].index("injury")
+    assert expected > 0
+    assert_allclose(scores.expected_disablement[0, injury], expected, atol=ATOL, rtol=0)
