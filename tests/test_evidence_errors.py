@@ -77,9 +77,10 @@ def test_invalid_state_in_a_dataframe_names_the_row_label(tiny_model):
 
 
 def test_frames_read_again_check_only_new_cells_and_still_reject_bad_ones(tiny_model, monkeypatch):
-    """A valid answer read once is not checked again for the same model and column (many small frames with
-    many columns: batches of a few cases), a bad cell in a later frame still raises naming its row, and missing
-    cells (each NaN a different object) are never kept."""
+    """A text column's answers are looked up in the model's answer table (no check; a missing cell needs none).
+    In a column of objects a valid answer read once is not checked again for the same model and column (many
+    small frames with many columns: batches of a few cases), and missing cells (each NaN a different object)
+    are never kept. A bad cell in a later frame still raises naming its row."""
     from bayesdx import evidence
 
     model = bayesdx.load_model(tiny_model.network, causes=list(tiny_model.causes))  # a model no other test has read
@@ -92,16 +93,19 @@ def test_frames_read_again_check_only_new_cells_and_still_reject_bad_ones(tiny_m
 
     monkeypatch.setattr(evidence, "to_state", counted)
     first = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "no", None, "yes"]}))
-    assert checked == ["yes", "no"]  # each distinct text once; a text column's missing cell needs no check
-    checked.clear()
     again = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", "yes", float("nan"), "yes"]}))
-    assert checked == []  # both answers known
-    objects = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", None]}, dtype=object))
-    assert checked == [None]  # a column of objects: known answers skipped, the missing cell checked
-    assert_allclose(objects["fever"], [first["fever"][1], [1.0, 1.0]])
+    assert checked == []  # text columns: answers from the table, missing cells -1
     assert_allclose(again["fever"], [first["fever"][1], first["fever"][0], [1.0, 1.0], first["fever"][0]])
+    objects = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", None]}, dtype=object))
+    assert checked == ["no", None]
+    assert_allclose(objects["fever"], [first["fever"][1], [1.0, 1.0]])
+    checked.clear()
+    evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["no", "yes", None]}, dtype=object))
+    assert checked == ["yes", None]  # 'no' was read before; the missing cell was not kept
     with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'bob'")):
         evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "warm"]}, index=["ann", "bob"]))
+    with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'bob'")):
+        evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": ["yes", "warm"]}, index=["ann", "bob"], dtype=object))
     # the first bad cell in row order is the one named, however often the texts repeat
     frame = pd.DataFrame({"fever": ["yes", "hot", "warm", "hot", "warm"]}, index=["ann", "bob", "cy", "di", "ed"])
     with pytest.raises(InvalidStateError, match=re.escape("'hot' for variable 'fever' in row 'bob'")):
@@ -109,9 +113,10 @@ def test_frames_read_again_check_only_new_cells_and_still_reject_bad_ones(tiny_m
     with pytest.raises(InvalidStateError, match=re.escape("'warm' for variable 'fever' in row 'cy'")):
         evidence.likelihoods_from_frame(model, frame.iloc[[0, 2, 1, 4]])
     for _ in range(3):
-        evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": [float("nan"), None, ""]}))
-    _, known = evidence._ANSWER_CODES[model]["fever"]
-    assert len(known) == 2  # 'yes' and 'no' only
+        for dtype in (None, object):
+            empty = evidence.likelihoods_from_frame(model, pd.DataFrame({"fever": [float("nan"), None, ""]}, dtype=dtype))
+            assert "fever" not in empty  # nothing observed
+    assert set(evidence._ANSWER_CODES[model]["fever"]) == {(str, "yes"), (str, "no")}
 
 
 def test_invalid_state_in_a_list_of_cases_names_the_position(tiny_model):

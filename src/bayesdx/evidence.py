@@ -146,10 +146,11 @@ def _answers(model: Model, variable: str) -> tuple[np.ndarray, dict[str, int]]:
     return got
 
 
-#: Per model and variable, its answers' likelihood vectors and the valid answers already read (a valid cell
-#: always reads the same; a bad one raises, a missing one is not kept), so that many small frames (batches of
-#: a few cases with many columns) do not check each cell again.
-_ANSWER_CODES: weakref.WeakKeyDictionary[Model, dict[str, tuple[np.ndarray, dict[Any, int]]]] = weakref.WeakKeyDictionary()
+#: Per model and variable, the cells of columns of objects already read and valid (a valid cell always reads
+#: the same; a bad one raises, a missing one is not kept), so that many small frames (batches of a few cases
+#: with many columns) do not check each cell again. Text columns need none: their answers are looked up in
+#: :func:`_answers` directly.
+_ANSWER_CODES: weakref.WeakKeyDictionary[Model, dict[str, dict[Any, int]]] = weakref.WeakKeyDictionary()
 
 
 def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str = "row") -> dict[str, np.ndarray]:
@@ -173,30 +174,21 @@ def likelihoods_from_frame(model: Model, frame: pd.DataFrame, *, row_label: str 
     for column, series in frame.items():  # items(): indexing the frame by column name costs several times more
         if not isinstance(column, str) or column not in model.states:
             raise unknown_variable(model, column, " (a column of the cases)")
-        states = model.answers(column)
-        if column not in known:  # one row per accepted answer; the cells read so far, by type and value
-            known[column] = (_answers(model, column)[0], {})
-        vectors, lookup = known[column]
-        seen = dict(lookup)  # this frame's cells: the model's valid answers, and the missing cells met here
+        vectors, rows = _answers(model, column)
         if isinstance(series.dtype, pd.StringDtype):
-            # a text column (every cell a str or missing): each distinct text read once, in the order the rows
-            # first give it (so a bad cell is reported at its first row, as cell by cell); missing cells are -1
+            # a text column (every cell a str or missing): each distinct text looked up once among the answers; one
+            # that is not an answer is missing or an error naming its first row (the texts in the order the rows
+            # first give them, so the first bad cell is the one named, as cell by cell); missing cells are -1
             inverse, uniques = pd.factorize(series, use_na_sentinel=True)
-            first = np.full(len(uniques), n, dtype=np.int64)
-            np.minimum.at(first, inverse[inverse >= 0], np.flatnonzero(inverse >= 0))
-            unique_codes = np.empty(len(uniques), dtype=np.int64)
-            for j, value in enumerate(uniques):
-                key = (str, value)
-                code = seen.get(key)
-                if code is None:
-                    state = to_state(model, column, value, f" in {row_label} {frame.index[first[j]]!r}")
-                    code = seen[key] = -1 if state is None else states.index(state)
-                    if state is not None:  # a valid answer is kept for the model
-                        lookup[key] = code
-                unique_codes[j] = code
-            codes = np.where(inverse >= 0, unique_codes[np.maximum(inverse, 0)] if len(uniques) else -1, -1)
+            unique_codes = np.array([rows.get(text, -2) for text in uniques], dtype=np.int64)
+            for j in np.flatnonzero(unique_codes == -2).tolist():
+                label = frame.index[int(np.argmax(inverse == j))]
+                state = to_state(model, column, uniques[j], f" in {row_label} {label!r}")
+                unique_codes[j] = -1 if state is None else rows[state]
+            codes = np.where(inverse >= 0, unique_codes[inverse], -1) if len(uniques) else np.full(n, -1)
         else:
-            codes = _codes(model, column, series.to_numpy(dtype=object), frame.index, row_label, seen, lookup)
+            lookup = known.setdefault(column, {})  # the model's valid cells read so far, by type and value
+            codes = _codes(model, column, series.to_numpy(dtype=object), frame.index, row_label, dict(lookup), lookup)
         observed = codes >= 0
         if observed.any():
             arr = np.ones((n, len(model.states[column])))
