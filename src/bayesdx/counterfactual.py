@@ -255,7 +255,7 @@ def counterfactual_scores(
             pair_marg[sel, k] = done.marginals[h.node][pairs[0, sel], model.states[h.node].index(h.state)]
         todo[sel] = False
     if marginals is not None and todo.any():
-        _from_the_marginals(model, likelihoods, marginals, log_evidence, pairs, todo, pair_log, pair_marg)
+        _from_the_marginals(model, likelihoods, marginals, log_evidence, pairs, todo, pair_log, pair_marg, compiled_index)
     todo_pairs = np.flatnonzero(todo)
     for start in range(0, todo_pairs.size, ROW_BLOCK):
         part = todo_pairs[start : start + ROW_BLOCK]
@@ -288,6 +288,7 @@ def _from_the_marginals(
     todo: np.ndarray,
     pair_log: np.ndarray,
     pair_marg: np.ndarray,
+    index: Mapping[str, int],
 ) -> None:
     """The rows of the pairs ``todo`` (``pairs``: case, finding) whose finding has at most one parent the case
     does not observe in one state, a cause, from the ranking's marginals: in place, ``todo`` cleared there.
@@ -297,10 +298,10 @@ def _from_the_marginals(
     ``P(S = off | d, h)``. So ``P(D = d, e \\ S, S = off) = P(D = d, e) P(S = off | d, h) / P(e_S | d, h)``: the
     ranking's marginal of ``D`` times a ratio of two entries of the finding's table, no subtraction. A pair where
     some ``P(e_S | d, h)`` is zero (``P(D = d, e)`` then says nothing of ``P(D = d, e \\ S)``) stays for the engine.
-    With no free parent the ratio is one number and the marginals do not change.
+    With no free parent the ratio is one number and the marginals do not change. (``index``: each variable's
+    position in the compiled network.)
     """
-    net = model.engine.network
-    index = net.index()
+    net = model.compiled
     names = list(model.states)
     table = _link_table(model)
     for f in np.unique(pairs[1, todo]):
@@ -314,8 +315,8 @@ def _from_the_marginals(
         for j, parent in enumerate(parents):
             lam = likelihoods.get(parent)
             if lam is not None:
-                one = np.count_nonzero(lam[cases], axis=1) == 1
-                observed[j] = np.where(one, np.argmax(lam[cases] != 0, axis=1), -1)
+                nonzero = lam[cases] != 0
+                observed[j] = np.where(nonzero.sum(axis=1) == 1, np.argmax(nonzero, axis=1), -1)
         free = observed < 0
         n_free = free.sum(axis=0)
         for j in (None, *range(len(parents))):  # no free parent, or parent j alone
