@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from .model import Model
 from .step_outcomes import block_outcomes, clamped_outcomes
 from .step_rows import RowsBlock, plan_blocks, row_likelihoods, step_candidates
 
-__all__ = ["NextStep", "StepAnalysis", "analyse_steps", "binary_entropy_bits", "step_candidates"]
+__all__ = ["NextStep", "StepAnalyses", "StepAnalysis", "analyse_steps", "binary_entropy_bits", "step_candidates"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def analyse_steps(
     pursued: Sequence[np.ndarray],
     alpha: float,
     weights: np.ndarray | None = None,
-) -> list[StepAnalysis]:
+) -> Sequence[StepAnalysis]:
     """Next-step analysis for many cases in one batched engine call.
 
     Every (case, candidate, outcome) is a row of one batch. For a noisy candidate ``X`` without children,
@@ -137,6 +138,11 @@ def analyse_steps(
     weights : numpy.ndarray, optional
         ``(n_hypotheses,)`` harm weights of the pursued hypotheses (see :mod:`bayesdx.harm`): the entropy of
         each is weighted by it. Default: weight 1.
+
+    Returns
+    -------
+    sequence of StepAnalysis
+        One per case, made when read (:class:`StepAnalyses`).
     """
     from .posteriors import hypothesis_matrix
 
@@ -184,26 +190,67 @@ def analyse_steps(
             probs[block.var] = np.full((n, n_states), np.nan)
             probs[block.var][block.todo] = p_x[start:stop]
             start = stop
-    # per case, as Python objects (converted once per candidate, not once per case and candidate)
     names = [b.var for b in blocks]
     kinds = [
         "examination" if var in model.examinations else "test" if var in model.tests or var in model.studies else "question"
         for var in names
     ]
     costs = [float(model.studies[var].cost if var in model.studies else model.costs.get(var, 1.0)) for var in names]
-    gains = [eig[var].tolist() for var in names]
-    outcomes = [[tuple(row) for row in probs[var].tolist()] for var in names]
-    unsettled_list = unsettled.tolist()
-    results = []
-    for k in range(n):
+    return StepAnalyses(names, kinds, costs, [eig[var] for var in names], [probs[var] for var in names], unsettled, alpha)
+
+
+class StepAnalyses(Sequence[StepAnalysis]):
+    """The next steps of a batch of cases (:func:`analyse_steps`), each case's :class:`StepAnalysis` made when it
+    is read.
+
+    A batch's objects all at once (about 50 :class:`NextStep` a case on the bundled model) lived long enough
+    for the cyclic garbage collector to walk the whole heap several times a batch: ``score(next_step=True)``
+    on sampled cases spent 15-25% of its time there. Read case by case and dropped, they never accumulate.
+    Each read makes new objects, equal to the last.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        kinds: Sequence[str],
+        costs: Sequence[float],
+        gains: Sequence[np.ndarray],
+        outcomes: Sequence[np.ndarray],
+        unsettled: np.ndarray,
+        alpha: float,
+    ) -> None:
+        self._n = unsettled.size
+        self._names, self._kinds, self._costs, self._alpha = list(names), list(kinds), list(costs), alpha
+        # per candidate, as Python floats (converted once per candidate, not once per case and candidate)
+        self._gains = [g.tolist() for g in gains]  # NaN: observed in the case, not a candidate
+        self._states = [o.shape[1] for o in outcomes]
+        self._outcomes = [o.ravel().tolist() for o in outcomes]  # (cases x states), flat: no list per case
+        self._unsettled = unsettled.tolist()
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, k: int) -> StepAnalysis: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[StepAnalysis]: ...
+
+    def __getitem__(self, k: int | slice) -> StepAnalysis | list[StepAnalysis]:
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(self._n))]
+        if not -self._n <= k < self._n:
+            raise IndexError(f"case {k} of {self._n}")
+        k %= self._n
+        alpha = self._alpha
         steps = []
         outcome_probabilities = {}
-        for j, var in enumerate(names):
-            gain = gains[j][k]
+        for j, var in enumerate(self._names):
+            gain = self._gains[j][k]
             if gain != gain:  # NaN: observed in this case, not a candidate
                 continue
-            steps.append(NextStep(var, kinds[j], gain, costs[j], gain - alpha * costs[j]))
-            outcome_probabilities[var] = outcomes[j][k]
+            steps.append(NextStep(var, self._kinds[j], gain, self._costs[j], gain - alpha * self._costs[j]))
+            width = self._states[j]
+            outcome_probabilities[var] = tuple(self._outcomes[j][k * width : (k + 1) * width])
         steps.sort(key=lambda s: (-s.value, s.cost, s.id))
-        results.append(StepAnalysis(steps=tuple(steps), settled=not unsettled_list[k], outcome_probabilities=outcome_probabilities))
-    return results
+        return StepAnalysis(steps=tuple(steps), settled=not self._unsettled[k], outcome_probabilities=outcome_probabilities)

@@ -5,19 +5,19 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .counterfactual import counterfactual_findings, counterfactual_scores
 from .model import Model
-from .next_steps import analyse_steps, default_pursued, outcome_rows_per_case
+from .next_steps import StepAnalysis, analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
 from .posteriors import posteriors_and_lowered
 from .results import Diagnosis, RankedCause
 
-__all__ = ["analyse_cases", "rank_order", "ranking_scores", "resolve_ranking", "triage_and_referral"]
+__all__ = ["analyse_cases", "iter_cases", "rank_order", "ranking_scores", "resolve_ranking", "triage_and_referral"]
 
 #: Cases whose next steps are analysed together (bounds the memory of the outcome rows) ...
 STEP_BLOCK = 500
@@ -55,6 +55,28 @@ def analyse_cases(
     ranking: str | None = None,
 ) -> list[Diagnosis]:
     """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls."""
+    return list(
+        iter_cases(
+            model, observed, likelihoods, labels, pursue=pursue, alpha=alpha, next_steps=next_steps, function=function, ranking=ranking
+        )
+    )
+
+
+def iter_cases(
+    model: Model,
+    observed: Sequence[Mapping[str, str]],
+    likelihoods: Mapping[str, np.ndarray],
+    labels: Sequence[Any],
+    *,
+    pursue: Sequence[str] | None = None,
+    alpha: float | None = None,
+    next_steps: bool = True,
+    function: str = "rank_causes",
+    ranking: str | None = None,
+) -> Iterator[Diagnosis]:
+    """:func:`analyse_cases` one result at a time: the engine's work for all cases first (at the first result),
+    then each case's result objects as they are read. A reader that drops them as it goes (``score``) never holds
+    a batch's objects at once (see :class:`~bayesdx.next_steps.StepAnalyses`)."""
     alpha = resolve(function, "alpha", alpha)
     ranking = resolve_ranking(model, function, ranking)
     n_pursued = resolve(function, "n_pursued", None)
@@ -70,18 +92,18 @@ def analyse_cases(
     else:
         weights = None
         pursued = _pursued_indices(model, matrix, pursue, n_pursued, min_prob)
-    steps = None
+    steps: list[Sequence[StepAnalysis]] = []  # per block of cases
+    size = max(1, min(STEP_BLOCK, STEP_BLOCK_ENTRIES // outcome_rows_per_case(model))) if next_steps else 1
     if next_steps:  # in blocks of cases, so that memory does not grow with the batch (outcome rows per case)
-        steps = []
-        size = max(1, min(STEP_BLOCK, STEP_BLOCK_ENTRIES // outcome_rows_per_case(model)))
         for start in range(0, n, size):
             stop = min(n, start + size)
             block = {v: a[start:stop] for v, a in likelihoods.items()}
-            steps += analyse_steps(
-                model, observed[start:stop], block, matrix[start:stop], log_z[start:stop], pursued[start:stop], alpha, weights
+            steps.append(
+                analyse_steps(
+                    model, observed[start:stop], block, matrix[start:stop], log_z[start:stop], pursued[start:stop], alpha, weights
+                )
             )
     ids = [h.id for h in model.hypotheses]
-    results = []
     for k in range(n):
         row = matrix[k]
         by_id = dict(zip(ids, row.tolist(), strict=True))
@@ -93,27 +115,24 @@ def analyse_cases(
         scores = dict(zip(ids, cf.disablement[k].tolist(), strict=True)) if use_cf else by_id  # type: ignore[union-attr]
         leading = pursued_ids if weights is None else tuple(ids[j] for j in default_pursued(row, n_pursued, min_prob))
         triage, reasons, referral, referral_reason = triage_and_referral(model, observed[k], by_id, scores, leading)
-        analysis = steps[k] if steps is not None else None
-        results.append(
-            _diagnosis(
-                model,
-                observed[k],
-                row,
-                float(log_z[k]),
-                ranking,
-                None if cf is None else cf.disablement[k],
-                None if cf is None else cf.expected_disablement[k],
-                pursued=pursued_ids,
-                alpha=alpha,
-                next_steps=analysis.steps if analysis else (),
-                should_stop=analysis.should_stop if analysis else None,
-                triage=triage,
-                triage_reasons=reasons,
-                referral=referral,
-                referral_reason=referral_reason,
-            )
+        analysis = steps[k // size][k % size] if steps else None
+        yield _diagnosis(
+            model,
+            observed[k],
+            row,
+            float(log_z[k]),
+            ranking,
+            None if cf is None else cf.disablement[k],
+            None if cf is None else cf.expected_disablement[k],
+            pursued=pursued_ids,
+            alpha=alpha,
+            next_steps=analysis.steps if analysis else (),
+            should_stop=analysis.should_stop if analysis else None,
+            triage=triage,
+            triage_reasons=reasons,
+            referral=referral,
+            referral_reason=referral_reason,
         )
-    return results
 
 
 def resolve_ranking(model: Model, function: str, ranking: str | None) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from .counterfactual import counterfactual_findings, counterfactual_scores
 from .evidence import KNOWN_ANNOTATIONS, likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .model import Model, _model_or_default
-from .pipeline import analyse_cases, rank_order, ranking_scores, resolve_ranking
+from .pipeline import iter_cases, rank_order, ranking_scores, resolve_ranking
 from .posteriors import add_presenting, observed_from_likelihoods, posteriors_and_lowered, with_presenting
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STEP_COLUMNS", "score_frame"]
 
-#: Cases whose result objects ``score(next_step=True)`` holds at once before turning them into columns.
+#: Cases that ``score(next_step=True)`` analyses in one call (their result objects are then read one at a time).
 SCORE_BLOCK = 2_000
 #: Columns that ``score(..., next_step=True)`` adds after the causes.
 STEP_COLUMNS = ("next_step", "next_step_kind", "next_step_value", "triage", "referral", "should_stop")
@@ -91,21 +91,24 @@ def score_frame(
     assert observed is not None
     data = {c: [] for c in columns}
     labels = list(index)
-    for start in range(0, n, SCORE_BLOCK):  # the per-case result objects of one block at a time
+    # the per-case result objects one at a time, each dropped once its columns are read (see iter_cases)
+    ranked = [(f"cause_{j + 1}", f"probability_{j + 1}", f"score_{j + 1}" if ranking != "posterior" else None) for j in range(k)]
+    for start in range(0, n, SCORE_BLOCK):
         stop = min(n, start + SCORE_BLOCK)
         block = {v: a[start:stop] for v, a in likelihoods.items()}
-        results = analyse_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score", ranking=ranking)
-        for j in range(k):
-            data[f"cause_{j + 1}"] += [r.causes[j].id for r in results]
-            data[f"probability_{j + 1}"] += [r.causes[j].probability for r in results]
-            if ranking != "posterior":
-                data[f"score_{j + 1}"] += [r.causes[j].score(ranking) for r in results]
-        data["next_step"] += [r.next_step.id if r.next_step else None for r in results]
-        data["next_step_kind"] += [r.next_step.kind if r.next_step else None for r in results]
-        data["next_step_value"] += [r.next_step.value if r.next_step else float("nan") for r in results]
-        data["triage"] += [r.triage for r in results]
-        data["referral"] += [r.referral for r in results]
-        data["should_stop"] += [bool(r.should_stop) for r in results]
+        for r in iter_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score", ranking=ranking):
+            for cause, (id_column, probability_column, score_column) in zip(r.causes, ranked, strict=False):
+                data[id_column].append(cause.id)
+                data[probability_column].append(cause.probability)
+                if score_column is not None:
+                    data[score_column].append(cause.score(ranking))
+            best = r.next_step
+            data["next_step"].append(best.id if best else None)
+            data["next_step_kind"].append(best.kind if best else None)
+            data["next_step_value"].append(best.value if best else float("nan"))
+            data["triage"].append(r.triage)
+            data["referral"].append(r.referral)
+            data["should_stop"].append(bool(r.should_stop))
     return _with_annotations(_frame(data, index, columns), passed)
 
 
