@@ -275,6 +275,29 @@ def test_step_analyses_are_a_sequence_of_the_cases_analyses(model):
         analyses[-4]
 
 
+def test_step_analyses_order_each_case_s_steps_by_value_then_cost_then_id(rng):
+    """Each case's steps come best first: highest value, then lowest cost, then id (the order a sort of the case's
+    steps by ``(-value, cost, id)`` gives), ties and observed candidates (NaN) included; checked on random cases
+    made of few distinct gains and costs, so that ties are common."""
+    from bayesdx.next_steps import StepAnalyses
+
+    for _ in range(50):
+        n, c = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+        names = [str(x) for x in rng.permutation(["fever", "eeg", "age_group", "emg", "ck", "mri", "biopsy"])[:c]]
+        gains = rng.choice([0.0, 0.25, 0.5, np.nan], size=(n, c))
+        costs = rng.choice([1.0, 2.0], size=c).tolist()
+        alpha = float(rng.choice([0.0, 0.25]))
+        analyses = StepAnalyses(names, ["question"] * c, costs, list(gains.T), rng.random(n) < 0.5, alpha)
+        for k in range(n):
+            expected = sorted(
+                ((-(g - alpha * costs[j]), costs[j], names[j]) for j, g in enumerate(gains[k]) if not np.isnan(g)),
+            )
+            got = [(-s.value, s.cost, s.id) for s in analyses[k].steps]
+            assert got == expected, (names, gains[k], costs, alpha)
+            for s in analyses[k].steps:
+                assert s.expected_information_gain == gains[k][names.index(s.id)]
+
+
 # ---------------------------------------------------------------------- value, order, next_step, pursued
 def test_value_is_eig_minus_alpha_times_cost_and_steps_are_sorted_by_value(model):
     for alpha in (None, 0.0, 0.1):

@@ -67,7 +67,6 @@ class StepAnalysis:
 
     steps: tuple[NextStep, ...]
     settled: bool
-    outcome_probabilities: Mapping[str, tuple[float, ...]]
 
     @property
     def should_stop(self) -> bool:
@@ -150,7 +149,7 @@ def analyse_steps(
     plans = step_rows.candidate_plans(model, step_candidates(model))  # (looked up on the module: a test swaps it)
     blocks, row_case = plan_blocks(model, cases, plans)
     if not blocks:
-        return [StepAnalysis((), True, {}) for _ in range(n)]
+        return [StepAnalysis((), True) for _ in range(n)]
     clamped = clamped_outcomes(model, [b for b in blocks if isinstance(b, RowsBlock)], likelihoods, base, n)
     n_rows = row_case.size
     lik, log_scale = row_likelihoods(model, blocks, plans, n_rows)
@@ -168,7 +167,6 @@ def analyse_steps(
     top_now = _top3(base)
     top_now_set = np.sort(top_now, axis=1)
     eig: dict[str, np.ndarray] = {}
-    probs: dict[str, np.ndarray] = {}
     unsettled = np.zeros(n, dtype=bool)
     for group, todo, p_x, post_x in block_outcomes(model, blocks, p_rows, matrix, base, clamped):
         n_states = p_x.shape[1]
@@ -187,8 +185,6 @@ def analyse_steps(
             stop = start + block.todo.size
             eig[block.var] = np.full(n, np.nan)
             eig[block.var][block.todo] = gain[start:stop]
-            probs[block.var] = np.full((n, n_states), np.nan)
-            probs[block.var][block.todo] = p_x[start:stop]
             start = stop
     names = [b.var for b in blocks]
     kinds = [
@@ -196,7 +192,7 @@ def analyse_steps(
         for var in names
     ]
     costs = [float(model.studies[var].cost if var in model.studies else model.costs.get(var, 1.0)) for var in names]
-    return StepAnalyses(names, kinds, costs, [eig[var] for var in names], [probs[var] for var in names], unsettled, alpha)
+    return StepAnalyses(names, kinds, costs, [eig[var] for var in names], unsettled, alpha)
 
 
 class StepAnalyses(Sequence[StepAnalysis]):
@@ -215,17 +211,24 @@ class StepAnalyses(Sequence[StepAnalysis]):
         kinds: Sequence[str],
         costs: Sequence[float],
         gains: Sequence[np.ndarray],
-        outcomes: Sequence[np.ndarray],
         unsettled: np.ndarray,
         alpha: float,
     ) -> None:
-        self._n = unsettled.size
+        self._n = n = unsettled.size
         self._names, self._kinds, self._costs, self._alpha = list(names), list(kinds), list(costs), alpha
         # per candidate, as Python floats (converted once per candidate, not once per case and candidate)
         self._gains = [g.tolist() for g in gains]  # NaN: observed in the case, not a candidate
-        self._states = [o.shape[1] for o in outcomes]
-        self._outcomes = [o.ravel().tolist() for o in outcomes]  # (cases x states), flat: no list per case
         self._unsettled = unsettled.tolist()
+        # each case's candidates best first, by (-value, cost, id) as a sort of its steps would order them, for all
+        # cases at once; the observed ones (NaN) last, and left out
+        gain = np.column_stack(gains) if gains else np.zeros((n, 0))
+        cost = np.broadcast_to(np.asarray(costs, dtype=float), gain.shape)
+        by_id = np.empty(len(self._names), dtype=np.int64)
+        by_id[sorted(range(len(self._names)), key=self._names.__getitem__)] = np.arange(len(self._names))
+        unobserved = ~np.isnan(gain)
+        first = np.where(unobserved, -(gain - alpha * cost), np.inf)
+        self._order = np.lexsort((np.broadcast_to(by_id, gain.shape), cost, first), axis=1).tolist()
+        self._count = unobserved.sum(axis=1).tolist()
 
     def __len__(self) -> int:
         return self._n
@@ -242,15 +245,14 @@ class StepAnalyses(Sequence[StepAnalysis]):
         if not -self._n <= k < self._n:
             raise IndexError(f"case {k} of {self._n}")
         k %= self._n
-        alpha = self._alpha
+        alpha, names, kinds, costs, gains = self._alpha, self._names, self._kinds, self._costs, self._gains
+        cls = NextStep
         steps = []
-        outcome_probabilities = {}
-        for j, var in enumerate(self._names):
-            gain = self._gains[j][k]
-            if gain != gain:  # NaN: observed in this case, not a candidate
-                continue
-            steps.append(NextStep(var, self._kinds[j], gain, self._costs[j], gain - alpha * self._costs[j]))
-            width = self._states[j]
-            outcome_probabilities[var] = tuple(self._outcomes[j][k * width : (k + 1) * width])
-        steps.sort(key=lambda s: (-s.value, s.cost, s.id))
-        return StepAnalysis(steps=tuple(steps), settled=not self._unsettled[k], outcome_probabilities=outcome_probabilities)
+        for j in self._order[k][: self._count[k]]:
+            gain = gains[j][k]
+            # a frozen dataclass's __init__ sets each field through object.__setattr__: filling the instance's
+            # dict costs half as much (as RankedCause._many), with the same object
+            step = cls.__new__(cls)
+            step.__dict__.update(id=names[j], kind=kinds[j], expected_information_gain=gain, cost=costs[j], value=gain - alpha * costs[j])
+            steps.append(step)
+        return StepAnalysis(steps=tuple(steps), settled=not self._unsettled[k])
