@@ -3,7 +3,7 @@
 For each vignette the engine holds the consultation a user would hold with ``bayesdx interview``:
 
 1. Start from the vignette's age group and sex (when it records them) and the model's presenting complaint.
-2. Rank the causes with next steps (batched over all open cases, :func:`bayesdx.ranking.analyse_cases`).
+2. Rank the causes with next steps (batched over all open cases, :func:`bayesdx.pipeline.iter_cases`: each result read and dropped).
    Record whether the vignette's cause is ranked first at the cost spent so far.
 3. Stop at the stop rule (``Diagnosis.should_stop``), when no step not yet asked has positive value, or
    after ``max_steps``.
@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..evidence import likelihoods_from_evidence
 from ..model import Model
-from ..pipeline import analyse_cases
+from ..pipeline import iter_cases
 from ..posteriors import with_presenting
 
 __all__ = ["BUDGET", "CURVE_BUDGETS", "Consultations", "simulate_consultations"]
@@ -143,7 +143,7 @@ def simulate_consultations(
         if progress is not None:
             progress(rounds, len(open_cases))
         observed = [with_presenting(model, current[k]) for k in open_cases]
-        results = analyse_cases(
+        results = iter_cases(
             model,
             observed,
             likelihoods_from_evidence(model, observed),
