@@ -206,8 +206,7 @@ def test_eig_on_pathfinder_with_its_63_fault_states_clamped_in_a_batch_of_their_
 
 def test_next_steps_do_not_depend_on_how_cases_are_blocked(model, monkeypatch):
     """Cases are analysed in blocks bounded by their outcome rows; the block size changes nothing. (The block
-    size is patched where it is read, in the pipeline: patching its re-export in ``bayesdx.ranking``, as this
-    test did until session 14, changed nothing.)"""
+    size is patched where it is read, in the pipeline: its re-export in ``bayesdx.ranking`` is not read.)"""
     from bayesdx import pipeline
 
     frame = pd.read_csv(DEV, dtype=str, keep_default_na=False).head(12)
@@ -277,16 +276,16 @@ def test_step_analyses_are_a_sequence_of_the_cases_analyses(model):
 
 def test_step_analyses_order_each_case_s_steps_by_value_then_cost_then_id(rng):
     """Each case's steps come best first: highest value, then lowest cost, then id (the order a sort of the case's
-    steps by ``(-value, cost, id)`` gives), ties and observed candidates (NaN) included; checked on random cases
-    made of few distinct gains and costs, so that ties are common."""
+    steps by ``(-value, cost, id)`` gives), ties, values of -inf and observed candidates (NaN, never a step)
+    included; checked on random cases made of few distinct gains and costs, so that ties are common."""
     from bayesdx.next_steps import StepAnalyses
 
     for _ in range(50):
         n, c = int(rng.integers(1, 6)), int(rng.integers(1, 8))
         names = [str(x) for x in rng.permutation(["fever", "eeg", "age_group", "emg", "ck", "mri", "biopsy"])[:c]]
         gains = rng.choice([0.0, 0.25, 0.5, np.nan], size=(n, c))
-        costs = rng.choice([1.0, 2.0], size=c).tolist()
-        alpha = float(rng.choice([0.0, 0.25]))
+        costs = rng.choice([1.0, 2.0, 1e308], size=c).tolist()  # 1e308 at alpha 10: a value of -inf
+        alpha = float(rng.choice([0.0, 0.25, 10.0]))
         analyses = StepAnalyses(names, ["question"] * c, costs, list(gains.T), rng.random(n) < 0.5, alpha)
         for k in range(n):
             expected = sorted(

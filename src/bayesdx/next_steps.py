@@ -203,6 +203,20 @@ class StepAnalyses(Sequence[StepAnalysis]):
     for the cyclic garbage collector to walk the whole heap several times a batch: ``score(next_step=True)``
     on sampled cases spent 15-25% of its time there. Read case by case and dropped, they never accumulate.
     Each read makes new objects, equal to the last.
+
+    Parameters
+    ----------
+    names, kinds : sequence of str
+        Each candidate's id and kind (see :class:`NextStep`).
+    costs : sequence of float
+        Each candidate's cost.
+    gains : sequence of numpy.ndarray
+        Per candidate, ``(n_cases,)`` expected information gains; NaN where the case observed the candidate
+        (not one of its steps).
+    unsettled : numpy.ndarray
+        ``(n_cases,)`` bool: some outcome of some candidate would change the case's leading causes.
+    alpha : float
+        The entropy-to-cost ratio: a step's value is its gain less ``alpha`` times its cost.
     """
 
     def __init__(
@@ -220,14 +234,16 @@ class StepAnalyses(Sequence[StepAnalysis]):
         self._gains = [g.tolist() for g in gains]  # NaN: observed in the case, not a candidate
         self._unsettled = unsettled.tolist()
         # each case's candidates best first, by (-value, cost, id) as a sort of its steps would order them, for all
-        # cases at once; the observed ones (NaN) last, and left out
+        # cases at once; the observed ones (NaN) after every candidate (their own key: a value of -inf, from a
+        # huge cost, must not tie with them), and left out
         gain = np.column_stack(gains) if gains else np.zeros((n, 0))
         cost = np.broadcast_to(np.asarray(costs, dtype=float), gain.shape)
         by_id = np.empty(len(self._names), dtype=np.int64)
         by_id[sorted(range(len(self._names)), key=self._names.__getitem__)] = np.arange(len(self._names))
         unobserved = ~np.isnan(gain)
-        first = np.where(unobserved, -(gain - alpha * cost), np.inf)
-        self._order = np.lexsort((np.broadcast_to(by_id, gain.shape), cost, first), axis=1).tolist()
+        with np.errstate(over="ignore", invalid="ignore"):  # as Python's floats: inf, no warning
+            worse = -(gain - alpha * cost)
+        self._order = np.lexsort((np.broadcast_to(by_id, gain.shape), cost, worse, ~unobserved), axis=1).tolist()
         self._count = unobserved.sum(axis=1).tolist()
 
     def __len__(self) -> int:

@@ -76,7 +76,33 @@ def iter_cases(
 ) -> Iterator[Diagnosis]:
     """:func:`analyse_cases` one result at a time: the engine's work for all cases first (at the first result),
     then each case's result objects as they are read. A reader that drops them as it goes (``score``) never holds
-    a batch's objects at once (see :class:`~bayesdx.next_steps.StepAnalyses`)."""
+    a batch's objects at once (see :class:`~bayesdx.next_steps.StepAnalyses`).
+
+    Parameters
+    ----------
+    model : Model
+    observed : sequence of mapping of str to str
+        Each case's normalized evidence, the presenting complaint included.
+    likelihoods : mapping of str to numpy.ndarray
+        The same evidence as ``(n_cases, n_states)`` likelihood arrays.
+    labels : sequence
+        Each case's label (named in errors).
+    pursue, alpha, next_steps, ranking
+        As for :func:`bayesdx.rank_causes`.
+    function : str, default "rank_causes"
+        The public function called, for defaults and error messages.
+
+    Yields
+    ------
+    Diagnosis
+        One per case, in order.
+
+    Raises
+    ------
+    ValueError, ImpossibleEvidenceError
+        As :func:`bayesdx.rank_causes`; a generator raises them when its first result is asked for, not when it
+        is called (:func:`analyse_cases` asks at once).
+    """
     alpha = resolve(function, "alpha", alpha)
     ranking = resolve_ranking(model, function, ranking)
     n_pursued = resolve(function, "n_pursued", None)
@@ -151,7 +177,7 @@ def triage_and_referral(
 ) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
     """Triage level, the bases of the rules that set it, the referral and its reason, for one case.
 
-    Posterior-based triage rules weigh ``posterior``; the referral weighs ``weights`` (see analyse_cases).
+    Posterior-based triage rules weigh ``posterior``; the referral weighs ``weights`` (see iter_cases).
     """
     triage: str | None = None
     decided: tuple = ()

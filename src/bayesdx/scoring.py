@@ -97,7 +97,7 @@ def score_frame(
         stop = min(n, start + SCORE_BLOCK)
         block = {v: a[start:stop] for v, a in likelihoods.items()}
         for r in iter_cases(model, observed[start:stop], block, labels[start:stop], alpha=alpha, function="score", ranking=ranking):
-            for cause, (id_column, probability_column, score_column) in zip(r.causes, ranked, strict=False):
+            for cause, (id_column, probability_column, score_column) in zip(r.causes[:k], ranked, strict=True):
                 data[id_column].append(cause.id)
                 data[probability_column].append(cause.probability)
                 if score_column is not None:
