@@ -76,7 +76,7 @@ def test_a_few_cases_of_small_tables_run_as_one_chunk(child_network, ve_referenc
 
     monkeypatch.setattr(engine_module, "run", counted)
     cases = evidence_sampler(child_network, 1, rng, observe=0.4, exclude=["Disease"]) * 12
-    _posterior(model, cases[:1])  # compiles the cases' program
+    _posterior(model, cases[:2])  # compiles the cases' program (one case alone takes the single-target route)
     assert entries
     assert 12 * entries[0] < engine_module.CHUNK_BUDGET_ENTRIES // engine_module.MIN_CHUNK
     if narrowed:  # a budget that fits the tables of 12 cases, fewer than MIN_CHUNK

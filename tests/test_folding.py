@@ -121,15 +121,16 @@ def test_an_observed_leaf_asked_as_a_target_is_not_folded(network):
 
 
 def test_folded_leaves_leave_the_program_key(network, monkeypatch):
-    """Cases that observe different leaves of X share one compiled program: the folded leaves are not in it."""
+    """Cases that observe different leaves of X share one compiled program: the folded leaves are not in it. (Two
+    cases a call: one alone takes the single-target route, which compiles no program.)"""
     monkeypatch.setattr(engine_module, "SMALL_BATCH", 0)  # compile each pattern's own program
     model = bayesdx.load_model(network, causes=["X"])
     engine = model.engine
     index = engine.network.index()
     for leaf in ["A", "B", "C"]:
-        post = engine.posterior({leaf: np.eye(CARDS[leaf])[:1]}, ["X"], 1)
+        post = engine.posterior({leaf: np.repeat(np.eye(CARDS[leaf])[:1], 2, axis=0)}, ["X"], 2)
         _, marg = _brute_force(network, {leaf: np.eye(CARDS[leaf])[0]}, ["X"])
-        assert_allclose(post.marginals["X"][0], marg["X"], atol=ATOL, rtol=0)
+        assert_allclose(post.marginals["X"], [marg["X"]] * 2, atol=ATOL, rtol=0)
     keys = list(engine._programs)
     assert len(keys) == 1, keys
     assert not {index["A"], index["B"], index["C"]} & keys[0][0]

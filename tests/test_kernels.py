@@ -104,6 +104,7 @@ def test_pathfinder_single_cases_use_matrix_products_and_match_variable_eliminat
     they run as matrix products, and the posteriors still match pgmpy's VariableElimination to 1e-9."""
     from pgmpy.sampling import BayesianModelSampling
 
+    from bayesdx.engine import engine as engine_module
     from bayesdx.engine import execute
 
     large = []
@@ -113,6 +114,7 @@ def test_pathfinder_single_cases_use_matrix_products_and_match_variable_eliminat
         return kernels.pairwise(spec, a, b)
 
     monkeypatch.setattr(execute, "pairwise", counting)
+    monkeypatch.setattr(engine_module, "posterior_of_one", lambda *args: None)  # the program route, not the single-target one
     network = pathfinder_normalized
     leaves = sorted(str(v) for v in network.nodes() if not list(network.successors(v)))
     samples = BayesianModelSampling(network).forward_sample(size=3, seed=11, show_progress=False)

@@ -2,7 +2,8 @@
 runs it. The routes: ``quickscore`` (evidence on noisy leaves as terms, :mod:`~bayesdx.engine.quickscore`),
 ``sweep`` (the same evidence as chains carried through a sweep, :mod:`~bayesdx.engine.sweep`), ``contraction``
 (one program for the batch), ``universal`` (a few cases of a small network: one cached program carrying every
-variable) and ``patterns`` (a batch split by each case's observed variables)."""
+variable), ``patterns`` (a batch split by each case's observed variables) and ``single target`` (one case, one
+target, a new pattern: an elimination without a program, :mod:`~bayesdx.engine.single_target`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .hard import one_hot_variables, states_and_log_likelihood
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
+from .single_target import posterior_of_one
 from .sweep import positive_findings as expand_terms
 from .universal import UniversalRunner
 
@@ -220,6 +222,13 @@ class InferenceEngine:
             # a few cases: one cached contraction carrying every variable costs less than compiling one
             # for these cases' own evidence
             carried_key, hard = self._universal_key, frozenset()
+        one = n_cases == 1 and len(target_ids) == 1 and target_ids[0] not in hard and dtype is np.float64
+        if one and not decomposed and carried_key not in self._programs:  # a new pattern: no program (engine/single_target.py)
+            observed, offset = states_and_log_likelihood(lam, hard)
+            done = posterior_of_one(net, lam, target_ids[0], {v: int(o[0]) for v, o in observed.items()}, tables, self.max_entries)
+            if done is not None:
+                marg[target_ids[0]][0], log_z[0] = done
+                return finish(net, marg, log_z, offset, route="single target")
         # a few cases whose joint program is not compiled yet: one program per pattern of observed variables,
         # the programs their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
         # 2.5 times their single calls)

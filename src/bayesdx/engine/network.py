@@ -233,8 +233,8 @@ class BatchPosterior:
         How the engine computed the batch (:mod:`bayesdx.engine.engine`): ``"quickscore"`` (evidence on
         noisy leaves as terms; some cases may have been swept), ``"sweep"`` (every case swept,
         :mod:`bayesdx.engine.sweep`), ``"contraction"`` (one program), ``"universal"`` (the cached
-        all-variable program of a small network) or ``"patterns"`` (one program per pattern of observed
-        variables).
+        all-variable program of a small network), ``"patterns"`` (one program per pattern of observed
+        variables) or ``"single target"`` (one case, one target, no program: :mod:`bayesdx.engine.single_target`).
     extended : numpy.ndarray of bool
         Per case (row): recomputed in extended precision because its Quickscore terms cancelled.
     own_contraction : numpy.ndarray of bool
