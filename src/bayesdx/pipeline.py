@@ -43,23 +43,11 @@ def _pursued_indices(
 
 
 def analyse_cases(
-    model: Model,
-    observed: Sequence[Mapping[str, str]],
-    likelihoods: Mapping[str, np.ndarray],
-    labels: Sequence[Any],
-    *,
-    pursue: Sequence[str] | None = None,
-    alpha: float | None = None,
-    next_steps: bool = True,
-    function: str = "rank_causes",
-    ranking: str | None = None,
+    model: Model, observed: Sequence[Mapping[str, str]], likelihoods: Mapping[str, np.ndarray], labels: Sequence[Any], **options: Any
 ) -> list[Diagnosis]:
-    """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls."""
-    return list(
-        iter_cases(
-            model, observed, likelihoods, labels, pursue=pursue, alpha=alpha, next_steps=next_steps, function=function, ranking=ranking
-        )
-    )
+    """Full analysis (ranking, next steps, triage, referral) of many cases in batched engine calls: every result of
+    :func:`iter_cases` (same arguments, ``options`` its keywords), in a list."""
+    return list(iter_cases(model, observed, likelihoods, labels, **options))
 
 
 def iter_cases(
