@@ -22,14 +22,14 @@ from bayesdx.engine.single_target import posterior_of_one
 ATOL = 1e-9
 
 
-def _run(engine, likelihoods, target, max_entries=10**9):
+def _run(engine, likelihoods, target, max_entries=10**9, orders=None):
     """posterior_of_one on named likelihoods of one case (hard variables at their one nonzero state)."""
     net = engine.network
     index = net.index()
     lam = {index[v]: np.asarray(a, dtype=float) for v, a in likelihoods.items()}
     hard = one_hot_variables(lam)
     states = {v: int(np.flatnonzero(lam[v][0])[0]) for v in hard}
-    return posterior_of_one(net, lam, index[target], states, net.tables, max_entries)
+    return posterior_of_one(net, lam, index[target], states, net.tables, max_entries, orders)
 
 
 @pytest.mark.parametrize("name", ["asia", "sachs", "child", "alarm", "insurance"])
@@ -130,3 +130,35 @@ def test_impossible_evidence_gives_nan_and_minus_infinity_and_too_large_gives_no
     # the elimination's one table is over the target (2 entries): over a limit of 1, None before anything runs
     assert _run(engine, {names[0]: np.array([[0.5, 1.0]])}, "t", max_entries=1) is None
     assert _run(engine, {names[0]: np.array([[0.5, 1.0]])}, "t", max_entries=2) is not None
+
+
+def test_a_pattern_seen_before_reuses_its_elimination_order(evidence_sampler, rng, monkeypatch):
+    """Cases with the same variables observed (other states) and the same target reuse the order worked out for the
+    first: no elimination is planned again, and the answers still match VariableElimination. The store of orders
+    is emptied when full."""
+    from bayesdx.engine import single_target
+
+    network = normalized(example_network("alarm"))
+    model = bayesdx.load_model(network, causes=["HYPOVOLEMIA"])
+    engine = model.engine
+    first = evidence_sampler(network, 1, rng, observe=0.3, exclude=("HYPOVOLEMIA",))[0]
+    others = evidence_sampler(network, 400, rng, observe=1.0, exclude=("HYPOVOLEMIA",))
+    same_pattern = [{v: c[v] for v in first} for c in others if any(c[v] != first[v] for v in first)][:3]
+    assert same_pattern
+    orders: dict = {}
+    _run(engine, _likelihoods(engine, [first], [{}]), "HYPOVOLEMIA", orders=orders)
+    assert len(orders) == 1
+    planned = []
+    original = single_target._elimination_steps
+    monkeypatch.setattr(single_target, "_elimination_steps", lambda *args: planned.append(1) or original(*args))
+    for case in same_pattern:
+        marginal, log_z = _run(engine, _likelihoods(engine, [case], [{}]), "HYPOVOLEMIA", orders=orders)
+        expected, p_e = _reference(network, engine, case, {}, "HYPOVOLEMIA")
+        assert_allclose(marginal, expected, atol=ATOL, rtol=0)
+        assert_allclose(math.exp(log_z), p_e, rtol=ATOL, atol=0)
+    assert planned == []
+    assert len(orders) == 1
+    monkeypatch.setattr(single_target, "MAX_ORDERS", 1)
+    _run(engine, _likelihoods(engine, [{}], [{}]), "HYPOVOLEMIA", orders=orders)  # another pattern: the store is full
+    assert planned == [1]
+    assert len(orders) == 1

@@ -92,6 +92,7 @@ class InferenceEngine:
         self._runner: UniversalRunner | None = None
         self._no_runner = False  # decided: a few cases do not take the universal route
         self._twin: InferenceEngine | None = None
+        self._orders: dict = {}  # elimination orders of the single-target route, by pattern
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -225,7 +226,8 @@ class InferenceEngine:
         one = n_cases == 1 and len(target_ids) == 1 and target_ids[0] not in hard and dtype is np.float64
         if one and not decomposed and carried_key not in self._programs:  # a new pattern: no program (engine/single_target.py)
             observed, offset = states_and_log_likelihood(lam, hard)
-            done = posterior_of_one(net, lam, target_ids[0], {v: int(o[0]) for v, o in observed.items()}, tables, self.max_entries)
+            at = {v: int(o[0]) for v, o in observed.items()}
+            done = posterior_of_one(net, lam, target_ids[0], at, tables, self.max_entries, self._orders)
             if done is not None:
                 marg[target_ids[0]][0], log_z[0] = done
                 return finish(net, marg, log_z, offset, route="single target")
