@@ -53,8 +53,7 @@ def test_any_single_target_matches_variable_elimination(name, evidence_sampler, 
 
 def test_the_engine_takes_the_route_for_one_case_on_pathfinder_and_matches_pyagrum(pathfinder_normalized, evidence_sampler, rng):
     """pathfinder (one cause, too large for the universal program): a single call with a new pattern takes the route
-    and agrees with pyAgrum's LazyPropagation on the posterior of Fault and on P(e); a batch of two compiles a program
-    and agrees with it."""
+    and agrees with pyAgrum's LazyPropagation on the posterior of Fault and on P(e), and with the program route."""
     import pyagrum as gum
 
     model = bayesdx.load_model(pathfinder_normalized, causes=["Fault"])
@@ -74,11 +73,16 @@ def test_the_engine_takes_the_route_for_one_case_on_pathfinder_and_matches_pyagr
         got = post.marginals["Fault"][0][[engine.network.states[engine.network.index()["Fault"]].index(s) for s in states]]
         assert_allclose(got, expected, atol=ATOL, rtol=0)
         assert_allclose(post.log_evidence[0], math.log(ie.evidenceProbability()), atol=ATOL, rtol=0)
-    both = engine.posterior(_likelihoods(engine, cases[:2], [{}, {}]), ["Fault"], 2)
-    assert both.route != "single target"
-    for k in range(2):
-        alone = engine.posterior(_likelihoods(engine, [cases[k]], [{}]), ["Fault"], 1)
-        assert_allclose(alone.marginals["Fault"][0], both.marginals["Fault"][k], atol=ATOL, rtol=0)
+    from bayesdx.engine import engine as engine_module
+
+    alone = [engine.posterior(_likelihoods(engine, [case], [{}]), ["Fault"], 1) for case in cases[:2]]
+    with pytest.MonkeyPatch.context() as patch:  # the program route on the same cases
+        patch.setattr(engine_module, "posterior_of_one", lambda *args: None)
+        compiled = [engine.posterior(_likelihoods(engine, [case], [{}]), ["Fault"], 1) for case in cases[:2]]
+    for one, program in zip(alone, compiled, strict=True):
+        assert (one.route, program.route) == ("single target", "contraction")
+        assert_allclose(one.marginals["Fault"], program.marginals["Fault"], atol=ATOL, rtol=0)
+        assert_allclose(one.log_evidence, program.log_evidence, atol=ATOL, rtol=0)
 
 
 def _chain_of_rare_findings(n_findings: int, p: tuple[float, float], prior: tuple[float, float]):
@@ -162,3 +166,60 @@ def test_a_pattern_seen_before_reuses_its_elimination_order(evidence_sampler, rn
     _run(engine, _likelihoods(engine, [{}], [{}]), "HYPOVOLEMIA", orders=orders)  # another pattern: the store is full
     assert planned == [1]
     assert len(orders) == 1
+
+
+def test_rare_findings_observed_with_children_are_rescaled_before_they_multiply():
+    """Found in review: CPD rows of 1e-200 taken at observed states (findings with a child, so not folded) multiplied
+    to zero before any table was rescaled, and possible evidence came out impossible. Against the sums in logs."""
+    prior, p = (0.3, 0.7), (1e-200, 3e-200)
+    network, names = _chain_of_rare_findings(4, p, prior)
+    for f in names:  # a child of each finding, unobserved but for its likelihood
+        network.add_edge(f, f"{f}_c")
+        network.add_cpds(
+            TabularCPD(
+                f"{f}_c",
+                2,
+                [[0.6, 0.1], [0.4, 0.9]],
+                evidence=[f],
+                evidence_card=[2],
+                state_names={f"{f}_c": ["yes", "no"], f: ["yes", "no"]},
+            )
+        )
+    model = bayesdx.load_model(network, causes=["t"])
+    lik = _likelihoods(model.engine, [dict.fromkeys(names, "yes")], [{f"{names[0]}_c": np.array([0.5, 0.25])}])
+    marginal, log_z = _run(model.engine, lik, "t")
+    logs = np.array([math.log(prior[k]) + 4 * math.log(p[k]) + math.log(0.6 * 0.5 + 0.4 * 0.25) for k in range(2)])
+    total = float(np.logaddexp(logs[0], logs[1]))
+    assert_allclose(log_z, total, rtol=1e-12, atol=0)
+    assert_allclose(marginal, np.exp(logs - total), rtol=1e-12, atol=0)
+
+
+def test_the_same_variables_hard_or_soft_get_their_own_orders_and_hard_values_enter_p_e(evidence_sampler, rng):
+    """An order is kept per pattern: the same variables observed hard in one case and soft in the next, or with another
+    target, plan their own (a shared order would be wrong: found by cutting the key in review). Through the engine
+    (the route forced on a small network), a hard answer of likelihood 0.3 multiplies P(e) by 0.3."""
+    network = normalized(example_network("alarm"))
+    model = bayesdx.load_model(network, causes=["HYPOVOLEMIA"])
+    engine = model.engine
+    engine._small_network = False  # no universal program: the single-target route
+    net = engine.network
+    case = evidence_sampler(network, 1, rng, observe=0.3, exclude=("HYPOVOLEMIA", "LVFAILURE"))[0]
+    soft = {v: rng.uniform(0.1, 1.0, len(net.states[net.index()[v]])) for v in case}
+    for target in ("HYPOVOLEMIA", "LVFAILURE"):
+        for evidence, virtual in ((case, {}), ({}, soft)):
+            lik = _likelihoods(engine, [evidence], [virtual])
+            post = engine.posterior(lik, [target], 1)
+            assert post.route == "single target"
+            expected, p_e = _reference(network, engine, evidence, virtual, target)
+            names = net.states[net.index()[target]]
+            assert_allclose(post.marginals[target][0], expected, atol=ATOL, rtol=0, err_msg=f"{target} {names}")
+            assert_allclose(math.exp(post.log_evidence[0]), p_e, rtol=ATOL, atol=0)
+    variable = next(iter(case))
+    lik = _likelihoods(engine, [case], [{}])
+    lik[variable] = lik[variable] * 0.3
+    scaled = engine.posterior(lik, ["HYPOVOLEMIA"], 1)
+    plain = engine.posterior(_likelihoods(engine, [case], [{}]), ["HYPOVOLEMIA"], 1)
+    assert scaled.route == "single target"
+    assert_allclose(scaled.log_evidence[0], plain.log_evidence[0] + math.log(0.3), atol=ATOL, rtol=0)
+    _, p_e = _reference(network, engine, case, {}, "HYPOVOLEMIA")
+    assert_allclose(math.exp(scaled.log_evidence[0]), 0.3 * p_e, rtol=ATOL, atol=0)

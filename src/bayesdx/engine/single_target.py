@@ -13,7 +13,7 @@ The order is the engine's min-weight elimination (:func:`~bayesdx.engine.plan._e
 target in the role of the batch axis, the one index it never sums out. The passes run unscaled first, every
 operand at most one (each likelihood divided by its largest entry, its log kept); a case whose ``P(e)`` comes
 out below :data:`~bayesdx.engine.execute.UNSCALED_FLOOR`, where underflow may have taken digits, runs again
-with every table rescaled to a largest entry of one. Networks with noisy CPDs take their own routes
+with every operand and table rescaled to a largest entry of one. Networks with noisy CPDs take their own routes
 (:mod:`~bayesdx.engine.quickscore`), and a cached program runs faster than this elimination: the engine takes
 this route for a single case of a network without noisy CPDs whose program is not compiled yet.
 """
@@ -129,6 +129,12 @@ def _eliminate(
     the scales taken out, ``scaled``: each table divided by its largest entry)."""
     live_indices, live = list(indices), list(arrays)
     log_scale = 0.0
+    if scaled:  # the operands too: two CPD rows of 1e-200 taken at observed states multiply to zero otherwise
+        for k, x in enumerate(live):
+            peak = float(x.max()) if x.size else 0.0
+            if peak > 0:
+                live[k] = x / peak
+                log_scale += math.log(peak)
     for contracted, out in steps:
         ins = [live_indices[k] for k in contracted]
         operands = [live[k] for k in contracted]
