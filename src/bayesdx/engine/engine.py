@@ -23,7 +23,7 @@ from .hard import one_hot_variables, states_and_log_likelihood
 from .network import BatchPosterior, CompiledNetwork
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
-from .single_target import posterior_of_one
+from .single_target import Orders, posterior_of_one
 from .sweep import positive_findings as expand_terms
 from .universal import UniversalRunner
 
@@ -92,7 +92,7 @@ class InferenceEngine:
         self._runner: UniversalRunner | None = None
         self._no_runner = False  # decided: a few cases do not take the universal route
         self._twin: InferenceEngine | None = None
-        self._orders: dict = {}  # elimination orders of the single-target route, by pattern
+        self._orders: Orders = {}  # elimination orders of the single-target route, by pattern
 
     # ------------------------------------------------------------------ public
     def posterior(
@@ -231,8 +231,8 @@ class InferenceEngine:
             if done is not None:
                 marg[target_ids[0]][0], log_z[0] = done
                 return finish(net, marg, log_z, offset, route="single target")
-        # a few cases whose joint program is not compiled yet: one program per pattern of observed variables,
-        # the programs their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
+        # a few cases whose joint program is not compiled yet: one program (one case, one target: none) per pattern,
+        # what their single calls use (compiling the joint one first cost diabetes' batches of 5 cases
         # 2.5 times their single calls)
         few = split and 1 < n_cases < MIN_CHUNK and carried_key != self._universal_key and carried_key not in self._programs
         program = None

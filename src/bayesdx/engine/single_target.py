@@ -30,11 +30,13 @@ from .kernels import einsum, pairwise
 from .network import CompiledNetwork
 from .plan import _BATCH, _elimination_steps
 
-__all__ = ["MAX_ORDERS", "posterior_of_one"]
+__all__ = ["MAX_ORDERS", "Orders", "posterior_of_one"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: Elimination orders kept per engine (``orders``); more empty the store.
 MAX_ORDERS = 4096
+#: The store of elimination orders: per pattern, the steps and the largest table's entries.
+Orders = MutableMapping[Hashable, tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], int]]
 
 
 def posterior_of_one(
@@ -44,7 +46,7 @@ def posterior_of_one(
     states: Mapping[int, int],
     tables: Sequence[np.ndarray],
     max_entries: int,
-    orders: MutableMapping[Hashable, tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], int]] | None = None,
+    orders: Orders | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """The marginal of ``target`` and ``log P(e)`` for one case, by elimination with the target kept.
 
