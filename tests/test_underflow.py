@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
-from bayesdx.engine import execute
+from bayesdx.engine import execute, plan
 from bayesdx.inference import CompiledNetwork, InferenceEngine
 
 N_ROOTS = 120
@@ -57,3 +58,62 @@ def test_ordinary_cases_are_not_rescaled(monkeypatch):
     assert post.route == "universal"
     assert_allclose(post.log_evidence, [math.log(RARE)], rtol=1e-12)
     assert_allclose(post.marginals["child"][0], [0.7, 0.3], atol=1e-12)
+
+
+def _rare_findings_with_children(noisy: bool) -> tuple[CompiledNetwork, np.ndarray]:
+    """Root ``t`` (0.3, 0.7); four findings ``f0..f3`` present with probability 1e-200 or 3e-200 given ``t``, each
+    with a child ``c_i`` (0.6 / 0.1 yes given the finding); with ``noisy``, also a root ``u`` (0.2 present) and a
+    noisy-OR ``d`` on ``t`` and ``u`` (leak 0.01, links 0.9 and 0.5). Returns the network and, per state of ``t``,
+    ``log P(t, f0..f3 present, c0 soft (0.5, 0.25)[, d present])`` written out by hand."""
+    from bayesdx.inference import Decomposition
+
+    prior, rare, leak, q = np.array([0.3, 0.7]), np.array([1e-200, 3e-200]), 0.01, {"t": 0.1, "u": 0.5}
+    variables: list[str] = ["t"]
+    states: list[tuple[str, ...]] = [("present", "absent")]
+    parents: list[tuple[int, ...]] = [()]
+    tables: list[np.ndarray] = [prior]
+    for i in range(4):
+        variables += [f"f{i}", f"c{i}"]
+        states += [("yes", "no"), ("yes", "no")]
+        parents += [(0,), (len(variables) - 2,)]
+        tables += [np.array([rare, 1 - rare]), np.array([[0.6, 0.1], [0.4, 0.9]])]
+    logs = np.log(prior) + 4 * np.log(rare) + math.log(0.6 * 0.5 + 0.4 * 0.25)
+    decs: list[object] = [None] * len(variables)
+    if noisy:
+        variables += ["u", "d"]
+        states += [("present", "absent"), ("yes", "no")]
+        parents += [(), (0, len(variables) - 2)]
+        absent = np.array([[(1 - leak) * (q["t"] if a == 0 else 1.0) * (q["u"] if b == 0 else 1.0) for b in range(2)] for a in range(2)])
+        tables += [np.array([0.2, 0.8]), np.stack([1 - absent, absent])]
+        cdf = {v: np.array([[q[v], 1.0], [1.0, 1.0]]) for v in q}
+        decs += [None, Decomposition.from_cdfs((1, 0), np.array([1 - leak, 1.0]), [cdf["t"], cdf["u"]])]
+        logs += np.log((1 - absent) @ np.array([0.2, 0.8]))
+    network = CompiledNetwork(tuple(variables), tuple(states), tuple(parents), tuple(tables), tuple(decs) if noisy else None)  # type: ignore[arg-type]
+    return network, logs
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["non-negative program", "signed program"])
+def test_rare_findings_with_children_in_a_compiled_program_keep_possible_evidence_possible(monkeypatch, noisy):
+    """Found in review (session 14), fixed in session 15: CPD rows of 1e-200 taken at each case's observed states
+    (findings with a child, so neither folded nor expanded) multiplied to 1e-400, zero in double precision, before
+    the rescaled pass's first rescale, and a batch of possible cases came out impossible. Each such operand is now
+    scaled per case by a power of two first. Through the program route (100 cases, past the universal route), in
+    its non-negative form and its signed one (a noisy-OR kept in the contraction), against the sums in logs."""
+    if noisy:
+        monkeypatch.setattr(plan, "POSITIVE_PARENTS", -1)  # the noisy-OR as signed weights: a weighted program
+    network, logs = _rare_findings_with_children(noisy)
+    engine = InferenceEngine(network)
+    n = 100
+    lik = {f"f{i}": np.tile([1.0, 0.0], (n, 1)) for i in range(4)}
+    lik["c0"] = np.tile([0.5, 0.25], (n, 1))
+    if noisy:
+        lik["d"] = np.tile([1.0, 0.0], (n, 1))
+    post = engine.posterior(lik, ["t"], n, expand=False)
+    assert post.route == "contraction"
+    if noisy:
+        assert any(program.weighted for program in engine._programs.values())
+    total = float(np.logaddexp(logs[0], logs[1]))
+    assert total < math.log(1e-300)
+    assert not post.impossible.any()
+    assert_allclose(post.log_evidence, total, rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["t"], np.tile(np.exp(logs - total), (n, 1)), rtol=1e-12, atol=0)

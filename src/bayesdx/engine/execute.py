@@ -118,7 +118,9 @@ def run(
     """
     inputs = operands(program, tables, decompositions, states)
     if program.weighted:  # signed: rescale every step, and bound the errors of the cancellation
-        return passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=targets)
+        inputs, log_scale = _per_case_scaled(program, inputs, n)
+        done = passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=targets)
+        return done._replace(log_z=done.log_z + log_scale)
     if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
         grads, log_z, *_ = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
@@ -136,17 +138,37 @@ def run(
         # 1e-300 would otherwise make its gradient (about 1 / likelihood) overflow on the way back, and the
         # infinities times zeros came out as NaN marginals
         per_case = [x[..., redo] if src.hard_axes else x for x, src in zip(inputs, program.sources, strict=True)]
+        per_case, log_again = _per_case_scaled(program, per_case, redo.size)
         tops = [lam[:, redo].max(axis=0) for lam in lambdas]
         tops = [np.where(top > 0, top, 1.0) for top in tops]
-        again, log_again, *_ = passes(
+        again, log_scaled, *_ = passes(
             program, per_case, [lam[:, redo] / top for lam, top in zip(lambdas, tops, strict=True)], redo.size, scaled=True, dtype=dtype
         )
+        log_again = log_again + log_scaled
         for top in tops:
             log_again += np.log(top)
         log_z[redo] = log_again
         for g, h, lam, top in zip(grads, again, lambdas, tops, strict=True):
             g[:, redo] = _unscaled(h, lam[:, redo], top)
     return Passes(grads, log_z)
+
+
+def _per_case_scaled(program: Program, inputs: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The operands taken at each case's hard states, each scaled per case by a power of two to a largest
+    magnitude in ``[0.5, 1)`` (exact: only exponents change), and per case the log of what that took out of
+    ``Z``. Without it, two CPD rows of 1e-200 taken at observed states multiplied to zero before the passes'
+    first rescale, and possible evidence came out impossible."""
+    log_scale = np.zeros(n)
+    scaled = []
+    for x, src in zip(inputs, program.sources, strict=True):
+        if src.hard_axes and x.size:
+            peak = np.abs(x).reshape(-1, n).max(axis=0)
+            _, exponent = np.frexp(np.where(peak > 0, peak, 1.0))
+            exponent = np.where(peak > 0, exponent, 0)  # all zero: left as it is (the evidence is impossible)
+            x = np.ldexp(x, -exponent)
+            log_scale += exponent * math.log(2.0)
+        scaled.append(x)
+    return scaled, log_scale
 
 
 def _unscaled(grad: np.ndarray, lam: np.ndarray, peak: np.ndarray) -> np.ndarray:
