@@ -289,3 +289,40 @@ def test_an_unclosed_quote_keeps_its_case_id_with_skip_invalid():
     assert frame["case_id"].tolist() == ["c1", "cX"]
     assert "never closed" in frame["error"].tolist()[1]
     assert (summary.scored, summary.invalid) == (1, 1)
+
+
+def test_an_unclosed_quote_mid_file_loses_no_later_row_and_later_lines_keep_their_numbers():
+    """Found in a user review (session 15): the csv module reads to the end of the file looking for the close of a
+    quote, so every row after it vanished and, with --skip-invalid, the run still reported success. The record is
+    now its own line; the rows after it are scored, and an error further down names its own line."""
+    text = 'case_id,fever,painful_cramps\na1,yes,no\na2,"yes,no\na3,no,no\n\na4,yes,maybe\na5,no,yes\n'
+    got, summary = _score_text(text, skip_invalid=True)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["a1", "a2", "a3", "a4", "a5"]
+    errors = frame["error"].tolist()
+    assert "never closed" in errors[1]
+    assert "'maybe'" in errors[3]
+    assert [errors[k] for k in (0, 2, 4)] == ["", "", ""]
+    assert (summary.scored, summary.invalid) == (3, 2)
+    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'a2'\): a quoted field opened on this line is never closed"):
+        score_csv(io.StringIO(text), io.StringIO())
+    from bayesdx.csv_input import _records
+
+    starts = [(line, fields) for line, fields, _, _ in _records(io.StringIO(text), "<input>")]
+    assert [line for line, _ in starts] == [1, 2, 3, 4, 6, 7]  # the blank line 5 counts
+    assert [fields[0] if fields else None for _, fields in starts] == ["case_id", "a1", None, "a3", "a4", "a5"]
+    got, _ = _score_text(text.replace("a4,yes,maybe", "a4,yes,yes"), skip_invalid=True)
+    plain, _ = _score_text(text.replace('a2,"yes,no', "a2,yes,no").replace("a4,yes,maybe", "a4,yes,yes"))
+    assert _read(got).drop(columns="error").iloc[[0, 2, 3, 4]].equals(_read(plain).iloc[[0, 2, 3, 4]])
+
+
+def test_a_field_over_the_csv_modules_size_limit_is_an_error_of_its_row_not_a_traceback():
+    """Found in a user review (session 15): a field of more than 131,072 characters raised the csv module's own
+    error from the lenient re-read of the record, with no line, row or case."""
+    text = f"case_id,fever,rationale\nc1,yes,ok\nc2,no,{'x' * 140_000}\nc3,yes,ok\n"
+    with pytest.raises(InputFileError, match=r"line 3 \(row 2, case 'c2'\): the line is not valid CSV \(field larger than field limit"):
+        score_csv(io.StringIO(text), io.StringIO())
+    got, summary = _score_text(text, skip_invalid=True)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["c1", "c2", "c3"]
+    assert (summary.scored, summary.invalid) == (2, 1)

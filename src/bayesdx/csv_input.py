@@ -10,6 +10,7 @@ recorded for its row instead of raised.
 
 from __future__ import annotations
 
+import collections
 import csv
 import difflib
 import itertools
@@ -47,15 +48,21 @@ class _CountingLines:
         self.stream = stream
         self.chars = 0
         self.raw: list[str] = []  # the lines of the record being read
+        self.again: collections.deque[str] = collections.deque()  # lines to hand out again before the stream's
 
     def __iter__(self) -> _CountingLines:
         return self
 
     def __next__(self) -> str:
-        line = next(self.stream)
+        line = self.again.popleft() if self.again else next(self.stream)
         self.chars += len(line)
         self.raw.append(line)
         return line
+
+    def read_again(self, lines: Sequence[str]) -> None:
+        """Hand ``lines`` out again (their characters are counted again when they are)."""
+        self.again.extendleft(reversed(lines))
+        self.chars -= sum(map(len, lines))
 
 
 def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int, list[str] | None, str, int]]:
@@ -63,11 +70,15 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
 
     Records are split by the ``csv`` module (RFC 4180: a quote inside an unquoted field is an ordinary
     character; a quoted field may span lines). A record that is not valid CSV yields ``None`` and the reason,
-    and reading goes on at the next line. Lines are counted by the reader (``line_num``).
+    and reading goes on at the next line. A quote never closed swallows every line after it (the ``csv``
+    module reads to the end of the file looking for its close): the record is then its first line alone, and
+    the lines after it are read again as records of their own. Lines are counted by the reader (``line_num``,
+    less the lines it was handed twice).
     """
     lines = _CountingLines(stream)
     reader = csv.reader(lines, strict=True, delimiter=sep)
     last = 0
+    twice = 0  # lines the reader was handed again
     while True:
         reason = ""
         fields: list[str] | None
@@ -77,20 +88,33 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             return
         except csv.Error as exc:
             fields = None
+            unclosed = "unexpected end of data" in str(exc)
             reason = (
                 "a quoted field opened on this line is never closed (unbalanced '\"')."
-                if "unexpected end of data" in str(exc)
+                if unclosed
                 else f"the line is not valid CSV ({exc})."
             )
+            if unclosed and len(lines.raw) > 1:  # it swallowed the lines after it: read them again
+                lines.read_again(lines.raw[1:])
+                twice += len(lines.raw) - 1
+                lines.raw = lines.raw[:1]
             # what the record holds up to the error, read leniently: enough to name the case
-            lenient = next(csv.reader(["".join(lines.raw)], delimiter=sep, strict=False), [])
-            reason = "\0".join([reason, *lenient])
+            reason = "\0".join([reason, *_lenient("".join(lines.raw), sep)])
         lines.raw = []
-        start, last = last + 1, reader.line_num
+        start, last = last + 1, reader.line_num - twice
         if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
             continue  # a blank line: its characters count towards the next record
         consumed, lines.chars = lines.chars, 0
         yield start, fields, reason, consumed
+
+
+def _lenient(text: str, sep: str) -> list[str]:
+    """The fields of a record that is not valid CSV, read leniently: enough to name its case (split at ``sep``
+    where even that fails, as for a field over the ``csv`` module's size limit)."""
+    try:
+        return next(csv.reader([text], delimiter=sep, strict=False), [])
+    except csv.Error:
+        return text.rstrip("\r\n").split(sep)
 
 
 def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize: int) -> Iterator[_Chunk]:
