@@ -326,3 +326,24 @@ def test_a_field_over_the_csv_modules_size_limit_is_an_error_of_its_row_not_a_tr
     frame = _read(got)
     assert frame["case_id"].tolist() == ["c1", "c2", "c3"]
     assert (summary.scored, summary.invalid) == (2, 1)
+
+
+def test_a_byte_order_mark_read_through_a_plain_utf8_handle_does_not_rename_the_first_column(tmp_path):
+    """Found in a user review (session 15): a file opened with encoding="utf-8" (not "utf-8-sig") kept its BOM, so
+    the first column 'fever' became '\\ufefffever', matched no variable and was taken as the case id column: the
+    fever evidence was dropped without a word (by path the file is refused: its first column is a variable). Read
+    through a handle, a file now scores, or is refused, as it is by path."""
+    no_id = tmp_path / "bom.csv"
+    no_id.write_bytes("\ufefffever,painful_cramps\nyes,no\nno,yes\n".encode())
+    for source in (no_id, None):
+        with open(no_id, encoding="utf-8") as handle, pytest.raises(InputFileError, match="its first column 'fever' is a variable"):
+            score_csv(source or handle, io.StringIO())
+    with_id = tmp_path / "bom_id.csv"
+    with_id.write_bytes("\ufeffcase_id,fever,painful_cramps\nc1,yes,no\nc2,no,yes\n".encode())
+    by_path = io.StringIO()
+    score_csv(with_id, by_path)
+    with open(with_id, encoding="utf-8") as handle:
+        by_handle = io.StringIO()
+        score_csv(handle, by_handle)
+    assert by_handle.getvalue() == by_path.getvalue()
+    assert _read(by_handle.getvalue()).columns[0] == "case_id"

@@ -51,6 +51,7 @@ from .csv_input import (
     _records,
     _StateChecker,
     _undecodable,
+    _without_bom,
 )
 from .csv_output import ERROR_COLUMN, LONG_COLUMNS, _long, _wide, _write_rows, atomic_output
 from .evidence import KNOWN_ANNOTATIONS
@@ -260,10 +261,9 @@ def score_csv(
             stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline="", errors="surrogateescape"))
         else:
             stream = source
+        lines = _without_bom(stream)
         if sep is None:
-            sep, lines = _detect_sep(stream)
-        else:
-            lines = iter(stream)
+            sep, lines = _detect_sep(lines)
         records = _records(lines, name, sep)  # type: ignore[arg-type]
         first = next(records, None)
         if first is None:

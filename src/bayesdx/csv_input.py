@@ -14,7 +14,7 @@ import collections
 import csv
 import difflib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -131,7 +131,17 @@ def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize
         yield chunk
 
 
-def _detect_sep(stream: IO[str]) -> tuple[str, Iterator[str]]:
+def _without_bom(stream: Iterable[str]) -> Iterator[str]:
+    """The stream's lines, a byte-order mark at the start of the first removed (a file opened as plain UTF-8,
+    not ``utf-8-sig``, keeps it, and the first column's name would then match nothing)."""
+    lines = iter(stream)
+    first = next(lines, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from lines
+
+
+def _detect_sep(stream: Iterable[str]) -> tuple[str, Iterator[str]]:
     """The delimiter of the first non-blank line (the one of ``DELIMITERS`` it holds most often outside quotes;
     a comma when it holds none), and the stream's lines with that line put back."""
     head: list[str] = []
