@@ -9,6 +9,7 @@ import dataclasses
 import pickle
 
 import numpy as np
+import pytest
 from references import example_network
 
 import bayesdx
@@ -54,3 +55,34 @@ def test_hypothesis_matrix_equals_a_gather_per_hypothesis(bundled_model, rng):
         np.testing.assert_array_equal(hypothesis_matrix(model, marginals, 4), expected)
     # the bundled model ranks one state of a binary cause: a run that is not every state
     assert any(idx is not None for _, idx in bundled_model._hypothesis_columns)
+
+
+def test_a_diagnosis_cannot_be_changed_through_its_mappings_and_still_pickles_copies_and_hashes(bundled_model):
+    """Found in a user review (session 15): ``Diagnosis`` is frozen, but ``dx.evidence`` was a plain dict. After
+    ``dx.evidence["fever"] = "yes"`` the result said 3 items were observed and ``explain`` cited a fever the ranking
+    never used; ``hash(dx)`` raised. Every mapping of a result now refuses changes, whoever built it."""
+    dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"}, model=bundled_model)
+    before = dx.explain("overexertion")
+    for mapping in (dx.evidence, dx.prior_probabilities, dx.labels):
+        key = next(iter(mapping))
+        for change in (
+            lambda m: m.__setitem__("fever", "yes"),
+            lambda m: m.update(fever="yes"),
+            lambda m, key=key: m.pop(key),
+            lambda m, key=key: m.__delitem__(key),
+            lambda m: m.setdefault("fever", "yes"),
+            lambda m: m.clear(),
+            lambda m: m.popitem(),
+        ):
+            with pytest.raises(TypeError, match="read-only"):
+                change(mapping)
+    assert "fever" not in dx.evidence
+    assert dx.explain("overexertion") == before
+    again = pickle.loads(pickle.dumps(dx))
+    assert again == dx
+    assert copy.deepcopy(dx) == dx
+    assert hash(again) == hash(dx)
+    assert dataclasses.asdict(dx)["evidence"] == dict(dx.evidence)
+    rebuilt = bayesdx.Diagnosis(**{f.name: getattr(dx, f.name) for f in dataclasses.fields(dx)} | {"evidence": dict(dx.evidence)})
+    with pytest.raises(TypeError, match="read-only"):
+        rebuilt.evidence["fever"] = "yes"  # type: ignore[index]

@@ -15,7 +15,7 @@ from .model import Model
 from .next_steps import StepAnalysis, analyse_steps, default_pursued, outcome_rows_per_case
 from .options import resolve
 from .posteriors import posteriors_and_lowered
-from .results import Diagnosis, RankedCause
+from .results import Diagnosis, RankedCause, ReadOnlyDict
 
 __all__ = ["analyse_cases", "iter_cases", "rank_order", "ranking_scores", "resolve_ranking", "triage_and_referral"]
 
@@ -217,13 +217,13 @@ def _diagnosis(
     return Diagnosis(
         ranking=ranking,
         causes=causes,
-        evidence=dict(observed),
+        evidence=ReadOnlyDict(observed),
         model_id=model.id,
         model_version=model.version,
         priors=model.priors,
         log_evidence=log_z,
-        prior_probabilities=dict(model.prior_probabilities),  # a plain dict: results pickle and deepcopy
-        labels={c: model.labels.get(c, c) for c in model.causes},
+        prior_probabilities=ReadOnlyDict(model.prior_probabilities),  # not a proxy of the model's: results pickle
+        labels=ReadOnlyDict({c: model.labels.get(c, c) for c in model.causes}),
         model=model,
         **extra,
     )

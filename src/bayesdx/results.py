@@ -16,13 +16,33 @@ if TYPE_CHECKING:
     from .model_spec import Hypothesis
     from .next_steps import NextStep
 
-__all__ = ["CAVEAT", "Diagnosis", "RankedCause"]
+__all__ = ["CAVEAT", "Diagnosis", "RankedCause", "ReadOnlyDict"]
 
 #: Printed with every result: bayesdx supports decisions; it does not diagnose.
 CAVEAT = (
     "Decision support only, not a diagnosis: these probabilities come from a model whose priors were "
     "hand-set from one article and partly guessed; a clinician must judge the case."
 )
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """The mappings of a frozen result: a dict that refuses changes (a plain one could be changed in place, and the
+    result would then show evidence it never used). It compares, pickles and copies as a dict, and hashes by its
+    items."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("A result's mappings are read-only: they record what was computed. Copy one with dict(...) to change it.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReadOnlyDict, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
 
 #: Column order of :meth:`Diagnosis.to_frame`.
 FRAME_COLUMNS = ("rank", "id", "node", "state", "label", "probability", "disablement", "expected_disablement", "prior_probability")
@@ -108,7 +128,8 @@ class Diagnosis:
     causes : tuple of RankedCause
         Every cause hypothesis, best first by ``ranking`` (ties by posterior, then the model's order).
     evidence : mapping of str to str
-        The evidence as used: validated state names, unobserved entries removed.
+        The evidence as used: validated state names, unobserved entries removed. Like every mapping of a
+        result, read-only (:class:`ReadOnlyDict`).
     model_id, model_version, priors : str
         The model and prior setting that produced the result.
     log_evidence : float
@@ -163,6 +184,10 @@ class Diagnosis:
     caveat: str = field(default=CAVEAT, repr=False)
 
     def __post_init__(self, model: Model | None) -> None:
+        for name in ("evidence", "prior_probabilities", "labels"):  # read-only, as the rest of a frozen result
+            value = getattr(self, name)
+            if type(value) is not ReadOnlyDict:
+                object.__setattr__(self, name, ReadOnlyDict(value))
         # kept beside the fields, not as one, so that dataclasses.asdict and == see results only
         object.__setattr__(self, "_model", model)
 
