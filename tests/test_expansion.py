@@ -476,3 +476,69 @@ def test_term_rows_take_variables_every_row_observes_at_their_state(to_pyagrum, 
     assert carried is not None
     gap = np.abs(sliced.log_evidence - carried.log_evidence) / np.abs(carried.log_evidence)
     assert gap.max() < 1e-18
+
+
+def _rational_posterior(prior, p_f):
+    """Exact P(c = first state | e) and log P(e) for a root ``c`` and one finding with P(e_f | c) = ``p_f``
+    (Fractions of the stored doubles)."""
+    import math
+    from fractions import Fraction
+
+    joint = [Fraction(float(prior[x])) * p_f[x] for x in range(2)]
+    total = sum(joint)
+    return float(joint[0] / total), math.log(total)
+
+
+@pytest.mark.parametrize("observe_parent", [False, True], ids=["parent free", "parent observed"])
+@pytest.mark.parametrize("n", [1, 70])
+def test_a_telescoped_finding_far_below_its_factors_keeps_its_digits(observe_parent, n):
+    """Found in review (session 15). Fact: ``F(1) - F(0) = L(1) C(1, x) - L(0) C(0, x)`` taken as a difference of
+    two rounded products keeps only the products' absolute rounding (about 1e-17 here) on a difference of about
+    2e-14: P(c | f) came out 0.3651551 against an exact 0.3649663 (1.9e-4 off), unchecked. Telescoped,
+    ``(L(1) - L(0)) C(1, x) + L(0) (C(1, x) - C(0, x))`` is positive terms of differences of stored numbers.
+    A three-level noisy-MAX observed at its middle level, its parent free or observed, against the rational value
+    of the same doubles."""
+    from fractions import Fraction
+
+    leak = np.array([0.37, 0.37 + 1.37e-14, 1.0])
+    cdf = np.array([[0.61, 0.61 + 2.71e-14, 1.0], [1.0, 1.0, 1.0]])  # C(t, x): parent present / absent
+    prior = np.array([0.3, 0.7])
+    cdfs = [[Fraction(float(leak[t])) * Fraction(float(cdf[x, t])) for t in range(3)] for x in range(2)]
+    pmf = [[cdfs[x][0], cdfs[x][1] - cdfs[x][0], cdfs[x][2] - cdfs[x][1]] for x in range(2)]
+    table = np.array([[float(pmf[x][s]) for x in range(2)] for s in range(3)])
+    dec = Decomposition.from_cdfs((0, 1, 2), leak, [cdf])
+    net = CompiledNetwork(("c", "f"), (("present", "absent"), ("l0", "l1", "l2")), ((), (0,)), (prior, table), (None, dec))
+    lik = {"f": np.tile([0.0, 1.0, 0.0], (n, 1))}
+    expected, log_z = _rational_posterior(prior, [pmf[0][1], pmf[1][1]])
+    if observe_parent:  # the parent observed present: P(e) = P(c = present) P(f = l1 | present)
+        lik["c"] = np.tile([1.0, 0.0], (n, 1))
+        expected, log_z = 1.0, float(np.log(prior[0])) + float(np.log(float(pmf[0][1])))
+    post = InferenceEngine(net).posterior(lik, ["c"], n)
+    assert post.route == "quickscore"
+    assert not post.extended.any()
+    assert not post.own_contraction.any()
+    assert_allclose(post.marginals["c"][:, 0], expected, atol=1e-12, rtol=0)
+    assert_allclose(post.log_evidence, log_z, atol=1e-12, rtol=0)
+
+
+def test_a_weighted_rare_finding_with_a_leak_of_1e_11_keeps_its_digits():
+    """Found in review (session 15): a binary noisy-OR with leak 1.3e-11, observed present with a weight w (likelihood
+    (w, 0)), telescoped as w C(1, x) - (w L(0)) C(0, x): the rounding of w L(0) (about 1e-17) sat on a difference of
+    about w * 1e-11, and P(c | e) was 1e-6 off. Against the rational value of the same doubles."""
+    from fractions import Fraction
+
+    prior, leak, link = np.array([2e-11, 1 - 2e-11]), 1.3e-11, 0.5
+    l0 = 1 - leak
+    dec = Decomposition.from_cdfs((1, 0), np.array([l0, 1.0]), [np.array([[1 - link, 1.0], [1.0, 1.0]])])
+    absent = np.array([l0 * (1 - link), l0])
+    net = CompiledNetwork(
+        ("c", "f"), (("present", "absent"), ("yes", "no")), ((), (0,)), (prior, np.stack([1 - absent, absent])), (None, dec)
+    )
+    engine = InferenceEngine(net)
+    for w in (0.37, 0.61, 0.9):
+        p_f = [Fraction(w) * (1 - Fraction(l0) * Fraction(1 - link)), Fraction(w) * (1 - Fraction(l0))]
+        expected, log_z = _rational_posterior(prior, p_f)
+        post = engine.posterior({"f": np.array([[w, 0.0]])}, ["c"], 1)
+        assert post.route == "quickscore"
+        assert_allclose(post.marginals["c"][0, 0], expected, rtol=1e-12, atol=0)
+        assert_allclose(post.log_evidence[0], log_z, atol=1e-12, rtol=0)

@@ -60,9 +60,12 @@ def telescoped(
     m = rows.size
     f = n_free[rows]
     is_free = free[rows]
-    # the constants: the leak and the observed parents' factors at their states
-    a_c = dec.leak_cdf[y] * lam_v[rows, observed[rows]]
-    b_c = dec.leak_cdf[y - 1] * lam_v[rows, observed[rows]]
+    # the constants: the leak and the observed parents' factors at their states (one where a parent is free),
+    # a_c = weight * prod A and b_c = weight * prod B, and their difference d_c telescoped too: taken as a_c - b_c,
+    # the rounding of the two products (about 1e-16 of each) was left on a difference that can be far smaller
+    # (a leak of 1e-11 observed with a weight: digits lost from the sixth; found in review)
+    weight = lam_v[rows, observed[rows]]
+    const_a, const_b = [dec.leak_cdf[y]], [dec.leak_cdf[y - 1]]
     a_par, b_par = [], []
     for i, p in enumerate(parents):
         g = dec.factors[i]
@@ -72,12 +75,16 @@ def telescoped(
         hard = ~is_free[:, i]
         if hard.any():
             s_obs = observed_state[p][rows[hard]]
-            a_c[hard] *= a_i[hard, s_obs]
-            b_c[hard] *= b_i[hard, s_obs]
+            at_a, at_b = np.ones(m), np.ones(m)
+            at_a[hard], at_b[hard] = a_i[hard, s_obs], b_i[hard, s_obs]
+            const_a.append(at_a)
+            const_b.append(at_b)
+    b_c = weight * np.prod(const_b, axis=0)
+    d_c = weight * _difference(const_a, const_b)  # a_c - b_c, from positive terms
     width = max(1, int(f.max()) + 1)
     count = np.where(f <= 1, 1, f + 1)
     coef = np.zeros((m, width))
-    coef[:, 0] = np.where(f == 1, 1.0, a_c - b_c)
+    coef[:, 0] = np.where(f == 1, 1.0, d_c)
     many = f >= 2
     for t in range(1, width):
         coef[:, t] = np.where(many & (t <= f), b_c, 0.0)
@@ -90,7 +97,7 @@ def telescoped(
         out = np.ones((m, width, a_i.shape[1]))
         mine = is_free[:, i]
         single = mine & (f == 1)
-        out[single, 0] = a_c[single, None] * a_i[single] - b_c[single, None] * b_i[single]
+        out[single, 0] = d_c[single, None] * a_i[single] + b_c[single, None] * (a_i[single] - b_i[single])  # a_c a_i - b_c b_i
         several = mine & many
         out[several, 0] = a_i[several]
         for t in range(1, width):
@@ -103,3 +110,19 @@ def telescoped(
             out[after, t] = a_i[after]
         factors.append((p, out))
     return rows, count, coef, factors
+
+
+def _difference(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """``prod_j a_j - prod_j b_j`` for factors with ``a_j >= b_j >= 0``, as the telescoped sum
+    ``sum_m (a_m - b_m) prod_{i<m} b_i prod_{i>m} a_i``: positive terms, each difference of two stored numbers
+    (exact where they are within a factor of two of each other, Sterbenz's lemma), so the result carries a few
+    roundings of its own size, not of the products'."""
+    after = [np.ones_like(a[0])]  # after[k]: the product of the last k of a
+    for x in reversed(a[1:]):
+        after.append(after[-1] * x)
+    total = np.zeros_like(a[0])
+    before = np.ones_like(a[0])
+    for m in range(len(a)):
+        total += (a[m] - b[m]) * before * after[len(a) - 1 - m]
+        before = before * b[m]
+    return total
