@@ -542,3 +542,29 @@ def test_a_weighted_rare_finding_with_a_leak_of_1e_11_keeps_its_digits():
         assert post.route == "quickscore"
         assert_allclose(post.marginals["c"][0, 0], expected, rtol=1e-12, atol=0)
         assert_allclose(post.log_evidence[0], log_z, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("n", [1, 70])
+def test_many_negative_findings_of_one_cause_do_not_multiply_its_likelihood_to_zero(n):
+    """Found in review (session 15): a cause observed present and 80 negative noisy-OR findings it produces with
+    probability 1 - 1e-5 each. Each negative finding is a single term folded into the cause's likelihood, and 80
+    factors of about 1e-5 multiplied it to zero: possible evidence (log P(e) = log 0.3 + 80 log(0.99e-5), about
+    -923) came out impossible. Against that sum in logs, and the marginal of the cause's other child (0.9)."""
+    k, q, leak = 80, 1e-5, 0.01
+    variables = ["c", "d"] + [f"f{i}" for i in range(k)]
+    states = [("present", "absent"), ("y", "n")] + [("yes", "no")] * k
+    parents = [(), (0,)] + [(0,)] * k
+    tables = [np.array([0.3, 0.7]), np.array([[0.9, 0.2], [0.1, 0.8]])]
+    decs: list[Any] = [None, None]
+    absent = np.array([(1 - leak) * q, 1 - leak])
+    for _ in range(k):
+        tables.append(np.stack([1 - absent, absent]))
+        decs.append(Decomposition.from_cdfs((1, 0), np.array([1 - leak, 1.0]), [np.array([[q, 1.0], [1.0, 1.0]])]))
+    net = CompiledNetwork(tuple(variables), tuple(states), tuple(parents), tuple(tables), tuple(decs))
+    lik = {f"f{i}": np.tile([0.0, 1.0], (n, 1)) for i in range(k)}
+    lik["c"] = np.tile([1.0, 0.0], (n, 1))
+    post = InferenceEngine(net).posterior(lik, ["d"], n)
+    assert post.route == "quickscore"
+    assert not post.impossible.any()
+    assert_allclose(post.log_evidence, np.log(0.3) + k * np.log((1 - leak) * q), rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["d"][:, 0], 0.9, atol=1e-12, rtol=0)

@@ -18,6 +18,7 @@ the finding's only free parent, so it is telescoped instead: one positive likeli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ TELESCOPE_PARENTS = 1
 #: Largest relative rounding error allowed for a case computed as a signed sum of terms, bounded by machine
 #: epsilon times sum_r |term_r| * (50 + |log Z_r|) / |sum| (each term comes back from its log, log Z_r).
 ERROR_BUDGET = 1e-10
+#: A case's likelihood on a parent whose largest entry may have fallen below 2 to this power, as single terms
+#: multiply into it, is scaled back up.
+_TINY_LOG2 = -256
 #: Rows of expanded terms contracted together in double precision (bounds the memory of one block: at 2**16
 #: rows, 10,000 vignettes with next steps peaked at 566 MiB of process memory); half as many in extended precision.
 ROWS_PER_BLOCK = 2**15
@@ -122,17 +126,34 @@ def expand(
     observed_state = {v: np.where(np.count_nonzero(a, axis=1) == 1, np.argmax(a != 0, axis=1), -1) for v, a in lam.items()}
     lower_coef: dict[int, np.ndarray] = {}  # per lowered leaf, W[0, lowest] / a_0 per case (0: not available)
 
+    floor: dict[int, float] = {}  # per parent folded into, a lower bound on log2 of each case's largest entry there
+
     def fold(rows: np.ndarray, coef: np.ndarray, factors: Sequence[tuple[int, np.ndarray]]) -> None:
         """Multiply a single term into its cases: the coefficient, and a likelihood on each parent."""
         case_coef[rows] *= coef
         for p, factor in factors:
-            if (factor == 1.0).all():
+            smallest = float(factor.min())
+            if smallest == 1.0 and (factor == 1.0).all():
                 continue  # an unobserved leaf: its term is all ones
             if p not in copied:
                 base = case_lam.get(p)
                 case_lam[p] = np.ones((n, len(net.states[p]))) if base is None else base.copy()
                 copied.add(p)
-            case_lam[p][rows] *= factor
+                floor[p] = 0.0 if base is None else _log2_floor(case_lam[p])
+            lam_p = case_lam[p]
+            lam_p[rows] *= factor
+            # many single terms on one parent (80 negative findings it causes, 1e-5 each) multiplied it to zero,
+            # and possible evidence came out impossible: where the bound says a case's largest entry there may
+            # have fallen below 2^-256, such cases are scaled back up by a power of two (exact: the scale goes to
+            # case_log). The bound costs one number per term; the check, a pass over the parent's likelihoods.
+            floor[p] += math.log2(smallest) if smallest > 0 else -math.inf
+            if floor[p] < _TINY_LOG2:
+                peak = lam_p.max(axis=1)
+                low = np.flatnonzero((peak < 2.0**_TINY_LOG2) & (peak > 0))
+                _, exponent = np.frexp(peak[low])
+                lam_p[low] = np.ldexp(lam_p[low], -exponent[:, None])
+                case_log[low] += exponent * math.log(2.0)
+                floor[p] = _log2_floor(lam_p)
 
     for v in leaves:
         dec = decs[v]
@@ -444,3 +465,10 @@ def expand(
             marg[t][retry] = part.marginals[name]
     by_name = {net.variables[v]: low for v, low in lowered.items()}
     return finish(net, marg, log_z, None, route="quickscore", extended=extended, own_contraction=own, lowered=by_name)
+
+
+def _log2_floor(lam: np.ndarray) -> float:
+    """A lower bound on log2 of every case's largest likelihood entry (cases with one above zero): log2 of the
+    smallest positive entry of all (0 where there is none)."""
+    positive = lam[lam > 0]
+    return math.log2(float(positive.min())) if positive.size else 0.0
