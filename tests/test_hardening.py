@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import io
+import json
 import os
 import signal
 import stat
@@ -371,3 +372,35 @@ def test_a_report_folder_blocked_by_a_file_is_an_output_path_error(tmp_path):
     )
     assert result.exit_code == 1
     assert "Cannot write to" in result.output
+
+
+# ---------------------------------------------------------------------- user review (session 15)
+@pytest.mark.parametrize("alpha", ["banana", -3, float("nan")])
+def test_score_checks_alpha_even_without_next_steps(alpha):
+    """Found in a user review (session 15): score() ignored a bad alpha unless next_step=True, while rank_causes
+    refuses it either way."""
+    with pytest.raises(ValueError, match=r"The 'alpha' parameter of score must be a finite number >= 0"):
+        bayesdx.score([{"fever": "yes"}], alpha=alpha)
+    with pytest.raises(ValueError, match=r"The 'alpha' parameter of rank_causes must be a finite number >= 0"):
+        bayesdx.rank_causes({"fever": "yes"}, alpha=alpha, next_steps=False)
+
+
+@pytest.mark.parametrize(("top_k", "error"), [(-1, ValueError), (0, ValueError), ("2", TypeError), (2.5, TypeError)])
+def test_to_json_refuses_a_top_k_that_is_not_a_positive_int(top_k, error):
+    """Found in a user review (session 15): to_json(top_k=-1) returned 19 of 20 causes (a slice), 0 none, and a
+    string or float raised Python's own slice error."""
+    dx = bayesdx.rank_causes({"fever": "yes"})
+    with pytest.raises(error, match=r"The 'top_k' parameter of Diagnosis.to_json must be an int >= 1"):
+        dx.to_json(top_k=top_k)
+    assert [c["id"] for c in json.loads(dx.to_json(top_k=2))["causes"]] == [c.id for c in dx.causes[:2]]
+
+
+def test_a_cause_named_twice_is_refused():
+    """Found in a user review (session 15): causes=["tub", "tub", "lung"] loaded, and every ranking listed tub twice,
+    taking a place of the top k."""
+    from references import example_network
+
+    with pytest.raises(ValueError, match=r"The causes of load_model name 'tub' more than once"):
+        bayesdx.load_model(example_network("asia"), causes=["tub", "tub", "lung"])
+    with pytest.raises(ValueError, match=r"The tests of load_model name 'xray' more than once"):
+        bayesdx.load_model(example_network("asia"), causes=["tub"], tests=["xray", "xray"])

@@ -118,6 +118,9 @@ def network_roles(
                 close = difflib.get_close_matches(str(name), nodes, n=3)
                 hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
                 raise ValueError(f"The {role} of load_model name {name!r}, which is not a node of {source!r}.{hint}")
+        twice = sorted({str(n) for n in names if list(names).count(n) > 1})
+        if twice:  # each would be ranked (or offered) once per mention, taking the places of others
+            raise ValueError(f"The {role} of load_model name {', '.join(map(repr, twice))} more than once; name each node once.")
     overlap = set(causes) & set(tests)
     if overlap:
         raise ValueError(f"{sorted(overlap)!r} cannot be both a cause and a test.")

@@ -331,6 +331,9 @@ class Diagnosis:
 
         data = self.to_dict()
         if top_k is not None:
+            from ._validation import check_positive_int
+
+            check_positive_int("Diagnosis.to_json", "top_k", top_k)
             data["causes"] = data["causes"][:top_k]
         return json.dumps(finite(data), allow_nan=False, **kwargs)
 

@@ -12,6 +12,7 @@ import numpy as np
 from .counterfactual import counterfactual_findings, counterfactual_scores
 from .evidence import KNOWN_ANNOTATIONS, likelihoods_from_evidence, likelihoods_from_frame, normalize_evidence
 from .model import Model, _model_or_default
+from .options import resolve
 from .pipeline import iter_cases, rank_order, ranking_scores, resolve_ranking
 from .posteriors import add_presenting, observed_from_likelihoods, posteriors_and_lowered, with_presenting
 
@@ -41,6 +42,7 @@ def score_frame(
     """:func:`bayesdx.score` on a pandas DataFrame or a list of mappings (see there for the parameters)."""
     if not isinstance(next_step, bool):
         raise TypeError(f"The 'next_step' parameter of score must be a bool. Got {next_step!r} instead.")
+    resolve("score", "alpha", alpha)  # checked whether or not next steps use it, as rank_causes does
     import pandas as pd  # here, not at module level: rank_causes and the command line start without pandas
 
     model = _model_or_default(model, priors, "score")
