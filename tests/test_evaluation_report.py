@@ -430,3 +430,16 @@ def test_cli_bad_data_exits_1(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: In ")
     assert "there is no 'true_cause' column" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--no-next-steps", "--no-next-step"])
+def test_cli_takes_both_spellings_of_no_next_steps(tmp_path, tiny_model_path, flag):
+    """Found in a user review (session 15): evaluate offered --next-steps but only --no-next-step, so the spelling
+    its own --next-steps suggests exited 2. Both spellings of each side are accepted."""
+    csv = tmp_path / "v.csv"
+    tiny_frame().to_csv(csv, index=False)
+    result = CliRunner().invoke(
+        evaluate_command, [str(csv), "--model", str(tiny_model_path), "--priors", "tiny", flag, "--prior-draws", "0", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| tiny | 2 |" in result.stdout

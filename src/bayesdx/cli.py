@@ -248,7 +248,8 @@ def _text_stream(stream: Any, encoding: str, stack: contextlib.ExitStack, errors
     type=click.Path(dir_okay=False, allow_dash=True, writable=True),
     default="-",
     show_default="-, standard output",
-    help="Output CSV. A file is written to a temporary file and renamed only when every row was scored.",
+    help="Output CSV. A file is written to a temporary file and renamed only when the run completes: every row "
+    "scored, or with --skip-invalid written with its error.",
 )
 @_model_options
 @click.option("--top-k", type=click.IntRange(min=1), default=None, show_default="3 wide, all long", help="Causes per case.")

@@ -78,11 +78,12 @@ def _stage_printer(enabled: bool) -> Callable[[str], None] | None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of every random component. Default: 0.")
 @click.option("-q", "--quiet", is_flag=True, default=False, help="No stage messages on stderr.")
 @click.option(
-    "--next-steps/--no-next-step",
+    "--next-steps/--no-next-steps",
+    "--next-step/--no-next-step",  # both spellings, as bayesdx score and rank take --next-step/--no-next-step
     "next_steps",
     default=False,
     help="Hold simulated consultations for policy_auc, cost_to_top1 and policy_top1 (about 11 s per "
-    "setting on 87 vignettes). Default: --no-next-step, those metrics empty.",
+    "setting on 87 vignettes). Default: --no-next-steps, those metrics empty.",
 )
 @click.option("--no-steps", "no_steps", is_flag=True, default=False, hidden=True)
 @click.option(

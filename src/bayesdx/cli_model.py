@@ -163,7 +163,7 @@ def model_validate(path: str | None, priors: str | None) -> None:
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True, writable=True),
     required=True,
-    help="The file to write (- for standard output).  [required]",
+    help="The file to write (- for standard output).",
 )
 def model_export(model: str | None, priors: str | None, fmt: str, output: str) -> None:
     """Export the model's network (with the chosen priors) through pgmpy's BIF or XMLBIF writer."""
