@@ -20,6 +20,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import bayesdx
 from bayesdx.cli import main
 from bayesdx.ranking import STEP_COLUMNS
+from bayesdx.results import CAVEAT
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "evaluation" / "vignettes" / "dev.csv"
@@ -92,7 +93,9 @@ def test_score_with_next_steps_matches_the_python_api(tmp_path):
 def test_score_reads_standard_input_and_writes_standard_output(dev, dev_reference):
     result = _run("score", "-", "--no-next-step", input=DEV.read_bytes())
     assert result.exit_code == 0, result.output
-    assert result.stderr == ""  # no progress bar off a terminal, no summary without --skip-invalid
+    # no progress bar off a terminal, no summary without --skip-invalid: the caveat alone (the CSV stays data only)
+    assert result.stderr == CAVEAT + "\n"
+    assert _run("score", "-", "--no-next-step", "-q", input=DEV.read_bytes()).stderr == ""
     frame = _read(result.stdout)
     assert frame["case_id"].tolist() == dev["case_id"].tolist()
     assert_array_equal(_probabilities(frame), _probabilities(dev_reference))
@@ -192,7 +195,7 @@ def test_skip_invalid_writes_every_row_with_an_error_column(tmp_path):
     out = tmp_path / "o.csv"
     result = _run("score", CLI_DATA / "bad_state.csv", "-o", out, "--no-next-step", "--skip-invalid", "--chunk-size", "2")
     assert result.exit_code == 0, result.output
-    assert result.stderr == f"scored 3 rows, 1 invalid (4 written to {out})\n"
+    assert result.stderr == f"scored 3 rows, 1 invalid (4 written to {out})\n{CAVEAT}\n"
     frame = _read(out)
     assert frame["case_id"].tolist() == ["b1", "b2", "b3", "b4"]
     assert list(frame.columns) == ["case_id", *TOP3, "true_cause", "rationale", "error"]

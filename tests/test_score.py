@@ -191,3 +191,13 @@ def test_wide_result_frames_are_built_in_blocks_with_the_same_columns_and_dtypes
         pd.testing.assert_frame_equal(in_blocks, by_column)
         assert in_blocks["cause_1"].dtype == object
         assert in_blocks["probability_20"].dtype == np.float64
+
+
+def test_score_frames_and_result_frames_carry_the_caveat():
+    """Medical honesty (user review, session 15): the DataFrames of score() and Diagnosis.to_frame() carried no caveat;
+    both now hold it in attrs["caveat"], as the results, the rank table, --json and the interview do."""
+    from bayesdx.results import CAVEAT
+
+    assert bayesdx.score([{"fever": "yes"}]).attrs["caveat"] == CAVEAT
+    assert bayesdx.score(pd.DataFrame({"case_id": ["a"], "fever": ["yes"], "true_cause": ["x"]})).attrs["caveat"] == CAVEAT
+    assert bayesdx.rank_causes({"fever": "yes"}).to_frame().attrs["caveat"] == CAVEAT

@@ -415,6 +415,9 @@ def score_command(
         where = "standard output" if output == "-" else output
         if skip_invalid:
             click.echo(f"scored {summary.scored} rows, {summary.invalid} invalid ({summary.rows} written to {where})", err=True)
+        from .results import CAVEAT
+
+        click.echo(CAVEAT, err=True)  # the scores carry it too: on stderr, so that the CSV stays data only
 
 
 # ---------------------------------------------------------------------- model

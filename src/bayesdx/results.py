@@ -266,7 +266,9 @@ class Diagnosis:
             )
             for k, c in enumerate(self.causes, start=1)
         ]
-        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+        frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+        frame.attrs["caveat"] = self.caveat
+        return frame
 
     def __repr__(self) -> str:
         top = ", ".join(f"{c.id}={c.score(self.ranking):.3f}" for c in self.causes[:3])

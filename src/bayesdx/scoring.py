@@ -174,8 +174,12 @@ def _frame(data: Mapping[str, Any], index: Any, columns: Sequence[str]) -> pd.Da
 
 
 def _with_annotations(result: pd.DataFrame, passed: pd.DataFrame | None) -> pd.DataFrame:
+    """The scores, the annotation columns passed on after them, and the caveat in ``attrs["caveat"]``."""
     import pandas as pd
 
-    if passed is None:
-        return result
-    return pd.concat([result, passed.set_axis(result.index)], axis=1)
+    from .results import CAVEAT
+
+    if passed is not None:
+        result = pd.concat([result, passed.set_axis(result.index)], axis=1)
+    result.attrs["caveat"] = CAVEAT
+    return result
