@@ -347,3 +347,14 @@ def test_a_byte_order_mark_read_through_a_plain_utf8_handle_does_not_rename_the_
         score_csv(handle, by_handle)
     assert by_handle.getvalue() == by_path.getvalue()
     assert _read(by_handle.getvalue()).columns[0] == "case_id"
+
+
+def test_an_invalid_state_lists_the_coarse_answers_the_model_takes():
+    """Found in a user review (session 15): the CSV error for creatine_kinase listed its three levels but not the
+    answer 'abnormal', which the reader accepts (the Python API and `bayesdx rank` listed it)."""
+    text = "case_id,creatine_kinase\na1,abnormal\na2,ABNORMAL\n"
+    with pytest.raises(
+        InputFileError, match=r"Valid states are 'normal', 'mildly_raised', 'markedly_raised', 'abnormal' \(or an empty cell"
+    ) as info:
+        score_csv(io.StringIO(text), io.StringIO())
+    assert "abnormal" in info.value.valid_states

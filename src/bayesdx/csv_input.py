@@ -335,7 +335,7 @@ def _check_states(
             if k in parsed.errors:
                 continue
             value = values[k]
-            states = model.states[variable]
+            states = model.answers(variable)  # the states and the coarser answers the model takes (abnormal, ...)
             err = InputFileError(
                 source,
                 f"invalid state {value!r} for column {variable!r}. Valid states are "
