@@ -222,15 +222,22 @@ def test_none_evidence_means_nothing_observed(tiny_model):
 IMPOSSIBLE = {"fever": "yes", "thermometer": "normal"}  # P(normal | yes) = 0 in the impossible model
 
 
-def test_impossible_evidence_raises_naming_the_case_in_rank_causes(impossible_model):
+def test_impossible_evidence_in_rank_causes_names_the_observations_that_conflict(impossible_model):
+    """Found in a user review (session 15): rank_causes named the case 'evidence' (its internal label) and not the
+    observations. It now names a set that cannot hold together and is smallest in that dropping any one of them
+    leaves possible evidence: here fever=yes and thermometer=normal (P(normal | yes) = 0), not the cold also
+    observed absent, which is possible with either."""
     with pytest.raises(
         ImpossibleEvidenceError,
-        match=r"The evidence of case 'evidence' has probability zero under "
-        r"the model: .*Check the observed values for a contradiction\.",
+        match=r"The evidence has probability zero under the model: these observations cannot all hold: "
+        r"fever='yes', thermometer='normal' \(without any one of them the rest is possible\)\. Check them",
     ) as info:
-        bayesdx.rank_causes(IMPOSSIBLE, model=impossible_model)
+        bayesdx.rank_causes({**IMPOSSIBLE, "cold": "absent"}, model=impossible_model)
     assert info.value.cases == ("evidence",)
+    assert info.value.conflict == IMPOSSIBLE
     assert isinstance(info.value, ValueError)
+    for name in IMPOSSIBLE:  # each alone is possible
+        bayesdx.rank_causes({name: IMPOSSIBLE[name]}, model=impossible_model)
 
 
 def test_possible_evidence_on_the_impossible_model_is_exact(impossible_model):

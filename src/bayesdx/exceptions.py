@@ -21,7 +21,7 @@ by :mod:`bayesdx.evaluation` (and re-exported there).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -125,10 +125,21 @@ class ImpossibleEvidenceError(BayesdxError, ValueError):
     ----------
     cases : tuple
         The labels (or positions) of the impossible cases.
+    conflict : dict of str to str or None
+        For one case (:func:`bayesdx.rank_causes`): observations that cannot hold together, none of which can be
+        left out (every smaller set is possible); None when not worked out.
     """
 
-    def __init__(self, cases: Sequence[Any]) -> None:
+    def __init__(self, cases: Sequence[Any], conflict: Mapping[str, str] | None = None) -> None:
         self.cases = tuple(cases)
+        self.conflict = None if conflict is None else dict(conflict)
+        if self.conflict is not None:
+            items = ", ".join(f"{k}={v!r}" for k, v in self.conflict.items())
+            super().__init__(
+                f"The evidence has probability zero under the model: these observations cannot all hold: {items} "
+                "(without any one of them the rest is possible). Check them for a contradiction."
+            )
+            return
         shown = ", ".join(repr(c) for c in self.cases[:10])
         more = f" and {len(self.cases) - 10} more" if len(self.cases) > 10 else ""
         super().__init__(
@@ -138,7 +149,7 @@ class ImpossibleEvidenceError(BayesdxError, ValueError):
         )
 
     def __reduce__(self) -> tuple:
-        return (type(self), (self.cases,))
+        return (type(self), (self.cases, self.conflict))
 
 
 class ModelTooLargeError(BayesdxError, MemoryError):

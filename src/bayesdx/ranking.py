@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._validation import check_positive_int
 from .evidence import likelihoods_from_evidence, normalize_evidence
+from .exceptions import ImpossibleEvidenceError
 from .model import Model, _model_or_default
 from .pipeline import (  # noqa: F401  (re-exported)
     STEP_BLOCK,
@@ -96,16 +97,31 @@ def rank_causes(
     if not isinstance(next_steps, bool):
         raise TypeError(f"The 'next_steps' parameter of rank_causes must be a bool. Got {next_steps!r} instead.")
     observed = with_presenting(model, normalize_evidence(evidence, model))
-    return analyse_cases(
-        model,
-        [observed],
-        likelihoods_from_evidence(model, [observed]),
-        ["evidence"],
-        pursue=pursue,
-        alpha=alpha,
-        next_steps=next_steps,
-        ranking=ranking,
-    )[0]
+    try:
+        return analyse_cases(
+            model,
+            [observed],
+            likelihoods_from_evidence(model, [observed]),
+            ["evidence"],
+            pursue=pursue,
+            alpha=alpha,
+            next_steps=next_steps,
+            ranking=ranking,
+        )[0]
+    except ImpossibleEvidenceError as exc:
+        raise ImpossibleEvidenceError(exc.cases, conflict=_conflict(model, observed)) from None
+
+
+def _conflict(model: Model, observed: Mapping[str, str]) -> dict[str, str]:
+    """Observations of an impossible case that cannot hold together, none of which can be left out: each is
+    dropped in turn where the rest stays impossible (one engine call each; only when the case is impossible)."""
+    kept = dict(observed)
+    for name in list(observed):
+        rest = {k: v for k, v in kept.items() if k != name}
+        post = model.engine.posterior(likelihoods_from_evidence(model, [rest]), model.causes[:1], 1)
+        if post.impossible[0]:
+            kept = rest
+    return kept
 
 
 def score(
