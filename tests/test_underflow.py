@@ -117,3 +117,51 @@ def test_rare_findings_with_children_in_a_compiled_program_keep_possible_evidenc
     assert not post.impossible.any()
     assert_allclose(post.log_evidence, total, rtol=1e-12, atol=0)
     assert_allclose(post.marginals["t"], np.tile(np.exp(logs - total), (n, 1)), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 20, 70, 200])
+def test_a_case_whose_rare_observations_meet_in_a_shared_program_is_computed_again_alone(n):
+    """Found in review (session 15): a case observing a = x = y = s1 with P(x | a) = P(y | a, x) = 1e-200 there
+    (P(e) = 0.3e-400, possible). Alone on a small network (the universal program carries every variable as a
+    likelihood) or in a batch whose other cases leave a, x and y free (carried as likelihoods too), a step
+    multiplied the two entries to zero before a's likelihood removed the larger ones that set the scale, and the
+    case came out impossible. A case found impossible is now computed again with its own program (each observed
+    variable taken at its state, its operands scaled). Against the sum in logs; the other cases are untouched."""
+    t_x = np.array([[0.5, 1.0 - 1e-200], [0.5, 1e-200]])
+    t_y = np.zeros((2, 2, 2))
+    t_y[1] = [[0.5, 0.5], [0.5, 1e-200]]
+    t_y[0] = 1 - t_y[1]
+    t_z = np.array([[0.9, 0.2], [0.1, 0.8]])
+    net = CompiledNetwork(
+        ("a", "x", "y", "z", "w"), (("s0", "s1"),) * 5, ((), (0,), (0, 1), (2,), (0,)), (np.array([0.7, 0.3]), t_x, t_y, t_z, t_z)
+    )
+    lik = {v: np.ones((n, 2)) for v in ("a", "x", "y")}
+    for v in lik:
+        lik[v][0] = [0.0, 1.0]
+    post = InferenceEngine(net).posterior(lik, ["z"], n)
+    assert not post.impossible.any()
+    assert_allclose(post.log_evidence[0], math.log(0.3) + 2 * math.log(1e-200), rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["z"][0], [0.2, 0.8], atol=1e-12, rtol=0)
+    if n > 1:  # the others observe nothing: P(e) = 1 and z's prior marginal
+        assert_allclose(post.log_evidence[1:], 0.0, atol=1e-12)
+        p_y1 = 0.7 * 0.5 + 0.3 * ((1 - 1e-200) * 0.5 + 1e-200 * 1e-200)  # P(y = s1) = sum over a and x
+        assert_allclose(post.marginals["z"][1:, 0], 0.9 * (1 - p_y1) + 0.2 * p_y1, atol=1e-12)
+
+
+def test_truly_impossible_cases_stay_impossible_and_only_a_bounded_number_are_looked_at_again(monkeypatch):
+    """The second look costs a program per impossible case: evidence that is impossible stays so, and a call looks
+    again at no more than RECHECK_CASES of its cases."""
+    from bayesdx.engine import recheck
+
+    net = CompiledNetwork(("a", "b"), (("s0", "s1"),) * 2, ((), (0,)), (np.array([0.5, 0.5]), np.array([[1.0, 0.0], [0.0, 1.0]])))
+    engine = InferenceEngine(net)
+    looked: list[int] = []
+    route = engine._route
+    monkeypatch.setattr(engine, "_route", lambda *a, **k: looked.append(a[3]) or route(*a, **k))
+    n = 100
+    lik = {"a": np.tile([1.0, 0.0], (n, 1)), "b": np.tile([0.0, 1.0], (n, 1))}  # b copies a: impossible
+    lik["b"][::2] = [1.0, 0.0]  # every other case possible
+    post = engine.posterior(lik, ["a"], n)
+    assert post.impossible.tolist() == [k % 2 == 1 for k in range(n)]
+    assert looked.count(1) == min(recheck.RECHECK_CASES, n // 2)
+    assert_allclose(post.log_evidence[::2], math.log(0.5), rtol=1e-12)

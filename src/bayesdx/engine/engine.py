@@ -20,9 +20,10 @@ from .exactness import cancelled, compute_again, rounding_error
 from .execute import finish, marginals_of_targets, run
 from .folding import fold_leaves, foldable
 from .hard import one_hot_variables, states_and_log_likelihood
-from .network import BatchPosterior, CompiledNetwork
+from .network import BatchPosterior, CompiledNetwork, rows_at_lowest
 from .patterns import split_by_pattern, union_costs_more
 from .plan import MAX_ENTRIES_PER_CASE, Program, ProgramKey, compile_program
+from .recheck import recheck_impossible
 from .single_target import Orders, posterior_of_one
 from .sweep import positive_findings as expand_terms
 from .universal import UniversalRunner
@@ -158,16 +159,19 @@ class InferenceEngine:
             if runner is not None and n_cases <= runner.max_cases:
                 done = runner.posterior(lam, target_ids, n_cases)
                 if done is not None:  # else a case needs rescaling: the passes of _route
-                    return finish(net, done[0], done[1], None, route="universal")
+                    result = finish(net, done[0], done[1], None, route="universal")
+                    return recheck_impossible(self, lam, result, target_ids, targets, tables, expand)
         # the universal program pays little for an observed leaf; an own program pays a step for it: fold it
         folded = fold_leaves(lam, self._foldable, net.parents, tables, target_ids) if self._foldable and row_case is None else None
         arguments = (target_ids, targets, n_cases, tables, split, expand, dtype, row_case, row_likelihoods, lower)
-        if folded is None:
-            return self._route(lam, *arguments)
-        result = self._route(folded.likelihoods, *arguments)
-        scale = folded.log_scale  # what folding took out of every case's P(e), the lowered cases' included
-        lowered = {v: replace(low, log_evidence=low.log_evidence + scale) for v, low in result.lowered.items()}
-        return replace(result, log_evidence=result.log_evidence + scale, lowered=lowered)
+        result = self._route(lam if folded is None else folded.likelihoods, *arguments)
+        if folded is not None:
+            scale = folded.log_scale  # what folding took out of every case's P(e), the lowered cases' included
+            lowered = {v: replace(low, log_evidence=low.log_evidence + scale) for v, low in result.lowered.items()}
+            result = replace(result, log_evidence=result.log_evidence + scale, lowered=lowered)
+        if row_case is not None or dtype is not np.float64:
+            return result
+        return recheck_impossible(self, lam, result, target_ids, targets, tables, expand)
 
     def _route(
         self,
@@ -182,8 +186,11 @@ class InferenceEngine:
         row_case: np.ndarray | None,
         row_likelihoods: Mapping[str, np.ndarray] | None,
         lower: Sequence[str],
+        *,
+        shared: bool = True,
     ) -> BatchPosterior:
-        """:meth:`posterior` past the universal route, the foldable leaves folded: the other routes."""
+        """:meth:`posterior` past the universal route, the foldable leaves folded: the other routes (without
+        ``shared``, not the universal program: see :mod:`~bayesdx.engine.recheck`)."""
         net = self.network
         if row_case is not None:
             row_case = np.asarray(row_case)
@@ -214,12 +221,12 @@ class InferenceEngine:
                 low = [self._index[v] for v in lower if self._index[v] in leaves]
                 return expand_terms(self, lam, target_ids, tables, leaves, n_cases, dtype=dtype, lower=low)
         # without expansion, findings stay in the contraction (at their lowest level they need no level index)
-        lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
+        lowest_rows = {v: rows_at_lowest(net, v, lam[v]) for v in decomposed if v in lam}
         split = split and bool(lam)  # without evidence every case has the same pattern: nothing to split
         offset = None
         carried_key = self._key(lam, target_ids, decomposed, lowest_rows)
         hard = carried_key[3]
-        if n_cases <= SMALL_BATCH and not decomposed and self._small_network and self._affordable(self._universal_key):
+        if shared and n_cases <= SMALL_BATCH and not decomposed and self._small_network and self._affordable(self._universal_key):
             # a few cases: one cached contraction carrying every variable costs less than compiling one
             # for these cases' own evidence
             carried_key, hard = self._universal_key, frozenset()
@@ -368,9 +375,9 @@ class InferenceEngine:
         lowest_rows: Mapping[int, np.ndarray] | None = None,
     ) -> ProgramKey:
         """The program key :meth:`posterior` uses for cases with likelihoods ``lam`` (without splitting);
-        ``lowest_rows`` (see :meth:`at_lowest`) where the caller has them already."""
+        ``lowest_rows`` (see :func:`~bayesdx.engine.network.rows_at_lowest`) where the caller has them already."""
         if lowest_rows is None:
-            lowest_rows = {v: self.at_lowest(v, lam[v]) for v in decomposed if v in lam}
+            lowest_rows = {v: rows_at_lowest(self.network, v, lam[v]) for v in decomposed if v in lam}
         lowest = frozenset(v for v, rows in lowest_rows.items() if rows.all())
         return (frozenset(lam) | frozenset(target_ids), decomposed, lowest, one_hot_variables(lam))
 
@@ -458,16 +465,6 @@ class InferenceEngine:
 
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries, self._positive_parents)
-
-    def at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
-        """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
-        decs = self.network.decompositions
-        dec = decs[v] if decs is not None else None
-        assert dec is not None  # only decomposed variables are asked
-        lowest = int(np.argmax(dec.weights[0] > 0))  # the state of level 0 carries +L(0)
-        onehot = np.zeros(lam.shape[1])
-        onehot[lowest] = 1.0
-        return (lam == onehot).all(axis=1)
 
     def _affordable(self, carried: ProgramKey) -> bool:
         """Whether one contraction carrying ``carried`` keeps its tables at or under SPLIT_ENTRIES per case."""

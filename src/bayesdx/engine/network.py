@@ -252,3 +252,14 @@ class BatchPosterior:
     extended: np.ndarray | None = None
     own_contraction: np.ndarray | None = None
     lowered: dict[str, Lowered] = field(default_factory=dict)
+
+
+def rows_at_lowest(net: CompiledNetwork, v: int, lam: np.ndarray) -> np.ndarray:
+    """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level."""
+    decs = net.decompositions
+    dec = decs[v] if decs is not None else None
+    assert dec is not None  # only decomposed variables are asked
+    lowest = int(np.argmax(dec.weights[0] > 0))  # the state of level 0 carries +L(0)
+    onehot = np.zeros(lam.shape[1])
+    onehot[lowest] = 1.0
+    return (lam == onehot).all(axis=1)
