@@ -160,7 +160,7 @@ class InferenceEngine:
                 done = runner.posterior(lam, target_ids, n_cases)
                 if done is not None:  # else a case needs rescaling: the passes of _route
                     result = finish(net, done[0], done[1], None, route="universal")
-                    return recheck_impossible(self, lam, result, target_ids, targets, tables, expand)
+                    return recheck_impossible(self, lam, result, target_ids, targets, tables)
         # the universal program pays little for an observed leaf; an own program pays a step for it: fold it
         folded = fold_leaves(lam, self._foldable, net.parents, tables, target_ids) if self._foldable and row_case is None else None
         arguments = (target_ids, targets, n_cases, tables, split, expand, dtype, row_case, row_likelihoods, lower)
@@ -169,9 +169,7 @@ class InferenceEngine:
             scale = folded.log_scale  # what folding took out of every case's P(e), the lowered cases' included
             lowered = {v: replace(low, log_evidence=low.log_evidence + scale) for v, low in result.lowered.items()}
             result = replace(result, log_evidence=result.log_evidence + scale, lowered=lowered)
-        if row_case is not None or dtype is not np.float64:
-            return result
-        return recheck_impossible(self, lam, result, target_ids, targets, tables, expand)
+        return recheck_impossible(self, lam, result, target_ids, targets, tables, wanted=row_case is None and dtype is np.float64)
 
     def _route(
         self,
@@ -465,6 +463,10 @@ class InferenceEngine:
 
     def _compile(self, key: ProgramKey) -> Program:
         return compile_program(self.network, key, self.optimize, self.max_entries, self._positive_parents)
+
+    def at_lowest(self, v: int, lam: np.ndarray) -> np.ndarray:
+        """Rows whose likelihood for noisy variable ``v`` is one-hot at its lowest level (see :func:`rows_at_lowest`)."""
+        return rows_at_lowest(self.network, v, lam)
 
     def _affordable(self, carried: ProgramKey) -> bool:
         """Whether one contraction carrying ``carried`` keeps its tables at or under SPLIT_ENTRIES per case."""

@@ -36,12 +36,14 @@ def recheck_impossible(
     target_ids: list[int],
     targets: Sequence[str],
     tables: Sequence[np.ndarray],
-    expand: bool,
+    *,
+    wanted: bool = True,
 ) -> BatchPosterior:
-    """``result`` with each case it found impossible computed again alone, with its own program; a case that then
-    comes out possible takes that answer (the same route, where the case is not in a shared program already)."""
+    """``result`` with each case it found impossible computed again alone, with its own program (evidence on noisy
+    leaves expanded, the default route); a case that then comes out possible takes that answer. Not ``wanted``
+    (rows, extended precision): ``result`` as it is."""
     where = np.flatnonzero(result.impossible)[:RECHECK_CASES]
-    if not where.size:
+    if not wanted or not where.size:
         return result
     net = engine.network
     marg = {engine._index[t]: result.marginals[t].copy() for t in targets}
@@ -49,7 +51,7 @@ def recheck_impossible(
     found = False
     for i in where.tolist():
         one = {v: a[i : i + 1] for v, a in lam.items()}
-        again = engine._route(one, target_ids, targets, 1, tables, True, expand, np.float64, None, None, (), shared=False)
+        again = engine._route(one, target_ids, targets, 1, tables, True, True, np.float64, None, None, (), shared=False)
         if again.impossible[0]:
             continue
         found = True
