@@ -165,3 +165,17 @@ def test_truly_impossible_cases_stay_impossible_and_only_a_bounded_number_are_lo
     assert post.impossible.tolist() == [k % 2 == 1 for k in range(n)]
     assert looked.count(1) == min(recheck.RECHECK_CASES, n // 2)
     assert_allclose(post.log_evidence[::2], math.log(0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 3, 70])
+def test_a_likelihood_whose_largest_entry_is_subnormal_gives_finite_exact_marginals(n):
+    """Found in review (session 15): a likelihood of (1e-310, 1.3e-310) on a root ``c`` (legal: likelihoods count up
+    to a factor). P(e) fell below the floor, the case was computed again with the likelihood scaled to one, and its
+    gradient was then divided by the subnormal scale (about 1e310: inf), so P(c | e) came out [inf, inf]. The
+    gradients now stay with respect to the scaled likelihood. Against the posterior by hand: 0.3 * 1 : 0.7 * 1.3."""
+    net = CompiledNetwork(("c", "d"), (("s0", "s1"),) * 2, ((), (0,)), (np.array([0.3, 0.7]), np.array([[0.9, 0.2], [0.1, 0.8]])))
+    post = InferenceEngine(net).posterior({"c": np.tile([1e-310, 1.3e-310], (n, 1))}, ["c", "d"], n)
+    expected = np.array([0.3, 0.7 * 1.3]) / (0.3 + 0.7 * 1.3)
+    assert_allclose(post.marginals["c"], np.tile(expected, (n, 1)), rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["d"][:, 0], 0.9 * expected[0] + 0.2 * expected[1], rtol=1e-12, atol=0)
+    assert_allclose(post.log_evidence, math.log(0.3 * 1e-310 + 0.7 * 1.3e-310), rtol=1e-12, atol=0)

@@ -304,7 +304,7 @@ class InferenceEngine:
             grads, log_z[start:stop] = passed.grads, passed.log_z
             if error is not None:
                 error[start:stop] = rounding_error(program, columns, passed, marg)
-            marginals_of_targets(program, columns, grads, marg, start, stop)
+            marginals_of_targets(program, passed.columns or columns, grads, marg, start, stop)
             if trial:
                 timing.append((time.perf_counter() - clock) / size)
                 if len(timing) == 2:
@@ -361,8 +361,9 @@ class InferenceEngine:
                 for v in program.lambda_vars
             ]
             states = {v: state[start:stop] for v, state in observed.items()}
-            grads, log_z[start:stop], *_ = run(program, tables, net.decompositions, part, size, states, dtype)
-            marginals_of_targets(program, part, grads, marg, start, stop)
+            passed = run(program, tables, net.decompositions, part, size, states, dtype)
+            log_z[start:stop] = passed.log_z
+            marginals_of_targets(program, passed.columns or part, passed.grads, marg, start, stop)
         return finish(net, marg, log_z, offset if hard else None, route="contraction")
 
     def _key(

@@ -148,8 +148,13 @@ def run(
         for top in tops:
             log_again += np.log(top)
         log_z[redo] = log_again
-        for g, h, lam, top in zip(grads, again, lambdas, tops, strict=True):
-            g[:, redo] = _unscaled(h, lam[:, redo], top)
+        # the gradients stay with respect to the scaled likelihoods, which the result gives: unscaled, a likelihood
+        # whose largest entry is subnormal (1e-310) has a gradient of about 1e310, and its marginals came out inf
+        used = [lam.copy() for lam in lambdas]
+        for g, h, lam, u, top in zip(grads, again, lambdas, used, tops, strict=True):
+            g[:, redo] = h
+            u[:, redo] = lam[:, redo] / top
+        return Passes(grads, log_z, columns=used)
     return Passes(grads, log_z)
 
 
@@ -193,12 +198,16 @@ class Passes(NamedTuple):
         For a signed program (see :func:`run`): a bound on the relative rounding error of ``Z``.
     grad_errors : list of numpy.ndarray or None
         ... and on the absolute rounding error of each entry of ``grads``.
+    columns : list of numpy.ndarray or None
+        The likelihoods ``grads`` are gradients with respect to, where they are not the ones given (cases computed
+        again rescaled keep their likelihoods scaled to a largest entry of one): a marginal is their product.
     """
 
     grads: list[np.ndarray]
     log_z: np.ndarray
     z_error: np.ndarray | None = None
     grad_errors: list[np.ndarray] | None = None
+    columns: list[np.ndarray] | None = None
 
 
 def passes(
