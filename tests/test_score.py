@@ -201,3 +201,17 @@ def test_score_frames_and_result_frames_carry_the_caveat():
     assert bayesdx.score([{"fever": "yes"}]).attrs["caveat"] == CAVEAT
     assert bayesdx.score(pd.DataFrame({"case_id": ["a"], "fever": ["yes"], "true_cause": ["x"]})).attrs["caveat"] == CAVEAT
     assert bayesdx.rank_causes({"fever": "yes"}).to_frame().attrs["caveat"] == CAVEAT
+
+
+def test_causes_tied_exactly_come_in_the_models_order():
+    """Found in a user review (session 15): with uniform priors, eight causes linked to none of the evidence tie
+    exactly (same prior, nothing observed of theirs), but come out of the contraction up to rounding (1e-17) and were
+    ordered by it: injury, last in the model, ranked first of them. The docs promise ties by posterior, then the
+    model's order; values are now compared in steps of pipeline.TIE (1e-12)."""
+    model = bayesdx.load_model(priors="uniform")
+    for ranking in ("expected_disablement", "posterior"):
+        dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"}, model=model, ranking=ranking)
+        order = [h.id for h in model.hypotheses]
+        tied = [c for c in dx.causes if abs(c.probability - 0.038373212271054) < 1e-12]  # in ranked order
+        assert len(tied) == 8
+        assert [order.index(c.id) for c in tied] == sorted(order.index(c.id) for c in tied)

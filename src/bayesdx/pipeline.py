@@ -193,9 +193,16 @@ def ranking_scores(ranking: str, posterior: np.ndarray, disablement: np.ndarray 
     return posterior
 
 
+#: Scores and posteriors closer than this are ties. Causes tied exactly (the same prior and the same links to the
+#: evidence) come out of different contractions up to rounding (1e-17), and were ordered by it, not by the model's
+#: order as documented.
+TIE = 1e-12
+
+
 def rank_order(scores: np.ndarray, posterior: np.ndarray) -> np.ndarray:
-    """Indices sorting hypotheses by score, then posterior, then model order (works row-wise on 2-D arrays)."""
-    return np.lexsort((-posterior, -scores), axis=-1)
+    """Indices sorting hypotheses by score, then posterior, then model order (works row-wise on 2-D arrays); values
+    are compared in steps of ``TIE``."""
+    return np.lexsort((-np.round(posterior / TIE), -np.round(scores / TIE)), axis=-1)
 
 
 def _diagnosis(
