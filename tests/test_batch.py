@@ -358,3 +358,17 @@ def test_an_invalid_state_lists_the_coarse_answers_the_model_takes():
     ) as info:
         score_csv(io.StringIO(text), io.StringIO())
     assert "abnormal" in info.value.valid_states
+
+
+def test_a_case_id_that_is_not_utf8_is_kept_with_its_bytes_escaped(tmp_path):
+    """Found in a user review (session 15): with --skip-invalid, a case id holding a Latin-1 byte was written empty,
+    and the error named no case, so the row could not be traced. The id is now kept with the byte as \\xe9."""
+    path = tmp_path / "latin1_id.csv"
+    path.write_bytes(b"case_id,fever\nJos\xe9,yes\nb,no\n")
+    with pytest.raises(InputFileError, match=r"line 2 \(row 1, case 'Jos\\\\xe9'\): column 'case_id' is not valid UTF-8 \(byte 0xe9\)"):
+        score_csv(path, io.StringIO())
+    out = io.StringIO()
+    score_csv(path, out, skip_invalid=True)
+    frame = _read(out.getvalue())
+    assert frame["case_id"].tolist() == ["Jos\\xe9", "b"]
+    assert frame["error"].tolist()[0] == "column 'case_id' is not valid UTF-8 (byte 0xe9)."

@@ -165,6 +165,11 @@ def _undecodable(text: str) -> str | None:
     return None
 
 
+def _printable(text: str) -> str:
+    """``text`` with each byte that was not valid UTF-8 written as ``\\x..`` (so that its row can be found)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") if _undecodable(text) else text
+
+
 # ---------------------------------------------------------------------- the input's layout
 @dataclass(frozen=True)
 class _Layout:
@@ -288,7 +293,7 @@ def _parse_chunk(chunk: _Chunk, layout: _Layout, source: str, *, strict: bool) -
                     reason, column = f"column {name!r} is not valid UTF-8 (byte {byte}).", name
                     break
         if reason:
-            shown = None if case_id is None or _undecodable(case_id) else case_id
+            shown = None if case_id is None else _printable(case_id)  # an id not valid UTF-8: its bytes as \xe9
             err = InputFileError(source, reason, line=chunk.lines[k], row=chunk.first_row + k, case_id=shown, column=column)
             if strict:
                 raise err
