@@ -135,3 +135,16 @@ def test_quitting_inside_a_study_keeps_the_result_already_given(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(save.read_text())["evidence"]["electromyography"] == "neurogenic"
+
+
+def test_answers_are_taken_whatever_their_case(tmp_path):
+    """Found in a user review (session 15): "Yes" was refused and asked again, while surrounding spaces were
+    forgiven. Answers now match the states whatever their case (the model's states never differ by case alone),
+    and are recorded as the model spells them."""
+    save = tmp_path / "case.json"
+    result = CliRunner().invoke(main, ["interview", *SEIZURE, "--save", str(save)], input="No\n ABNORMAL \nQuit\n")
+    assert result.exit_code == 0, result.output
+    assert "is not a valid answer" not in result.output
+    assert "Consultation ended (quit)" in result.output
+    record = json.loads(save.read_text())
+    assert record["evidence"] == {**dict(a.split("=") for a in SEIZURE), "fever": "no", "eeg": "abnormal"}

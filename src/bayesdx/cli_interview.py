@@ -64,6 +64,9 @@ def _ask(model: Any, variable: str, kind: str) -> str | None:
         answer = raw.strip()
         if not sys.stdin.isatty():  # piped answers are not echoed: show them, so the transcript reads as asked
             click.echo(answer)
+        folded = {v.lower(): v for v in valid}
+        if len(folded) == len(valid):  # "Yes" is "yes" (where no two answers differ by case alone)
+            answer = folded.get(answer.lower(), answer)
         if answer == QUIT:
             return None
         if answer in valid:
