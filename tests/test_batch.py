@@ -112,7 +112,9 @@ def test_probabilities_are_written_unrounded():
         ("", "the file is empty"),
         ("\n\n", "the file is empty"),
         ("case_id,fever,fever\nc1,yes,no\n", "column 'fever' appears twice"),
-        ("case_id,,fever\nc1,,no\n", "column 2 of the header has no name"),
+        ("case_id,,fever\nc1,,no\n", r"column 2 of the header has no name\. Name it, or remove the column\.$"),
+        # a spreadsheet's empty columns after the last (user review, session 15): the message says what to do
+        ("case_id,fever,,\nc1,no,,\n", r"column 3 of the header has no name\. Name it, or remove the column \(a spreadsheet may"),
         ('case_id,fever\nc1,"yes\n', r"line 2 \(row 1, case 'c1'\): a quoted field opened on this line is never closed"),
         ("case_id,fevr\nc1,yes\n", r"column 'fevr' is neither a variable .* Did you mean 'fever'\?"),
     ],

@@ -194,7 +194,9 @@ def _layout(
     seen: set[str] = set()
     for name in header:
         if name == "":
-            raise InputFileError(source, f"column {header.index(name) + 1} of the header has no name.", line=line)
+            place = header.index(name) + 1
+            hint = " (a spreadsheet may have saved empty columns after the last one: delete them)" if not any(header[place:]) else ""
+            raise InputFileError(source, f"column {place} of the header has no name. Name it, or remove the column{hint}.", line=line)
         if name in seen:
             raise InputFileError(source, f"column {name!r} appears twice in the header.", line=line, column=name)
         seen.add(name)
