@@ -167,7 +167,7 @@ def test_long_format_with_skip_invalid_keeps_order(impossible_model):
 
 def test_every_column_option_is_checked():
     text = "case_id,fever,extra\nc1,yes,x\n"
-    with pytest.raises(InputFileError, match="annotation_columns names 'other', which is not a column"):
+    with pytest.raises(InputFileError, match=r"annotation_columns \(--keep-column\) names 'other', which is not a column"):
         _score_text(text, annotation_columns=["other"])
     got, _ = _score_text(text, annotation_columns=["extra"], top_k=1)
     assert _read(got)["extra"].tolist() == ["x"]

@@ -145,7 +145,7 @@ def test_unknown_column_is_an_error_unless_ignored():
 def test_ignore_column_must_name_a_column():
     result = _run("score", CLI_DATA / "small.csv", "--ignore-column", "colour")
     assert result.exit_code == 1
-    assert "ignore_columns names 'colour', which is not a column of the input" in result.stderr
+    assert "ignore_columns (--ignore-column) names 'colour', which is not a column of the input" in result.stderr
 
 
 def test_bad_state_names_line_row_case_column_value_and_valid_states(tmp_path):
@@ -373,3 +373,21 @@ def test_model_export_bif_opens_in_pyagrum_with_the_same_cpds(tmp_path):
         for assignment, expected in _entries(cpd):
             # pyAgrum's BIF parser reads numbers in single precision: the file itself holds every digit
             assert abs(table[assignment] - expected) <= 1e-7, assignment
+
+
+def test_command_line_errors_name_the_options_and_the_path_the_user_gave(tmp_path):
+    """Found in a user review (session 15): --sep ',,' and --keep-column nope answered with Python parameter names
+    only, and -o file.csv/x.csv with the errno of a temporary file it tried to make. Each now names the option or
+    the path as given (and nothing is created)."""
+    cases = tmp_path / "cases.csv"
+    cases.write_text("case_id,fever\nc1,yes\n")
+    result = _run("score", cases, "--sep", ",,")
+    assert result.exit_code == 1
+    assert "The 'sep' parameter (--sep) of score_csv must be one character" in result.stderr
+    result = _run("score", cases, "--keep-column", "nope")
+    assert "annotation_columns (--keep-column) names 'nope', which is not a column of the input" in result.stderr
+    for out in (cases / "x.csv", cases / "sub" / "x.csv"):
+        result = _run("score", cases, "-o", out, "--no-next-step")
+        assert result.exit_code == 1
+        assert f"Error: The output path {str(out)!r} goes through {str(cases)!r}, which is a file, not a folder." in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv"]

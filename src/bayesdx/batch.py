@@ -228,7 +228,7 @@ def score_csv(
         chunksize = chunk_size
     check_option("score_csv", "format", format, FORMATS)
     if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n'):
-        raise ValueError(f"The 'sep' parameter of score_csv must be one character (not a quote or newline). Got {sep!r} instead.")
+        raise ValueError(f"The 'sep' parameter (--sep) of score_csv must be one character (not a quote or newline). Got {sep!r} instead.")
     if top_k is not None:
         check_positive_int("score_csv", "top_k", top_k)
     if chunksize is not None:

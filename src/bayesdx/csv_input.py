@@ -200,7 +200,8 @@ def _layout(
         if name in seen:
             raise InputFileError(source, f"column {name!r} appears twice in the header.", line=line, column=name)
         seen.add(name)
-    for option, names in (("ignore_columns", ignore_columns), ("annotation_columns", annotation_columns)):
+    # named as both the Python parameter and the command line's option: the same message serves both
+    for option, names in (("ignore_columns (--ignore-column)", ignore_columns), ("annotation_columns (--keep-column)", annotation_columns)):
         for name in names:
             if name not in seen:
                 raise InputFileError(
@@ -230,7 +231,7 @@ def _layout(
         if name in model.states and name not in ignore_columns:
             raise InputFileError(
                 source,
-                f"annotation_columns names {name!r}, a variable of model {model.id!r}: passing it through "
+                f"annotation_columns (--keep-column) names {name!r}, a variable of model {model.id!r}: passing it through "
                 "would drop its evidence. Rename the column to keep it as an annotation.",
                 line=line,
                 column=name,

@@ -108,6 +108,8 @@ def atomic_output(path: str | os.PathLike[str], *, newline: str = "") -> Iterato
     while not parent.exists():
         created.append(parent)
         parent = parent.parent
+    if not parent.is_dir():  # (else mkdir or mkstemp failed naming the temporary file)
+        raise NotADirectoryError(f"The output path {text!r} goes through {os.fspath(parent)!r}, which is a file, not a folder.")
     for folder in reversed(created):
         folder.mkdir()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
