@@ -207,7 +207,7 @@ def test_causes_tied_exactly_come_in_the_models_order():
     """Found in a user review (session 15): with uniform priors, eight causes linked to none of the evidence tie
     exactly (same prior, nothing observed of theirs), but come out of the contraction up to rounding (1e-17) and were
     ordered by it: injury, last in the model, ranked first of them. The docs promise ties by posterior, then the
-    model's order; values are now compared in steps of pipeline.TIE (1e-12)."""
+    model's order; values within pipeline.TIE (1e-12) of each other, relatively, are now ties."""
     model = bayesdx.load_model(priors="uniform")
     for ranking in ("expected_disablement", "posterior"):
         dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"}, model=model, ranking=ranking)
@@ -215,3 +215,27 @@ def test_causes_tied_exactly_come_in_the_models_order():
         tied = [c for c in dx.causes if abs(c.probability - 0.038373212271054) < 1e-12]  # in ranked order
         assert len(tied) == 8
         assert [order.index(c.id) for c in tied] == sorted(order.index(c.id) for c in tied)
+
+
+def test_small_posteriors_that_differ_are_not_ties():
+    """Found in review (session 15): ties compared in absolute steps of 1e-12 made two posteriors of 4.676e-9 and
+    4.6755e-9 (1.3e-4 apart, relatively) a tie, listed in model order, so a ranking by posterior was not best first.
+    Ties are now relative. Also: values one ulp apart tie whatever their size, NaN comes last."""
+    from bayesdx.pipeline import rank_order
+
+    evidence = dict(
+        sudden_severe_leg_pain="yes", age_group="child", inflammation_markers="abnormal", electroneurography="abnormal",
+        electromyography="neurogenic", saddle_numbness_or_bladder="yes", new_medication="yes", blood_ferritin="abnormal",
+        twitch_appearance="visible_jerk", leg_twitching="no", neurological_exam="abnormal", neck_stiffness_or_confusion="yes",
+        dark_urine="yes", duration="hours", rhythm="rhythmic", frequency="once",
+    )  # fmt: skip
+    for ranking in ("posterior", "expected_disablement"):
+        dx = bayesdx.rank_causes(evidence, ranking=ranking)
+        scores = [c.score(ranking) for c in dx.causes]
+        assert scores == sorted(scores, reverse=True)
+    tiny = np.array([[4.675536e-09, 4.676128e-09, 1e-20, 4e-13]])
+    assert rank_order(tiny, tiny).tolist() == [[1, 0, 3, 2]]
+    a = 0.8197727311634999
+    ulp = np.array([[a, np.nextafter(a, 1.0)]])
+    assert rank_order(ulp, ulp).tolist() == [[0, 1]]  # a tie: model order
+    assert rank_order(np.array([[np.nan, 0.2, 0.5]]), np.array([[0.1, 0.2, 0.5]])).tolist() == [[2, 1, 0]]
