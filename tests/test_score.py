@@ -223,12 +223,12 @@ def test_small_posteriors_that_differ_are_not_ties():
     Ties are now relative. Also: values one ulp apart tie whatever their size, NaN comes last."""
     from bayesdx.pipeline import rank_order
 
-    evidence = dict(
-        sudden_severe_leg_pain="yes", age_group="child", inflammation_markers="abnormal", electroneurography="abnormal",
-        electromyography="neurogenic", saddle_numbness_or_bladder="yes", new_medication="yes", blood_ferritin="abnormal",
-        twitch_appearance="visible_jerk", leg_twitching="no", neurological_exam="abnormal", neck_stiffness_or_confusion="yes",
-        dark_urine="yes", duration="hours", rhythm="rhythmic", frequency="once",
-    )  # fmt: skip
+    evidence = {
+        "sudden_severe_leg_pain": "yes", "age_group": "child", "inflammation_markers": "abnormal", "electroneurography": "abnormal",
+        "electromyography": "neurogenic", "saddle_numbness_or_bladder": "yes", "new_medication": "yes", "blood_ferritin": "abnormal",
+        "twitch_appearance": "visible_jerk", "leg_twitching": "no", "neurological_exam": "abnormal", "neck_stiffness_or_confusion": "yes",
+        "dark_urine": "yes", "duration": "hours", "rhythm": "rhythmic", "frequency": "once",
+    }  # fmt: skip
     for ranking in ("posterior", "expected_disablement"):
         dx = bayesdx.rank_causes(evidence, ranking=ranking)
         scores = [c.score(ranking) for c in dx.causes]
