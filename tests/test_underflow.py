@@ -179,3 +179,10 @@ def test_a_likelihood_whose_largest_entry_is_subnormal_gives_finite_exact_margin
     assert_allclose(post.marginals["c"], np.tile(expected, (n, 1)), rtol=1e-12, atol=0)
     assert_allclose(post.marginals["d"][:, 0], 0.9 * expected[0] + 0.2 * expected[1], rtol=1e-12, atol=0)
     assert_allclose(post.log_evidence, math.log(0.3 * 1e-310 + 0.7 * 1.3e-310), rtol=1e-12, atol=0)
+    # found in the review of the fix: with a likelihood above one in the batch (another case's (2, 1)) the pass scales
+    # every likelihood down first, and the same division overflowed there
+    lik = np.tile([1e-310, 1.3e-310], (n + 1, 1))
+    lik[-1] = [2.0, 1.0]
+    post = InferenceEngine(net).posterior({"c": lik}, ["c", "d"], n + 1)
+    assert_allclose(post.marginals["c"][:-1], np.tile(expected, (n, 1)), rtol=1e-12, atol=0)
+    assert_allclose(post.marginals["c"][-1], np.array([0.6, 0.7]) / 1.3, rtol=1e-12, atol=0)

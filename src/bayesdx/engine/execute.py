@@ -121,18 +121,21 @@ def run(
         inputs, log_scale = _per_case_scaled(program, inputs, n)
         done = passes(program, inputs, lambdas, n, scaled=True, dtype=dtype, bounded=targets)
         return done._replace(log_z=done.log_z + log_scale)
+    # the likelihoods the gradients are taken with respect to, where not ``lambdas``: a case's likelihoods scaled to
+    # a largest entry of one keep their gradients (unscaled, a subnormal largest entry such as 1e-310 makes a
+    # gradient of about 1e310, and its marginals came out inf), and the engine multiplies the two
+    used: list[np.ndarray] | None = None
     if all(lam.size == 0 or lam.max() <= 1.0 for lam in lambdas):  # at most 1 already (Quickscore's terms): no overflow
         grads, log_z, *_ = passes(program, inputs, lambdas, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))  # also zero: underflow, or impossible evidence
     else:
         peaks = [lam.max(axis=0) for lam in lambdas]
         peaks = [np.where(peak > 0, peak, 1.0) for peak in peaks]
-        scaled_down = [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)]
-        grads, log_z, *_ = passes(program, inputs, scaled_down, n, scaled=False, dtype=dtype)
+        used = [lam / peak for lam, peak in zip(lambdas, peaks, strict=True)]
+        grads, log_z, *_ = passes(program, inputs, used, n, scaled=False, dtype=dtype)
         redo = np.flatnonzero(~(log_z >= math.log(UNSCALED_FLOOR)))
         for peak in peaks:
             log_z += np.log(peak)
-        grads = [_unscaled(g, lam, peak) for g, lam, peak in zip(grads, lambdas, peaks, strict=True)]
     if redo.size:
         # every likelihood scaled to a largest entry of one per case, as in the unscaled pass: a likelihood of
         # 1e-300 would otherwise make its gradient (about 1 / likelihood) overflow on the way back, and the
@@ -148,14 +151,11 @@ def run(
         for top in tops:
             log_again += np.log(top)
         log_z[redo] = log_again
-        # the gradients stay with respect to the scaled likelihoods, which the result gives: unscaled, a likelihood
-        # whose largest entry is subnormal (1e-310) has a gradient of about 1e310, and its marginals came out inf
-        used = [lam.copy() for lam in lambdas]
+        used = [lam.copy() for lam in lambdas] if used is None else used
         for g, h, lam, u, top in zip(grads, again, lambdas, used, tops, strict=True):
             g[:, redo] = h
             u[:, redo] = lam[:, redo] / top
-        return Passes(grads, log_z, columns=used)
-    return Passes(grads, log_z)
+    return Passes(grads, log_z, columns=used)
 
 
 def _per_case_scaled(program: Program, inputs: list[np.ndarray], n: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -174,15 +174,6 @@ def _per_case_scaled(program: Program, inputs: list[np.ndarray], n: int) -> tupl
             log_scale += exponent * math.log(2.0)
         scaled.append(x)
     return scaled, log_scale
-
-
-def _unscaled(grad: np.ndarray, lam: np.ndarray, peak: np.ndarray) -> np.ndarray:
-    """The gradient with respect to a likelihood from the one with respect to ``lam / peak``: ``grad / peak``,
-    and zero where the likelihood is zero. Its only use is the marginal, likelihood times gradient, which is
-    zero there whatever the gradient; dividing by a peak of 1e-305 would overflow it to infinity, and zero
-    times infinity is NaN."""
-    out = np.zeros(np.broadcast_shapes(grad.shape, lam.shape), dtype=np.result_type(grad, peak))
-    return np.divide(grad, peak, out=out, where=lam != 0)
 
 
 class Passes(NamedTuple):
