@@ -568,3 +568,31 @@ def test_many_negative_findings_of_one_cause_do_not_multiply_its_likelihood_to_z
     assert not post.impossible.any()
     assert_allclose(post.log_evidence, np.log(0.3) + k * np.log((1 - leak) * q), rtol=1e-12, atol=0)
     assert_allclose(post.marginals["d"][:, 0], 0.9, atol=1e-12, rtol=0)
+
+
+def test_a_weight_above_one_in_one_case_does_not_hide_another_cases_underflow():
+    """Found in review of the fix above (session 15): the bound that says when a parent's likelihood may have fallen
+    below 2^-256 was shared by the cases, and one case's finding observed with a weight of 1e300 raised it for all,
+    so 70 other cases (each 80 negative findings of 1e-5 on the same cause) were never rescaled; the second look at
+    impossible cases rescued 64, and 6 stayed impossible. A term now lowers the bound or leaves it."""
+    k, q, leak = 80, 1e-5, 0.01
+    variables, states, parents = ["c", "g"], [("present", "absent"), ("yes", "no")], [(), (0,)]
+    absent_g = np.array([0.25, 0.5])  # g: leak 0.5, link 0.5
+    tables = [np.array([0.3, 0.7]), np.stack([1 - absent_g, absent_g])]
+    decs: list[Any] = [None, Decomposition.from_cdfs((1, 0), np.array([0.5, 1.0]), [np.array([[0.5, 1.0], [1.0, 1.0]])])]
+    absent = np.array([(1 - leak) * q, 1 - leak])
+    for i in range(k):
+        variables.append(f"f{i}")
+        states.append(("yes", "no"))
+        parents.append((0,))
+        tables.append(np.stack([1 - absent, absent]))
+        decs.append(Decomposition.from_cdfs((1, 0), np.array([1 - leak, 1.0]), [np.array([[q, 1.0], [1.0, 1.0]])]))
+    net = CompiledNetwork(tuple(variables), tuple(states), tuple(parents), tuple(tables), tuple(decs))
+    victims = 70
+    lik = {f"f{i}": np.vstack([np.tile([0.0, 1.0], (victims, 1)), [[1.0, 1.0]]]) for i in range(k)}
+    lik["c"] = np.vstack([np.tile([1.0, 0.0], (victims, 1)), [[1.0, 1.0]]])
+    lik["g"] = np.vstack([np.ones((victims, 2)), [[1e300, 0.0]]])
+    post = InferenceEngine(net).posterior(lik, ["c"], victims + 1)
+    assert not post.impossible.any()
+    assert_allclose(post.log_evidence[:victims], np.log(0.3) + k * np.log((1 - leak) * q), rtol=1e-12, atol=0)
+    assert_allclose(post.log_evidence[-1], np.log(1e300 * (0.3 * 0.75 + 0.7 * 0.5)), rtol=1e-12, atol=0)

@@ -146,7 +146,8 @@ def expand(
             # and possible evidence came out impossible: where the bound says a case's largest entry there may
             # have fallen below 2^-256, such cases are scaled back up by a power of two (exact: the scale goes to
             # case_log). The bound costs one number per term; the check, a pass over the parent's likelihoods.
-            floor[p] += math.log2(smallest) if smallest > 0 else -math.inf
+            # (at most one: the cases outside ``rows`` are multiplied by one, and a weight above one lifts only its own)
+            floor[p] += math.log2(min(smallest, 1.0)) if smallest > 0 else -math.inf
             if floor[p] < _TINY_LOG2:
                 peak = lam_p.max(axis=1)
                 low = np.flatnonzero((peak < 2.0**_TINY_LOG2) & (peak > 0))
