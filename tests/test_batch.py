@@ -374,3 +374,16 @@ def test_a_case_id_that_is_not_utf8_is_kept_with_its_bytes_escaped(tmp_path):
     frame = _read(out.getvalue())
     assert frame["case_id"].tolist() == ["Jos\\xe9", "b"]
     assert frame["error"].tolist()[0] == "column 'case_id' is not valid UTF-8 (byte 0xe9)."
+
+
+def test_two_unclosed_quotes_in_a_row_lose_no_row():
+    """Found in review (session 15): the fix above read the later lines again only when the csv module reached the end
+    of the file; a second quote on the next line closed the first one there (',' expected after '"'), the record had
+    swallowed two lines, and case B vanished. Any record that fails after running past its first line is now its
+    first line alone."""
+    text = 'case_id,rhythm\n"A,arrhythmic\n"B,arrhythmic\nC,arrhythmic\nD,arrhythmic\n'
+    got, summary = _score_text(text, skip_invalid=True)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ["A,arrhythmic", "B,arrhythmic", "C", "D"]
+    assert [e.startswith("a quoted field opened on this line is never closed") for e in frame["error"]] == [True, True, False, False]
+    assert (summary.rows, summary.scored, summary.invalid) == (4, 2, 2)

@@ -88,18 +88,20 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             return
         except csv.Error as exc:
             fields = None
-            unclosed = "unexpected end of data" in str(exc)
+            # a record that failed after running on past its first line (a quote opened there and never closed, or
+            # closed on a later line by another field's quote) swallowed the lines after it: read them again
+            unclosed = "unexpected end of data" in str(exc) or len(lines.raw) > 1
             reason = (
                 "a quoted field opened on this line is never closed (unbalanced '\"')."
                 if unclosed
                 else f"the line is not valid CSV ({exc})."
             )
-            if unclosed and len(lines.raw) > 1:  # it swallowed the lines after it: read them again
+            if len(lines.raw) > 1:
                 lines.read_again(lines.raw[1:])
                 twice += len(lines.raw) - 1
                 lines.raw = lines.raw[:1]
             # what the record holds up to the error, read leniently: enough to name the case
-            reason = "\0".join([reason, *_lenient("".join(lines.raw), sep)])
+            reason = "\0".join([reason, *_lenient("".join(lines.raw).rstrip("\r\n"), sep)])
         lines.raw = []
         start, last = last + 1, reader.line_num - twice
         if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
