@@ -207,7 +207,7 @@ def test_causes_tied_exactly_come_in_the_models_order():
     """Found in a user review (session 15): with uniform priors, eight causes linked to none of the evidence tie
     exactly (same prior, nothing observed of theirs), but come out of the contraction up to rounding (1e-17) and were
     ordered by it: injury, last in the model, ranked first of them. The docs promise ties by posterior, then the
-    model's order; values within pipeline.TIE (1e-12) of each other, relatively, are now ties."""
+    model's order; values are now compared on their leading pipeline.TIE_BITS (40) mantissa bits, about 1e-12."""
     model = bayesdx.load_model(priors="uniform")
     for ranking in ("expected_disablement", "posterior"):
         dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"}, model=model, ranking=ranking)
@@ -220,7 +220,7 @@ def test_causes_tied_exactly_come_in_the_models_order():
 def test_small_posteriors_that_differ_are_not_ties():
     """Found in review (session 15): ties compared in absolute steps of 1e-12 made two posteriors of 4.676e-9 and
     4.6755e-9 (1.3e-4 apart, relatively) a tie, listed in model order, so a ranking by posterior was not best first.
-    Ties are now relative. Also: values one ulp apart tie whatever their size, NaN comes last."""
+    Ties are now relative (leading mantissa bits). Also: the ulp pair of the review ties, NaN comes last, -0.0 ties 0.0."""
     from bayesdx.pipeline import rank_order
 
     evidence = {
@@ -239,3 +239,4 @@ def test_small_posteriors_that_differ_are_not_ties():
     ulp = np.array([[a, np.nextafter(a, 1.0)]])
     assert rank_order(ulp, ulp).tolist() == [[0, 1]]  # a tie: model order
     assert rank_order(np.array([[np.nan, 0.2, 0.5]]), np.array([[0.1, 0.2, 0.5]])).tolist() == [[2, 1, 0]]
+    assert rank_order(np.array([-0.0, 0.0, 0.1]), np.zeros(3)).tolist() == [2, 0, 1]
