@@ -207,7 +207,7 @@ def test_causes_tied_exactly_come_in_the_models_order():
     """Found in a user review (session 15): with uniform priors, eight causes linked to none of the evidence tie
     exactly (same prior, nothing observed of theirs), but come out of the contraction up to rounding (1e-17) and were
     ordered by it: injury, last in the model, ranked first of them. The docs promise ties by posterior, then the
-    model's order; values are now compared on their leading pipeline.TIE_BITS (40) mantissa bits, about 1e-12."""
+    model's order; a value within pipeline.TIE (2^-40, about 1e-12) of the next larger one now ties with it."""
     model = bayesdx.load_model(priors="uniform")
     for ranking in ("expected_disablement", "posterior"):
         dx = bayesdx.rank_causes({"painful_cramps": "yes", "age_group": "adult"}, model=model, ranking=ranking)
@@ -220,7 +220,7 @@ def test_causes_tied_exactly_come_in_the_models_order():
 def test_small_posteriors_that_differ_are_not_ties():
     """Found in review (session 15): ties compared in absolute steps of 1e-12 made two posteriors of 4.676e-9 and
     4.6755e-9 (1.3e-4 apart, relatively) a tie, listed in model order, so a ranking by posterior was not best first.
-    Ties are now relative (leading mantissa bits). Also: the ulp pair of the review ties, NaN comes last, -0.0 ties 0.0."""
+    Ties are now relative. Also: the ulp pair of the review ties, NaN comes last, -0.0 ties 0.0."""
     from bayesdx.pipeline import rank_order
 
     evidence = {
@@ -240,3 +240,25 @@ def test_small_posteriors_that_differ_are_not_ties():
     assert rank_order(ulp, ulp).tolist() == [[0, 1]]  # a tie: model order
     assert rank_order(np.array([[np.nan, 0.2, 0.5]]), np.array([[0.1, 0.2, 0.5]])).tolist() == [[2, 1, 0]]
     assert rank_order(np.array([-0.0, 0.0, 0.1]), np.zeros(3)).tolist() == [2, 0, 1]
+
+
+def test_tied_causes_rank_alike_in_a_batch_and_alone_whatever_their_rounding():
+    """Found in the second review (session 15): ties by fixed steps of the mantissa split a pair some ulps apart that
+    fell on either side of a step (12 in 20,000 uniform-prior cases). Here myopathy and injury tie exactly (equal in
+    extended precision): in this batch they came out 27 ulps apart and score listed injury first, while rank_causes
+    on the case alone listed myopathy first, as the model's order says. Ties are now by neighbours, so both agree.
+    Also: negative values, infinities and float32 order by value (rank_order is public)."""
+    from bayesdx.pipeline import rank_order
+
+    model = bayesdx.load_model(priors="uniform")
+    other = {"recent_overexertion": "no", "high_caffeine_intake": "yes", "blood_glucose_hba1c": "abnormal", "action_amplified": "yes"}
+    case = {"blood_ferritin": "abnormal", "rapidly_worsening": "no", "numbness_tingling": "yes", "sex": "male"}
+    row = bayesdx.score([other, case], model=model, top_k=20).iloc[1]
+    batch = [row[f"cause_{j}"] for j in range(1, 21)]
+    alone = [c.id for c in bayesdx.rank_causes(case, model=model, next_steps=False).causes]
+    assert batch.index("myopathy") < batch.index("injury")
+    assert alone.index("myopathy") < alone.index("injury")
+    assert batch == alone
+    for values, expected in (([-0.5, -0.25, 0.1], [2, 1, 0]), ([-np.inf, 0.1], [1, 0]), ([np.inf, 0.1], [0, 1])):
+        assert rank_order(np.array(values), np.zeros(len(values))).tolist() == expected
+    assert rank_order(np.array([0.1, 0.9], dtype=np.float32), np.zeros(2, dtype=np.float32)).tolist() == [1, 0]
