@@ -146,13 +146,18 @@ def test_a_case_whose_rare_observations_meet_in_a_shared_program_is_computed_aga
         assert_allclose(post.log_evidence[1:], 0.0, atol=1e-12)
         p_y1 = 0.7 * 0.5 + 0.3 * ((1 - 1e-200) * 0.5 + 1e-200 * 1e-200)  # P(y = s1) = sum over a and x
         assert_allclose(post.marginals["z"][1:, 0], 0.9 * (1 - p_y1) + 0.2 * p_y1, atol=1e-12)
+    # many such cases among others (the second review: 100 of them, and a cap of 64 left 36 impossible)
+    for v in lik:
+        lik[v][::2] = [0.0, 1.0]
+    post = InferenceEngine(net).posterior(lik, ["z"], n)
+    assert not post.impossible.any()
+    assert_allclose(post.log_evidence[::2], math.log(0.3) + 2 * math.log(1e-200), rtol=1e-12, atol=0)
 
 
-def test_truly_impossible_cases_stay_impossible_and_only_a_bounded_number_are_looked_at_again(monkeypatch):
-    """The second look costs a program per impossible case: evidence that is impossible stays so, and a call looks
-    again at no more than RECHECK_CASES of its cases."""
-    from bayesdx.engine import recheck
-
+def test_truly_impossible_cases_stay_impossible_and_the_second_look_costs_a_call_per_pattern(monkeypatch):
+    """The second look costs an engine call per pattern of one-hot observations among the impossible cases:
+    evidence that is impossible stays so, whatever the number of such cases (the second review found that a cap
+    of 64 cases left the 65th of 100 identical possible ones impossible)."""
     net = CompiledNetwork(("a", "b"), (("s0", "s1"),) * 2, ((), (0,)), (np.array([0.5, 0.5]), np.array([[1.0, 0.0], [0.0, 1.0]])))
     engine = InferenceEngine(net)
     looked: list[int] = []
@@ -161,9 +166,10 @@ def test_truly_impossible_cases_stay_impossible_and_only_a_bounded_number_are_lo
     n = 100
     lik = {"a": np.tile([1.0, 0.0], (n, 1)), "b": np.tile([0.0, 1.0], (n, 1))}  # b copies a: impossible
     lik["b"][::2] = [1.0, 0.0]  # every other case possible
+    lik["b"][1:20:2] = [0.0, 0.0]  # ten impossible cases rule every state of b out: a second pattern
     post = engine.posterior(lik, ["a"], n)
     assert post.impossible.tolist() == [k % 2 == 1 for k in range(n)]
-    assert looked.count(1) == min(recheck.RECHECK_CASES, n // 2)
+    assert sorted(looked[-2:]) == [10, 40]  # the two patterns of the 50 impossible cases, one call each
     assert_allclose(post.log_evidence[::2], math.log(0.5), rtol=1e-12)
 
 

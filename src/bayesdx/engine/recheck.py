@@ -1,12 +1,12 @@
-"""A second look at the cases a batch found impossible, each computed again with a program of its own.
+"""A second look at the cases a batch found impossible, computed again with programs of their own.
 
 A program shared by cases that observe different variables (the universal program of a small network, or one
 for a batch of mixed patterns) carries an observed variable as a likelihood against its whole CPD, so a CPD
 entry of 1e-200 at an observed state can meet another before the evidence removes the larger entries that
 set the per-case scale: the product underflows to zero and possible evidence comes out impossible (1e-400,
-found in review). A case's own program takes each variable it observes in one state at that state, its
-operands scaled per case (:func:`~bayesdx.engine.execute.run`), and gets it right. Only cases found
-impossible pay for the second look, at most ``RECHECK_CASES`` of them per call.
+found in review). A program for the cases that observe the same variables in one state takes each of them at
+its state, its operands scaled per case (:func:`~bayesdx.engine.execute.run`), and gets it right. Only cases
+found impossible pay for the second look: one engine call per such pattern.
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..exceptions import ModelTooLargeError
 from .execute import finish
 from .network import BatchPosterior
 
 if TYPE_CHECKING:
     from .engine import InferenceEngine
 
-__all__ = ["RECHECK_CASES", "recheck_impossible"]
-
-#: At most this many impossible cases of one call are computed again (truly impossible evidence stays so, and a
-#: batch full of it should not pay a program per case).
-RECHECK_CASES = 64
+__all__ = ["recheck_impossible"]
 
 
 def recheck_impossible(
@@ -39,25 +36,35 @@ def recheck_impossible(
     *,
     wanted: bool = True,
 ) -> BatchPosterior:
-    """``result`` with each case it found impossible computed again alone, with its own program (evidence on noisy
-    leaves expanded, the default route); a case that then comes out possible takes that answer. Not ``wanted``
-    (rows, extended precision): ``result`` as it is."""
-    where = np.flatnonzero(result.impossible)[:RECHECK_CASES]
+    """``result`` with the cases it found impossible computed again, those that observe the same variables in one
+    state together, with their own program (not split by pattern, so evidence on noisy leaves stays inside it); a
+    case that then comes out possible takes that answer. Not ``wanted`` (rows, extended precision): ``result`` as it is."""
+    where = np.flatnonzero(result.impossible)
     if not wanted or not where.size:
         return result
     net = engine.network
+    variables = sorted(lam)
+    one_hot = (
+        np.stack([np.count_nonzero(lam[v][where], axis=1) == 1 for v in variables], axis=1) if variables else np.zeros((where.size, 0))
+    )
+    patterns, group = np.unique(one_hot, axis=0, return_inverse=True)
     marg = {engine._index[t]: result.marginals[t].copy() for t in targets}
     log_z = result.log_evidence.copy()
     found = False
-    for i in where.tolist():
-        one = {v: a[i : i + 1] for v, a in lam.items()}
-        again = engine._route(one, target_ids, targets, 1, tables, True, True, np.float64, None, None, (), shared=False)
-        if again.impossible[0]:
+    for g in range(len(patterns)):
+        rows = where[group.ravel() == g]
+        sub = {v: lam[v][rows] for v in variables}
+        try:  # one program for the group (not split: splitting calls posterior, which would look again)
+            again = engine._route(sub, target_ids, targets, rows.size, tables, False, True, np.float64, None, None, (), shared=False)
+        except ModelTooLargeError:
+            continue  # (as impossible as the first look said)
+        possible = ~again.impossible
+        if not possible.any():
             continue
         found = True
-        log_z[i] = again.log_evidence[0]
+        log_z[rows[possible]] = again.log_evidence[possible]
         for t in target_ids:
-            marg[t][i] = again.marginals[net.variables[t]][0]
+            marg[t][rows[possible]] = again.marginals[net.variables[t]][possible]
     if not found:
         return result
     return finish(
