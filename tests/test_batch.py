@@ -387,3 +387,24 @@ def test_two_unclosed_quotes_in_a_row_lose_no_row():
     assert frame["case_id"].tolist() == ["A,arrhythmic", "B,arrhythmic", "C", "D"]
     assert [e.startswith("a quoted field opened on this line is never closed") for e in frame["error"]] == [True, True, False, False]
     assert (summary.rows, summary.scored, summary.invalid) == (4, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids", "scored"),
+    [
+        ('case_id,fever\n"A\nGHOST"x,yes\nB,no\n', ["A\nGHOSTx", "B"], 1),  # a closed multi-line id, then junk
+        ('case_id,fever,notes\nA,yes,"first line\nB2,no,second"x\nB,no,ok\n', ["A", "B"], 1),  # a closed note, then junk
+        ('case_id,fever,notes\r\nA,yes,"x\r\ny"z\r\nB,no,ok\r\n', ["A", "B"], 1),
+        ('case_id,fever\nA,"yes\nB,"no\nC,"yes\nD,no\n', ["A", "B", "C", "D"], 1),  # three unclosed, mid-line
+    ],
+)
+def test_a_quoted_field_that_closes_on_a_later_line_is_one_record_and_an_unclosed_one_is_one_line(text, ids, scored):
+    """Found in the second review (session 15): reading again the later lines of every record that failed past its
+    first line turned the inside of a properly closed multi-line field into a scored case ('GHOST"x'). Lines are read
+    again only when the quote that closed the field stands where a field starts on its line (another field's
+    opening quote); a multi-line field closed and followed by junk is one invalid record."""
+    got, summary = _score_text(text, skip_invalid=True)
+    frame = _read(got)
+    assert frame["case_id"].tolist() == ids
+    assert summary.scored == scored
+    assert (frame["error"] == "").sum() == scored

@@ -88,15 +88,18 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             return
         except csv.Error as exc:
             fields = None
-            # a record that failed after running on past its first line (a quote opened there and never closed, or
-            # closed on a later line by another field's quote) swallowed the lines after it: read them again
-            unclosed = "unexpected end of data" in str(exc) or len(lines.raw) > 1
+            # a quote opened on the record's first line and never closed (the csv module read on to the end of the
+            # file), or closed by a quote that opens a field of a later line (another unclosed quote), swallowed the
+            # lines after the first: they are read again as records of their own. A quoted field that ran over lines
+            # and closed, with text after its closing quote, stays one record.
+            end_of_data = "unexpected end of data" in str(exc)
+            swallowed = len(lines.raw) > 1 and (end_of_data or _opens_a_field(lines.raw[-1], sep))
             reason = (
                 "a quoted field opened on this line is never closed (unbalanced '\"')."
-                if unclosed
+                if end_of_data or swallowed
                 else f"the line is not valid CSV ({exc})."
             )
-            if len(lines.raw) > 1:
+            if swallowed:
                 lines.read_again(lines.raw[1:])
                 twice += len(lines.raw) - 1
                 lines.raw = lines.raw[:1]
@@ -108,6 +111,15 @@ def _records(stream: IO[str], source: str, sep: str = ",") -> Iterator[tuple[int
             continue  # a blank line: its characters count towards the next record
         consumed, lines.chars = lines.chars, 0
         yield start, fields, reason, consumed
+
+
+def _opens_a_field(line: str, sep: str) -> bool:
+    """Whether the quote that closed a quoted field running over from the lines before (the first quote of ``line``
+    not doubled) stands where a field starts when ``line`` is read alone: then it opens a field of its own."""
+    k = line.find('"')
+    while k >= 0 and line.startswith('""', k):
+        k = line.find('"', k + 2)
+    return k == 0 or (k > 0 and line[k - 1] == sep)
 
 
 def _lenient(text: str, sep: str) -> list[str]:
