@@ -192,3 +192,20 @@ def test_a_likelihood_whose_largest_entry_is_subnormal_gives_finite_exact_margin
     post = InferenceEngine(net).posterior({"c": lik}, ["c", "d"], n + 1)
     assert_allclose(post.marginals["c"][:-1], np.tile(expected, (n, 1)), rtol=1e-12, atol=0)
     assert_allclose(post.marginals["c"][-1], np.array([0.6, 0.7]) / 1.3, rtol=1e-12, atol=0)
+
+
+def test_a_signed_program_with_a_subnormal_likelihood_answers_without_a_warning(monkeypatch, recwarn):
+    """Found in the second review (session 15): in a signed program (a noisy-OR kept in the contraction) a cause's
+    soft likelihood of (1e-310, 1.3e-310) overflowed one backward division and numpy's RuntimeWarning reached the
+    user, though the case is computed again and comes out right. Against the same likelihood at scale one."""
+    monkeypatch.setattr(plan, "POSITIVE_PARENTS", -1)
+    network, _ = _rare_findings_with_children(noisy=True)
+    engine = InferenceEngine(network)
+    n = 100
+    tiny = {"t": np.tile([1e-310, 1.3e-310], (n, 1)), "d": np.tile([1.0, 0.0], (n, 1))}
+    plain = {"t": np.tile([1.0, 1.3], (n, 1)), "d": np.tile([1.0, 0.0], (n, 1))}
+    got = engine.posterior(tiny, ["t", "u"], n, expand=False)
+    want = engine.posterior(plain, ["t", "u"], n, expand=False)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    for target in ("t", "u"):
+        assert_allclose(got.marginals[target], want.marginals[target], rtol=1e-9, atol=0)

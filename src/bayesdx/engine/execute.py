@@ -270,7 +270,8 @@ def passes(
         e = grad_errors.pop(node, None) if tape is not None else None
         scale = scales[step]
         if scale is not None:
-            g = g / scale
+            with np.errstate(over="ignore"):  # a subnormal scale: inf, and the case's bound sends it to be computed again
+                g = g / scale
             if e is not None:
                 e = e / scale + eps * np.abs(g)
         for child, other, spec, mask in plans:
