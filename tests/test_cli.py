@@ -391,3 +391,20 @@ def test_command_line_errors_name_the_options_and_the_path_the_user_gave(tmp_pat
         assert result.exit_code == 1
         assert f"Error: The output path {str(out)!r} goes through {str(cases)!r}, which is a file, not a folder." in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv"]
+
+
+def test_the_progress_bar_ends_at_its_total_on_a_file_with_a_bom_and_non_ascii_text(tmp_path, monkeypatch):
+    """Found in the second review (session 15): the bar's total is the file's size in bytes, the reader counts
+    characters, and trailing blank lines were never counted, so a finished run left the bar short (41 of 47). A run
+    that reads its input to the end now ends the bar at its total."""
+    import bayesdx.cli as cli
+
+    path = tmp_path / "cases.csv"
+    path.write_bytes("\ufeffcase_id,fever\nJosé,yes\nRenée,no\n\n\n".encode())
+    monkeypatch.setattr(cli, "_show_progress", lambda quiet: True)
+    result = _run("score", path, "--no-next-step", "-o", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    size = path.stat().st_size
+    final = result.stderr.split("\r")[-1]  # tqdm's last redraw: 100%, n/total (unit-scaled)
+    assert final.startswith("scoring: 100%")
+    assert f"{size:.1f}/{size:.1f}" in final

@@ -173,6 +173,12 @@ class _Progress:
         self.bar.set_postfix_str(f"{self.rows:,} rows, {rate:,.0f} rows/s", refresh=False)
         self.bar.update(chars)
 
+    def complete(self) -> None:
+        """The input is read to its end: the bar at its total (which counts bytes, where the reader counted
+        characters: a BOM, a non-ASCII character and trailing blank lines left it short)."""
+        if self.bar.total is not None and self.bar.n < self.bar.total:
+            self.bar.update(self.bar.total - self.bar.n)
+
     def close(self) -> None:
         self.bar.close()
 
@@ -407,6 +413,8 @@ def score_command(
                     ranking=ranking,
                     sep=sep,
                 )
+                if progress is not None:
+                    progress.complete()
             except BrokenPipeError:  # the reader of standard output went away (| head): stop quietly
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
