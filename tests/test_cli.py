@@ -408,3 +408,10 @@ def test_the_progress_bar_ends_at_its_total_on_a_file_with_a_bom_and_non_ascii_t
     final = result.stderr.split("\r")[-1]  # tqdm's last redraw: 100%, n/total (unit-scaled)
     assert final.startswith("scoring: 100%")
     assert f"{size:.1f}/{size:.1f}" in final
+
+
+def test_a_byte_order_mark_on_standard_input_is_dropped():
+    """A BOM is dropped in one place whatever opened the stream (score_csv), standard input included."""
+    result = _run("score", "-", "--no-next-step", "-q", input="\ufeffcase_id,fever\nc1,yes\n".encode())
+    assert result.exit_code == 0, result.output
+    assert _read(result.stdout)["case_id"].tolist() == ["c1"]

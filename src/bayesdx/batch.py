@@ -258,7 +258,7 @@ def score_csv(
             if not Path(source).is_file():
                 raise FileNotFoundError(f"No such cases file: {os.fspath(source)!r}")
             # undecodable bytes are kept as surrogates and reported per row, with their line and column
-            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8-sig", newline="", errors="surrogateescape"))
+            stream: IO[str] = stack.enter_context(open(source, encoding="utf-8", newline="", errors="surrogateescape"))
         else:
             stream = source
         lines = _without_bom(stream)

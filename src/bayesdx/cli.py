@@ -385,7 +385,7 @@ def score_command(
         source: IO[str] | str
         destination: IO[str] | str
         if input_path == "-":
-            source = _text_stream(sys.stdin, "utf-8-sig", stack, errors="surrogateescape")
+            source = _text_stream(sys.stdin, "utf-8", stack, errors="surrogateescape")  # a BOM: score_csv drops it
             total = None
         else:
             source = input_path

@@ -146,8 +146,9 @@ def _chunks(records: Iterator[tuple[int, list[str] | None, str, int]], chunksize
 
 
 def _without_bom(stream: Iterable[str]) -> Iterator[str]:
-    """The stream's lines, a byte-order mark at the start of the first removed (a file opened as plain UTF-8,
-    not ``utf-8-sig``, keeps it, and the first column's name would then match nothing)."""
+    """The stream's lines, a byte-order mark at the start of the first removed, whatever opened the stream: the one
+    place a BOM is dropped (a file opened as plain UTF-8 keeps it, and the first column's name would then match
+    nothing)."""
     lines = iter(stream)
     first = next(lines, None)
     if first is not None:

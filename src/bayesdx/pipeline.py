@@ -207,7 +207,8 @@ TIE = 2.0**-40
 def rank_order(scores: np.ndarray, posterior: np.ndarray) -> np.ndarray:
     """Indices sorting hypotheses by score, then posterior, then model order (works row-wise on 2-D arrays); a value
     within ``TIE`` (relatively) of the next larger one ties with it."""
-    return np.lexsort((_tie_places(posterior), _tie_places(scores)), axis=-1)
+    by_posterior = _tie_places(posterior)
+    return np.lexsort((by_posterior, by_posterior if scores is posterior else _tie_places(scores)), axis=-1)
 
 
 def _tie_places(values: np.ndarray) -> np.ndarray:

@@ -79,8 +79,9 @@ def telescoped(
             at_a[hard], at_b[hard] = a_i[hard, s_obs], b_i[hard, s_obs]
             const_a.append(at_a)
             const_b.append(at_b)
-    b_c = weight * np.prod(const_b, axis=0)
-    d_c = weight * _difference(const_a, const_b)  # a_c - b_c, from positive terms
+    difference, prod_b = _difference(const_a, const_b)
+    b_c = weight * prod_b
+    d_c = weight * difference  # a_c - b_c, from positive terms
     width = max(1, int(f.max()) + 1)
     count = np.where(f <= 1, 1, f + 1)
     coef = np.zeros((m, width))
@@ -112,8 +113,8 @@ def telescoped(
     return rows, count, coef, factors
 
 
-def _difference(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """``prod_j a_j - prod_j b_j`` for factors with ``a_j >= b_j >= 0``, as the telescoped sum
+def _difference(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``prod_j a_j - prod_j b_j`` for factors with ``a_j >= b_j >= 0``, and ``prod_j b_j`` (made on the way), as the telescoped sum
     ``sum_m (a_m - b_m) prod_{i<m} b_i prod_{i>m} a_i``: positive terms, each difference of two stored numbers
     (exact where they are within a factor of two of each other, Sterbenz's lemma), so the result carries a few
     roundings of its own size, not of the products'."""
@@ -125,4 +126,4 @@ def _difference(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
     for m in range(len(a)):
         total += (a[m] - b[m]) * before * after[len(a) - 1 - m]
         before = before * b[m]
-    return total
+    return total, before
